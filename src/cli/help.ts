@@ -1,0 +1,18 @@
+export const HELP = `Gatehouse: one process that replaces nginx + oauth2-proxy.
+
+Usage: gatehouse <command> [options]
+
+Commands:
+  serve              Load the configuration and serve (default when no command is given)
+  check              Validate the configuration and exit, like nginx -t (exit 0 = valid, 2 = errors)
+  demo               Run the built-in demo: https://localhost:8443 in front of an echo backend
+  version            Print the version
+  help               Print this text
+
+Options:
+  -c, --config DIR   Configuration folder holding gatehouse.toml and sites/*.toml (default: ./config)
+  -h, --help         Print this text
+
+Signals: SIGTERM and SIGINT stop accepting connections, let in-flight requests finish within
+[lifecycle] shutdown_grace (default 30s), then exit. A second signal exits at once.
+`;

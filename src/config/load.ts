@@ -1,0 +1,241 @@
+// Load and validate gatehouse.toml plus config/sites/*.toml. Every problem is collected with file, line and key,
+// all are reported together, and nothing is returned unless the whole configuration is valid.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { z } from 'zod';
+import { globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
+import { resolveSecretReferences } from './secrets.ts';
+import { parseTomlSource, TomlSyntaxError, type TomlSource } from './toml-source.ts';
+
+export interface ConfigProblem { file: string; line: number; key: string; message: string }
+
+export class ConfigError extends Error {
+  readonly problems: ConfigProblem[];
+  constructor(problems: ConfigProblem[]) {
+    super(`${problems.length} configuration error${problems.length === 1 ? '' : 's'}:\n${problems.map(formatProblem).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.file}:${p.line}: ${p.key ? `${p.key}: ` : ''}${p.message}`;
+}
+
+export type RouteAction =
+  | { kind: 'proxy'; upstream: string }
+  | { kind: 'static'; root: string; index: string[] }
+  | { kind: 'status'; status: number };
+
+export interface Route {
+  path: string;
+  action: RouteAction;
+  websocket: boolean;
+  maxBodySize: number;
+  connectTimeoutMs: number;
+  sendTimeoutMs: number;
+  readTimeoutMs: number;
+  requestBuffering: boolean;
+}
+
+export interface UpstreamGroup { name: string; servers: string[]; failTimeoutMs: number; keepalive: number }
+
+export interface Site {
+  /** The first server name: how logs and errors name the site. */
+  name: string;
+  file: string;
+  serverNames: string[];
+  tls: { certFile: string; keyFile: string; certPem: string; keyPem: string };
+  upstreams: Record<string, UpstreamGroup>;
+  /** Longest prefix first, so the first match is the right one. */
+  routes: Route[];
+  denyPaths: RegExp[];
+}
+
+export interface Config {
+  dir: string;
+  file: string;
+  https: GlobalSettings['https'];
+  http: GlobalSettings['http'];
+  log: GlobalSettings['log'];
+  proxy: GlobalSettings['proxy'];
+  lifecycle: GlobalSettings['lifecycle'];
+  sites: Site[];
+}
+
+export const MAIN_FILE = 'gatehouse.toml';
+
+export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: ConfigProblem[] = [];
+  const configDir = path.resolve(dir);
+  const mainFile = path.join(configDir, MAIN_FILE);
+  const settings = readValidated(mainFile, globalSchema, configDir, env, problems);
+  if (!settings) throw new ConfigError(problems);
+
+  const sitesDir = path.resolve(configDir, settings.value.sites_dir);
+  let siteFiles: string[] = [];
+  try {
+    siteFiles = fs.readdirSync(sitesDir).filter((f) => f.endsWith('.toml')).sort().map((f) => path.join(sitesDir, f));
+  } catch (error) {
+    problems.push({ file: mainFile, line: settings.source.lineOf(['sites_dir']), key: 'sites_dir', message: `cannot read ${sitesDir}: ${(error as NodeJS.ErrnoException).code}` });
+  }
+  if (siteFiles.length === 0 && problems.length === 0) {
+    problems.push({ file: mainFile, line: settings.source.lineOf(['sites_dir']), key: 'sites_dir', message: `no site files (*.toml) in ${sitesDir}` });
+  }
+
+  const sites: Site[] = [];
+  const owners = new Map<string, { file: string; line: number }>();
+  for (const file of siteFiles) {
+    const parsed = readValidated(file, siteSchema, configDir, env, problems);
+    if (!parsed) continue;
+    const site = buildSite(file, parsed.value, parsed.source, settings.value, configDir, problems);
+    parsed.value.server_names.forEach((name, i) => {
+      const line = parsed.source.lineOf(['server_names', i]);
+      const owner = owners.get(name);
+      if (owner) problems.push({ file, line, key: `server_names[${i}]`, message: `"${name}" is already served by ${owner.file}:${owner.line}` });
+      else owners.set(name, { file, line });
+    });
+    if (site) sites.push(site);
+  }
+
+  const defaultSite = settings.value.https.default_site;
+  if (defaultSite && problems.length === 0 && !owners.has(defaultSite)) {
+    problems.push({ file: mainFile, line: settings.source.lineOf(['https', 'default_site']), key: 'https.default_site', message: `no site has the server name "${defaultSite}"` });
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const { https, http, log, proxy, lifecycle } = settings.value;
+  return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, sites });
+}
+
+function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]):
+  { value: z.output<S>; source: TomlSource } | undefined {
+  let source: TomlSource;
+  try {
+    source = parseTomlSource(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    if (error instanceof TomlSyntaxError) problems.push({ file, line: error.line, key: '', message: `TOML syntax: ${error.message}` });
+    else problems.push({ file, line: 1, key: '', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
+    return undefined;
+  }
+  const secretProblems: { path: (string | number)[]; message: string }[] = [];
+  const resolved = resolveSecretReferences(source.value, configDir, env, secretProblems);
+  for (const p of secretProblems) problems.push({ file, line: source.lineOf(p.path), key: keyPath(p.path), message: p.message });
+
+  const result = schema.safeParse(resolved);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const at = issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k));
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) problems.push({ file, line: source.lineOf([...at, key]), key: keyPath([...at, key]), message: 'unknown key' });
+      } else {
+        problems.push({ file, line: source.lineOf(at), key: keyPath(at), message: issue.message });
+      }
+    }
+    return undefined;
+  }
+  return secretProblems.length > 0 ? undefined : { value: result.data, source };
+}
+
+function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings: GlobalSettings, configDir: string, problems: ConfigProblem[]): Site | undefined {
+  const before = problems.length;
+  const problem = (at: (string | number)[], message: string) => problems.push({ file, line: source.lineOf(at), key: keyPath(at), message });
+
+  const upstreams: Record<string, UpstreamGroup> = {};
+  for (const [name, group] of Object.entries(raw.upstreams)) {
+    upstreams[name] = { name, servers: group.servers.map((s) => new URL(s).origin), failTimeoutMs: group.fail_timeout, keepalive: group.keepalive };
+  }
+
+  const seenPaths = new Set<string>();
+  const routes = raw.routes.map((r, i): Route | undefined => {
+    if (seenPaths.has(r.path)) problem(['routes', i, 'path'], `another route already has the path "${r.path}"`);
+    seenPaths.add(r.path);
+    const action = routeAction(r, i, upstreams, configDir, problem);
+    if (!action) return undefined;
+    const defaults = settings.proxy;
+    return {
+      path: r.path,
+      action,
+      websocket: r.websocket,
+      maxBodySize: r.max_body_size ?? defaults.max_body_size,
+      connectTimeoutMs: r.connect_timeout ?? defaults.connect_timeout,
+      sendTimeoutMs: r.send_timeout ?? defaults.send_timeout,
+      readTimeoutMs: r.read_timeout ?? defaults.read_timeout,
+      requestBuffering: r.request_buffering ?? defaults.request_buffering,
+    };
+  });
+
+  const tls = readKeyPair(path.resolve(configDir, raw.tls.cert), path.resolve(configDir, raw.tls.key), (which, message) => problem(['tls', which], message));
+  if (problems.length > before || !tls) return undefined;
+  return {
+    name: raw.server_names[0]!,
+    file,
+    serverNames: raw.server_names,
+    tls,
+    upstreams,
+    routes: (routes as Route[]).sort((a, b) => b.path.length - a.path.length),
+    denyPaths: raw.deny_paths.map((source) => new RegExp(source)),
+  };
+}
+
+function routeAction(r: RouteSettings, i: number, upstreams: Record<string, UpstreamGroup>, configDir: string,
+  problem: (at: (string | number)[], message: string) => void): RouteAction | undefined {
+  const chosen = (['upstream', 'root', 'status'] as const).filter((k) => r[k] !== undefined);
+  if (chosen.length !== 1) {
+    problem(['routes', i], `a route needs exactly one of upstream, root or status (found ${chosen.length === 0 ? 'none' : chosen.join(', ')})`);
+    return undefined;
+  }
+  if (r.status !== undefined) return { kind: 'status', status: r.status };
+  if (r.root !== undefined) return { kind: 'static', root: path.resolve(configDir, r.root), index: r.index };
+  const target = r.upstream!;
+  if (upstreams[target]) return { kind: 'proxy', upstream: target };
+  if (!target.includes('://')) {
+    problem(['routes', i, 'upstream'], `no [upstreams.${target}] in this site (or give a URL such as "http://127.0.0.1:8080")`);
+    return undefined;
+  }
+  const parsed = globalUpstreamUrl(target);
+  if (!parsed) {
+    problem(['routes', i, 'upstream'], 'upstream URLs are http:// or https:// with a host and optional port, no path, query or credentials');
+    return undefined;
+  }
+  upstreams[parsed] ??= { name: parsed, servers: [parsed], failTimeoutMs: 10_000, keepalive: 64 };
+  return { kind: 'proxy', upstream: parsed };
+}
+
+function globalUpstreamUrl(text: string): string | undefined {
+  try {
+    const url = new URL(text);
+    const clean = (url.protocol === 'http:' || url.protocol === 'https:') && (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash && !url.username && !url.password;
+    return clean ? url.origin : undefined;
+  } catch { return undefined; }
+}
+
+function readKeyPair(certFile: string, keyFile: string, problem: (which: 'cert' | 'key', message: string) => void): Site['tls'] | undefined {
+  const read = (file: string, which: 'cert' | 'key') => {
+    try { return fs.readFileSync(file, 'utf8'); } catch (error) {
+      problem(which, `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      return undefined;
+    }
+  };
+  const certPem = read(certFile, 'cert');
+  const keyPem = read(keyFile, 'key');
+  if (certPem === undefined || keyPem === undefined) return undefined;
+  let leaf: crypto.X509Certificate;
+  let key: crypto.KeyObject;
+  try { leaf = new crypto.X509Certificate(certPem); } catch { problem('cert', `${certFile} is not a PEM certificate`); return undefined; }
+  try { key = crypto.createPrivateKey(keyPem); } catch { problem('key', `${keyFile} is not a PEM private key`); return undefined; }
+  if (!leaf.checkPrivateKey(key)) { problem('key', `${keyFile} does not belong to the certificate in ${certFile}`); return undefined; }
+  return { certFile, keyFile, certPem, keyPem };
+}
+
+function keyPath(at: ReadonlyArray<string | number>): string {
+  return at.reduce<string>((text, k) => (typeof k === 'number' ? `${text}[${k}]` : text ? `${text}.${k}` : k), '');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof RegExp) && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,141 @@
+// The shape of gatehouse.toml and of each config/sites/*.toml, with defaults.
+// Strict objects: an unknown key is an error, never silently ignored.
+// Knob names follow nginx (proxy) and oauth2-proxy (auth) so existing configs translate line by line.
+import net from 'node:net';
+import { z } from 'zod';
+import { parseDurationMs, parseSizeBytes } from './units.ts';
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDurationMs(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (examples: "90s", "1m30s", "168h", 90)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const bytes = parseSizeBytes(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (examples: "10m", "128k", 1048576)` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+export interface ListenAddress { host: string; port: number }
+
+/** "0.0.0.0:443", "[::]:443", "127.0.0.1:0", or a bare port meaning 0.0.0.0 (nginx `listen 443`). */
+const listenAddress = z.union([z.string(), z.number()]).transform((value, ctx): ListenAddress => {
+  const text = String(value).trim();
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+|localhost)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
+  const host = match ? (match[1] || match[2] || '0.0.0.0') : '';
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535 || (host !== 'localhost' && net.isIP(host) === 0)) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a listen address (examples: "0.0.0.0:443", "[::]:443", 443)` });
+    return z.NEVER;
+  }
+  return { host, port };
+});
+
+const cidr = z.string().refine((value) => {
+  const [address, bits, extra] = value.split('/');
+  const family = net.isIP(address ?? '');
+  if (family === 0 || extra !== undefined) return false;
+  if (bits === undefined) return true;
+  return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}, 'not an IP address or CIDR range (examples: "10.0.0.0/8", "::1")');
+
+const upstreamUrl = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && (url.pathname === '/' || url.pathname === '')
+      && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
+  } catch { return false; }
+}, 'upstream servers are http:// or https:// URLs with a host and optional port, no path, query or credentials');
+
+const serverName = z.string().toLowerCase().refine(
+  (name) => /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(name) && name.length <= 253,
+  'not a host name (examples: "code.example.com", "*.example.com")',
+);
+
+/** Proxy knobs that a route may set and gatehouse.toml's [proxy] defaults for every route (nginx defaults). */
+const proxyKnobs = {
+  max_body_size: size.optional(),
+  connect_timeout: duration.optional(),
+  send_timeout: duration.optional(),
+  read_timeout: duration.optional(),
+  request_buffering: z.boolean().optional(),
+};
+
+export const globalSchema = z.strictObject({
+  https: z.strictObject({
+    listen: z.array(listenAddress).min(1).default([{ host: '0.0.0.0', port: 443 }]),
+    /** A server name of the site that answers clients without SNI or with an unknown name; unset = refuse the handshake. */
+    default_site: serverName.optional(),
+  }).prefault({}),
+  http: z.strictObject({
+    listen: z.array(listenAddress).default([]),
+    /** Port written into the 308 redirect; defaults to the first HTTPS listener's port. */
+    https_port: z.number().int().min(1).max(65535).optional(),
+  }).prefault({}),
+  log: z.strictObject({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    format: z.enum(['json', 'pretty']).default('json'),
+    access_log: z.boolean().default(true),
+  }).prefault({}),
+  proxy: z.strictObject({
+    /** Peers whose X-Forwarded-For / -Proto / -Host are believed (nginx set_real_ip_from). Everyone else's are replaced. */
+    trusted_proxies: z.array(cidr).default([]),
+    max_body_size: size.default(1024 * 1024),
+    connect_timeout: duration.default(60_000),
+    send_timeout: duration.default(60_000),
+    read_timeout: duration.default(60_000),
+    request_buffering: z.boolean().default(false),
+  }).prefault({}),
+  lifecycle: z.strictObject({
+    /** In-flight requests get this long to finish after SIGTERM/SIGINT. */
+    shutdown_grace: duration.default(30_000),
+  }).prefault({}),
+  /** Folder of per-domain site files, relative to the config folder. */
+  sites_dir: z.string().default('sites'),
+});
+
+const upstreamGroup = z.strictObject({
+  servers: z.array(upstreamUrl).min(1),
+  /** Passive health (nginx max_fails/fail_timeout): a server that refused a connection is skipped for this long. */
+  fail_timeout: duration.default(10_000),
+  /** Keep-alive connections per server. */
+  keepalive: z.number().int().min(1).max(10_000).default(64),
+});
+
+const route = z.strictObject({
+  /** Path prefix; the longest matching prefix wins (nginx `location /prefix`). */
+  path: z.string().startsWith('/', 'a route path starts with "/"'),
+  /** Name of an [upstreams.NAME] group of this site, or one upstream URL. */
+  upstream: z.string().optional(),
+  /** Serve files from this folder (nginx `root`); relative paths are relative to the config folder. */
+  root: z.string().optional(),
+  index: z.array(z.string()).default(['index.html']),
+  /** Reply with this status and nothing else (nginx `return 403`, `deny all`). */
+  status: z.number().int().min(200).max(599).optional(),
+  websocket: z.boolean().default(true),
+  ...proxyKnobs,
+});
+
+export const siteSchema = z.strictObject({
+  server_names: z.array(serverName).min(1),
+  tls: z.strictObject({
+    cert: z.string(),
+    key: z.string(),
+  }),
+  upstreams: z.record(z.string().regex(/^[\w.-]+$/, 'upstream names are letters, digits, "_", "-" and "."'), upstreamGroup).default({}),
+  routes: z.array(route).min(1),
+  /** Regular expressions on the normalized path answered with 403 before routing (nginx `location ~ /\.ht { deny all; }`). */
+  deny_paths: z.array(z.string().refine((source) => { try { new RegExp(source); return true; } catch { return false; } }, 'not a valid regular expression')).default([]),
+});
+
+export type GlobalConfigInput = z.input<typeof globalSchema>;
+export type GlobalSettings = z.output<typeof globalSchema>;
+export type SiteSettings = z.output<typeof siteSchema>;
+export type RouteSettings = SiteSettings['routes'][number];

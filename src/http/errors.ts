@@ -1,0 +1,48 @@
+// Every error response Gatehouse itself produces comes from this table and is rendered here:
+// HTML for browsers, JSON when the client asks for it, always with the request id that is also in the log line.
+import { common, type AnyResponse } from './types.ts';
+
+export const ERRORS = {
+  ERR_HTTP_BAD_REQUEST: { status: 400, title: 'Bad Request', detail: 'The request could not be understood.' },
+  ERR_ROUTE_DENIED: { status: 403, title: 'Forbidden', detail: 'Access to this path is denied.' },
+  ERR_ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this path.' },
+  ERR_STATIC_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'The file does not exist.' },
+  ERR_HTTP_METHOD: { status: 405, title: 'Method Not Allowed', detail: 'This route serves files with GET and HEAD only.' },
+  ERR_BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', detail: 'The request body exceeds the size this route accepts.' },
+  ERR_TLS_MISDIRECTED: { status: 421, title: 'Misdirected Request', detail: 'The Host header does not match the TLS server name.' },
+  ERR_SITE_UNKNOWN: { status: 421, title: 'Misdirected Request', detail: 'No site is configured for this host name.' },
+  ERR_UPSTREAM_UNREACHABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream server could not be reached.' },
+  ERR_UPSTREAM_RESET: { status: 502, title: 'Bad Gateway', detail: 'The upstream server closed the connection or sent an invalid response.' },
+  ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', detail: 'The upstream server did not answer in time.' },
+  ERR_SHUTTING_DOWN: { status: 503, title: 'Service Unavailable', detail: 'The server is shutting down.' },
+  ERR_INTERNAL: { status: 500, title: 'Internal Server Error', detail: 'Something went wrong on our side.' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function statusOf(code: ErrorCode): number { return ERRORS[code].status; }
+
+/** Renders one of our errors. Does nothing when the response has already started (the caller then aborts the stream). */
+export function sendError(req: { headers: Record<string, string | string[] | undefined>; method?: string }, res: AnyResponse,
+  code: ErrorCode, requestId: string, extraHeaders: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const { status, title, detail } = ERRORS[code];
+  const wantsJson = prefersJson(req.headers.accept);
+  const body = wantsJson
+    ? JSON.stringify({ error: code, status, message: detail, request_id: requestId })
+    : `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${status} ${title}</title></head>`
+      + `<body><h1>${status} ${title}</h1><p>${detail}</p><p><small>Request id: <code>${requestId}</code> (${code})</small></p></body></html>\n`;
+  common(res).writeHead(status, {
+    'content-type': wantsJson ? 'application/json' : 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-request-id': requestId,
+    ...extraHeaders,
+  });
+  common(res).end(req.method === 'HEAD' ? '' : body);
+}
+
+function prefersJson(accept: string | string[] | undefined): boolean {
+  const text = Array.isArray(accept) ? accept.join(',') : accept ?? '';
+  return /\bapplication\/(?:[\w.+-]+\+)?json\b/i.test(text) && !/\btext\/html\b/i.test(text);
+}

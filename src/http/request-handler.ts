@@ -1,0 +1,68 @@
+// THE request path. Every HTTPS request reads top to bottom through here; each step answers or hands on.
+//   begin (id, access log) → site by Host = SNI → path, deny rules, route → [auth comes here] → action:
+//   proxy to the upstream group | serve files | fixed status.
+import { logWhenDone } from '../observability/access-log.ts';
+import { forwardHttp } from '../proxy/forward-http.ts';
+import { upstreamRequestHeaders } from '../proxy/request-headers.ts';
+import { serveStatic } from '../proxy/static-files.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import { sendError, type ErrorCode } from './errors.ts';
+import { forwardingFacts } from './forwarding-facts.ts';
+import { beginRequest, type RequestContext } from './request-context.ts';
+import { resolveTarget } from './resolve-target.ts';
+import { common, type AnyRequest, type AnyResponse } from './types.ts';
+
+export function createRequestHandler(runtime: Runtime): (req: AnyRequest, res: AnyResponse) => void {
+  return (req, res) => {
+    const ctx = beginRequest();
+    logWhenDone(runtime.log, runtime.config.log.access_log, ctx, req, res);
+    handleRequest(runtime, ctx, req, res).catch((error: Error) => {
+      // A thrown error here is a bug; the client still gets an answer and the process lives on.
+      runtime.log.error({ req_id: ctx.id, err: error }, 'request handler failed');
+      fail(ctx, req, res, 'ERR_INTERNAL', error);
+      if (res.headersSent && !res.writableFinished) res.destroy();
+    });
+  };
+}
+
+async function handleRequest(runtime: Runtime, ctx: RequestContext, req: AnyRequest, res: AnyResponse): Promise<void> {
+  if (runtime.stopping && !('stream' in req)) common(res).setHeader('connection', 'close');
+
+  const target = resolveTarget(runtime, req);
+  ctx.site = target.site;
+  if ('error' in target) return fail(ctx, req, res, target.error);
+  const { site, route, pathname, host } = target;
+  ctx.route = route;
+  ctx.pathname = pathname;
+
+  const action = route.action;
+  if (action.kind === 'status') return fail(ctx, req, res, action.status === 403 ? 'ERR_ROUTE_DENIED' : undefined, undefined, action.status);
+
+  if (action.kind === 'static') {
+    const served = await serveStatic(req, res, action, pathname);
+    ctx.bytes = served.bytes;
+    if (served.error) fail(ctx, req, res, served.error);
+    return;
+  }
+
+  const group = site.groups.get(action.upstream)!;
+  const headers = upstreamRequestHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id));
+  const result = await forwardHttp(req, res, { route, group, headers, path: req.url ?? '/' });
+  ctx.upstream = result.upstream;
+  ctx.bytes = result.bytes;
+  ctx.cause = result.cause;
+  if (result.error) fail(ctx, req, res, result.error, result.cause);
+}
+
+/** Answers with one of our error pages (or a bare status for `status = N` routes) and records why. */
+function fail(ctx: RequestContext, req: AnyRequest, res: AnyResponse, code: ErrorCode | undefined, cause?: Error, bareStatus?: number): void {
+  if (code) {
+    ctx.error = code;
+    ctx.cause ??= cause;
+    // A body we refuse to read must not be drained from an HTTP/1.1 connection: close it instead.
+    const close = code === 'ERR_BODY_TOO_LARGE' && !('stream' in req) ? { connection: 'close' } : undefined;
+    sendError(req, res, code, ctx.id, close);
+    return;
+  }
+  if (!res.headersSent) common(res).writeHead(bareStatus ?? 404, { 'content-length': '0', 'x-request-id': ctx.id }).end();
+}

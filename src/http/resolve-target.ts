@@ -1,0 +1,29 @@
+// The first steps every request and upgrade take: find the site by Host (which must agree with SNI),
+// normalize the path, apply deny rules, pick the route by longest prefix.
+import type { Route } from '../config/load.ts';
+import type { Runtime, SiteRuntime } from '../runtime/runtime.ts';
+import { normalizeHost } from '../tls/name-index.ts';
+import type { ErrorCode } from './errors.ts';
+import { normalizePath, tlsServername } from './request-context.ts';
+import type { AnyRequest } from './types.ts';
+
+export type Target = { site: SiteRuntime; route: Route; pathname: string; host: string } | { error: ErrorCode; site?: SiteRuntime };
+
+export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
+  const rawHost = req.headers[':authority'] ?? req.headers.host;
+  const host = normalizeHost(Array.isArray(rawHost) ? rawHost[0] : rawHost);
+  if (!host) return { error: 'ERR_HTTP_BAD_REQUEST' };
+  // Host must name the server the TLS handshake was for; otherwise one site's certificate (and its auth policy)
+  // would answer for another (RFC 9110 §7.4, 421 Misdirected Request).
+  const servername = tlsServername(req);
+  if (servername !== undefined && servername !== host) return { error: 'ERR_TLS_MISDIRECTED' };
+  const site = runtime.sites.get(host) ?? runtime.defaultSite;
+  if (!site) return { error: 'ERR_SITE_UNKNOWN' };
+
+  const pathname = normalizePath(req.url ?? '');
+  if (pathname === undefined) return { error: 'ERR_HTTP_BAD_REQUEST', site };
+  if (site.config.denyPaths.some((rule) => rule.test(pathname))) return { error: 'ERR_ROUTE_DENIED', site };
+  const route = site.config.routes.find((r) => pathname.startsWith(r.path) || `${pathname}/` === r.path);
+  if (!route) return { error: 'ERR_ROUTE_NOT_FOUND', site };
+  return { site, route, pathname, host };
+}

@@ -1,0 +1,55 @@
+// WebSocket upgrades (HTTP/1.1 only) take the same path as requests: site by Host = SNI, deny rules, route,
+// [auth: 401, never a redirect], then the tunnel. Errors are written on the raw socket, which is then closed.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { forwardWebSocket, writeRawError } from '../proxy/forward-websocket.ts';
+import { upstreamRequestHeaders } from '../proxy/request-headers.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { ErrorCode } from './errors.ts';
+import { forwardingFacts } from './forwarding-facts.ts';
+import { beginRequest, type RequestContext } from './request-context.ts';
+import { resolveTarget } from './resolve-target.ts';
+
+export function createUpgradeHandler(runtime: Runtime): (req: IncomingMessage, socket: Socket, head: Buffer) => void {
+  return (req, socket, head) => {
+    const ctx = beginRequest();
+    socket.on('error', (error) => runtime.log.debug({ req_id: ctx.id, err: error }, 'websocket client socket error'));
+    handleUpgrade(runtime, ctx, req, socket, head)
+      .catch((error: Error) => {
+        runtime.log.error({ req_id: ctx.id, err: error }, 'upgrade handler failed');
+        ctx.error = 'ERR_INTERNAL';
+        writeRawError(socket, 'ERR_INTERNAL', ctx.id);
+      })
+      .finally(() => logUpgrade(runtime, ctx, req));
+  };
+}
+
+async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+  const refuse = (code: ErrorCode) => { ctx.error = code; writeRawError(socket, code, ctx.id); };
+  if (runtime.stopping) return refuse('ERR_SHUTTING_DOWN');
+  if (String(req.headers.upgrade).toLowerCase() !== 'websocket') return refuse('ERR_HTTP_BAD_REQUEST');
+
+  const target = resolveTarget(runtime, req);
+  ctx.site = target.site;
+  if ('error' in target) return refuse(target.error);
+  const { site, route, host } = target;
+  ctx.route = route;
+  if (route.action.kind !== 'proxy' || !route.websocket) return refuse(route.action.kind === 'status' && route.action.status === 403 ? 'ERR_ROUTE_DENIED' : 'ERR_ROUTE_NOT_FOUND');
+
+  const group = site.groups.get(route.action.upstream)!;
+  const headers = upstreamRequestHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id));
+  const result = await forwardWebSocket(req, socket, head, { route, group, headers, path: req.url ?? '/', requestId: ctx.id });
+  ctx.upstream = result.upstream;
+  ctx.error = result.error;
+  ctx.cause = result.cause;
+}
+
+function logUpgrade(runtime: Runtime, ctx: RequestContext, req: IncomingMessage): void {
+  const line = {
+    req_id: ctx.id, site: ctx.site?.config.name, method: req.method, path: (req.url ?? '').split('?')[0], upgrade: 'websocket',
+    upstream: ctx.upstream, client: req.socket.remoteAddress, ms: Math.round((performance.now() - ctx.startedAt) * 10) / 10,
+    ...(ctx.error ? { error: ctx.error } : {}), ...(ctx.cause ? { cause: ctx.cause.message } : {}),
+  };
+  if (ctx.error) runtime.log.warn(line, 'upgrade');
+  else if (runtime.config.log.access_log) runtime.log.info(line, 'upgrade');
+}

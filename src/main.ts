@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// Process entry: command-line dispatch only.
+import { parseArgs } from 'node:util';
+import { check } from './cli/check.ts';
+import { demo } from './cli/demo.ts';
+import { HELP } from './cli/help.ts';
+import { serve } from './cli/serve.ts';
+import { version } from './cli/version.ts';
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: {
+      config: { type: 'string', short: 'c', default: 'config' },
+      help: { type: 'boolean', short: 'h' },
+    } });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${HELP}`);
+    return 64;
+  }
+  const [command = 'serve', ...rest] = parsed.positionals;
+  if (parsed.values.help || command === 'help') { process.stdout.write(HELP); return 0; }
+  if (rest.length > 0) { process.stderr.write(`unexpected argument: ${rest[0]}\n\n${HELP}`); return 64; }
+  switch (command) {
+    case 'serve': return serve(parsed.values.config);
+    case 'check': return check(parsed.values.config);
+    case 'demo': return demo();
+    case 'version': process.stdout.write(`${version()}\n`); return 0;
+    default: process.stderr.write(`unknown command: ${command}\n\n${HELP}`); return 64;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,31 @@
+// One access-log line per request, written when the response is over (finished or aborted).
+import type { Logger } from './logger.ts';
+import type { RequestContext } from '../http/request-context.ts';
+import { clientAddress, type AnyRequest, type AnyResponse } from '../http/types.ts';
+
+export function logWhenDone(log: Logger, enabled: boolean, ctx: RequestContext, req: AnyRequest, res: AnyResponse): void {
+  res.once('close', () => {
+    const status = res.statusCode;
+    if (!enabled && status < 500 && !ctx.cause) return;
+    const url = req.url ?? '';
+    const query = url.indexOf('?');
+    const line = {
+      req_id: ctx.id,
+      site: ctx.site?.config.name,
+      method: req.method,
+      // The query is left out: it may carry codes, tokens or personal data.
+      path: query < 0 ? url : url.slice(0, query),
+      status,
+      bytes: ctx.bytes,
+      ms: Math.round((performance.now() - ctx.startedAt) * 10) / 10,
+      upstream: ctx.upstream,
+      client: clientAddress(req),
+      proto: `HTTP/${req.httpVersion}`,
+      ...(ctx.error ? { error: ctx.error } : {}),
+      ...(ctx.cause ? { cause: ctx.cause.message } : {}),
+      ...(res.writableFinished ? {} : { aborted: true }),
+    };
+    if (status >= 500 || ctx.cause) log.warn(line, 'request');
+    else log.info(line, 'request');
+  });
+}

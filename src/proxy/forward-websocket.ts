@@ -1,0 +1,55 @@
+// Forwards an HTTP/1.1 Upgrade (WebSocket) request with http-proxy-3, which pipes the two sockets once the
+// upstream answers 101 and relays any other answer as is. After the upgrade neither socket has an idle timeout:
+// a quiet WebSocket is not an error, and the read timeout only bounds the wait for the upstream's answer.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { createProxyServer } from 'http-proxy-3';
+import type { Route } from '../config/load.ts';
+import { ERRORS, type ErrorCode } from '../http/errors.ts';
+import type { UpstreamGroupPool } from './upstream-pools.ts';
+
+const proxy = createProxyServer({ ws: true, xfwd: false, prependPath: false });
+/** Per-request facts the proxy's shared 'proxyReqWs' event needs: how long to wait, whom to tell of the answer. */
+const pending = new WeakMap<IncomingMessage, { readTimeoutMs: number; answered(): void }>();
+proxy.on('proxyReqWs', (proxyReq, req) => {
+  const entry = pending.get(req);
+  if (!entry) return;
+  proxyReq.setTimeout(entry.readTimeoutMs, () => proxyReq.destroy(Object.assign(new Error('upstream did not answer the upgrade in time'), { code: 'ERR_UPSTREAM_TIMEOUT' })));
+  proxyReq.once('upgrade', entry.answered);
+  proxyReq.once('response', entry.answered);
+});
+
+export interface UpgradeResult { upstream: string; error?: ErrorCode; cause?: Error }
+
+/** Resolves when the upstream has answered (or failed); the tunnel then lives on by itself. */
+export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buffer, options: {
+  route: Route; group: UpstreamGroupPool; headers: Record<string, string | string[]>; path: string; requestId: string;
+}): Promise<UpgradeResult> {
+  const { route, group } = options;
+  const server = group.attemptOrder()[0]!;
+  req.headers = options.headers;
+  req.url = options.path;
+  return new Promise((resolve) => {
+    const settle = (result: UpgradeResult) => { socket.off('close', onClose); pending.delete(req); resolve(result); };
+    const onClose = () => settle({ upstream: server.origin });
+    socket.once('close', onClose);
+    pending.set(req, { readTimeoutMs: route.readTimeoutMs, answered: () => { group.markUp(server); settle({ upstream: server.origin }); } });
+    proxy.ws(req, socket, head, { target: server.origin, connectTimeout: route.connectTimeoutMs }, (error) => {
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH') group.markDown(server);
+      const errorCode: ErrorCode = code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ETIMEDOUT' ? 'ERR_UPSTREAM_TIMEOUT'
+        : code === 'ECONNREFUSED' ? 'ERR_UPSTREAM_UNREACHABLE' : 'ERR_UPSTREAM_RESET';
+      writeRawError(socket, errorCode, options.requestId);
+      settle({ upstream: server.origin, error: errorCode, cause: error as Error });
+    });
+  });
+}
+
+/** An error answer on a socket that has not been handed to any HTTP response object. */
+export function writeRawError(socket: Socket, code: ErrorCode, requestId: string, extraHeaders: Record<string, string> = {}): void {
+  if (!socket.writable) { socket.destroy(); return; }
+  const { status, title, detail } = ERRORS[code];
+  const body = JSON.stringify({ error: code, status, message: detail, request_id: requestId });
+  const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'x-request-id': requestId, connection: 'close', ...extraHeaders };
+  socket.end(`HTTP/1.1 ${status} ${title}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${body}`);
+}

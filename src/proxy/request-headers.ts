@@ -1,0 +1,91 @@
+// The headers an upstream receives: the client's, minus hop-by-hop headers (RFC 9110 §7.6.1), minus anything a
+// client could use to impersonate a proxy or a user, plus X-Real-IP / X-Forwarded-* that we vouch for.
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Hop-by-hop headers: they describe one connection and are never forwarded (RFC 9110 §7.6.1, RFC 9113 §8.2.2).
+ *  Expect is answered by Node itself (100 Continue) and undici refuses to send it. */
+const HOP_BY_HOP = new Set(['expect', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']);
+
+/**
+ * Headers only Gatehouse may set. An incoming header whose name, lower-cased with "_" and "." read as "-",
+ * is one of these is dropped: some upstream frameworks treat X_Forwarded_For or x.auth.request.user as the
+ * real thing (oauth2-proxy GHSA-vjrc-mh2v-45x6).
+ */
+export const OWNED_HEADERS = new Set([
+  'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix',
+  'x-forwarded-server', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-original-url', 'x-original-uri', 'x-rewrite-url', 'forwarded',
+  'x-request-id',
+]);
+
+/** Headers whose value we keep from a trusted proxy, and otherwise replace. */
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'forwarded']);
+
+export function normalizedHeaderName(name: string): string {
+  return name.toLowerCase().replace(/[_.]/g, '-');
+}
+
+export interface ForwardingFacts {
+  peerAddress: string;
+  clientAddress: string;
+  peerIsTrusted: boolean;
+  proto: 'https' | 'http';
+  host: string;
+  requestId: string;
+  /** Extra names (already normalized) that only Gatehouse may set, such as identity headers. */
+  owned?: ReadonlySet<string>;
+}
+
+/** Builds the upstream request's headers. Names arrive lower-cased from Node; HTTP/2 pseudo-headers are dropped. */
+export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, facts: ForwardingFacts): Record<string, string | string[]> {
+  const named = connectionNamedHeaders(incoming.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    const normalized = normalizedHeaderName(name);
+    if (named.has(normalized)) continue;
+    if (OWNED_HEADERS.has(normalized) || facts.owned?.has(normalized)) {
+      if (facts.peerIsTrusted && FORWARDING.has(name)) out[name] = value;
+      continue;
+    }
+    out[name] = value;
+  }
+  // WebSocket and h2c upgrades keep their Upgrade + Connection pair; everything else is hop-by-hop.
+  if (incoming.upgrade !== undefined && /\bupgrade\b/i.test(String(incoming.connection))) {
+    out.connection = 'upgrade';
+    out.upgrade = incoming.upgrade;
+  }
+  // TE: trailers is the one TE value a proxy may forward (RFC 9110 §10.1.4).
+  if (typeof incoming.te === 'string' && /\btrailers\b/i.test(incoming.te)) out.te = 'trailers';
+
+  out.host = facts.host;
+  out['x-real-ip'] = facts.clientAddress;
+  const priorFor = facts.peerIsTrusted ? incoming['x-forwarded-for'] : undefined;
+  out['x-forwarded-for'] = priorFor ? `${Array.isArray(priorFor) ? priorFor.join(', ') : priorFor}, ${facts.peerAddress}` : facts.peerAddress;
+  if (!(facts.peerIsTrusted && incoming['x-forwarded-proto'])) out['x-forwarded-proto'] = facts.proto;
+  if (!(facts.peerIsTrusted && incoming['x-forwarded-host'])) out['x-forwarded-host'] = facts.host;
+  out['x-request-id'] = facts.requestId;
+  return out;
+}
+
+/** The upstream response's headers minus hop-by-hop ones, fit for HTTP/1.1 and HTTP/2 clients alike. */
+export function clientResponseHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
+  const named = connectionNamedHeaders(incoming.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Lower-cased names listed in a Connection header ("Connection: close, X-Foo" makes X-Foo hop-by-hop). */
+function connectionNamedHeaders(connection: string | string[] | undefined): Set<string> {
+  if (!connection) return EMPTY;
+  const names = new Set<string>();
+  for (const part of (Array.isArray(connection) ? connection.join(',') : connection).split(',')) {
+    const name = part.trim().toLowerCase();
+    if (name) { names.add(name); names.add(normalizedHeaderName(name)); }
+  }
+  return names;
+}
+const EMPTY: Set<string> = new Set();

@@ -1,0 +1,62 @@
+// Knows every client connection and whether it is busy, so a graceful stop can close idle ones at once,
+// let busy ones finish their request, and cut what is left when the grace period ends.
+import type { Socket } from 'node:net';
+import type { ServerHttp2Session } from 'node:http2';
+
+export class ConnectionTracker {
+  private readonly sockets = new Set<Socket>();
+  private readonly busy = new Map<Socket, number>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private stopping = false;
+
+  addSocket(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => { this.sockets.delete(socket); this.busy.delete(socket); });
+  }
+
+  addSession(session: ServerHttp2Session): void {
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    if (this.stopping) session.close();
+  }
+
+  /** Marks an HTTP/1.1 connection busy until the response is over; afterwards a stopping server closes it. */
+  requestStarted(socket: Socket | null | undefined, done: { once(event: 'close', listener: () => void): unknown }): void {
+    if (!socket) return;
+    this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
+    done.once('close', () => {
+      const left = (this.busy.get(socket) ?? 1) - 1;
+      if (left > 0) this.busy.set(socket, left); else this.busy.delete(socket);
+      if (this.stopping && left <= 0) setImmediate(() => { if (!this.busy.has(socket)) socket.end(); });
+    });
+  }
+
+  /** Upgraded sockets (WebSockets) are busy for their whole life. */
+  upgraded(socket: Socket): void {
+    this.busy.set(socket, 1);
+  }
+
+  get size(): number { return this.sockets.size; }
+
+  /** Closes idle connections now, lets busy ones finish, and destroys the rest after graceMs. */
+  async drain(graceMs: number): Promise<void> {
+    this.stopping = true;
+    for (const session of this.sessions) session.close();
+    for (const socket of this.sockets) if (!this.busy.has(socket) && !this.isHttp2(socket)) socket.end();
+    if (this.sockets.size === 0) return;
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => { if (this.sockets.size === 0) finish(); }, 25);
+      const deadline = setTimeout(() => { this.destroyAll(); finish(); }, graceMs);
+      const finish = () => { clearInterval(check); clearTimeout(deadline); resolve(); };
+    });
+  }
+
+  destroyAll(): void {
+    for (const session of this.sessions) session.destroy();
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  private isHttp2(socket: Socket): boolean {
+    return (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2';
+  }
+}

@@ -1,0 +1,100 @@
+// Starts the HTTPS listeners (HTTP/2 and HTTP/1.1 on one port by ALPN, certificate by SNI) and the plain-HTTP
+// listeners, and stops them gracefully. One server object per listen address, all sharing the same handlers.
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import type { ListenAddress } from '../config/schema.ts';
+import { createPlainHttpHandler } from '../http/plain-http-handler.ts';
+import { createRequestHandler } from '../http/request-handler.ts';
+import { createUpgradeHandler } from '../http/upgrade-handler.ts';
+import { ConnectionTracker } from './connection-tracker.ts';
+import type { Runtime } from './runtime.ts';
+import type { AnyRequest, AnyResponse } from '../http/types.ts';
+
+/** nginx's keepalive_timeout default. */
+const KEEP_ALIVE_MS = 75_000;
+/** Idle HTTP/2 sessions are closed after this (nginx http2_idle_timeout was 3 minutes). */
+const HTTP2_IDLE_MS = 180_000;
+
+export interface Listening {
+  runtime: Runtime;
+  https: AddressInfo[];
+  http: AddressInfo[];
+  /** Open client connections (HTTPS and plain HTTP). */
+  connections(): number;
+  /** Stop accepting, let in-flight requests finish within graceMs, then close everything. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startListeners(runtime: Runtime): Promise<Listening> {
+  const tracker = new ConnectionTracker();
+  const onRequest = createRequestHandler(runtime);
+  const onUpgrade = createUpgradeHandler(runtime);
+  const { config } = runtime;
+
+  const httpsServers = config.https.listen.map(() => {
+    const server = http2.createSecureServer({ allowHTTP1: true, ...runtime.certificates.serverOptions(), ALPNProtocols: ['h2', 'http/1.1'] });
+    const unsubscribe = runtime.certificates.onDefaultChange((pair) => server.setSecureContext({ ...runtime.certificates.serverOptions(), cert: pair.certPem, key: pair.keyPem }));
+    server.once('close', unsubscribe);
+    Object.assign(server, { keepAliveTimeout: KEEP_ALIVE_MS });
+    server.setTimeout(HTTP2_IDLE_MS);
+    server.on('secureConnection', (socket: Socket) => tracker.addSocket(socket));
+    server.on('session', (session) => tracker.addSession(session));
+    // With allowHTTP1, HTTP/1.1 requests arrive here as node:http objects, HTTP/2 ones as compatibility objects.
+    server.on('request', (req: AnyRequest, res: AnyResponse) => {
+      if (!('stream' in req)) tracker.requestStarted(req.socket, res);
+      onRequest(req, res);
+    });
+    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => { tracker.upgraded(socket); onUpgrade(req, socket, head); });
+    server.on('tlsClientError', (error, socket) => runtime.log.debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code }, client: socket.remoteAddress }, 'TLS handshake failed'));
+    server.on('sessionError', (error) => runtime.log.debug({ err: error }, 'HTTP/2 session error'));
+    return server;
+  });
+
+  // The redirect names the HTTPS port actually bound (a config may say port 0, as tests do).
+  let httpsPort = config.http.https_port ?? config.https.listen[0]!.port;
+  const plainHandler = createPlainHttpHandler(runtime, () => httpsPort);
+  const httpServers = config.http.listen.map(() => {
+    const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => { tracker.requestStarted(req.socket, res); plainHandler(req, res); });
+    server.on('connection', (socket) => tracker.addSocket(socket));
+    return server;
+  });
+
+  const https = await Promise.all(httpsServers.map((server, i) => listen(server, config.https.listen[i]!)));
+  httpsPort = config.http.https_port ?? https[0]!.port;
+  const plain = await Promise.all(httpServers.map((server, i) => listen(server, config.http.listen[i]!)));
+  runtime.log.info({ https: https.map(format), http: plain.map(format), sites: runtime.siteList.map((s) => s.config.name) }, 'listening');
+
+  let stopped: Promise<void> | undefined;
+  return {
+    runtime,
+    https,
+    http: plain,
+    connections: () => tracker.size,
+    stop(graceMs = config.lifecycle.shutdown_grace) {
+      stopped ??= (async () => {
+        runtime.stopping = true;
+        const closed = [...httpsServers, ...httpServers].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+        await tracker.drain(graceMs);
+        await Promise.all(closed);
+        await runtime.close();
+        runtime.log.info('stopped');
+      })();
+      return stopped;
+    },
+  };
+}
+
+function listen(server: http.Server | http2.Http2SecureServer, address: ListenAddress): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port, address.host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function format(address: AddressInfo): string {
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}

@@ -1,0 +1,64 @@
+// The certificates Gatehouse serves, chosen per TLS handshake by SNI. A site's SecureContext can be replaced at
+// run time (ACME renewals): new handshakes get the new certificate, open connections keep the one they started with.
+import crypto from 'node:crypto';
+import tls from 'node:tls';
+import { NameIndex } from './name-index.ts';
+
+/** TLS 1.2 and 1.3 only; Node's default cipher list already leaves out everything weak. */
+export const TLS_DEFAULTS = { minVersion: 'TLSv1.2', honorCipherOrder: true } as const;
+
+export interface KeyPair { certPem: string; keyPem: string }
+
+export class CertificateStore {
+  private contexts = new NameIndex<tls.SecureContext>();
+  private readonly sites = new Map<string, { names: readonly string[]; context: tls.SecureContext; pair: KeyPair }>();
+  /** One ticket key for every context, so a TLS session resumes whichever site it was made for. */
+  private readonly ticketKeys: Buffer;
+  private readonly defaultSite: string | undefined;
+  private readonly listeners = new Set<(pair: KeyPair) => void>();
+
+  constructor(options: { defaultSite?: string; ticketKeys?: Buffer } = {}) {
+    this.ticketKeys = options.ticketKeys ?? crypto.randomBytes(48);
+    this.defaultSite = options.defaultSite;
+  }
+
+  /** Installs or replaces the key pair a site's names are served with. */
+  setSite(siteName: string, names: readonly string[], pair: KeyPair): void {
+    const context = tls.createSecureContext({ ...TLS_DEFAULTS, cert: pair.certPem, key: pair.keyPem, ticketKeys: this.ticketKeys });
+    this.sites.set(siteName, { names, context, pair });
+    const next = new NameIndex<tls.SecureContext>();
+    for (const site of this.sites.values()) for (const name of site.names) next.set(name, site.context);
+    this.contexts = next;
+    if (siteName === this.defaultSite) for (const notify of this.listeners) notify(pair);
+  }
+
+  lookup(servername: string): tls.SecureContext | undefined {
+    return this.contexts.get(servername.toLowerCase());
+  }
+
+  /** The pair served to clients without SNI (and with unknown names), if a default site is configured. */
+  defaultPair(): KeyPair | undefined {
+    return this.defaultSite ? this.sites.get(this.defaultSite)?.pair : undefined;
+  }
+
+  /** Called with the new default pair whenever the default site's certificate changes. */
+  onDefaultChange(listener: (pair: KeyPair) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Options for tls/https/http2 servers: SNI picks the context; no SNI gets the default site, else a handshake failure. */
+  serverOptions(): tls.TlsOptions {
+    const fallback = this.defaultPair();
+    return {
+      ...TLS_DEFAULTS,
+      ticketKeys: this.ticketKeys,
+      ...(fallback ? { cert: fallback.certPem, key: fallback.keyPem } : {}),
+      SNICallback: (servername, callback) => {
+        const context = this.lookup(servername) ?? (this.defaultSite ? this.lookup(this.defaultSite) : undefined);
+        if (context) callback(null, context);
+        else callback(new Error(`no certificate for server name "${servername}"`));
+      },
+    };
+  }
+}

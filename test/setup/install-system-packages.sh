@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian packages the tests and the bench harness use: Pebble (ACME test CA), Chromium (browser flow),
+# nginx (bench peer), wrk and h2load (load generators), openssl (test PKI). Installs only what is missing.
+set -euo pipefail
+need=()
+command -v pebble >/dev/null || need+=(pebble)
+command -v chromium >/dev/null || need+=(chromium)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v h2load >/dev/null || need+=(nghttp2-client)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -eq 0 ]; then echo "system packages: all present"; exit 0; fi
+echo "installing: ${need[*]}"
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+# policy-rc.d keeps Debian's nginx package from starting a system nginx on port 80.
+if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d; trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT; fi
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
