@@ -30,4 +30,5 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// No top-level await: the single executable runs a CommonJS bundle of this file.
+void main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

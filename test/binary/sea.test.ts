@@ -1,0 +1,117 @@
+// The single executable (dist/gatehouse) runs every CLI verb with an empty environment (no Node on PATH) from a
+// directory outside the repository, and serves two sites by SNI, a proxied request and a WebSocket echo.
+// The binary is rebuilt only when src/, package.json, package-lock.json or the build script changed (content hash).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import WebSocket from 'ws';
+import { BINARY, ROOT, binaryIsFresh } from '../../scripts/build-binary.ts';
+import { startEchoBackend } from '../../src/demo/echo-backend.ts';
+import { createSelfSigned } from '../../src/tls/self-signed.ts';
+
+const run = promisify(execFile);
+
+test('single executable: version, check and serve with an empty environment', { timeout: 300_000 }, async (t) => {
+  if (!binaryIsFresh()) {
+    // Same Node (the pinned 24) as `npm run build:binary`; a blob from another Node would make a binary that crashes.
+    await run(process.execPath, [path.join(ROOT, 'scripts', 'build-binary.ts')], { cwd: ROOT, timeout: 240_000 });
+  }
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-sea-'));
+  t.after(() => fs.rmSync(cwd, { recursive: true, force: true }));
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  const pairs = { 'a.test': await createSelfSigned(['a.test']), 'b.test': await createSelfSigned(['b.test']) };
+  writeConfig(path.join(cwd, 'conf'), backend.url, pairs);
+  const gatehouse = (args: string[]) => run(BINARY, args, { cwd, env: {}, timeout: 30_000 });
+
+  await t.test('version', async () => {
+    const { stdout } = await gatehouse(['version']);
+    assert.match(stdout, /^gatehouse \d+\.\d+\.\d+ \(node v24\./);
+  });
+
+  await t.test('check: valid config exits 0, invalid config exits 2 naming file, line and key', async () => {
+    const { stdout } = await gatehouse(['check', '--config', 'conf']);
+    assert.match(stdout, /configuration is valid \(2 sites: a\.test, b\.test\)/);
+    fs.cpSync(path.join(cwd, 'conf'), path.join(cwd, 'bad'), { recursive: true });
+    fs.appendFileSync(path.join(cwd, 'bad', 'sites', 'b.test.toml'), 'proxy_pass = "nope"\n');
+    const failed = await gatehouse(['check', '--config', 'bad']).then(() => assert.fail('check accepted an unknown key'), (error: { code: number; stderr: string }) => error);
+    assert.equal(failed.code, 2);
+    assert.match(failed.stderr, /b\.test\.toml:10: routes\[0\]\.proxy_pass: unknown key/);
+  });
+
+  await t.test('serve: TLS by SNI, a proxied request and a WebSocket echo per site', async (st) => {
+    const child = spawn(BINARY, ['serve', '--config', 'conf'], { cwd, env: {}, stdio: ['ignore', 'pipe', 'inherit'] });
+    st.after(async () => { if (child.exitCode === null) { child.kill('SIGKILL'); await once(child, 'exit'); } });
+    const port = await listeningPort(child.stdout);
+
+    for (const [name, pair] of Object.entries(pairs)) {
+      const { status, body, certificate } = await get(port, name, '/hello?x=1');
+      assert.equal(status, 200);
+      assert.equal(certificate.raw.toString('base64'), pemBody(pair.certPem), `${name} is served its own certificate`);
+      const seen = JSON.parse(body) as { url: string; headers: Record<string, string> };
+      assert.equal(seen.url, '/hello?x=1');
+      assert.equal(seen.headers.host, name);
+      assert.equal(seen.headers['x-forwarded-proto'], 'https');
+      assert.equal(await echoOnce(port, name, `ping ${name}`), `ping ${name}`);
+    }
+
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit') as [number | null];
+    assert.equal(code, 0, 'SIGTERM stops the binary gracefully');
+  });
+});
+
+function writeConfig(dir: string, upstream: string, pairs: Record<string, { certPem: string; keyPem: string }>): void {
+  fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), '[https]\nlisten = ["127.0.0.1:0"]\n\n[log]\nlevel = "info"\naccess_log = false\n\n[lifecycle]\nshutdown_grace = "2s"\n');
+  for (const [name, pair] of Object.entries(pairs)) {
+    // Certificate paths relative to the config folder, as an operator would write them.
+    fs.mkdirSync(path.join(dir, 'certs'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'certs', `${name}.crt`), pair.certPem);
+    fs.writeFileSync(path.join(dir, 'certs', `${name}.key`), pair.keyPem, { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'sites', `${name}.toml`), `server_names = ["${name}"]\n\n[tls]\ncert = "certs/${name}.crt"\nkey = "certs/${name}.key"\n\n[[routes]]\npath = "/"\nupstream = "${upstream}"\n`);
+  }
+}
+
+/** Port from the JSON "listening" log line (the config says port 0). */
+async function listeningPort(stdout: NodeJS.ReadableStream): Promise<number> {
+  for await (const line of createInterface({ input: stdout })) {
+    const entry = JSON.parse(line) as { msg?: string; https?: string[] };
+    if (entry.msg === 'listening') return Number(/:(\d+)$/.exec(entry.https![0]!)![1]);
+  }
+  throw new Error('gatehouse exited before listening');
+}
+
+function get(port: number, host: string, urlPath: string): Promise<{ status: number; body: string; certificate: { raw: Buffer } }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', port, path: urlPath, servername: host, headers: { host, accept: 'application/json' }, rejectUnauthorized: false, agent: false }, (res) => {
+      const certificate = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; }).on('end', () => resolve({ status: res.statusCode!, body, certificate }));
+    });
+    req.on('error', reject);
+  });
+}
+
+async function echoOnce(port: number, host: string, message: string): Promise<string> {
+  const socket = new WebSocket(`wss://127.0.0.1:${port}/ws`, { servername: host, headers: { host }, rejectUnauthorized: false });
+  try {
+    await once(socket, 'message'); // the backend's hello
+    socket.send(message);
+    const [data] = await once(socket, 'message') as [Buffer];
+    return data.toString();
+  } finally {
+    socket.close();
+  }
+}
+
+function pemBody(pem: string): string {
+  return pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+}
