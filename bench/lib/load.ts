@@ -1,0 +1,80 @@
+// Runs one load generator for a fixed time against a target and parses what it prints. Every generator runs
+// on the client core, against 127.0.0.1 only, and is killed if it overruns its time by 15 s.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { start } from './procs.ts';
+import { percentile } from './stats.ts';
+import type { LoadResult, LoadSpec, Target } from './types.ts';
+
+const CLIENTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'clients');
+
+export async function runLoad(spec: LoadSpec, target: Target, seconds: number, headers: Record<string, string>): Promise<LoadResult> {
+  const host = target.names[0]!; // "localhost", which /etc/hosts maps to 127.0.0.1 (wrk and h2load take SNI from the URL)
+  const url = `https://${host}:${target.port}${spec.path}`;
+  const headerArgs = Object.entries(headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
+  switch (spec.tool) {
+    case 'wrk': {
+      const args = ['-t1', `-c${spec.connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', ...headerArgs, ...(spec.close ? ['-H', 'Connection: close'] : []), url];
+      return parseWrk(await output('wrk', args, seconds));
+    }
+    case 'h2load': {
+      const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-h2load-')), 'requests.tsv');
+      try {
+        const args = ['-t1', `-c${spec.connections}`, `-m${spec.streams}`, `-D${seconds}`, ...headerArgs, `--log-file=${log}`, url];
+        return parseH2load(await output('h2load', args, seconds), fs.readFileSync(log, 'utf8'));
+      } finally { fs.rmSync(path.dirname(log), { recursive: true, force: true }); }
+    }
+    case 'tls-loop':
+    case 'ws-echo': {
+      const script = path.join(CLIENTS, `${spec.tool}.ts`);
+      const options = { ...spec, port: target.port, names: target.names, seconds, headers };
+      return JSON.parse(await output(process.execPath, [script, JSON.stringify(options)], seconds)) as LoadResult;
+    }
+  }
+}
+
+async function output(command: string, args: string[], seconds: number): Promise<string> {
+  const proc = start(command, 'client', command, args);
+  let stdout = '';
+  proc.child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), (seconds + 15) * 1000);
+  const code = await new Promise<number | null>((resolve) => proc.child.on('close', resolve));
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} failed (${code}):\n${proc.log.slice(-10).join('\n')}`);
+  return stdout;
+}
+
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+export function parseWrk(text: string): LoadResult {
+  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(text);
+  if (!total) throw new Error(`unexpected wrk output:\n${text}`);
+  const latency = (q: string) => {
+    const match = new RegExp(`^\\s+${q}%\\s+([\\d.]+)(us|ms|s|m)$`, 'm').exec(text);
+    return match ? Number(match[1]) * UNIT_MS[match[2]!]! : undefined;
+  };
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text);
+  const errors = (socketErrors ? socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0) + (non2xx ? Number(non2xx[1]) : 0);
+  return { requests: Number(total[1]), seconds: Number(total[2]) * UNIT_MS[total[3]!]! / 1000, errors, p50Ms: latency('50'), p99Ms: latency('99') };
+}
+
+/** h2load prints no percentiles, so they come from its per-request log (start µs, status, duration µs). */
+export function parseH2load(text: string, log: string): LoadResult {
+  const finished = /finished in ([\d.]+)(us|ms|s|m), ([\d.]+) req\/s/.exec(text);
+  const requests = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(text);
+  const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(text);
+  if (!finished || !requests || !status) throw new Error(`unexpected h2load output:\n${text}`);
+  const durations = log.split('\n').filter(Boolean).map((line) => line.split('\t'))
+    .filter((cols) => cols[1] !== '-1').map((cols) => Number(cols[2]) / 1000).sort((a, b) => a - b);
+  const ok = Number(status[1]);
+  return {
+    requests: ok,
+    seconds: Number(finished[1]) * UNIT_MS[finished[2]!]! / 1000,
+    errors: Number(requests[2]) + Number(requests[3]) + Number(requests[4]) + (Number(requests[1]) - ok),
+    p50Ms: percentile(durations, 0.5),
+    p99Ms: percentile(durations, 0.99),
+  };
+}

@@ -1,0 +1,107 @@
+// Processes the harness starts: spawned (pinned to a core with taskset when the machine has 2+ cores), awaited
+// until their port accepts, measured from /proc, and stopped by pid. Nothing here ever signals a process it did not start.
+import { spawn, spawnSync, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { once } from 'node:events';
+
+export const CORES = os.availableParallelism();
+/** Proxy side on core 0, load generator and backend on core 1 (research/anchor-benchmarks.md, "pinned" layout). */
+export const PINNED = CORES >= 2;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+export type Side = 'proxy' | 'client';
+
+export interface Proc { name: string; child: ChildProcess; pid: number; log: string[] }
+
+/** Starts `command args` on the given side's core; stdout/stderr are kept (last lines) for error messages. */
+export function start(name: string, side: Side, command: string, args: string[], options: SpawnOptions = {}): Proc {
+  const [file, argv] = PINNED ? ['taskset', ['-c', side === 'proxy' ? '0' : '1', command, ...args]] : [command, args];
+  // taskset execs the command, so the pid we hold is the server's own.
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  const log: string[] = [];
+  const keep = (chunk: Buffer) => { log.push(...chunk.toString().split('\n').filter(Boolean)); if (log.length > 40) log.splice(0, log.length - 40); };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`);
+  return { name, child, pid: child.pid, log };
+}
+
+export async function stop(proc: Proc, graceMs = 3000): Promise<void> {
+  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  const exited = once(proc.child, 'exit');
+  proc.child.kill('SIGTERM');
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Resolves when 127.0.0.1:port accepts a TCP connection; fails with the process's last output if it exits or times out. */
+export async function waitForPort(proc: Proc, port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited (${proc.child.exitCode}):\n${proc.log.join('\n')}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${proc.name} did not listen on ${port} within ${timeoutMs} ms:\n${proc.log.join('\n')}`);
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The pid and its descendants (nginx master + workers; a Node process's threads are already in its own counters). */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(Number(entry));
+    if (stat) children.set(stat.ppid, [...(children.get(stat.ppid) ?? []), Number(entry)]);
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []));
+  return tree;
+}
+
+/** user+system CPU time in microseconds, summed over the pids (all their threads). */
+export function cpuMicros(pids: readonly number[]): number {
+  return pids.reduce((sum, pid) => sum + (readStat(pid)?.ticks ?? 0), 0) * (1e6 / CLK_TCK);
+}
+
+/** Peak resident set (VmHWM) in bytes, summed over the pids. */
+export function peakRssBytes(pids: readonly number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const match = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+      total += match ? Number(match[1]) * 1024 : 0;
+    } catch { /* exited */ }
+  }
+  return total;
+}
+
+function readStat(pid: number): { ppid: number; ticks: number } | undefined {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may itself contain spaces and parentheses: see proc(5).
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+  } catch { return undefined; }
+}
+
+/** The first line a command prints (stdout or stderr: `nginx -v` writes to stderr), or undefined when it is not installed. */
+export function versionOf(command: string, args: string[]): string | undefined {
+  const result = spawnSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
+  if (result.error) return undefined;
+  return `${result.stdout.toString()}\n${result.stderr.toString()}`.trim().split('\n')[0];
+}

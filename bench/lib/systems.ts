@@ -1,0 +1,100 @@
+// The systems under test and the upstreams they share. Each `start` writes its generated configuration into the
+// run folder, starts the processes on the proxy core and resolves once the port accepts connections.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { caddyfile, nginxBackendConf, nginxProxyConf, SESSION_COOKIE, writeGatehouseConfig } from './configs.ts';
+import { freePort, processTree, start, stop, waitForPort, type Proc } from './procs.ts';
+import type { Scenario, SystemName } from './types.ts';
+
+const BENCH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const ROOT = path.resolve(BENCH, '..');
+const NGINX = fs.existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+
+export interface Running {
+  port: number;
+  procs: Proc[];
+  /** Every pid whose CPU and memory count for this system (nginx master + workers, the auth service). */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+export interface StartOptions { dir: string; certDir: string; names: string[]; upstreamPort: number; scenario: Scenario; gatehouseBinary?: string }
+
+/** Which Debian package provides a missing peer; undefined when it is installed. */
+export function missingPackage(system: SystemName): string | undefined {
+  const has = (command: string) => { try { execFileSync('sh', ['-c', `command -v ${command} || test -x /usr/sbin/${command}`], { stdio: 'ignore' }); return true; } catch { return false; } };
+  if (system === 'caddy') return has('caddy') ? undefined : 'caddy';
+  if (system === 'nginx' || system === 'nginx-auth') return has('nginx') ? undefined : 'nginx-light';
+  return undefined;
+}
+
+export async function startSystem(system: SystemName, o: StartOptions): Promise<Running> {
+  const dir = path.join(o.dir, system);
+  fs.mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const procs: Proc[] = [];
+  const running: Running = {
+    port, procs,
+    pids: () => procs.flatMap((proc) => processTree(proc.pid)),
+    stop: async () => { for (const proc of procs.reverse()) await stop(proc); },
+  };
+  try {
+    if (system === 'gatehouse') {
+      writeGatehouseConfig({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir, siteToml: o.scenario.gatehouse?.siteToml });
+      const env = { ...process.env, ...o.scenario.gatehouse?.env };
+      procs.push(o.gatehouseBinary
+        ? start('gatehouse', 'proxy', o.gatehouseBinary, ['serve', '--config', dir], { env })
+        : start('gatehouse', 'proxy', process.execPath, [path.join(ROOT, 'src', 'main.ts'), 'serve', '--config', dir], { env }));
+    } else if (system === 'nginx' || system === 'nginx-auth') {
+      let authPort: number | undefined;
+      if (system === 'nginx-auth') {
+        authPort = await freePort();
+        const auth = start('auth service', 'proxy', process.execPath, [path.join(BENCH, 'servers', 'auth.ts'), String(authPort), SESSION_COOKIE]);
+        procs.push(auth);
+        await waitForPort(auth, authPort);
+      }
+      fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxProxyConf({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir, authPort }));
+      procs.push(start(system, 'proxy', NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log'), '-g', 'daemon off;']));
+    } else {
+      fs.writeFileSync(path.join(dir, 'Caddyfile'), caddyfile({ port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir }));
+      // Caddy keeps state under XDG folders; keep it inside the run folder.
+      const env = { ...process.env, XDG_DATA_HOME: path.join(dir, 'data'), XDG_CONFIG_HOME: path.join(dir, 'config'), HOME: dir };
+      procs.push(start('caddy', 'proxy', 'caddy', ['run', '--config', path.join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], { env }));
+    }
+    await waitForPort(procs.at(-1)!, port);
+    return running;
+  } catch (error) {
+    await running.stop();
+    throw error;
+  }
+}
+
+export interface Backend { port: number; proc: Proc; acceptedConnections(): Promise<number | undefined>; stop(): Promise<void> }
+
+/** The upstream on the client core: nginx (100 bytes at /, 1 MB at /1mb) or the Node WebSocket echo server. */
+export async function startBackend(kind: Scenario['backend'], runDir: string): Promise<Backend> {
+  const dir = path.join(runDir, `backend-${kind}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  let proc: Proc;
+  if (kind === 'nginx') {
+    const big = path.join(dir, '1mb.bin');
+    if (!fs.existsSync(big)) fs.writeFileSync(big, Buffer.alloc(1024 * 1024, 'x'));
+    fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxBackendConf(dir, port, big));
+    proc = start('backend nginx', 'client', NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log'), '-g', 'daemon off;']);
+  } else {
+    proc = start('backend ws-echo', 'client', process.execPath, [path.join(BENCH, 'servers', 'ws-echo.ts'), String(port)]);
+  }
+  await waitForPort(proc, port);
+  return {
+    port, proc,
+    async acceptedConnections() {
+      if (kind !== 'nginx') return undefined;
+      const text = await (await fetch(`http://127.0.0.1:${port}/nginx_status`)).text();
+      return Number(/\n\s*(\d+) \d+ \d+/.exec(text)?.[1]);
+    },
+    stop: () => stop(proc),
+  };
+}
