@@ -33,7 +33,7 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
   const { config } = runtime;
 
   const httpsServers = config.https.listen.map(() => {
-    const server = http2.createSecureServer({ allowHTTP1: true, ...runtime.certificates.serverOptions(), ALPNProtocols: ['h2', 'http/1.1'] });
+    const server = http2.createSecureServer({ allowHTTP1: true, noDelay: true, ...runtime.certificates.serverOptions(), ALPNProtocols: ['h2', 'http/1.1'] });
     const unsubscribe = runtime.certificates.onDefaultChange((pair) => server.setSecureContext({ ...runtime.certificates.serverOptions(), cert: pair.certPem, key: pair.keyPem }));
     server.once('close', unsubscribe);
     Object.assign(server, { keepAliveTimeout: KEEP_ALIVE_MS });
