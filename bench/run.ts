@@ -107,7 +107,7 @@ if (import.meta.main) {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const { dir } = await bench({
     scenarios: positionals, systems, log: (line) => process.stdout.write(`${line}\n`),
-    reps: Number(values.reps ?? (smoke ? 1 : 5)), seconds: Number(values.seconds ?? (smoke ? 2 : 10)), warmup: Number(values.warmup ?? (smoke ? 0 : 2)),
+    reps: Number(values.reps ?? (smoke ? 1 : 5)), seconds: Number(values.seconds ?? (smoke ? 1 : 10)), warmup: Number(values.warmup ?? (smoke ? 0 : 2)),
     gatehouseBinary: values['gatehouse-binary'] ? path.join(ROOT, 'dist', 'gatehouse') : undefined,
     out: values.out ?? path.join(ROOT, 'bench', 'results', stamp),
   });

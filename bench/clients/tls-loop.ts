@@ -28,7 +28,8 @@ function request(name: string, session: Buffer | undefined): Promise<Buffer | un
       if (head.startsWith('HTTP/1.1 200')) latencies.push(performance.now() - started); else errors++;
       resolve(ticket ?? session);
     });
-    socket.end(`GET ${o.path} HTTP/1.1\r\nHost: ${name}\r\n${extra}Connection: close\r\n\r\n`);
+    // write, not end: a half-closed client makes nginx abandon the request (499) as if the client had gone away.
+    socket.write(`GET ${o.path} HTTP/1.1\r\nHost: ${name}\r\n${extra}Connection: close\r\n\r\n`);
   });
 }
 

@@ -64,7 +64,7 @@ export function parseWrk(text: string): LoadResult {
 /** h2load prints no percentiles, so they come from its per-request log (start µs, status, duration µs). */
 export function parseH2load(text: string, log: string): LoadResult {
   const finished = /finished in ([\d.]+)(us|ms|s|m), ([\d.]+) req\/s/.exec(text);
-  const requests = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(text);
+  const requests = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(text);
   const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(text);
   if (!finished || !requests || !status) throw new Error(`unexpected h2load output:\n${text}`);
   const durations = log.split('\n').filter(Boolean).map((line) => line.split('\t'))
@@ -73,7 +73,7 @@ export function parseH2load(text: string, log: string): LoadResult {
   return {
     requests: ok,
     seconds: Number(finished[1]) * UNIT_MS[finished[2]!]! / 1000,
-    errors: Number(requests[2]) + Number(requests[3]) + Number(requests[4]) + (Number(requests[1]) - ok),
+    errors: Number(requests[1]) + Number(requests[2]) + Number(requests[3]) + Number(status[2]) + Number(status[3]) + Number(status[4]),
     p50Ms: percentile(durations, 0.5),
     p99Ms: percentile(durations, 0.99),
   };

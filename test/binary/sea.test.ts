@@ -101,7 +101,9 @@ function get(port: number, host: string, urlPath: string): Promise<{ status: num
 }
 
 async function echoOnce(port: number, host: string, message: string): Promise<string> {
-  const socket = new WebSocket(`wss://127.0.0.1:${port}/ws`, { servername: host, headers: { host }, rejectUnauthorized: false });
+  // ws hands `servername` on to tls.connect (its types omit it): SNI and Host name the same site.
+  const options: WebSocket.ClientOptions & { servername: string } = { servername: host, headers: { host }, rejectUnauthorized: false };
+  const socket = new WebSocket(`wss://127.0.0.1:${port}/ws`, options);
   try {
     await once(socket, 'message'); // the backend's hello
     socket.send(message);
