@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the bench harness use: Pebble (ACME test CA), Chromium (browser flow),
-# nginx (bench peer), wrk and h2load (load generators), openssl (test PKI). Installs only what is missing.
+# nginx (bench peer), caddy (bench peer, npm run bench only), wrk and h2load (load generators), openssl (test PKI). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v pebble >/dev/null || need+=(pebble)
 command -v chromium >/dev/null || need+=(chromium)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v caddy >/dev/null || need+=(caddy)
 command -v wrk >/dev/null || need+=(wrk)
 command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v openssl >/dev/null || need+=(openssl)
