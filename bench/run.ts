@@ -1,4 +1,4 @@
-// `npm run bench [-- <scenario>...] [--reps N] [--seconds S] [--warmup S] [--systems a,b] [--smoke] [--gatehouse-binary]`
+// `npm run bench [-- <scenario>...] [--reps N] [--seconds S] [--warmup S] [--systems a,b] [--smoke] [--gatehouse-binary] [--baseline <checkout>]`
 // Starts an upstream, Gatehouse and its peers on loopback with equivalent generated configurations, drives each
 // with the same load generator, interleaving systems and repeating, and writes results.md / results.json /
 // ratios.svg into bench/results/<time>/. Method: research/anchor-benchmarks.md (pinned core, CPU µs per request).
@@ -16,7 +16,12 @@ import { SYSTEM_NAMES, type Sample, type Scenario, type SystemName } from './lib
 
 const SCENARIOS = path.join(ROOT, 'bench', 'scenarios');
 
-export interface BenchOptions { scenarios: string[]; reps: number; seconds: number; warmup: number; systems: SystemName[]; gatehouseBinary?: string; out: string; log(line: string): void }
+export interface BenchOptions {
+  scenarios: string[]; reps: number; seconds: number; warmup: number; systems: SystemName[]; out: string; log(line: string): void;
+  gatehouseBinary?: string;
+  /** A checkout (e.g. `git archive` of the commit before a change) whose src/ runs as gatehouse-baseline. */
+  baselineRoot?: string;
+}
 
 export async function loadScenarios(names: readonly string[]): Promise<Scenario[]> {
   const available = fs.readdirSync(SCENARIOS).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3)).sort();
@@ -43,7 +48,8 @@ export async function bench(o: BenchOptions): Promise<{ samples: Sample[]; dir: 
   const samples: Sample[] = [];
   try {
     for (const scenario of scenarios) {
-      const systems = (['nginx', ...scenario.systems] as SystemName[]).filter((s, i, all) => all.indexOf(s) === i && o.systems.includes(s) && !missing.includes(s));
+      const wanted = [...scenario.systems, ...(scenario.systems.includes('gatehouse') ? ['gatehouse-baseline' as const] : [])];
+      const systems = (['nginx', ...wanted] as SystemName[]).filter((s, i, all) => all.indexOf(s) === i && o.systems.includes(s) && !missing.includes(s));
       const names = siteNames(scenario.names ?? 1);
       const backend = await startBackend(scenario.backend, runDir);
       try {
@@ -70,7 +76,7 @@ export async function bench(o: BenchOptions): Promise<{ samples: Sample[]; dir: 
 interface Context { runDir: string; certDir: string; names: string[]; backend: Awaited<ReturnType<typeof startBackend>> }
 
 async function measure(o: BenchOptions, scenario: Scenario, system: SystemName, rep: number, c: Context): Promise<Sample> {
-  const running = await startSystem(system, { dir: path.join(c.runDir, `${scenario.name}-${rep}`), certDir: c.certDir, names: c.names, upstreamPort: c.backend.port, scenario, gatehouseBinary: o.gatehouseBinary });
+  const running = await startSystem(system, { dir: path.join(c.runDir, `${scenario.name}-${rep}`), certDir: c.certDir, names: c.names, upstreamPort: c.backend.port, scenario, gatehouseBinary: o.gatehouseBinary, baselineRoot: o.baselineRoot });
   try {
     const target = { system, port: running.port, names: c.names, dir: c.runDir };
     const headers = { cookie: SESSION_COOKIE, ...(await scenario.prepare?.(target)) };
@@ -98,10 +104,11 @@ async function measure(o: BenchOptions, scenario: Scenario, system: SystemName, 
 if (import.meta.main) {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: {
     reps: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, systems: { type: 'string' },
-    smoke: { type: 'boolean' }, 'gatehouse-binary': { type: 'boolean' }, out: { type: 'string' },
+    smoke: { type: 'boolean' }, 'gatehouse-binary': { type: 'boolean' }, out: { type: 'string' }, baseline: { type: 'string' },
   } });
   const smoke = values.smoke ?? false;
-  const systems = (values.systems?.split(',') ?? (smoke ? ['nginx', 'gatehouse'] : [...SYSTEM_NAMES])) as SystemName[];
+  const defaults: SystemName[] = smoke ? ['nginx', 'gatehouse'] : ['nginx', 'gatehouse', 'nginx-auth', 'caddy', ...(values.baseline ? ['gatehouse-baseline' as const] : [])];
+  const systems = (values.systems?.split(',') ?? defaults) as SystemName[];
   const bad = systems.filter((s) => !SYSTEM_NAMES.includes(s));
   if (bad.length) throw new Error(`unknown system ${bad.join(', ')}; known: ${SYSTEM_NAMES.join(', ')}`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -110,6 +117,7 @@ if (import.meta.main) {
     reps: Number(values.reps ?? (smoke ? 1 : 5)), seconds: Number(values.seconds ?? (smoke ? 1 : 10)), warmup: Number(values.warmup ?? (smoke ? 0 : 2)),
     gatehouseBinary: values['gatehouse-binary'] ? path.join(ROOT, 'dist', 'gatehouse') : undefined,
     out: values.out ?? path.join(ROOT, 'bench', 'results', stamp),
+    baselineRoot: values.baseline ? path.resolve(values.baseline) : undefined,
   });
   process.stdout.write(`\n${fs.readFileSync(path.join(dir, 'results.md'), 'utf8')}\nwritten: ${path.relative(process.cwd(), dir)}/results.{md,json} and ratios.svg\n`);
 }

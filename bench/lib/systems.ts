@@ -20,7 +20,13 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export interface StartOptions { dir: string; certDir: string; names: string[]; upstreamPort: number; scenario: Scenario; gatehouseBinary?: string }
+export interface StartOptions {
+  dir: string; certDir: string; names: string[]; upstreamPort: number; scenario: Scenario; gatehouseBinary?: string;
+  /** Extra Node flags for Gatehouse run from source (e.g. --cpu-prof). */
+  gatehouseNodeArgs?: string[];
+  /** Checkout whose src/ runs as gatehouse-baseline. */
+  baselineRoot?: string;
+}
 
 /** Which Debian package provides a missing peer; undefined when it is installed. */
 export function missingPackage(system: SystemName): string | undefined {
@@ -41,12 +47,14 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
     stop: async () => { for (const proc of procs.reverse()) await stop(proc); },
   };
   try {
-    if (system === 'gatehouse') {
+    if (system === 'gatehouse' || system === 'gatehouse-baseline') {
+      const root = system === 'gatehouse' ? ROOT : o.baselineRoot;
+      if (!root) throw new Error('gatehouse-baseline needs --baseline <checkout>');
       writeGatehouseConfig({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir, siteToml: o.scenario.gatehouse?.siteToml });
       const env = { ...process.env, ...o.scenario.gatehouse?.env };
-      procs.push(o.gatehouseBinary
-        ? start('gatehouse', 'proxy', o.gatehouseBinary, ['serve', '--config', dir], { env })
-        : start('gatehouse', 'proxy', process.execPath, [path.join(ROOT, 'src', 'main.ts'), 'serve', '--config', dir], { env }));
+      procs.push(o.gatehouseBinary && system === 'gatehouse'
+        ? start(system, 'proxy', o.gatehouseBinary, ['serve', '--config', dir], { env })
+        : start(system, 'proxy', process.execPath, [...(o.gatehouseNodeArgs ?? []), path.join(root, 'src', 'main.ts'), 'serve', '--config', dir], { env }));
     } else if (system === 'nginx' || system === 'nginx-auth') {
       let authPort: number | undefined;
       if (system === 'nginx-auth') {

@@ -1,6 +1,7 @@
 // The shapes shared by the harness, the systems and the scenario files.
 
-export const SYSTEM_NAMES = ['nginx', 'gatehouse', 'nginx-auth', 'caddy'] as const;
+/** gatehouse-baseline: Gatehouse from another checkout (--baseline <dir>), to measure a change before/after in the same run. */
+export const SYSTEM_NAMES = ['nginx', 'gatehouse', 'nginx-auth', 'caddy', 'gatehouse-baseline'] as const;
 export type SystemName = typeof SYSTEM_NAMES[number];
 
 /** One load generator invocation; `seconds` and the target come from the harness. */
