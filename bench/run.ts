@@ -1,4 +1,4 @@
-// `npm run bench [-- <scenario>...] [--reps N] [--seconds S] [--warmup S] [--systems a,b] [--smoke] [--gatehouse-binary] [--baseline <checkout>]`
+// `npm run bench [-- <scenario>...] [--reps N] [--seconds S] [--warmup S] [--systems a,b] [--smoke] [--gatehouse-binary] [--baseline <checkout>] [--node-options='<flags>']`
 // Starts an upstream, Gatehouse and its peers on loopback with equivalent generated configurations, drives each
 // with the same load generator, interleaving systems and repeating, and writes results.md / results.json /
 // ratios.svg into bench/results/<time>/. Method: research/anchor-benchmarks.md (pinned core, CPU µs per request).
@@ -21,6 +21,8 @@ export interface BenchOptions {
   gatehouseBinary?: string;
   /** A checkout (e.g. `git archive` of the commit before a change) whose src/ runs as gatehouse-baseline. */
   baselineRoot?: string;
+  /** Node/V8 flags for `gatehouse` only (not the baseline), e.g. to measure heap settings against `--baseline .`. */
+  nodeOptions?: string;
 }
 
 export async function loadScenarios(names: readonly string[]): Promise<Scenario[]> {
@@ -76,7 +78,7 @@ export async function bench(o: BenchOptions): Promise<{ samples: Sample[]; dir: 
 interface Context { runDir: string; certDir: string; names: string[]; backend: Awaited<ReturnType<typeof startBackend>> }
 
 async function measure(o: BenchOptions, scenario: Scenario, system: SystemName, rep: number, c: Context): Promise<Sample> {
-  const running = await startSystem(system, { dir: path.join(c.runDir, `${scenario.name}-${rep}`), certDir: c.certDir, names: c.names, upstreamPort: c.backend.port, scenario, gatehouseBinary: o.gatehouseBinary, baselineRoot: o.baselineRoot });
+  const running = await startSystem(system, { dir: path.join(c.runDir, `${scenario.name}-${rep}`), certDir: c.certDir, names: c.names, upstreamPort: c.backend.port, scenario, gatehouseBinary: o.gatehouseBinary, baselineRoot: o.baselineRoot, gatehouseNodeOptions: o.nodeOptions });
   try {
     const target = { system, port: running.port, names: c.names, dir: c.runDir };
     const headers = { cookie: SESSION_COOKIE, ...(await scenario.prepare?.(target)) };
@@ -104,7 +106,7 @@ async function measure(o: BenchOptions, scenario: Scenario, system: SystemName, 
 if (import.meta.main) {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: {
     reps: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, systems: { type: 'string' },
-    smoke: { type: 'boolean' }, 'gatehouse-binary': { type: 'boolean' }, out: { type: 'string' }, baseline: { type: 'string' },
+    smoke: { type: 'boolean' }, 'gatehouse-binary': { type: 'boolean' }, out: { type: 'string' }, baseline: { type: 'string' }, 'node-options': { type: 'string' },
   } });
   const smoke = values.smoke ?? false;
   const defaults: SystemName[] = smoke ? ['nginx', 'gatehouse'] : ['nginx', 'gatehouse', 'nginx-auth', 'caddy', ...(values.baseline ? ['gatehouse-baseline' as const] : [])];
@@ -118,6 +120,7 @@ if (import.meta.main) {
     gatehouseBinary: values['gatehouse-binary'] ? path.join(ROOT, 'dist', 'gatehouse') : undefined,
     out: values.out ?? path.join(ROOT, 'bench', 'results', stamp),
     baselineRoot: values.baseline ? path.resolve(values.baseline) : undefined,
+    nodeOptions: values['node-options'],
   });
   process.stdout.write(`\n${fs.readFileSync(path.join(dir, 'results.md'), 'utf8')}\nwritten: ${path.relative(process.cwd(), dir)}/results.{md,json} and ratios.svg\n`);
 }

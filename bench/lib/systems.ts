@@ -26,6 +26,8 @@ export interface StartOptions {
   gatehouseNodeArgs?: string[];
   /** Checkout whose src/ runs as gatehouse-baseline. */
   baselineRoot?: string;
+  /** NODE_OPTIONS for `gatehouse` (not the baseline): heap settings and the like. */
+  gatehouseNodeOptions?: string;
 }
 
 /** Which Debian package provides a missing peer; undefined when it is installed. */
@@ -51,7 +53,8 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
       const root = system === 'gatehouse' ? ROOT : o.baselineRoot;
       if (!root) throw new Error('gatehouse-baseline needs --baseline <checkout>');
       writeGatehouseConfig({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir, siteToml: o.scenario.gatehouse?.siteToml });
-      const env = { ...process.env, ...o.scenario.gatehouse?.env };
+      const nodeOptions = system === 'gatehouse' && o.gatehouseNodeOptions ? { NODE_OPTIONS: o.gatehouseNodeOptions } : {};
+      const env = { ...process.env, ...o.scenario.gatehouse?.env, ...nodeOptions };
       procs.push(o.gatehouseBinary && system === 'gatehouse'
         ? start(system, 'proxy', o.gatehouseBinary, ['serve', '--config', dir], { env })
         : start(system, 'proxy', process.execPath, [...(o.gatehouseNodeArgs ?? []), path.join(root, 'src', 'main.ts'), 'serve', '--config', dir], { env }));
