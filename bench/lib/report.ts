@@ -69,7 +69,7 @@ const COLORS: Record<SystemName, string> = { nginx: '#888', gatehouse: '#1f77b4'
 export function svg(rows: readonly Row[]): string {
   const scenarios = [...new Set(rows.map((r) => r.scenario))];
   const systems = [...new Set(rows.map((r) => r.system))].filter((s) => s !== 'nginx');
-  const bar = 14; const gap = 10; const left = 170; const width = 420; const top = 40;
+  const bar = 14; const gap = 10; const left = 170; const width = 420; const top = 52;
   const max = Math.max(1.2, ...rows.map((r) => r.vsNginx?.cpuEfficiency ?? 0));
   const scale = (v: number) => (v / max) * width;
   const blockHeight = systems.length * bar + gap;

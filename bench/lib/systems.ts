@@ -2,6 +2,7 @@
 // run folder, starts the processes on the proxy core and resolves once the port accepts connections.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { caddyfile, nginxBackendConf, nginxProxyConf, SESSION_COOKIE, writeGatehouseConfig } from './configs.ts';
@@ -103,7 +104,13 @@ export async function startBackend(kind: Scenario['backend'], runDir: string): P
     port, proc,
     async acceptedConnections() {
       if (kind !== 'nginx') return undefined;
-      const text = await (await fetch(`http://127.0.0.1:${port}/nginx_status`)).text();
+      // A fresh connection each time (agent: false), so exactly one of the counted accepts is our own.
+      const text = await new Promise<string>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port, path: '/nginx_status', agent: false }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; }).on('end', () => resolve(body));
+        }).on('error', reject);
+      });
       return Number(/\n\s*(\d+) \d+ \d+/.exec(text)?.[1]);
     },
     stop: () => stop(proc),
