@@ -18,7 +18,8 @@ export interface Running {
   procs: Proc[];
   /** Every pid whose CPU and memory count for this system (nginx master + workers, the auth service). */
   pids(): number[];
-  stop(): Promise<void>;
+  /** SIGTERM, SIGKILL after graceMs. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export interface StartOptions {
@@ -47,7 +48,7 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
   const running: Running = {
     port, procs,
     pids: () => procs.flatMap((proc) => processTree(proc.pid)),
-    stop: async () => { for (const proc of procs.reverse()) await stop(proc); },
+    stop: async (graceMs?: number) => { for (const proc of procs.reverse()) await stop(proc, graceMs); },
   };
   try {
     if (system === 'gatehouse' || system === 'gatehouse-baseline') {

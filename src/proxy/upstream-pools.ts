@@ -59,8 +59,20 @@ export class UpstreamGroupPool {
     return pool;
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.servers.flatMap((s) => [...s.pools.values()].map((p) => p.close())));
+  /**
+   * Called once the listeners have drained, so a request still in flight has no client left to answer. undici's
+   * close() waits for such requests (one paused by a client that vanished waits out send_timeout: a SIGTERM then
+   * took up to a minute after an HTTP/2 load), so it gets graceMs and the rest is destroyed.
+   */
+  async close(graceMs = 1000): Promise<void> {
+    const pools = this.servers.flatMap((s) => [...s.pools.values()]);
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      Promise.all(pools.map((p) => p.close())).then(() => true),
+      new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), graceMs); }),
+    ]);
+    clearTimeout(timer);
+    if (!closed) await this.destroy();
   }
 
   destroy(): Promise<void[]> {
