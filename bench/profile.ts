@@ -28,7 +28,7 @@ try {
   const target = { system: 'gatehouse' as const, port: running.port, names, dir: runDir };
   await runLoad(scenario!.load, target, 2, { cookie: SESSION_COOKIE });
   const result = await runLoad(scenario!.load, target, seconds, { cookie: SESSION_COOKIE });
-  await running.stop(); // SIGTERM: graceful exit writes the profile
+  await running.stop(20_000); // SIGTERM: the graceful exit writes the profile
   process.stdout.write(`${scenario!.name}: ${Math.round(result.requests / result.seconds)} rps during the profiled run (profiling adds overhead)\n`);
 } finally {
   await backend.stop();
