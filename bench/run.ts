@@ -50,7 +50,7 @@ export async function bench(o: BenchOptions): Promise<{ samples: Sample[]; dir: 
   const samples: Sample[] = [];
   try {
     for (const scenario of scenarios) {
-      const wanted = [...scenario.systems, ...(scenario.systems.includes('gatehouse') ? ['gatehouse-baseline' as const] : [])];
+      const wanted = [...scenario.systems, ...(scenario.systems.includes('gatehouse') ? ['gatehouse-baseline', 'node-undici-https', 'node-undici-h2compat'] as const : [])];
       const systems = (['nginx', ...wanted] as SystemName[]).filter((s, i, all) => all.indexOf(s) === i && o.systems.includes(s) && !missing.includes(s));
       const names = siteNames(scenario.names ?? 1);
       const backend = await startBackend(scenario.backend, runDir);

@@ -63,7 +63,7 @@ export function markdown(rows: readonly Row[], titles: Record<string, string>): 
   return `${lines.join('\n')}\n\nScenarios:\n${legend.join('\n')}\n\nCPU µs/req: user+system CPU of the system's processes (nginx master + workers; nginx-auth includes its auth service) over the measured window ÷ completed requests. CPU efficiency vs nginx = nginx's µs/req ÷ this system's (higher is better; 0.5× = twice nginx's CPU per request). Ratios come from medians of the same run.\n`;
 }
 
-const COLORS: Record<SystemName, string> = { nginx: '#888', gatehouse: '#1f77b4', 'nginx-auth': '#ff7f0e', caddy: '#2ca02c', 'gatehouse-baseline': '#9ecae1' };
+const COLORS: Record<SystemName, string> = { nginx: '#888', gatehouse: '#1f77b4', 'nginx-auth': '#ff7f0e', caddy: '#2ca02c', 'gatehouse-baseline': '#9ecae1', 'node-undici-https': '#9467bd', 'node-undici-h2compat': '#c5b0d5' };
 
 /** Horizontal bars: CPU efficiency vs nginx per scenario and system (1.0 = nginx; higher is better). */
 export function svg(rows: readonly Row[]): string {

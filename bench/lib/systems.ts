@@ -60,6 +60,9 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
       procs.push(o.gatehouseBinary && system === 'gatehouse'
         ? start(system, 'proxy', o.gatehouseBinary, ['serve', '--config', dir], { env })
         : start(system, 'proxy', process.execPath, [...(o.gatehouseNodeArgs ?? []), path.join(root, 'src', 'main.ts'), 'serve', '--config', dir], { env }));
+    } else if (system === 'node-undici-https' || system === 'node-undici-h2compat') {
+      const options = { port, upstreamPort: o.upstreamPort, cert: path.join(o.certDir, `${o.names[0]}.crt`), key: path.join(o.certDir, `${o.names[0]}.key`), server: system === 'node-undici-https' ? 'https' : 'http2' };
+      procs.push(start(system, 'proxy', process.execPath, [path.join(BENCH, 'servers', 'undici-forwarder.ts'), JSON.stringify(options)]));
     } else if (system === 'nginx' || system === 'nginx-auth') {
       let authPort: number | undefined;
       if (system === 'nginx-auth') {

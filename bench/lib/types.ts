@@ -1,7 +1,11 @@
 // The shapes shared by the harness, the systems and the scenario files.
 
-/** gatehouse-baseline: Gatehouse from another checkout (--baseline <dir>), to measure a change before/after in the same run. */
-export const SYSTEM_NAMES = ['nginx', 'gatehouse', 'nginx-auth', 'caddy', 'gatehouse-baseline'] as const;
+/**
+ * gatehouse-baseline: Gatehouse from another checkout (--baseline <dir>), to measure a change before/after in the same run.
+ * node-undici-https / node-undici-h2compat: the smallest Node forwarder (servers/undici-forwarder.ts), for reference.
+ * These three run only when named in --systems (and only in scenarios that compare Gatehouse).
+ */
+export const SYSTEM_NAMES = ['nginx', 'gatehouse', 'nginx-auth', 'caddy', 'gatehouse-baseline', 'node-undici-https', 'node-undici-h2compat'] as const;
 export type SystemName = typeof SYSTEM_NAMES[number];
 
 /** One load generator invocation; `seconds` and the target come from the harness. */
