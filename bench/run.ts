@@ -58,7 +58,12 @@ export async function bench(o: BenchOptions): Promise<{ samples: Sample[]; dir: 
         for (let rep = 0; rep < o.reps; rep++) {
           // Interleaved: every repetition runs each system once, starting one further along (A B C, B C A, ...).
           const order = systems.map((_, i) => systems[(i + rep) % systems.length]!);
-          for (const system of order) samples.push(await measure(o, scenario, system, rep, { runDir, certDir, names, backend }));
+          for (const system of order) {
+            // One failing system (a crash, a config it rejects) is reported and the others still run.
+            try { samples.push(await measure(o, scenario, system, rep, { runDir, certDir, names, backend })); } catch (error) {
+              o.log(`${scenario.name} #${rep + 1} ${system}: FAILED: ${(error as Error).message}`);
+            }
+          }
         }
       } finally { await backend.stop(); }
     }
