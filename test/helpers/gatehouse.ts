@@ -19,8 +19,11 @@ export interface TestGatehouse extends Listening {
 
 /** Writes gatehouse.toml and sites/<name>.toml into a temp folder; `main` is appended to a loopback listener block. */
 export function writeConfig(files: { main?: string; sites: Record<string, string>; http?: boolean }, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-cfg-'))): string {
-  const listeners = `[https]\nlisten = ["127.0.0.1:0"]\n${files.http ? '[http]\nlisten = ["127.0.0.1:0"]\n' : ''}`;
-  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), mergeMain(listeners, files.main ?? ''));
+  const main = files.main ?? '';
+  // Loopback port-0 listeners unless the test names its own.
+  const ownListen = (table: string) => new RegExp(`^\\[${table}\\]\\n(?:(?!\\[).*\\n)*listen\\s*=`, 'm').test(main);
+  const listeners = `[https]\n${ownListen('https') ? '' : 'listen = ["127.0.0.1:0"]\n'}${files.http ? `[http]\n${ownListen('http') ? '' : 'listen = ["127.0.0.1:0"]\n'}` : ''}`;
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), mergeMain(listeners, main));
   fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
   for (const [name, text] of Object.entries(files.sites)) fs.writeFileSync(path.join(dir, 'sites', `${name}.toml`), text);
   return dir;
