@@ -2,6 +2,7 @@
 // all are reported together, and nothing is returned unless the whole configuration is valid.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { z } from 'zod';
 import { globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
@@ -60,6 +61,8 @@ export interface Config {
   log: GlobalSettings['log'];
   proxy: GlobalSettings['proxy'];
   lifecycle: GlobalSettings['lifecycle'];
+  /** Serving processes, "auto" resolved to the number of cores. */
+  workers: number;
   sites: Site[];
 }
 
@@ -105,7 +108,8 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
   if (problems.length > 0) throw new ConfigError(problems);
 
   const { https, http, log, proxy, lifecycle } = settings.value;
-  return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, sites });
+  const workers = settings.value.workers === 'auto' ? os.availableParallelism() : settings.value.workers;
+  return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, workers, sites });
 }
 
 function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]):

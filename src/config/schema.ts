@@ -99,6 +99,8 @@ export const globalSchema = z.strictObject({
   }).prefault({}),
   /** Folder of per-domain site files, relative to the config folder. */
   sites_dir: z.string().default('sites'),
+  /** Processes that serve (like nginx worker_processes): "auto" = one per core; 1 = no cluster. */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
 });
 
 const upstreamGroup = z.strictObject({

@@ -31,7 +31,7 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export function buildRuntime(config: Config, log: Logger): Runtime {
+export function buildRuntime(config: Config, log: Logger, options: { ticketKeys?: Buffer } = {}): Runtime {
   const siteList = config.sites.map((site): SiteRuntime => ({
     config: site,
     groups: new Map(Object.values(site.upstreams).map((group) => [group.name, new UpstreamGroupPool(group)])),
@@ -40,7 +40,7 @@ export function buildRuntime(config: Config, log: Logger): Runtime {
   for (const site of siteList) for (const name of site.config.serverNames) sites.set(name, site);
   const defaultSite = config.https.default_site ? sites.get(config.https.default_site) : undefined;
 
-  const certificates = new CertificateStore({ defaultSite: defaultSite?.config.name });
+  const certificates = new CertificateStore({ defaultSite: defaultSite?.config.name, ticketKeys: options.ticketKeys });
   for (const site of siteList) certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
 
   return {

@@ -29,14 +29,16 @@ export function writeConfig(files: { main?: string; sites: Record<string, string
   return dir;
 }
 
-/** Lets a test add keys to [https]/[http] without declaring the table twice. */
+/** Lets a test add keys to [https]/[http] without declaring the table twice; top-level keys stay before any table. */
 function mergeMain(listeners: string, main: string): string {
   let text = listeners;
   const rest = main.replace(/^\[(https|http)\]\n((?:(?!\[).*\n?)*)/gm, (_all, table: string, body: string) => {
     text = text.replace(`[${table}]\n`, `[${table}]\n${body}`);
     return '';
   });
-  return `${text}${rest}`;
+  const firstTable = rest.search(/^\[/m);
+  const preamble = firstTable < 0 ? rest : rest.slice(0, firstTable);
+  return `${preamble}${text}${firstTable < 0 ? '' : rest.slice(firstTable)}`;
 }
 
 export async function startGatehouse(t: TestContext, files: Parameters<typeof writeConfig>[0]): Promise<TestGatehouse> {
