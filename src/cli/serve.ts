@@ -1,4 +1,5 @@
 // `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT.
+import { prepareAcme, startAcme } from '../acme/start.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../observability/logger.ts';
 import { startListeners, type Listening } from '../runtime/listeners.ts';
@@ -13,8 +14,12 @@ export async function serve(configDir: string): Promise<number> {
     return reportConfigError(error);
   }
   const log = createLogger(config.log);
-  const listening = await startListeners(buildRuntime(config, log));
-  stopOnSignals(listening);
+  const runtime = buildRuntime(config, log);
+  const acme = await prepareAcme(runtime);
+  const listening = await startListeners(runtime);
+  if (acme) startAcme(acme, listening);
+  // Not awaited: an order in flight is abandoned (its lock file is removed on exit) rather than delaying shutdown.
+  stopOnSignals(listening, async () => { void acme?.stop(); });
   return new Promise(() => {});
 }
 

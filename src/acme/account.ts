@@ -1,0 +1,48 @@
+// The ACME client: one account key per storage folder (made once, then reused), the account registered with the CA,
+// and the trust for the CA's HTTPS endpoint. acme-client sends every request through its own axios instance,
+// so an extra root ([acme] ca_root, e.g. a private CA or Pebble) is added there only, not to the rest of the process.
+import fs from 'node:fs';
+import https from 'node:https';
+import tls from 'node:tls';
+import acme from 'acme-client';
+import type { AcmeConfig } from '../config/load.ts';
+import { writeFileAtomic } from '../runtime/atomic-write.ts';
+
+/** acme-client polls pending orders with exponential backoff; its default starts at 5 s, 1 s answers sooner. */
+export interface PollOptions { backoffMin: number; backoffMax: number; backoffAttempts: number }
+export const DEFAULT_POLL: PollOptions = { backoffMin: 1000, backoffMax: 30_000, backoffAttempts: 12 };
+
+const extraRoots = new Set<string>();
+
+export function trustForAcme(caPem: string): void {
+  if (extraRoots.has(caPem)) return;
+  extraRoots.add(caPem);
+  acme.axios.defaults.httpsAgent = new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, ...extraRoots] });
+}
+
+/** Reads the account key, or creates it exactly once even when two processes start together (link fails if it exists). */
+export async function loadOrCreateAccountKey(file: string): Promise<string> {
+  try { return fs.readFileSync(file, 'utf8'); } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the ACME account key ${file}: ${(error as Error).message}`);
+  }
+  const candidate = `${file}.${process.pid}.new`;
+  writeFileAtomic(candidate, (await acme.crypto.createPrivateEcdsaKey()).toString(), 0o600);
+  try { fs.linkSync(candidate, file); } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally { fs.rmSync(candidate, { force: true }); }
+  return fs.readFileSync(file, 'utf8');
+}
+
+export async function createAcmeClient(config: AcmeConfig, poll: PollOptions = DEFAULT_POLL): Promise<acme.Client> {
+  if (config.caRootPem) trustForAcme(config.caRootPem);
+  const client = new acme.Client({ directoryUrl: config.directoryUrl, accountKey: await loadOrCreateAccountKey(config.accountKeyFile), ...poll });
+  // newAccount with a known key returns the existing account (RFC 8555 §7.3.1), so this is safe on every start.
+  await client.createAccount({ termsOfServiceAgreed: config.termsOfServiceAgreed, ...(config.email ? { contact: [`mailto:${config.email}`] } : {}) });
+  return client;
+}
+
+/** The directory object (cached by the caller): tells whether the CA offers renewalInfo (ARI) and profiles. */
+export async function fetchDirectory(directoryUrl: string): Promise<{ renewalInfo?: string; meta?: { profiles?: Record<string, string> } }> {
+  const response = await acme.axios.get(directoryUrl, { timeout: 30_000 });
+  return response.data as { renewalInfo?: string };
+}
