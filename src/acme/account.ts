@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import tls from 'node:tls';
 import acme from 'acme-client';
+import { Agent, fetch } from 'undici';
 import type { AcmeConfig } from '../config/load.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
 
@@ -13,11 +14,29 @@ export interface PollOptions { backoffMin: number; backoffMax: number; backoffAt
 export const DEFAULT_POLL: PollOptions = { backoffMin: 1000, backoffMax: 30_000, backoffAttempts: 12 };
 
 const extraRoots = new Set<string>();
+let dispatcher: Agent | undefined;
 
 export function trustForAcme(caPem: string): void {
   if (extraRoots.has(caPem)) return;
   extraRoots.add(caPem);
-  acme.axios.defaults.httpsAgent = new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, ...extraRoots] });
+  const ca = [...tls.rootCertificates, ...extraRoots];
+  acme.axios.defaults.httpsAgent = new https.Agent({ keepAlive: true, ca });
+  dispatcher = new Agent({ connect: { ca } });
+}
+
+/** GET a JSON resource of the ACME server (directory, renewalInfo) with the same trust as acme-client, 30 s at most. */
+export async function acmeGet(url: string): Promise<{ status: number; body: unknown; retryAfter: string | null }> {
+  let response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(30_000), ...(dispatcher ? { dispatcher } : {}) });
+  } catch (error) {
+    const cause = (error as { cause?: { message?: string } }).cause?.message;
+    throw new Error(`cannot reach the ACME server at ${url}: ${cause ?? (error as Error).message}`);
+  }
+  const text = await response.text();
+  let body: unknown = text;
+  try { body = JSON.parse(text); } catch { /* not JSON: keep the text for the error message */ }
+  return { status: response.status, body, retryAfter: response.headers.get('retry-after') };
 }
 
 /** Reads the account key, or creates it exactly once even when two processes start together (link fails if it exists). */
@@ -34,7 +53,6 @@ export async function loadOrCreateAccountKey(file: string): Promise<string> {
 }
 
 export async function createAcmeClient(config: AcmeConfig, poll: PollOptions = DEFAULT_POLL): Promise<acme.Client> {
-  if (config.caRootPem) trustForAcme(config.caRootPem);
   const client = new acme.Client({ directoryUrl: config.directoryUrl, accountKey: await loadOrCreateAccountKey(config.accountKeyFile), ...poll });
   // newAccount with a known key returns the existing account (RFC 8555 §7.3.1), so this is safe on every start.
   await client.createAccount({ termsOfServiceAgreed: config.termsOfServiceAgreed, ...(config.email ? { contact: [`mailto:${config.email}`] } : {}) });
@@ -42,7 +60,10 @@ export async function createAcmeClient(config: AcmeConfig, poll: PollOptions = D
 }
 
 /** The directory object (cached by the caller): tells whether the CA offers renewalInfo (ARI) and profiles. */
-export async function fetchDirectory(directoryUrl: string): Promise<{ renewalInfo?: string; meta?: { profiles?: Record<string, string> } }> {
-  const response = await acme.axios.get(directoryUrl, { timeout: 30_000 });
-  return response.data as { renewalInfo?: string };
+export async function fetchDirectory(directoryUrl: string): Promise<{ renewalInfo?: string }> {
+  const { status, body } = await acmeGet(directoryUrl);
+  if (status !== 200 || typeof body !== 'object' || body === null || !('newOrder' in body)) {
+    throw new Error(`${directoryUrl} is not an ACME directory (HTTP ${status}: ${JSON.stringify(body).slice(0, 200)})`);
+  }
+  return body as { renewalInfo?: string };
 }

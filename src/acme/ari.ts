@@ -1,7 +1,7 @@
 // ACME Renewal Information (ARI, RFC 9773): the CA says when to renew. acme-client 5.4 has no ARI, so the lookup is
 // here: only used when the directory advertises `renewalInfo`; otherwise the renew_ratio decides.
 import * as x509 from '@peculiar/x509';
-import acme from 'acme-client';
+import { acmeGet } from './account.ts';
 
 export interface RenewalWindow { start: Date; end: Date; explanationUrl?: string }
 
@@ -42,11 +42,11 @@ export function pickRenewalTime(window: RenewalWindow, random = Math.random): Da
 /** Fetches the CA's window for a certificate; the answer's Retry-After says when to ask again (default 6 h). */
 export async function fetchRenewalInfo(renewalInfoUrl: string, certPem: string): Promise<{ window: RenewalWindow; retryAfterMs: number }> {
   const url = `${renewalInfoUrl.replace(/\/$/, '')}/${ariCertId(certPem)}`;
-  const response = await acme.axios.get(url, { validateStatus: () => true, timeout: 30_000 });
+  const response = await acmeGet(url);
   if (response.status !== 200) throw new Error(`renewalInfo ${url} answered ${response.status}`);
-  const retryAfter = Number(response.headers['retry-after']);
+  const retryAfter = Number(response.retryAfter);
   const retryAfterMs = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 86_400) * 1000 : 6 * 3_600_000;
-  return { window: parseRenewalInfo(response.data), retryAfterMs };
+  return { window: parseRenewalInfo(response.body), retryAfterMs };
 }
 
 function firstPem(chain: string): string {

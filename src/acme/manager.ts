@@ -9,7 +9,7 @@ import type { Config, Site } from '../config/load.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CertificateStore, KeyPair } from '../tls/certificate-store.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';
-import { createAcmeClient, DEFAULT_POLL, fetchDirectory, type PollOptions } from './account.ts';
+import { createAcmeClient, DEFAULT_POLL, fetchDirectory, trustForAcme, type PollOptions } from './account.ts';
 import { ariCertId } from './ari.ts';
 import { ChallengeStore, createChallengeResponder } from './challenges.ts';
 import { orderCertificate } from './issuer.ts';
@@ -57,6 +57,7 @@ export class AcmeManager {
     this.log = log.child({ component: 'acme' });
     this.poll = options.poll ?? DEFAULT_POLL;
     this.now = options.now ?? Date.now;
+    if (config.acme.caRootPem) trustForAcme(config.acme.caRootPem);
     this.storage = new CertStorage(config.acme.storageDir);
     this.challenges = new ChallengeStore(config.acme.storageDir);
     for (const site of config.sites) if (site.tls.source === 'acme') this.states.set(site.name, { site, failures: 0, nextAttemptAt: 0 });
@@ -206,8 +207,10 @@ export class AcmeManager {
       if (!forced && state.served && state.served.info.serial !== previous) return 'adopted';
       const started = performance.now();
       this.log.info({ domain, names: state.site.serverNames, directory: this.config.acme.directoryUrl, forced }, 'ordering certificate');
+      // The directory first: an unreachable CA gives a clear error at once (acme-client would retry for 75 s, then fail obscurely).
+      const directory = await this.getDirectory();
+      const ari = state.served && directory.renewalInfo;
       const client = await this.getClient();
-      const ari = state.served && (await this.getDirectory().catch(() => ({}) as Directory)).renewalInfo;
       const pair = await orderCertificate({
         client, names: state.site.serverNames, challenges: this.challenges,
         ...(this.config.acme.profile ? { profile: this.config.acme.profile } : {}),
@@ -216,17 +219,20 @@ export class AcmeManager {
       const info = describe(pair);
       if (!fitFor(info, state.site.serverNames, this.now())) throw new Error(`the CA issued a certificate for ${info.names.join(', ')}, valid until ${info.notAfter.toISOString()}: not usable`);
       const orderMs = Math.round(performance.now() - started);
-      this.install(state, pair, info, 'order');
-      const renewAt = await this.renewalTime(state);
+      const renewAt = await nextRenewal({ info, pair }, this.config.acme.renewRatio, await this.getDirectory().catch(() => ({})), this.now(), () => {});
+      // Stored before it is served, so other processes and a restart find what we serve.
       this.storage.write(domain, pair, {
         domain, names: info.names, issuer: info.issuer, serial: info.serial, not_before: info.notBefore.toISOString(),
-        not_after: info.notAfter.toISOString(), next_renewal: renewAt.toISOString(), renewal_source: state.renewAt!.source,
+        not_after: info.notAfter.toISOString(), next_renewal: renewAt.at.toISOString(), renewal_source: renewAt.source,
         ordered_at: new Date(this.now()).toISOString(), order_ms: orderMs, directory: this.config.acme.directoryUrl,
       });
+      this.install(state, pair, info, 'order');
+      state.renewAt = renewAt;
       Object.assign(state, { failures: 0, nextAttemptAt: 0, lastError: undefined });
-      this.log.info({ domain, issuer: info.issuer, not_after: info.notAfter.toISOString(), next_renewal: renewAt.toISOString(), order_ms: orderMs }, 'certificate obtained');
+      this.log.info({ domain, issuer: info.issuer, not_after: info.notAfter.toISOString(), next_renewal: renewAt.at.toISOString(), order_ms: orderMs }, 'certificate obtained');
       return 'ok';
     } catch (error) {
+      this.directory = undefined; // look at the directory again before the next attempt
       this.failed(state, error);
       return 'failed';
     } finally {
@@ -236,7 +242,9 @@ export class AcmeManager {
 
   private failed(state: SiteState, error: unknown): void {
     const domain = state.site.name;
-    const message = error instanceof Error ? error.message : String(error);
+    let message = error instanceof Error ? error.message : String(error);
+    // acme-client 5.4 retries a failed connection 5 times, then loses the error in its axios interceptor.
+    if (/reading 'config'/.test(message)) message = `no answer from the ACME server ${this.config.acme.directoryUrl} (connection failed after retries)`;
     state.failures += 1;
     const delay = Math.min(this.config.acme.retryMinMs * 2 ** (state.failures - 1), this.config.acme.retryMaxMs);
     state.nextAttemptAt = this.now() + delay;

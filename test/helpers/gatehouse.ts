@@ -33,7 +33,7 @@ export interface Gatehouse {
 
 export async function startGatehouse(configDir: string, acmeOptions: AcmeOptions = { poll: FAST_POLL }): Promise<Gatehouse> {
   const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({ write(chunk, _encoding, done) { for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line)); done(); } });
+  const sink = new Writable({ write(chunk, _encoding, done) { for (const line of String(chunk).split('\n')) if (line) { lines.push(JSON.parse(line)); if (process.env.GATEHOUSE_TEST_LOG) process.stderr.write(`${line}\n`); } done(); } });
   const config = loadConfig(configDir);
   const runtime = buildRuntime(config, createLogger({ level: 'info', format: 'json' }, sink));
   const acme = await prepareAcme(runtime, acmeOptions);

@@ -25,7 +25,7 @@ export function requirePebble(): void {
   if (spawnSync('pebble', ['-version']).error) throw new Error('pebble (Debian package) is not installed: run: npm run setup');
 }
 
-export async function startPebble(opts: { validitySeconds?: number } = {}): Promise<Pebble> {
+export async function startPebble(opts: { validitySeconds?: number; env?: Record<string, string> } = {}): Promise<Pebble> {
   requirePebble();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pebble-'));
   const f = (name: string) => path.join(dir, name);
@@ -47,7 +47,7 @@ export async function startPebble(opts: { validitySeconds?: number } = {}): Prom
   }));
   const child: ChildProcess = spawn('pebble', ['-config', f('pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {
     // No random validation sleep, no random badNonce, no authorization reuse: every order validates every name.
-    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
+    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
