@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { certsTable } from '../../src/cli/certs.ts';
+import { certs as certsCommand, certsTable } from '../../src/cli/certs.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
 import { startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
@@ -64,4 +64,16 @@ test('a site with two names gets one Pebble certificate, served without restart 
   assert.equal(again.authorized, true);
   assert.equal(again.serial, meta.serial);
   assert.equal(pebble.issued(), 1, 'a restart must not order again');
+
+  // `gatehouse certs renew` beside the running server: it orders (the server answers the CA from the shared
+  // challenges folder, since it holds the HTTP port) and the server serves the new certificate at once.
+  const adopted = once(second.acme!.events, 'installed');
+  let printed = '';
+  assert.equal(await certsCommand(dir, ['renew', 'app.test'], (text) => { printed += text; }), 0);
+  const [, renewed, origin2] = await adopted;
+  assert.equal(origin2, 'storage');
+  assert.notEqual(renewed.serial, meta.serial);
+  assert.match(printed, new RegExp(`^app\\.test: new certificate from Pebble Intermediate CA \\w+, serial ${renewed.serial}`));
+  assert.equal((await presented(second.httpsPort, 'app.test', root)).serial, renewed.serial);
+  assert.equal(pebble.issued(), 2);
 });
