@@ -4,7 +4,6 @@
 // remains (or inside the CA's ARI window), retries failures with exponential backoff for as long as it takes, and
 // installs the new certificate for new handshakes at once. Open connections keep the certificate they started with.
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
 import type { Config, Site } from '../config/load.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CertificateStore, KeyPair } from '../tls/certificate-store.ts';
@@ -14,6 +13,7 @@ import { ariCertId } from './ari.ts';
 import { ChallengeStore, createChallengeResponder } from './challenges.ts';
 import { orderCertificate } from './issuer.ts';
 import { tryLock } from './lock.ts';
+import { watchFolder } from './watch.ts';
 import { nextRenewal, type Directory } from './renewal-time.ts';
 import { CertStorage, describe, fitFor, type CertInfo } from './storage.ts';
 import type acme from 'acme-client';
@@ -29,7 +29,6 @@ interface SiteState {
   nextAttemptAt: number;
   lastError?: string;
   corrupt?: string;
-  watchTimer?: NodeJS.Timeout;
 }
 
 export type AcmeEvents = { installed: [domain: string, info: CertInfo, origin: 'storage' | 'order']; failed: [domain: string, message: string] };
@@ -49,7 +48,7 @@ export class AcmeManager {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
-  private readonly watchers: fs.FSWatcher[] = [];
+  private readonly unwatch: Array<() => void> = [];
 
   constructor(config: Config, certificates: CertificateStore, log: Logger, options: AcmeOptions = {}) {
     this.config = config;
@@ -80,16 +79,8 @@ export class AcmeManager {
   /** Starts the scheduler, and watches each domain's folder so a certificate stored by another process is served at once. */
   start(): void {
     for (const state of this.states.values()) {
-      const dir = this.storage.domainDir(state.site.name);
       try {
-        fs.mkdirSync(dir, { recursive: true });
-        const watcher = fs.watch(dir, () => {
-          clearTimeout(state.watchTimer);
-          state.watchTimer = setTimeout(() => { if (!this.stopped) this.adoptStored(state); }, 200).unref();
-        });
-        watcher.on('error', () => watcher.close());
-        watcher.unref();
-        this.watchers.push(watcher);
+        this.unwatch.push(watchFolder(this.storage.domainDir(state.site.name), () => { if (!this.stopped) this.adoptStored(state); }));
       } catch (error) {
         this.log.warn({ domain: state.site.name, err: (error as Error).message }, 'cannot watch the storage folder; changes are seen at the next check');
       }
@@ -100,8 +91,7 @@ export class AcmeManager {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    for (const watcher of this.watchers) watcher.close();
-    for (const state of this.states.values()) clearTimeout(state.watchTimer);
+    for (const unwatch of this.unwatch) unwatch();
     await this.running;
   }
 

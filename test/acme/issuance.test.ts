@@ -37,6 +37,7 @@ test('a site with two names gets one Pebble certificate, served without restart 
   const certs = path.join(dir, 'certs');
   assert.equal(fs.statSync(path.join(certs, 'app.test', 'privkey.pem')).mode & 0o777, 0o600);
   assert.equal(fs.statSync(path.join(certs, 'acme-account.key')).mode & 0o777, 0o600);
+  const accountKey = fs.readFileSync(path.join(certs, 'acme-account.key'), 'utf8');
   assert.match(fs.readFileSync(path.join(certs, 'app.test', 'fullchain.pem'), 'utf8'), /(-----BEGIN CERTIFICATE-----[\s\S]+?){2}/);
   const meta = JSON.parse(fs.readFileSync(path.join(certs, 'app.test', 'meta.json'), 'utf8'));
   assert.match(meta.issuer, /^Pebble Intermediate CA/);
@@ -76,4 +77,5 @@ test('a site with two names gets one Pebble certificate, served without restart 
   assert.match(printed, new RegExp(`^app\\.test: new certificate from Pebble Intermediate CA \\w+, serial ${renewed.serial}`));
   assert.equal((await presented(second.httpsPort, 'app.test', root)).serial, renewed.serial);
   assert.equal(pebble.issued(), 2);
+  assert.equal(fs.readFileSync(path.join(certs, 'acme-account.key'), 'utf8'), accountKey, 'the account key is made once and reused');
 });
