@@ -8,6 +8,7 @@ import acme from 'acme-client';
 import { Agent, fetch } from 'undici';
 import type { AcmeConfig } from '../config/load.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
+import type { Directory } from './renewal-time.ts';
 
 /** acme-client polls pending orders with exponential backoff; its default starts at 5 s, 1 s answers sooner. */
 export interface PollOptions { backoffMin: number; backoffMax: number; backoffAttempts: number }
@@ -60,10 +61,10 @@ export async function createAcmeClient(config: AcmeConfig, poll: PollOptions = D
 }
 
 /** The directory object (cached by the caller): tells whether the CA offers renewalInfo (ARI) and profiles. */
-export async function fetchDirectory(directoryUrl: string): Promise<{ renewalInfo?: string }> {
+export async function fetchDirectory(directoryUrl: string): Promise<Directory> {
   const { status, body } = await acmeGet(directoryUrl);
   if (status !== 200 || typeof body !== 'object' || body === null || !('newOrder' in body)) {
     throw new Error(`${directoryUrl} is not an ACME directory (HTTP ${status}: ${JSON.stringify(body).slice(0, 200)})`);
   }
-  return body as { renewalInfo?: string };
+  return body as Directory;
 }

@@ -4,6 +4,7 @@
 import acme from 'acme-client';
 import type { KeyPair } from '../tls/certificate-store.ts';
 import type { ChallengeStore } from './challenges.ts';
+import type { Directory } from './renewal-time.ts';
 
 export interface OrderRequest {
   client: acme.Client;
@@ -40,4 +41,10 @@ export async function orderCertificate(request: OrderRequest): Promise<KeyPair> 
   } finally {
     for (const token of published) challenges.remove(token);
   }
+}
+
+/** A profile the CA does not list is an error, not a silent fallback to its default certificate. */
+export function requireProfile(directory: Directory, profile: string): void {
+  const offered = Object.keys(directory.meta?.profiles ?? {});
+  if (!offered.includes(profile)) throw new Error(`the CA does not offer the ACME profile "${profile}" (offers: ${offered.join(', ') || 'no profiles'})`);
 }

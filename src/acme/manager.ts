@@ -11,11 +11,11 @@ import { createSelfSigned } from '../tls/self-signed.ts';
 import { createAcmeClient, DEFAULT_POLL, fetchDirectory, trustForAcme, type PollOptions } from './account.ts';
 import { ariCertId } from './ari.ts';
 import { ChallengeStore, createChallengeResponder } from './challenges.ts';
-import { orderCertificate } from './issuer.ts';
+import { orderCertificate, requireProfile } from './issuer.ts';
 import { tryLock } from './lock.ts';
-import { watchFolder } from './watch.ts';
-import { nextRenewal, type Directory } from './renewal-time.ts';
+import { nextRenewal, type Directory, type RenewalTime } from './renewal-time.ts';
 import { CertStorage, describe, fitFor, type CertInfo } from './storage.ts';
+import { watchFolder } from './watch.ts';
 import type acme from 'acme-client';
 
 export interface AcmeOptions { poll?: PollOptions; now?: () => number }
@@ -24,7 +24,7 @@ interface SiteState {
   site: Site;
   /** What is being served; undefined while the temporary self-signed certificate is. */
   served?: { info: CertInfo; pair: KeyPair };
-  renewAt?: { at: Date; source: 'ratio' | 'ari'; until: number };
+  renewAt?: RenewalTime;
   failures: number;
   nextAttemptAt: number;
   lastError?: string;
@@ -62,8 +62,6 @@ export class AcmeManager {
     for (const site of config.sites) if (site.tls.source === 'acme') this.states.set(site.name, { site, failures: 0, nextAttemptAt: 0 });
   }
 
-  domains(): string[] { return [...this.states.keys()]; }
-
   responder() { return createChallengeResponder(this.challenges); }
 
   /** Before listening: every ACME site gets its stored certificate, or a temporary self-signed one so HTTPS answers. */
@@ -98,7 +96,7 @@ export class AcmeManager {
   /** `gatehouse certs renew <domain>`: order now, whatever the renewal time says. Throws with the CA's error text. */
   async renewNow(domain: string): Promise<CertInfo> {
     const state = this.states.get(domain);
-    if (!state) throw new Error(`${domain} is not a site with tls.acme = true (sites: ${this.domains().join(', ') || 'none'})`);
+    if (!state) throw new Error(`${domain} is not a site with tls.acme = true (sites: ${[...this.states.keys()].join(', ') || 'none'})`);
     this.adoptStored(state);
     const result = await this.order(state, true);
     if (result === 'locked') throw new Error(`another Gatehouse process is ordering ${domain} right now (lock in ${this.storage.dir}/locks)`);
@@ -108,14 +106,15 @@ export class AcmeManager {
 
   /** One pass over all sites; then the next pass is timed for whatever comes due first. */
   async checkAll(): Promise<void> {
-    for (const state of this.states.values()) {
+    // Sites side by side: a slow order (a CA asking to wait) must not hold up another site's renewal.
+    await Promise.all([...this.states.values()].map(async (state) => {
       if (this.stopped) return;
       this.adoptStored(state);
       const now = this.now();
       const renewAt = state.served ? await this.renewalTime(state) : undefined;
       const due = !state.served || !fitFor(state.served.info, state.site.serverNames, now) || now >= renewAt!.getTime();
       if (due && now >= state.nextAttemptAt) await this.order(state, false);
-    }
+    }));
   }
 
   private schedule(delayMs: number): void {
@@ -199,11 +198,13 @@ export class AcmeManager {
       this.log.info({ domain, names: state.site.serverNames, directory: this.config.acme.directoryUrl, forced }, 'ordering certificate');
       // The directory first: an unreachable CA gives a clear error at once (acme-client would retry for 75 s, then fail obscurely).
       const directory = await this.getDirectory();
+      const { profile } = this.config.acme;
+      if (profile) requireProfile(directory, profile);
       const ari = state.served && directory.renewalInfo;
       const client = await this.getClient();
       const pair = await orderCertificate({
         client, names: state.site.serverNames, challenges: this.challenges,
-        ...(this.config.acme.profile ? { profile: this.config.acme.profile } : {}),
+        ...(profile ? { profile } : {}),
         ...(ari ? { replaces: ariCertId(state.served!.pair.certPem) } : {}),
       });
       const info = describe(pair);

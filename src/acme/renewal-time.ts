@@ -5,7 +5,8 @@ import type { KeyPair } from '../tls/certificate-store.ts';
 import { fetchRenewalInfo, pickRenewalTime } from './ari.ts';
 import { renewalTimeByRatio, type CertInfo } from './storage.ts';
 
-export interface Directory { renewalInfo?: string }
+/** The parts of the ACME directory we look at: ARI (RFC 9773) and profiles (draft-aaron-acme-profiles). */
+export interface Directory { renewalInfo?: string; meta?: { profiles?: Record<string, string> } }
 
 export interface RenewalTime {
   at: Date;

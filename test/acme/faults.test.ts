@@ -84,3 +84,15 @@ test('corrupt files in certs/ are reported and replaced by a new order (bad nonc
   assert.equal((await presented(gatehouse.httpsPort, 'app.test', root)).serial, info.serial);
   assert.match(fs.readFileSync(path.join(domainDir, 'fullchain.pem'), 'utf8'), /END CERTIFICATE/);
 });
+
+test('a profile the CA does not offer is a clear error, not a silent fallback', async (t) => {
+  const pebble = await startPebble();
+  t.after(() => pebble.stop());
+  const dir = writeConfig(acmeMain(pebble, { profile: '"shortlived"' }), { 'app.test': acmeSite(['app.test'], UPSTREAM) });
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const gatehouse = await startGatehouse(dir);
+  t.after(() => gatehouse.stop());
+  const [, message] = await once(gatehouse.acme!.events, 'failed');
+  assert.equal(message, 'the CA does not offer the ACME profile "shortlived" (offers: no profiles)');
+  assert.equal(pebble.issued(), 0);
+});
