@@ -1,6 +1,7 @@
 // One order per certificate at a time, across every Gatehouse process sharing the storage folder:
 // <storage>/locks/<domain>.lock is created exclusively (O_EXCL) and removed when the order is done.
-// A lock left behind by a crashed process is taken over once it is older than staleMs or its pid is gone (same host).
+// A lock left behind by a crashed process is taken over once it is older than staleMs (the holder touches it while it
+// works) or its pid is gone (same host).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,9 +18,12 @@ export function tryLock(storageDir: string, domain: string, staleMs = 15 * 60_00
       const owner: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString() };
       try { fs.writeFileSync(fd, JSON.stringify(owner)); } finally { fs.closeSync(fd); }
       let released = false;
+      // Heartbeat: an order that waits long (a CA's Retry-After) keeps its lock fresh, so nobody takes it over.
+      const heartbeat = setInterval(() => { try { const now = new Date(); fs.utimesSync(file, now, now); } catch { /* gone */ } }, Math.max(staleMs / 4, 1000)).unref();
       const release = () => {
         if (released) return;
         released = true;
+        clearInterval(heartbeat);
         process.off('exit', release);
         fs.rmSync(file, { force: true });
       };

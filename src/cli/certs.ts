@@ -3,6 +3,7 @@
 // A renewal done here is written to storage; a running `gatehouse serve` sees the new files and serves them at once.
 import crypto from 'node:crypto';
 import http from 'node:http';
+import pretty from 'pino-pretty';
 import { AcmeManager } from '../acme/manager.ts';
 import { CertStorage } from '../acme/storage.ts';
 import { loadConfig, type Config } from '../config/load.ts';
@@ -44,7 +45,9 @@ export function certsTable(config: Config): string {
 }
 
 async function renew(config: Config, domain: string, out: (text: string) => void): Promise<number> {
-  const log = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, format: 'pretty' });
+  // Human-readable log lines on stderr, so stdout carries only the result.
+  const log = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, format: 'json' },
+    pretty({ destination: 2, sync: true, colorize: false, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
   const manager = new AcmeManager(config, new CertificateStore(), log);
   // If `serve` is running it holds the HTTP port and answers our tokens from the shared storage folder;
   // otherwise we answer them ourselves for the duration of the order.
