@@ -9,19 +9,13 @@ import { certsTable } from '../../src/cli/certs.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
 import { freePort } from '../helpers/net.ts';
-import { startPebble } from '../helpers/pebble.ts';
-import { acmeMain, acmeSite, presented } from './setup.ts';
+import { acmeMain, acmeScenario, acmeSite, presented } from './setup.ts';
 
 const UPSTREAM = 'http://127.0.0.1:9';
 
 test('a failing challenge is retried with backoff while the old certificate stays in service', async (t) => {
-  const pebble = await startPebble({ validitySeconds: 30 });
-  t.after(() => pebble.stop());
   // ratio 0.9: renewal is due 3 s into the 30 s lifetime.
-  const dir = writeConfig(acmeMain(pebble, { renew_ratio: '0.9' }), { 'app.test': acmeSite(['app.test'], UPSTREAM) });
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const gatehouse = await startGatehouse(dir);
-  t.after(() => gatehouse.stop());
+  const { pebble, dir, gatehouse } = await acmeScenario(t, { pebble: { validitySeconds: 30 }, acme: { renew_ratio: '0.9' } });
   const [, first] = await once(gatehouse.acme!.events, 'installed');
   const chainFile = path.join(dir, 'certs', 'app.test', 'fullchain.pem');
   const chainBefore = fs.readFileSync(chainFile, 'utf8');
@@ -66,16 +60,16 @@ test('an unreachable CA: a clear error, the temporary self-signed certificate ke
 });
 
 test('corrupt files in certs/ are reported and replaced by a new order (bad nonces are retried)', async (t) => {
-  const pebble = await startPebble({ env: { PEBBLE_WFE_NONCEREJECT: '30' } });
-  t.after(() => pebble.stop());
-  const dir = writeConfig(acmeMain(pebble), { 'app.test': acmeSite(['app.test'], UPSTREAM) });
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const domainDir = path.join(dir, 'certs', 'app.test');
-  fs.mkdirSync(domainDir, { recursive: true });
-  fs.writeFileSync(path.join(domainDir, 'fullchain.pem'), '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n'); // truncated
-  fs.writeFileSync(path.join(domainDir, 'privkey.pem'), '-----BEGIN PRIVATE KEY-----\n');
-  const gatehouse = await startGatehouse(dir);
-  t.after(() => gatehouse.stop());
+  let domainDir = '';
+  const { pebble, gatehouse } = await acmeScenario(t, {
+    pebble: { env: { PEBBLE_WFE_NONCEREJECT: '30' } },
+    before: (dir) => {
+      domainDir = path.join(dir, 'certs', 'app.test');
+      fs.mkdirSync(domainDir, { recursive: true });
+      fs.writeFileSync(path.join(domainDir, 'fullchain.pem'), '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n'); // truncated
+      fs.writeFileSync(path.join(domainDir, 'privkey.pem'), '-----BEGIN PRIVATE KEY-----\n');
+    },
+  });
   const [, info] = await once(gatehouse.acme!.events, 'installed');
   const line = gatehouse.logs().find((l) => String(l.msg).startsWith('stored certificate is unusable'));
   assert.ok(line);
@@ -86,12 +80,7 @@ test('corrupt files in certs/ are reported and replaced by a new order (bad nonc
 });
 
 test('a profile the CA does not offer is a clear error, not a silent fallback', async (t) => {
-  const pebble = await startPebble();
-  t.after(() => pebble.stop());
-  const dir = writeConfig(acmeMain(pebble, { profile: '"shortlived"' }), { 'app.test': acmeSite(['app.test'], UPSTREAM) });
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const gatehouse = await startGatehouse(dir);
-  t.after(() => gatehouse.stop());
+  const { pebble, gatehouse } = await acmeScenario(t, { acme: { profile: '"shortlived"' } });
   const [, message] = await once(gatehouse.acme!.events, 'failed');
   assert.equal(message, 'the CA does not offer the ACME profile "shortlived" (offers: no profiles)');
   assert.equal(pebble.issued(), 0);

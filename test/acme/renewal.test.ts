@@ -2,25 +2,17 @@
 // new handshakes get the new certificate, a WebSocket and an HTTP/2 session opened before keep running.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import fs from 'node:fs';
 import http2 from 'node:http2';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
-import { startPebble } from '../helpers/pebble.ts';
-import { acmeMain, acmeSite, presented } from './setup.ts';
+import { acmeScenario, presented } from './setup.ts';
 
 test('a short-lived certificate is renewed by itself and served at once; open connections keep running', async (t) => {
-  const pebble = await startPebble({ validitySeconds: 10 });
-  t.after(() => pebble.stop());
   const backend = await startEchoBackend();
   t.after(() => backend.close());
   // ratio 0.5 of 10 s: renewal is due 5 s after notBefore.
-  const dir = writeConfig(acmeMain(pebble, { renew_ratio: '0.5' }), { 'app.test': acmeSite(['app.test'], backend.url) });
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const gatehouse = await startGatehouse(dir);
-  t.after(() => gatehouse.stop());
+  const { pebble, gatehouse } = await acmeScenario(t, { pebble: { validitySeconds: 10 }, acme: { renew_ratio: '0.5' }, upstream: backend.url });
   const [, firstInfo] = await once(gatehouse.acme!.events, 'installed');
   const root = await pebble.rootPem();
 

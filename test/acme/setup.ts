@@ -1,8 +1,11 @@
 // Shared by the ACME tests: a config for Gatehouse in front of Pebble, and a TLS client that reports the
 // certificate a server presents for a name.
+import fs from 'node:fs';
 import http from 'node:http';
+import type { TestContext } from 'node:test';
 import tls from 'node:tls';
-import type { Pebble } from '../helpers/pebble.ts';
+import { startGatehouse, writeConfig, type Gatehouse } from '../helpers/gatehouse.ts';
+import { startPebble, type Pebble } from '../helpers/pebble.ts';
 
 export function acmeMain(pebble: Pebble, extra: Record<string, string> = {}): string {
   const acme = {
@@ -43,4 +46,18 @@ export function plainGet(port: number, urlPath: string, host: string): Promise<{
         resolve({ status: res.statusCode ?? 0, body, ...(res.headers.location ? { location: res.headers.location } : {}) }));
     }).on('error', reject);
   });
+}
+
+/** Pebble + a Gatehouse config with one ACME site + Gatehouse started in-process, all cleaned up after the test. */
+export async function acmeScenario(t: TestContext, opts: {
+  pebble?: Parameters<typeof startPebble>[0]; acme?: Record<string, string>; names?: string[]; upstream?: string; before?: (dir: string) => void;
+} = {}): Promise<{ pebble: Pebble; dir: string; gatehouse: Gatehouse }> {
+  const pebble = await startPebble(opts.pebble);
+  t.after(() => pebble.stop());
+  const dir = writeConfig(acmeMain(pebble, opts.acme), { 'app.test': acmeSite(opts.names ?? ['app.test'], opts.upstream ?? 'http://127.0.0.1:9') });
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  opts.before?.(dir);
+  const gatehouse = await startGatehouse(dir);
+  t.after(() => gatehouse.stop());
+  return { pebble, dir, gatehouse };
 }
