@@ -4,9 +4,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
-import { ACME_DIRECTORIES, globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
+import { acmeConfig, type AcmeConfig } from './acme-config.ts';
+import { globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
 import { resolveSecretReferences } from './secrets.ts';
 import { parseTomlSource, TomlSyntaxError, type TomlSource } from './toml-source.ts';
+
+export type { AcmeConfig };
 
 export interface ConfigProblem { file: string; line: number; key: string; message: string }
 
@@ -54,22 +57,6 @@ export interface Site {
 }
 
 export interface FileTls { source: 'files'; certFile: string; keyFile: string; certPem: string; keyPem: string }
-
-/** [acme] with paths resolved and the named directory replaced by its URL. */
-export interface AcmeConfig {
-  directoryUrl: string;
-  email?: string;
-  termsOfServiceAgreed: boolean;
-  storageDir: string;
-  accountKeyFile: string;
-  renewRatio: number;
-  profile?: string;
-  httpPort: number;
-  checkIntervalMs: number;
-  retryMinMs: number;
-  retryMaxMs: number;
-  caRootPem?: string;
-}
 
 export interface Config {
   dir: string;
@@ -136,35 +123,6 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
   const http = acmeSites.length > 0 && settings.value.http.listen.length === 0
     ? { ...settings.value.http, listen: [{ host: '0.0.0.0', port: acme.httpPort }] } : settings.value.http;
   return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, acme, sites });
-}
-
-function acmeConfig(raw: GlobalSettings['acme'], configDir: string, problem: (key: string, message: string) => void): AcmeConfig {
-  const storageDir = path.resolve(configDir, raw.storage);
-  let caRootPem: string | undefined;
-  if (raw.ca_root !== undefined) {
-    const file = path.resolve(configDir, raw.ca_root);
-    try {
-      caRootPem = fs.readFileSync(file, 'utf8');
-      new crypto.X509Certificate(caRootPem);
-    } catch (error) {
-      problem('ca_root', caRootPem === undefined ? `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` : `${file} is not a PEM certificate`);
-    }
-  }
-  if (raw.retry_max < raw.retry_min) problem('retry_max', 'retry_max is shorter than retry_min');
-  return {
-    directoryUrl: ACME_DIRECTORIES[raw.directory] ?? raw.directory,
-    ...(raw.email ? { email: raw.email } : {}),
-    termsOfServiceAgreed: raw.terms_of_service_agreed,
-    storageDir,
-    accountKeyFile: path.resolve(storageDir, raw.account_key),
-    renewRatio: raw.renew_ratio,
-    ...(raw.profile ? { profile: raw.profile } : {}),
-    httpPort: raw.http_port,
-    checkIntervalMs: raw.check_interval,
-    retryMinMs: raw.retry_min,
-    retryMaxMs: raw.retry_max,
-    ...(caRootPem ? { caRootPem } : {}),
-  };
 }
 
 function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]):
