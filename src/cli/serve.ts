@@ -1,5 +1,6 @@
 // `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT. With workers > 1 this process is the
 // cluster primary and every worker runs this same function (see runtime/cluster.ts).
+import { prepareAcme, startAcme } from '../acme/start.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger, flushLogger } from '../observability/logger.ts';
 import { isClusterWorker, onStopOrder, runPrimary, sharedTicketKeys } from '../runtime/cluster.ts';
@@ -20,8 +21,14 @@ export async function serve(configDir: string): Promise<number> {
     await flushLogger(log);
     return code;
   }
-  const listening = await startListeners(buildRuntime(config, log, { ticketKeys: sharedTicketKeys() }));
-  stopOnSignals(listening);
+  const runtime = buildRuntime(config, log, { ticketKeys: sharedTicketKeys() });
+  // Every worker runs the ACME manager: the lock in certs/ lets one of them order, the others pick the
+  // stored certificate up from disk (acme/watch.ts), and any of them answers the CA's challenge.
+  const acme = await prepareAcme(runtime);
+  const listening = await startListeners(runtime);
+  if (acme) startAcme(acme, listening);
+  // Not awaited: an order in flight is abandoned (its lock file is removed on exit) rather than delaying shutdown.
+  stopOnSignals(listening, async () => { void acme?.stop(); });
   return new Promise(() => {});
 }
 
