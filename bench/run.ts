@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { SESSION_COOKIE, siteNames, writeCertificates } from './lib/configs.ts';
 import { runLoad } from './lib/load.ts';
 import { machineDescription, measureStartup } from './lib/machine.ts';
-import { cpuMicros, PINNED, peakRssBytes } from './lib/procs.ts';
+import { cpuMicros, layoutDescription, peakRssBytes, setLayout } from './lib/procs.ts';
 import { markdown, summarize, svg } from './lib/report.ts';
 import { missingPackage, ROOT, startBackend, startSystem } from './lib/systems.ts';
 import { SYSTEM_NAMES, type Sample, type Scenario, type SystemName } from './lib/types.ts';
@@ -23,6 +23,8 @@ export interface BenchOptions {
   baselineRoot?: string;
   /** Node/V8 flags for `gatehouse` only (not the baseline), e.g. to measure heap settings against `--baseline .`. */
   nodeOptions?: string;
+  /** Run everything on one core (the smoke test, beside other test files). */
+  oneCore?: boolean;
 }
 
 export async function loadScenarios(names: readonly string[]): Promise<Scenario[]> {
@@ -35,6 +37,7 @@ export async function loadScenarios(names: readonly string[]): Promise<Scenario[
 
 export async function bench(o: BenchOptions): Promise<{ samples: Sample[]; dir: string }> {
   const scenarios = await loadScenarios(o.scenarios);
+  setLayout(o.oneCore ? 'one-core' : 'split');
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
   fs.chmodSync(runDir, 0o755); // nginx workers run as an unprivileged user and read the 1 MB file from here
   const certDir = path.join(runDir, 'certs');
@@ -73,7 +76,7 @@ export async function bench(o: BenchOptions): Promise<{ samples: Sample[]; dir: 
   const rows = summarize(samples);
   const titles = Object.fromEntries(scenarios.map((s) => [s.name, s.title]));
   fs.mkdirSync(o.out, { recursive: true });
-  const settings = `${o.reps} repetition(s) × ${o.seconds} s (+ ${o.warmup} s warm-up), systems interleaved, ${PINNED ? 'server side pinned to core 0, load generator and upstream on core 1' : 'not pinned (one core)'}`;
+  const settings = `${o.reps} repetition(s) × ${o.seconds} s (+ ${o.warmup} s warm-up), systems interleaved, ${layoutDescription()}`;
   fs.writeFileSync(path.join(o.out, 'results.md'), `# Gatehouse load bench\n\n${machine.text}\n${startup ? `Gatehouse binary: ${startup.sizeMb.toFixed(1)} MB, start to first served request ${startup.ms.toFixed(0)} ms.\n` : ''}\n${settings}.\n\n${markdown(rows, titles)}`);
   fs.writeFileSync(path.join(o.out, 'results.json'), `${JSON.stringify({ machine: machine.facts, startup, settings, rows, samples }, null, 2)}\n`);
   fs.writeFileSync(path.join(o.out, 'ratios.svg'), svg(rows));
@@ -126,6 +129,7 @@ if (import.meta.main) {
     out: values.out ?? path.join(ROOT, 'bench', 'results', stamp),
     baselineRoot: values.baseline ? path.resolve(values.baseline) : undefined,
     nodeOptions: values['node-options'],
+    oneCore: smoke,
   });
   process.stdout.write(`\n${fs.readFileSync(path.join(dir, 'results.md'), 'utf8')}\nwritten: ${path.relative(process.cwd(), dir)}/results.{md,json} and ratios.svg\n`);
 }

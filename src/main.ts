@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Process entry: command-line dispatch only.
+import cluster from 'node:cluster';
+import { isSea } from 'node:sea';
 import { parseArgs } from 'node:util';
+import { certs } from './cli/certs.ts';
 import { check } from './cli/check.ts';
-import { demo } from './cli/demo.ts';
+import { demo, DEMO_PORT } from './cli/demo.ts';
 import { HELP } from './cli/help.ts';
 import { serve } from './cli/serve.ts';
 import { version } from './cli/version.ts';
@@ -12,6 +15,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: {
       config: { type: 'string', short: 'c', default: 'config' },
+      port: { type: 'string', short: 'p' },
       help: { type: 'boolean', short: 'h' },
     } });
   } catch (error) {
@@ -20,15 +24,29 @@ async function main(argv: string[]): Promise<number> {
   }
   const [command = 'serve', ...rest] = parsed.positionals;
   if (parsed.values.help || command === 'help') { process.stdout.write(HELP); return 0; }
+  if (command === 'certs') return certs(parsed.values.config, rest);
   if (rest.length > 0) { process.stderr.write(`unexpected argument: ${rest[0]}\n\n${HELP}`); return 64; }
   switch (command) {
     case 'serve': return serve(parsed.values.config);
     case 'check': return check(parsed.values.config);
-    case 'demo': return demo();
+    case 'demo': {
+      const port = Number(parsed.values.port ?? DEMO_PORT);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) { process.stderr.write(`--port takes a port number, got ${parsed.values.port}\n`); return 64; }
+      return demo(undefined, port);
+    }
     case 'version': process.stdout.write(`${version()}\n`); return 0;
     default: process.stderr.write(`unknown command: ${command}\n\n${HELP}`); return 64;
   }
 }
 
+/**
+ * The command-line arguments. node:cluster forks a worker as `execPath <argv[1]> ...args`; in the single executable
+ * argv[1] is the executable itself, so a worker sees it once more as its first argument.
+ */
+function commandLine(): string[] {
+  const skipped = isSea() && cluster.isWorker && process.argv[2] === process.execPath ? 3 : 2;
+  return process.argv.slice(skipped);
+}
+
 // No top-level await: the single executable runs a CommonJS bundle of this file.
-void main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+void main(commandLine()).then((code) => { process.exitCode = code; });

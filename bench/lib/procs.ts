@@ -9,6 +9,20 @@ import { once } from 'node:events';
 export const CORES = os.availableParallelism();
 /** Proxy side on core 0, load generator and backend on core 1 (research/anchor-benchmarks.md, "pinned" layout). */
 export const PINNED = CORES >= 2;
+/**
+ * "split": the layout above. "one-core": everything on the last core, leaving the others free — for the smoke test,
+ * which runs beside other test files and must not starve them (its figures are not compared).
+ */
+let layout: 'split' | 'one-core' = 'split';
+export function setLayout(value: 'split' | 'one-core'): void { layout = value; }
+export function layoutDescription(): string {
+  if (!PINNED) return 'not pinned (one core)';
+  return layout === 'split' ? 'server side pinned to core 0, load generator and upstream on core 1' : `everything on core ${CORES - 1} (smoke layout)`;
+}
+function coreFor(side: Side): string {
+  if (layout === 'one-core') return String(CORES - 1);
+  return side === 'proxy' ? '0' : '1';
+}
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 export type Side = 'proxy' | 'client';
@@ -17,7 +31,7 @@ export interface Proc { name: string; child: ChildProcess; pid: number; log: str
 
 /** Starts `command args` on the given side's core; stdout/stderr are kept (last lines) for error messages. */
 export function start(name: string, side: Side, command: string, args: string[], options: SpawnOptions = {}): Proc {
-  const [file, argv] = PINNED ? ['taskset', ['-c', side === 'proxy' ? '0' : '1', command, ...args]] : [command, args];
+  const [file, argv] = PINNED ? ['taskset', ['-c', coreFor(side), command, ...args]] : [command, args];
   // taskset execs the command, so the pid we hold is the server's own.
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   const log: string[] = [];

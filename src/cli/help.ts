@@ -5,12 +5,16 @@ Usage: gatehouse <command> [options]
 Commands:
   serve              Load the configuration and serve (default when no command is given)
   check              Validate the configuration and exit, like nginx -t (exit 0 = valid, 2 = errors)
+  certs list         Show every site's certificate: source, issuer, not-after, next renewal, last ACME error
+  certs renew NAME   Order a new ACME certificate for the site NAME now (a running serve picks it up at once)
   demo               Run the built-in demo: https://localhost:8443 in front of an echo backend
+                     (writes its self-signed certificate and generated config to ./certs/demo/)
   version            Print the version
   help               Print this text
 
 Options:
   -c, --config DIR   Configuration folder holding gatehouse.toml and sites/*.toml (default: ./config)
+  -p, --port N       demo only: the HTTPS port (default 8443; 0 picks a free one)
   -h, --help         Print this text
 
 Signals: SIGTERM and SIGINT stop accepting connections, let in-flight requests finish within

@@ -15,7 +15,7 @@ export interface SiteRuntime {
 }
 
 /** Answers plain-HTTP requests before the HTTPS redirect (ACME HTTP-01 challenges); returns true when it answered. */
-export type PlainHttpResponder = (req: AnyRequest, res: AnyResponse) => boolean;
+export type PlainHttpResponder = (req: AnyRequest, res: AnyResponse, requestId: string) => boolean;
 
 export interface Runtime {
   config: Config;
@@ -31,7 +31,7 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export function buildRuntime(config: Config, log: Logger): Runtime {
+export function buildRuntime(config: Config, log: Logger, options: { ticketKeys?: Buffer } = {}): Runtime {
   const siteList = config.sites.map((site): SiteRuntime => ({
     config: site,
     groups: new Map(Object.values(site.upstreams).map((group) => [group.name, new UpstreamGroupPool(group)])),
@@ -40,8 +40,9 @@ export function buildRuntime(config: Config, log: Logger): Runtime {
   for (const site of siteList) for (const name of site.config.serverNames) sites.set(name, site);
   const defaultSite = config.https.default_site ? sites.get(config.https.default_site) : undefined;
 
-  const certificates = new CertificateStore({ defaultSite: defaultSite?.config.name });
-  for (const site of siteList) certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
+  const certificates = new CertificateStore({ defaultSite: defaultSite?.config.name, ticketKeys: options.ticketKeys });
+  // ACME sites get their certificate from prepareAcme() (stored or temporary self-signed) before the listeners start.
+  for (const site of siteList) if (site.config.tls.source === 'files') certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
 
   return {
     config,

@@ -19,7 +19,8 @@ test('bench smoke: every scenario produces figures for nginx and Gatehouse', { t
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'));
   t.after(() => fs.rmSync(out, { recursive: true, force: true }));
   const lines: string[] = [];
-  const { samples } = await bench({ scenarios: [], systems: SYSTEMS, reps: 1, seconds: 1, warmup: 0, out, log: (line) => lines.push(line) });
+  // oneCore: every process on the last core, so the test files running beside this one keep the other core.
+  const { samples } = await bench({ scenarios: [], systems: SYSTEMS, reps: 1, seconds: 1, warmup: 0, oneCore: true, out, log: (line) => lines.push(line) });
 
   for (const scenario of await loadScenarios([])) {
     for (const system of SYSTEMS) {

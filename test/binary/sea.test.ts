@@ -1,5 +1,6 @@
 // The single executable (dist/gatehouse) runs every CLI verb with an empty environment (no Node on PATH) from a
-// directory outside the repository, and serves two sites by SNI, a proxied request and a WebSocket echo.
+// directory outside the repository, and serves (as a cluster of two workers) two sites by SNI, a proxied request
+// and a WebSocket echo.
 // The binary is rebuilt only when src/, package.json, package-lock.json or the build script changed (content hash).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,7 +71,8 @@ test('single executable: version, check and serve with an empty environment', { 
 
 function writeConfig(dir: string, upstream: string, pairs: Record<string, { certPem: string; keyPem: string }>): void {
   fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), '[https]\nlisten = ["127.0.0.1:0"]\n\n[log]\nlevel = "info"\naccess_log = false\n\n[lifecycle]\nshutdown_grace = "2s"\n');
+  // Two workers: the cluster's forked processes must run the binary's serve too.
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), 'workers = 2\n\n[https]\nlisten = ["127.0.0.1:0"]\n\n[log]\nlevel = "info"\naccess_log = false\n\n[lifecycle]\nshutdown_grace = "2s"\n');
   for (const [name, pair] of Object.entries(pairs)) {
     // Certificate paths relative to the config folder, as an operator would write them.
     fs.mkdirSync(path.join(dir, 'certs'), { recursive: true });
