@@ -4,6 +4,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
+import { buildAuthSettings, type AuthSettings } from './auth-settings.ts';
+import { UNSUPPORTED_AUTH_OPTIONS } from './auth-schema.ts';
 import { globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
 import { resolveSecretReferences } from './secrets.ts';
 import { parseTomlSource, TomlSyntaxError, type TomlSource } from './toml-source.ts';
@@ -50,6 +52,8 @@ export interface Site {
   /** Longest prefix first, so the first match is the right one. */
   routes: Route[];
   denyPaths: RegExp[];
+  /** OpenID Connect settings; undefined = a public site. */
+  auth?: AuthSettings;
 }
 
 export interface Config {
@@ -60,6 +64,8 @@ export interface Config {
   log: GlobalSettings['log'];
   proxy: GlobalSettings['proxy'];
   lifecycle: GlobalSettings['lifecycle'];
+  session: GlobalSettings['session'] & { file: string };
+  metrics: GlobalSettings['metrics'];
   sites: Site[];
 }
 
@@ -104,8 +110,9 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const { https, http, log, proxy, lifecycle } = settings.value;
-  return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, sites });
+  const { https, http, log, proxy, lifecycle, metrics } = settings.value;
+  const session = { ...settings.value.session, file: path.resolve(configDir, settings.value.session.path) };
+  return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, session, metrics, sites });
 }
 
 function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]):
@@ -127,7 +134,11 @@ function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: 
     for (const issue of result.error.issues) {
       const at = issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k));
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) problems.push({ file, line: source.lineOf([...at, key]), key: keyPath([...at, key]), message: 'unknown key' });
+        for (const key of issue.keys) {
+          const why = at.length === 1 && at[0] === 'auth' ? UNSUPPORTED_AUTH_OPTIONS[key] : undefined;
+          const message = why ? `oauth2-proxy option not supported by Gatehouse: ${why}` : 'unknown key';
+          problems.push({ file, line: source.lineOf([...at, key]), key: keyPath([...at, key]), message });
+        }
       } else {
         problems.push({ file, line: source.lineOf(at), key: keyPath(at), message: issue.message });
       }
@@ -165,6 +176,7 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
     };
   });
 
+  const auth = raw.auth ? buildAuthSettings(raw.auth, configDir, problem) : undefined;
   const tls = readKeyPair(path.resolve(configDir, raw.tls.cert), path.resolve(configDir, raw.tls.key), (which, message) => problem(['tls', which], message));
   if (problems.length > before || !tls) return undefined;
   return {
@@ -175,6 +187,7 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
     upstreams,
     routes: (routes as Route[]).sort((a, b) => b.path.length - a.path.length),
     denyPaths: raw.deny_paths.map((source) => new RegExp(source)),
+    auth,
   };
 }
 
@@ -233,7 +246,7 @@ function keyPath(at: ReadonlyArray<string | number>): string {
 }
 
 function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !(value instanceof RegExp) && !Object.isFrozen(value)) {
+  if (value && typeof value === 'object' && !(value instanceof RegExp) && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);
   }

@@ -7,6 +7,7 @@ import type { ListenAddress } from '../config/schema.ts';
 import { createPlainHttpHandler } from '../http/plain-http-handler.ts';
 import { createRequestHandler } from '../http/request-handler.ts';
 import { createUpgradeHandler } from '../http/upgrade-handler.ts';
+import { createHealthServer } from '../observability/health.ts';
 import { ConnectionTracker } from './connection-tracker.ts';
 import type { Runtime } from './runtime.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
@@ -20,6 +21,8 @@ export interface Listening {
   runtime: Runtime;
   https: AddressInfo[];
   http: AddressInfo[];
+  /** The [metrics] listener (/ping, /ready), when configured. */
+  metrics?: AddressInfo;
   /** Open client connections (HTTPS and plain HTTP). */
   connections(): number;
   /** Stop accepting, let in-flight requests finish within graceMs, then close everything. */
@@ -63,13 +66,17 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
   const https = await Promise.all(httpsServers.map((server, i) => listen(server, config.https.listen[i]!)));
   httpsPort = config.http.https_port ?? https[0]!.port;
   const plain = await Promise.all(httpServers.map((server, i) => listen(server, config.http.listen[i]!)));
-  runtime.log.info({ https: https.map(format), http: plain.map(format), sites: runtime.siteList.map((s) => s.config.name) }, 'listening');
+  const healthServer = config.metrics.listen ? createHealthServer(runtime) : undefined;
+  const metrics = healthServer ? await listen(healthServer, config.metrics.listen!) : undefined;
+  runtime.start();
+  runtime.log.info({ https: https.map(format), http: plain.map(format), ...(metrics ? { metrics: format(metrics) } : {}), sites: runtime.siteList.map((s) => s.config.name) }, 'listening');
 
   let stopped: Promise<void> | undefined;
   return {
     runtime,
     https,
     http: plain,
+    metrics,
     connections: () => tracker.size,
     stop(graceMs = config.lifecycle.shutdown_grace) {
       stopped ??= (async () => {
@@ -77,6 +84,7 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
         const closed = [...httpsServers, ...httpServers].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
         await tracker.drain(graceMs);
         await Promise.all(closed);
+        if (healthServer) { healthServer.closeAllConnections(); await new Promise<void>((resolve) => healthServer.close(() => resolve())); }
         await runtime.close();
         runtime.log.info('stopped');
       })();
