@@ -1,0 +1,145 @@
+// Starts Gatehouse from a config folder written to a temp dir (test CA + certificate via the openssl CLI, a memory
+// log sink), and a small scripted browser (cookie jar, manual redirects, SNI = host) that can log in at oidc-provider.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import type { FetchLike } from '../../src/auth/oidc/client.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { startListeners, type Listening } from '../../src/runtime/listeners.ts';
+import { buildRuntime, type Runtime } from '../../src/runtime/runtime.ts';
+
+export const SECRET = 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY='; // base64 of 32 bytes
+
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** Throw-away CA + server certificate for the given names (recipe: test-infrastructure.md §1 makeTestPki). */
+export function makeTestPki(dir: string, names: string[]): { caPem: string; certFile: string; keyFile: string } {
+  const f = (n: string) => path.join(dir, n);
+  const ossl = (...a: string[]) => execFileSync('openssl', a, { stdio: 'pipe' });
+  ossl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '30', '-subj', '/CN=test-ca');
+  ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('srv.key'), '-out', f('srv.csr'), '-subj', '/CN=localhost');
+  fs.writeFileSync(f('ext.cnf'), `subjectAltName=${['DNS:localhost', 'IP:127.0.0.1', ...names.map((n) => `DNS:${n}`)].join(',')}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
+  ossl('x509', '-req', '-in', f('srv.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('srv.pem'), '-days', '30', '-extfile', f('ext.cnf'));
+  return { caPem: fs.readFileSync(f('ca.pem'), 'utf8'), certFile: f('srv.pem'), keyFile: f('srv.key') };
+}
+
+type TomlValue = string | number | boolean | string[];
+export function toml(table: Record<string, TomlValue | undefined>): string {
+  return Object.entries(table).filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k} = ${Array.isArray(v) ? `[${v.map((x) => JSON.stringify(x)).join(', ')}]` : JSON.stringify(v)}`).join('\n');
+}
+
+export interface SiteSpec { names: string[]; upstream?: string; auth?: Record<string, TomlValue | undefined>; extra?: string }
+
+export interface TestGatehouse {
+  dir: string; port: number; caPem: string; runtime: Runtime; listening: Listening; logs: Record<string, unknown>[];
+  origin(host: string): string;
+  stop(): Promise<void>;
+}
+
+/** Writes config/ into dir (reused when given, so a second start finds the first one's sessions) and serves it. */
+export async function startGatehouse(opts: { sites: SiteSpec[]; port?: number; dir?: string; fetch?: FetchLike; global?: string }): Promise<TestGatehouse> {
+  const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-auth-'));
+  const names = opts.sites.flatMap((s) => s.names);
+  if (!fs.existsSync(path.join(dir, 'srv.pem'))) makeTestPki(dir, names);
+  fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), `[https]\nlisten = ["127.0.0.1:${opts.port ?? 0}"]\n[log]\nlevel = "info"\n[metrics]\nlisten = "127.0.0.1:0"\n${opts.global ?? ''}\n`);
+  for (const file of fs.readdirSync(path.join(dir, 'sites'))) fs.rmSync(path.join(dir, 'sites', file));
+  opts.sites.forEach((site, i) => {
+    fs.writeFileSync(path.join(dir, 'sites', `site${i}.toml`), [
+      toml({ server_names: site.names }),
+      '[tls]', toml({ cert: 'srv.pem', key: 'srv.key' }),
+      '[[routes]]', toml({ path: '/', upstream: site.upstream ?? 'http://127.0.0.1:9' }),
+      site.extra ?? '',
+      ...(site.auth ? ['[auth]', toml(site.auth)] : []),
+    ].join('\n'));
+  });
+  const config = loadConfig(dir);
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({ write(chunk, _e, cb) { for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line)); cb(); } });
+  const runtime = buildRuntime(config, createLogger({ level: 'info', format: 'json' }, sink), { fetch: opts.fetch });
+  const listening = await startListeners(runtime);
+  const port = listening.https[0]!.port;
+  return {
+    dir, port, caPem: fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8'), runtime, listening, logs,
+    origin: (host) => `https://${host}:${port}`,
+    stop: () => listening.stop(1000),
+  };
+}
+
+export interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string; url: URL; json<T = Record<string, unknown>>(): T }
+
+/** A scripted browser: one cookie jar per host, every hostname resolved to 127.0.0.1, redirects followed by hand. */
+export class Browser {
+  readonly jar = new Map<string, Map<string, string>>();
+  readonly #ca: string;
+  constructor(caPem: string) { this.#ca = caPem; }
+
+  cookies(host: string): Map<string, string> {
+    let cookies = this.jar.get(host);
+    if (!cookies) this.jar.set(host, cookies = new Map());
+    return cookies;
+  }
+
+  request(target: string | URL, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+    const url = new URL(target);
+    const cookies = [...this.cookies(url.host)].map(([k, v]) => `${k}=${v}`).join('; ');
+    const headers: Record<string, string> = { host: url.host, 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html', ...(cookies ? { cookie: cookies } : {}), ...init.headers };
+    for (const [k, v] of Object.entries(headers)) if (v === '') delete headers[k];
+    const options = { method: init.method ?? 'GET', headers, host: '127.0.0.1', port: url.port, path: url.pathname + url.search, servername: url.hostname, ca: this.#ca, agent: false as const };
+    return new Promise((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? https : http).request(options, (res) => {
+        for (const sc of res.headers['set-cookie'] ?? []) {
+          const [pair, ...attrs] = sc.split(';');
+          const eq = pair!.indexOf('=');
+          const name = pair!.slice(0, eq).trim();
+          if (attrs.some((a) => /^\s*max-age=0\s*$/i.test(a))) this.cookies(url.host).delete(name);
+          else this.cookies(url.host).set(name, pair!.slice(eq + 1));
+        }
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body, url, json: () => JSON.parse(body) }));
+      });
+      req.on('error', reject);
+      req.end(init.body);
+    });
+  }
+
+  /** Follows redirects and fills oidc-provider's devInteractions forms (login as `login`) until a non-redirect answer. */
+  async navigate(start: string | URL, login = 'alice', opts: { stopAt?: (url: URL) => boolean } = {}): Promise<Reply> {
+    let url = new URL(start);
+    for (let hop = 0; hop < 25; hop++) {
+      const res = await this.request(url);
+      if (opts.stopAt?.(url)) return res;
+      if (res.status >= 300 && res.status < 400 && res.headers.location) { url = new URL(res.headers.location, url); continue; }
+      const action = /<form[^>]*action="([^"]+)"/.exec(res.body)?.[1];
+      const prompt = /name="prompt" value="(\w+)"/.exec(res.body)?.[1];
+      const logoutForm = /id="op\.logoutForm"/.test(res.body);
+      if (logoutForm && action) {
+        const xsrf = /name="xsrf" value="([^"]+)"/.exec(res.body)?.[1] ?? '';
+        const post = await this.request(new URL(action.replaceAll('&amp;', '&'), url), { method: 'POST', body: new URLSearchParams({ xsrf, logout: 'yes' }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+        if (!post.headers.location) return post;
+        url = new URL(post.headers.location, url);
+        continue;
+      }
+      if (!action || !prompt) return res;
+      const body = new URLSearchParams(prompt === 'login' ? { prompt, login, password: 'x' } : { prompt }).toString();
+      const post = await this.request(new URL(action.replaceAll('&amp;', '&'), url), { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      url = new URL(post.headers.location!, url);
+    }
+    throw new Error('too many redirects');
+  }
+}
