@@ -141,10 +141,11 @@ test('challenge: 302 only for page navigations; 401 JSON for fetch, XHR, APIs, s
   assert.equal([...anon.cookies(new URL(f.origin).host).keys()].length, 0, 'no request above started a login');
 
   const ws = (cookie?: string) => new Promise<{ status?: number; hello?: Record<string, unknown> }>((resolve) => {
-    const socket = new WebSocket(`wss://app.test:${f.gh.port}/ws`, {
+    const options = {
       ca: f.gh.caPem, servername: 'app.test', headers: cookie ? { cookie } : {},
       lookup: ((_h: string, o: { all?: boolean }, cb: (...a: unknown[]) => void) => (o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4))) as never,
-    });
+    };
+    const socket = new WebSocket(`wss://app.test:${f.gh.port}/ws`, options as WebSocket.ClientOptions);
     socket.on('unexpected-response', (_req, res) => { resolve({ status: res.statusCode }); socket.terminate(); });
     socket.on('message', (data) => { resolve({ status: 101, hello: JSON.parse(String(data)) }); socket.close(); });
     socket.on('error', () => resolve({}));
