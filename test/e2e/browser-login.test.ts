@@ -34,7 +34,7 @@ test('Chromium: protected page → login → back on the page → WebSocket → 
   assert.match(await page.textContent('#headers') ?? '', /alice@demo\.test/);
 
   // The echo page opens a WebSocket to the same origin; the upgrade carries the session and identity headers.
-  await page.waitForFunction(() => document.getElementById('ws')?.textContent?.startsWith('open'));
+  await page.waitForFunction("document.getElementById('ws')?.textContent?.startsWith('open')");
   assert.match(await page.textContent('#ws') ?? '', /"user":"alice@demo\.test"/);
 
   const cookies = await context.cookies(demo.url);

@@ -85,7 +85,9 @@ export interface Reply { status: number; headers: http.IncomingHttpHeaders; body
 export class Browser {
   readonly jar = new Map<string, Map<string, string>>();
   readonly #ca: string;
-  constructor(caPem: string) { this.#ca = caPem; }
+  readonly #rewrite: (url: string) => string;
+  /** rewrite: where a URL really goes (e.g. login.microsoftonline.com → the Entra emulator); cookies stay keyed by the original host. */
+  constructor(caPem: string, rewrite: (url: string) => string = (u) => u) { this.#ca = caPem; this.#rewrite = rewrite; }
 
   cookies(host: string): Map<string, string> {
     let cookies = this.jar.get(host);
@@ -95,12 +97,13 @@ export class Browser {
 
   request(target: string | URL, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
     const url = new URL(target);
+    const real = new URL(this.#rewrite(url.href));
     const cookies = [...this.cookies(url.host)].map(([k, v]) => `${k}=${v}`).join('; ');
     const headers: Record<string, string> = { host: url.host, 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html', ...(cookies ? { cookie: cookies } : {}), ...init.headers };
     for (const [k, v] of Object.entries(headers)) if (v === '') delete headers[k];
-    const options = { method: init.method ?? 'GET', headers, host: '127.0.0.1', port: url.port, path: url.pathname + url.search, servername: url.hostname, ca: this.#ca, agent: false as const };
+    const options = { method: init.method ?? 'GET', headers, host: '127.0.0.1', port: real.port, path: real.pathname + real.search, servername: real.hostname, ca: this.#ca, agent: false as const };
     return new Promise((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? https : http).request(options, (res) => {
+      const req = (real.protocol === 'https:' ? https : http).request(options, (res) => {
         for (const sc of res.headers['set-cookie'] ?? []) {
           const [pair, ...attrs] = sc.split(';');
           const eq = pair!.indexOf('=');
