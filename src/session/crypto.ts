@@ -32,9 +32,11 @@ export function mac(key: Buffer, text: string): Buffer {
   return crypto.createHmac('sha256', key).update(text).digest();
 }
 
+/** Compares the canonical base64url text, so that no second spelling of the same bytes (unused low bits of the
+ *  last character) is accepted. */
 export function macEquals(key: Buffer, text: string, given: string): boolean {
-  const expected = mac(key, text);
-  const actual = Buffer.from(given, 'base64url');
+  const expected = Buffer.from(mac(key, text).toString('base64url'));
+  const actual = Buffer.from(given);
   return actual.length === expected.length && crypto.timingSafeEqual(actual, expected);
 }
 
