@@ -5,7 +5,8 @@ Usage: gatehouse <command> [options]
 Commands:
   serve              Load the configuration and serve (default when no command is given)
   check              Validate the configuration and exit, like nginx -t (exit 0 = valid, 2 = errors)
-  demo               Run the built-in demo: https://localhost:8443 in front of an echo backend
+  demo               Run the built-in demo: https://localhost:8443 in front of an echo backend, behind an
+                     embedded identity provider (sign in as alice or bob, any password)
   version            Print the version
   help               Print this text
 
