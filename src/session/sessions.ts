@@ -2,7 +2,7 @@
 // The hot path (a valid session cookie) costs one HMAC and one LRU lookup: no store read, no decryption.
 import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { deriveKey, mac, macEquals, randomId, seal, unseal } from './crypto.ts';
+import { deriveKey, mac, macEquals, macKey, randomId, seal, unseal } from './crypto.ts';
 import type { SessionStore } from './store.ts';
 
 export interface Identity {
@@ -38,7 +38,7 @@ export class SiteSessions {
   readonly cookieName: string;
   readonly #site: string;
   readonly #store: SessionStore;
-  readonly #cookieKey: Buffer;
+  readonly #cookieKey: crypto.KeyObject;
   readonly #dataKey: Buffer;
   readonly #cache: LRUCache<string, Session>;
 
@@ -46,7 +46,7 @@ export class SiteSessions {
     this.#site = site;
     this.cookieName = cookieName;
     this.#store = store;
-    this.#cookieKey = deriveKey(secret, 'session-cookie');
+    this.#cookieKey = macKey(secret, 'session-cookie');
     this.#dataKey = deriveKey(secret, 'session-at-rest');
     this.#cache = new LRUCache({ max: cacheSize });
   }
