@@ -16,12 +16,13 @@ test('Chromium: protected page → login → back on the page → WebSocket → 
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run: npm run setup`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-browser-'));
   const demo = await startDemo(dir, await freePort(), true);
-  t.after(async () => { await demo.listening.stop(1000); await demo.stop(); });
-  const browser = await chromium.launch({
+  let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
+  // The browser goes first, so no connection of it is reset by Gatehouse stopping.
+  t.after(async () => { await browser?.close(); await demo.listening.stop(1000); await demo.stop(); });
+  browser = await chromium.launch({
     executablePath: CHROMIUM, headless: true, timeout: 30_000,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
-  t.after(() => browser.close());
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
 
