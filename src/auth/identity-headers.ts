@@ -2,6 +2,7 @@
 // Client-sent copies of every name (in any case/_/. variant) are already gone (OWNED_HEADERS in request-headers.ts);
 // Gatehouse's own cookies are removed here, so no upstream ever sees a session or login cookie.
 import type { AuthSettings } from '../config/auth-settings.ts';
+import { upstreamRequestHeaders, type ForwardingFacts } from '../proxy/request-headers.ts';
 import { withoutCookies } from '../session/cookies.ts';
 import type { Identity, Session } from '../session/sessions.ts';
 
@@ -39,8 +40,15 @@ export function identityHeaders(settings: AuthSettings, session: Session): Recor
   return out;
 }
 
-export function setIdentityHeaders(headers: Record<string, string | string[]>, settings: AuthSettings, session: Session): void {
-  Object.assign(headers, identityHeaders(settings, session));
+/** The upstream request's headers on any site: on an [auth] site without Gatehouse's cookies and, for a signed-in
+ *  user, with the identity headers (client copies of them are dropped first, in every spelling). */
+export function upstreamHeaders(incoming: Record<string, string | string[] | undefined>, facts: ForwardingFacts,
+  auth?: { settings: AuthSettings; ownedHeaders: ReadonlySet<string> }, session?: Session): Record<string, string | string[]> {
+  if (!auth) return upstreamRequestHeaders(incoming, facts);
+  const headers = upstreamRequestHeaders(incoming, { ...facts, owned: auth.ownedHeaders });
+  removeGatehouseCookies(headers, auth.settings);
+  if (session) Object.assign(headers, identityHeaders(auth.settings, session));
+  return headers;
 }
 
 /** Header values are ASCII without controls; anything else (Unicode names, CR/LF) is percent-encoded. */

@@ -17,7 +17,7 @@ export async function handleOAuth2(auth: SiteAuth, req: AnyRequest, res: AnyResp
   const origin = requestOrigin(req.headers, host);
   const url = new URL(origin + (req.url ?? '/'));
   const refuse = (code: ErrorCode, detail?: string, cause?: Error): OAuth2Outcome => {
-    sendError(req, res, code, requestId, code === 'ERR_AUTH_REQUIRED' ? {} : {}, { detail, json: code === 'ERR_AUTH_REQUIRED' });
+    sendError(req, res, code, requestId, {}, { detail, json: code === 'ERR_AUTH_REQUIRED' });
     return { error: code, cause };
   };
   const returnTo = (fallback: string): string | undefined => {

@@ -12,6 +12,20 @@ export const DEMO_USERS: Record<string, Record<string, unknown>> = {
   bob: { email: 'bob@demo.test', email_verified: true, preferred_username: 'bob', name: 'Bob', groups: ['staff'] },
 };
 
+/** Refresh tokens without prompt=consent (as Entra issues them) and no consent screen (research/test-infrastructure.md
+ *  §2 gotchas 5 and 6). Shared with the test provider (test/helpers/op.ts). */
+export const ENTRA_LIKE_GRANTS: Pick<Configuration, 'issueRefreshToken' | 'loadExistingGrant'> = {
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  loadExistingGrant: async (ctx) => {
+    const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+    if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+    const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId! });
+    grant.addOIDCScope('openid email profile offline_access');
+    await grant.save();
+    return grant;
+  },
+};
+
 export interface DemoIdentityProvider { issuer: string; clientId: string; clientSecret: string; close(): Promise<void> }
 
 export async function startDemoIdentityProvider(opts: { redirectUris: string[]; postLogoutRedirectUris: string[]; port?: number }): Promise<DemoIdentityProvider> {
@@ -35,16 +49,7 @@ export async function startDemoIdentityProvider(opts: { redirectUris: string[]; 
       accountId: id,
       claims: async () => ({ sub: id, ...(DEMO_USERS[id] ?? { email: `${id}@guest.demo.test`, preferred_username: id, name: id, groups: [] }) }),
     }),
-    // Refresh tokens without prompt=consent (as Entra issues them), and no consent screen for the demo client.
-    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-    loadExistingGrant: async (ctx) => {
-      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
-      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId! });
-      grant.addOIDCScope('openid email profile offline_access');
-      await grant.save();
-      return grant;
-    },
+    ...ENTRA_LIKE_GRANTS,
     pkce: { required: () => true },
     features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
     ttl: { AccessToken: 600, IdToken: 600, RefreshToken: 86_400, Session: 86_400, Grant: 86_400, Interaction: 600, AuthorizationCode: 60 },

@@ -3,13 +3,12 @@
 //   authenticate (cookie → session → refresh when due) → challenge when anonymous (302 navigation / 401 other) →
 //   authorize (policy, 403) → action: proxy with identity headers | serve files | fixed status.
 import { sendChallenge } from '../auth/challenge.ts';
-import { removeGatehouseCookies, setIdentityHeaders } from '../auth/identity-headers.ts';
+import { upstreamHeaders } from '../auth/identity-headers.ts';
 import { requestOrigin } from '../auth/redirect.ts';
 import { handleOAuth2 } from '../auth/routes.ts';
 import type { Session } from '../session/sessions.ts';
 import { logWhenDone } from '../observability/access-log.ts';
 import { forwardHttp } from '../proxy/forward-http.ts';
-import { upstreamRequestHeaders } from '../proxy/request-headers.ts';
 import { serveStatic } from '../proxy/static-files.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { sendError, type ErrorCode } from './errors.ts';
@@ -71,13 +70,7 @@ async function handleRequest(runtime: Runtime, ctx: RequestContext, req: AnyRequ
   }
 
   const group = site.groups.get(action.upstream)!;
-  const facts = forwardingFacts(runtime, req, host, ctx.id);
-  if (auth) facts.owned = auth.ownedHeaders;
-  const headers = upstreamRequestHeaders(req.headers, facts);
-  if (auth) {
-    removeGatehouseCookies(headers, auth.settings);
-    if (session) setIdentityHeaders(headers, auth.settings, session);
-  }
+  const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id), auth, session);
   const result = await forwardHttp(req, res, { route, group, headers, path: req.url ?? '/' });
   ctx.upstream = result.upstream;
   ctx.bytes = result.bytes;

@@ -2,9 +2,8 @@
 // authenticate → 401 when anonymous (never a redirect) → authorize (403) → identity headers, then the tunnel. Errors are written on the raw socket, which is then closed.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { removeGatehouseCookies, setIdentityHeaders } from '../auth/identity-headers.ts';
+import { upstreamHeaders } from '../auth/identity-headers.ts';
 import { forwardWebSocket, writeRawError } from '../proxy/forward-websocket.ts';
-import { upstreamRequestHeaders } from '../proxy/request-headers.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { ErrorCode } from './errors.ts';
 import { forwardingFacts } from './forwarding-facts.ts';
@@ -48,13 +47,7 @@ async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: Incomin
   if (route.action.kind !== 'proxy' || !route.websocket) return refuse(route.action.kind === 'status' && route.action.status === 403 ? 'ERR_ROUTE_DENIED' : 'ERR_ROUTE_NOT_FOUND');
 
   const group = site.groups.get(route.action.upstream)!;
-  const facts = forwardingFacts(runtime, req, host, ctx.id);
-  if (auth) facts.owned = auth.ownedHeaders;
-  const headers = upstreamRequestHeaders(req.headers, facts);
-  if (auth) {
-    removeGatehouseCookies(headers, auth.settings);
-    if (session) setIdentityHeaders(headers, auth.settings, session);
-  }
+  const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id), auth, session);
   const result = await forwardWebSocket(req, socket, head, { route, group, headers, path: req.url ?? '/', requestId: ctx.id });
   ctx.upstream = result.upstream;
   ctx.error = result.error;

@@ -4,6 +4,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration } from 'oidc-provider';
+import { ENTRA_LIKE_GRANTS } from '../../src/demo/identity-provider.ts';
 
 export const USERS: Record<string, Record<string, unknown>> = {
   alice: { email: 'alice@example.test', preferred_username: 'alice@example.test', name: 'Alice Example', groups: ['admins', 'developers'], roles: ['Proxy.Admin'] },
@@ -36,15 +37,7 @@ export async function startOP(opts: { redirectUris: string[]; postLogoutRedirect
     claims: { openid: ['sub', 'groups', 'roles', 'sid'], email: ['email'], profile: ['name', 'preferred_username'] },
     conformIdTokenClaims: false,
     findAccount: async (_ctx, id) => (users[id] ? { accountId: id, claims: async () => ({ sub: id, ...users[id] }) } : undefined),
-    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-    loadExistingGrant: async (ctx) => {
-      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
-      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId! });
-      grant.addOIDCScope('openid email profile offline_access');
-      await grant.save();
-      return grant;
-    },
+    ...ENTRA_LIKE_GRANTS,
     pkce: { required: () => true },
     features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
     ttl: { AccessToken: opts.accessTokenTtl ?? 3600, IdToken: 3600, RefreshToken: 86_400, Session: 86_400, Grant: 86_400, Interaction: 600, AuthorizationCode: 60 },
