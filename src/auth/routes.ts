@@ -68,11 +68,16 @@ export async function handleOAuth2(auth: SiteAuth, req: AnyRequest, res: AnyResp
         accessExpiresAt: tokens.accessExpiresAt, sid: typeof tokens.claims.sid === 'string' ? tokens.claims.sid : undefined,
       }, auth.settings.cookieExpireMs);
       log.info({ req_id: requestId, user: session.identity.user }, 'login');
-      common(res).writeHead(302, {
-        location: login.returnTo,
-        'set-cookie': [...clearLogin, setCookie(auth.sessions.cookieName, auth.sessions.cookieValue(session), { maxAgeSeconds: auth.settings.cookieExpireMs / 1000, sameSite: auth.settings.sameSite })],
-        'cache-control': 'no-store', 'content-length': '0', 'x-request-id': requestId,
-      }).end();
+      const cookies = [...clearLogin, setCookie(auth.sessions.cookieName, auth.sessions.cookieValue(session), { maxAgeSeconds: auth.settings.cookieExpireMs / 1000, sameSite: auth.settings.sameSite })];
+      if (auth.settings.sameSite === 'Strict') {
+        // A redirect chain that began at the provider is cross-site: a Strict cookie would not be sent with the
+        // redirect, and the user would land logged out (a login loop). A page of our own starts a same-site navigation.
+        const href = escapeHtml(login.returnTo);
+        const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${href}"><title>Signed in</title></head><body><p><a href="${href}">Continue</a></p></body></html>\n`;
+        common(res).writeHead(200, { 'set-cookie': cookies, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-request-id': requestId }).end(body);
+        return {};
+      }
+      common(res).writeHead(302, { location: login.returnTo, 'set-cookie': cookies, 'cache-control': 'no-store', 'content-length': '0', 'x-request-id': requestId }).end();
       return {};
     }
 

@@ -87,3 +87,38 @@ test('sessions survive a restart (SQLite store), encrypted at rest', async (t) =
   const wal = fs.existsSync(path.join(f.gh.dir, 'state', 'sessions.sqlite-wal')) ? fs.readFileSync(path.join(f.gh.dir, 'state', 'sessions.sqlite-wal')) : Buffer.alloc(0);
   for (const file of [db, wal]) assert.ok(!file.includes('alice@example.test') && !file.includes('eyJ'), 'no identity or token in clear text at rest');
 });
+
+test('cookie_samesite = "strict": the callback continues with a same-site page instead of a redirect', async (t) => {
+  const f = await startAuthFixture({ auth: { cookie_samesite: 'strict' } });
+  t.after(() => f.close());
+  const b = f.browser();
+  const landing = await b.navigate(`${f.origin}/deep/link?q=1`, 'alice');
+  assert.equal(landing.status, 200);
+  assert.equal(landing.url.pathname, '/oauth2/callback');
+  assert.match(landing.body, new RegExp(`content="0;url=${f.origin}/deep/link\\?q=1"`));
+  assert.ok(landing.headers['set-cookie']!.some((c) => c.startsWith('__Host-_gatehouse=') && /SameSite=Strict/.test(c)));
+  assert.equal((await b.request(`${f.origin}/deep/link?q=1`)).status, 200);
+});
+
+test('sign_in page, and bearer JWTs with skip_jwt_bearer_tokens (issuer + audience checked, policy applied)', async (t) => {
+  const f = await startAuthFixture({ auth: { skip_jwt_bearer_tokens: true } });
+  t.after(() => f.close());
+  const signIn = await f.browser().request(`${f.origin}/oauth2/sign_in?rd=%2Fdocs`);
+  assert.equal(signIn.status, 200);
+  assert.match(signIn.body, /href="\/oauth2\/start\?rd=https%3A%2F%2Fapp\.test%3A\d+%2Fdocs"/);
+
+  const b = f.browser();
+  await b.navigate(`${f.origin}/`, 'alice');
+  const auth = f.gh.runtime.siteList[0]!.auth!;
+  const value = [...b.cookies(new URL(f.origin).host)].find(([k]) => !k.includes('_login_'))![1];
+  const idToken = auth.sessions.fromCookie(value)!.idToken!;
+  const api = f.browser();
+  const ok = await api.request(`${f.origin}/api/v1`, { headers: { authorization: `Bearer ${idToken}`, accept: 'application/json' } });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.json<{ headers: Record<string, string> }>().headers['x-auth-request-user'], 'alice@example.test');
+  const [h, p, s] = idToken.split('.') as [string, string, string];
+  const forged = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), email: 'root@example.test' })).toString('base64url')}.${s}`;
+  for (const token of [forged, `${h}.${p}.${s.slice(0, -4)}AAAA`, 'not.a.jwt']) {
+    assert.equal((await api.request(`${f.origin}/api/v1`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } })).status, 401);
+  }
+});
