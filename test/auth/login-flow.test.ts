@@ -2,6 +2,7 @@
 // logout, sessions that survive a restart, and parallel logins in several tabs.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import path from 'node:path';
 import { test } from 'node:test';
 import { startAuthFixture } from '../helpers/auth-fixture.ts';
@@ -121,4 +122,26 @@ test('sign_in page, and bearer JWTs with skip_jwt_bearer_tokens (issuer + audien
   for (const token of [forged, `${h}.${p}.${s.slice(0, -4)}AAAA`, 'not.a.jwt']) {
     assert.equal((await api.request(`${f.origin}/api/v1`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } })).status, 401);
   }
+});
+
+test('HTTP/2: a session cookie sent as one of several cookie fields is found, and removed before forwarding', async (t) => {
+  const f = await startAuthFixture();
+  t.after(() => f.close());
+  const b = f.browser();
+  await b.navigate(`${f.origin}/`, 'alice');
+  const [name, value] = [...b.cookies(new URL(f.origin).host)].find(([k]) => !k.includes('_login_'))!;
+  const session = http2.connect(`https://127.0.0.1:${f.gh.port}`, { servername: 'app.test', ca: f.gh.caPem });
+  t.after(() => session.close());
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = session.request({ ':path': '/h2', ':authority': new URL(f.origin).host, accept: 'application/json', cookie: ['theme=dark', `${name}=${value}`, 'lang=en'] });
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (text += d));
+    req.on('end', () => resolve(text));
+    req.on('error', reject);
+    req.end();
+  });
+  const h = (JSON.parse(body) as { headers: Record<string, string> }).headers;
+  assert.equal(h['x-auth-request-user'], 'alice@example.test');
+  assert.equal(h.cookie, 'theme=dark; lang=en');
 });
