@@ -1,5 +1,5 @@
 // The /oauth2/* endpoints of a site with [auth] (oauth2-proxy's paths): start, callback, sign_in, sign_out,
-// auth (202/401/403 for anything still doing auth_request) and userinfo.
+// auth (202/401/403 for anything still doing auth_request), userinfo, and frontchannel_logout.
 import { sendError, type ErrorCode } from '../http/errors.ts';
 import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -102,6 +102,21 @@ export async function handleOAuth2(auth: SiteAuth, req: AnyRequest, res: AnyResp
       common(res).writeHead(302, {
         location: idp ?? target, 'set-cookie': [clearCookie(auth.sessions.cookieName)],
         'cache-control': 'no-store', 'content-length': '0', 'x-request-id': requestId,
+      }).end();
+      return {};
+    }
+
+    case '/oauth2/frontchannel_logout': {
+      // OpenID Front-Channel Logout, loaded by the provider in a hidden iframe: our SameSite cookie is not sent there,
+      // so sessions are found by the provider's sid. Entra sends only sid, no iss (research/entra.md §8).
+      const sid = url.searchParams.get('sid');
+      const iss = url.searchParams.get('iss');
+      const issuer = auth.oidc.ready ? (await auth.oidc.configuration()).serverMetadata().issuer : undefined;
+      const ended = sid && (iss === null || iss === issuer) ? auth.sessions.deleteBySid(sid) : 0;
+      log.info({ req_id: requestId, sessions: ended }, 'front-channel logout');
+      common(res).writeHead(200, {
+        'content-type': 'text/plain', 'content-length': '0', 'cache-control': 'no-store', 'x-request-id': requestId,
+        'content-security-policy': `frame-ancestors ${issuer ? new URL(issuer).origin : "'none'"}`,
       }).end();
       return {};
     }

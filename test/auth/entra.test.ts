@@ -98,6 +98,12 @@ test('AADSTS errors: refused authorization, interaction_required on refresh ends
   assert.notEqual(second.refreshToken, first.refreshToken, 'the rotated refresh token replaces the old one');
   assert.notEqual(second.accessToken, first.accessToken);
 
+  // Front-channel logout from Entra (hidden iframe, no cookie, sid only) ends the session server-side.
+  const frontChannel = await s.browser().request(`${s.origin}/oauth2/frontchannel_logout?sid=00a1b2c3-d4e5-f6a7-b8c9-d0e1f2a3b4c5`);
+  assert.equal(frontChannel.status, 200);
+  assert.equal(frontChannel.headers['content-security-policy'], 'frame-ancestors https://login.microsoftonline.com');
+  assert.equal((await b.request(`${s.origin}/x`, { headers: API })).status, 401, 'the session ended with the provider session');
+
   s.entra.persona = 'mfa';
   const m = s.browser();
   await m.navigate(`${s.origin}/`);
