@@ -2,7 +2,7 @@
 // Process entry: command-line dispatch only.
 import { parseArgs } from 'node:util';
 import { check } from './cli/check.ts';
-import { demo } from './cli/demo.ts';
+import { demo, DEMO_PORT } from './cli/demo.ts';
 import { HELP } from './cli/help.ts';
 import { serve } from './cli/serve.ts';
 import { version } from './cli/version.ts';
@@ -12,6 +12,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: {
       config: { type: 'string', short: 'c', default: 'config' },
+      port: { type: 'string', short: 'p' },
       help: { type: 'boolean', short: 'h' },
     } });
   } catch (error) {
@@ -24,7 +25,11 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve': return serve(parsed.values.config);
     case 'check': return check(parsed.values.config);
-    case 'demo': return demo();
+    case 'demo': {
+      const port = Number(parsed.values.port ?? DEMO_PORT);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) { process.stderr.write(`--port takes a port number, got ${parsed.values.port}\n`); return 64; }
+      return demo(undefined, port);
+    }
     case 'version': process.stdout.write(`${version()}\n`); return 0;
     default: process.stderr.write(`unknown command: ${command}\n\n${HELP}`); return 64;
   }

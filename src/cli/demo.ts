@@ -4,6 +4,7 @@
 // `serve` does. The self-signed certificate is made once and reused.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import { startEchoBackend } from '../demo/echo-backend.ts';
@@ -30,7 +31,9 @@ export async function demo(stateDir = path.resolve('certs', 'demo'), port = DEMO
 }
 
 /** Starts the echo backend, the identity provider and Gatehouse; stop() ends the two helpers (Gatehouse is stopped by the caller). */
-export async function startDemo(stateDir: string, port: number, quiet = false): Promise<RunningDemo> {
+export async function startDemo(stateDir: string, requestedPort: number, quiet = false): Promise<RunningDemo> {
+  // The provider must know the redirect URI (with its port) before it starts, so port 0 is resolved here first.
+  const port = requestedPort === 0 ? await freePort() : requestedPort;
   const backend = await startEchoBackend();
   const origin = `https://localhost:${port}`;
   const idp = await startDemoIdentityProvider({ redirectUris: [`${origin}/oauth2/callback`], postLogoutRedirectUris: [`${origin}/`] });
@@ -86,4 +89,15 @@ async function ensureCertificate(stateDir: string): Promise<void> {
   const pair = await createSelfSigned(['localhost', '127.0.0.1', '::1']);
   writeFileAtomic(keyFile, pair.keyPem, 0o600);
   writeFileAtomic(certFile, pair.certPem);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }

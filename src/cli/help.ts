@@ -6,12 +6,14 @@ Commands:
   serve              Load the configuration and serve (default when no command is given)
   check              Validate the configuration and exit, like nginx -t (exit 0 = valid, 2 = errors)
   demo               Run the built-in demo: https://localhost:8443 in front of an echo backend, behind an
-                     embedded identity provider (sign in as alice or bob, any password)
+                     embedded identity provider (sign in as alice or bob, any password); writes its
+                     self-signed certificate and generated config to ./certs/demo/
   version            Print the version
   help               Print this text
 
 Options:
   -c, --config DIR   Configuration folder holding gatehouse.toml and sites/*.toml (default: ./config)
+  -p, --port N       demo only: the HTTPS port (default 8443; 0 picks a free one)
   -h, --help         Print this text
 
 Signals: SIGTERM and SIGINT stop accepting connections, let in-flight requests finish within

@@ -1,6 +1,6 @@
 // `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT.
 import { loadConfig } from '../config/load.ts';
-import { createLogger } from '../observability/logger.ts';
+import { createLogger, flushLogger } from '../observability/logger.ts';
 import { startListeners, type Listening } from '../runtime/listeners.ts';
 import { buildRuntime } from '../runtime/runtime.ts';
 import { reportConfigError } from './check.ts';
@@ -25,10 +25,11 @@ export function stopOnSignals(listening: Listening, beforeExit: () => Promise<vo
     if (signalled) { listening.runtime.log.warn({ signal }, 'second signal: exiting now'); process.exit(1); }
     signalled = true;
     listening.runtime.log.info({ signal, grace_ms: listening.runtime.config.lifecycle.shutdown_grace }, 'stopping');
-    listening.stop().then(beforeExit).then(() => process.exit(0), (error: unknown) => {
-      listening.runtime.log.error({ err: error }, 'stop failed');
-      process.exit(1);
-    });
+    const log = listening.runtime.log;
+    listening.stop().then(beforeExit).then(
+      () => flushLogger(log).then(() => process.exit(0)),
+      (error: unknown) => { log.error({ err: error }, 'stop failed'); return flushLogger(log).then(() => process.exit(1)); },
+    );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);

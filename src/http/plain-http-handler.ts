@@ -9,7 +9,7 @@ import { beginRequest } from './request-context.ts';
 
 export function createPlainHttpHandler(runtime: Runtime, httpsPort: () => number): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const ctx = beginRequest();
+    const ctx = beginRequest(req);
     logWhenDone(runtime.log, runtime.config.log.access_log, ctx, req, res);
     for (const responder of runtime.plainHttpResponders) if (responder(req, res)) return;
 

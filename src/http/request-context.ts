@@ -4,11 +4,13 @@ import type { TLSSocket } from 'node:tls';
 import type { Route } from '../config/load.ts';
 import type { SiteRuntime } from '../runtime/runtime.ts';
 import type { ErrorCode } from './errors.ts';
-import type { AnyRequest } from './types.ts';
+import { clientAddress, type AnyRequest } from './types.ts';
 
 export interface RequestContext {
   id: string;
   startedAt: number;
+  /** The peer's address, taken when the request starts (an HTTP/2 session may be gone when the log line is written). */
+  client: string;
   site?: SiteRuntime;
   route?: Route;
   /** Decoded, dot-resolved, slash-merged path: what routes and deny rules are matched against. */
@@ -21,8 +23,8 @@ export interface RequestContext {
   cause?: Error;
 }
 
-export function beginRequest(): RequestContext {
-  return { id: crypto.randomUUID().slice(0, 13).replace('-', ''), startedAt: performance.now(), bytes: 0 };
+export function beginRequest(req: AnyRequest): RequestContext {
+  return { id: crypto.randomUUID().slice(0, 13).replace('-', ''), startedAt: performance.now(), client: clientAddress(req), bytes: 0 };
 }
 
 /** The TLS server name the client sent, for HTTP/1.1 and HTTP/2 requests alike. */

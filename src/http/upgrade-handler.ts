@@ -12,7 +12,7 @@ import { resolveTarget } from './resolve-target.ts';
 
 export function createUpgradeHandler(runtime: Runtime): (req: IncomingMessage, socket: Socket, head: Buffer) => void {
   return (req, socket, head) => {
-    const ctx = beginRequest();
+    const ctx = beginRequest(req);
     socket.on('error', (error) => runtime.log.debug({ req_id: ctx.id, err: error }, 'websocket client socket error'));
     handleUpgrade(runtime, ctx, req, socket, head)
       .catch((error: Error) => {
@@ -57,7 +57,7 @@ async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: Incomin
 function logUpgrade(runtime: Runtime, ctx: RequestContext, req: IncomingMessage): void {
   const line = {
     req_id: ctx.id, site: ctx.site?.config.name, method: req.method, path: (req.url ?? '').split('?')[0], upgrade: 'websocket',
-    upstream: ctx.upstream, ...(ctx.user ? { user: ctx.user } : {}), client: req.socket.remoteAddress, ms: Math.round((performance.now() - ctx.startedAt) * 10) / 10,
+    upstream: ctx.upstream, ...(ctx.user ? { user: ctx.user } : {}), client: ctx.client, ms: Math.round((performance.now() - ctx.startedAt) * 10) / 10,
     ...(ctx.error ? { error: ctx.error } : {}), ...(ctx.cause ? { cause: ctx.cause.message } : {}),
   };
   if (ctx.error) runtime.log.warn(line, 'upgrade');

@@ -1,7 +1,7 @@
 // One access-log line per request, written when the response is over (finished or aborted).
 import type { Logger } from './logger.ts';
 import type { RequestContext } from '../http/request-context.ts';
-import { clientAddress, type AnyRequest, type AnyResponse } from '../http/types.ts';
+import type { AnyRequest, AnyResponse } from '../http/types.ts';
 
 export function logWhenDone(log: Logger, enabled: boolean, ctx: RequestContext, req: AnyRequest, res: AnyResponse): void {
   res.once('close', () => {
@@ -20,7 +20,7 @@ export function logWhenDone(log: Logger, enabled: boolean, ctx: RequestContext, 
       ms: Math.round((performance.now() - ctx.startedAt) * 10) / 10,
       upstream: ctx.upstream,
       ...(ctx.user ? { user: ctx.user } : {}),
-      client: clientAddress(req),
+      client: ctx.client,
       proto: `HTTP/${req.httpVersion}`,
       ...(ctx.error ? { error: ctx.error } : {}),
       ...(ctx.cause ? { cause: ctx.cause.message } : {}),

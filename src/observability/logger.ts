@@ -18,3 +18,8 @@ export function createLogger(options: LoggerOptions, destination?: DestinationSt
   if (options.format === 'pretty') return pino(base, pretty({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, sync: true }));
   return pino(base, pino.destination({ sync: false }));
 }
+
+/** Writes out what an asynchronous destination still holds; call before process.exit(). */
+export function flushLogger(log: Logger): Promise<void> {
+  return new Promise((resolve) => log.flush(() => resolve()));
+}

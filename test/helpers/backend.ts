@@ -1,0 +1,34 @@
+// Small programmable upstream servers for tests: each request is handed to the test's own handler.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TestContext } from 'node:test';
+
+export interface Backend { url: string; port: number; server: http.Server; requests: http.IncomingMessage[] }
+
+export async function startBackend(t: TestContext, handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<Backend> {
+  const requests: http.IncomingMessage[] = [];
+  const server = http.createServer((req, res) => { requests.push(req); handler(req, res); });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  const port = (server.address() as AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}`, port, server, requests };
+}
+
+/** A port on 127.0.0.1 that nothing listens on (connections are refused). */
+export async function closedPort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => { text += chunk; });
+    stream.on('end', () => resolve(text));
+    stream.on('error', reject);
+  });
+}

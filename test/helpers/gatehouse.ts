@@ -1,0 +1,63 @@
+// Starts a real Gatehouse (config files → loadConfig → runtime → listeners) on 127.0.0.1 port 0 for a test,
+// with the log captured in memory so tests can match request ids against log lines.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import type { TestContext } from 'node:test';
+import { loadConfig } from '../../src/config/load.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { startListeners, type Listening } from '../../src/runtime/listeners.ts';
+import { buildRuntime } from '../../src/runtime/runtime.ts';
+
+export interface TestGatehouse extends Listening {
+  dir: string;
+  port: number;
+  httpPort?: number;
+  logs: Record<string, unknown>[];
+}
+
+/** Writes gatehouse.toml and sites/<name>.toml into a temp folder; `main` is appended to a loopback listener block. */
+export function writeConfig(files: { main?: string; sites: Record<string, string>; http?: boolean }, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-cfg-'))): string {
+  const listeners = `[https]\nlisten = ["127.0.0.1:0"]\n${files.http ? '[http]\nlisten = ["127.0.0.1:0"]\n' : ''}`;
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), mergeMain(listeners, files.main ?? ''));
+  fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
+  for (const [name, text] of Object.entries(files.sites)) fs.writeFileSync(path.join(dir, 'sites', `${name}.toml`), text);
+  return dir;
+}
+
+/** Lets a test add keys to [https]/[http] without declaring the table twice. */
+function mergeMain(listeners: string, main: string): string {
+  let text = listeners;
+  const rest = main.replace(/^\[(https|http)\]\n((?:(?!\[).*\n?)*)/gm, (_all, table: string, body: string) => {
+    text = text.replace(`[${table}]\n`, `[${table}]\n${body}`);
+    return '';
+  });
+  return `${text}${rest}`;
+}
+
+export async function startGatehouse(t: TestContext, files: Parameters<typeof writeConfig>[0]): Promise<TestGatehouse> {
+  const dir = writeConfig(files);
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({ write(chunk, _enc, done) { for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line)); done(); } });
+  const config = loadConfig(dir);
+  const runtime = buildRuntime(config, createLogger({ level: 'debug', format: 'json' }, sink));
+  const listening = await startListeners(runtime);
+  t.after(() => listening.stop(1_000));
+  return Object.assign(listening, { dir, port: listening.https[0]!.port, httpPort: listening.http[0]?.port, logs });
+}
+
+/** A site file with one route to `upstream` and the given extra TOML. */
+export function siteToml(names: string[], cert: { certFile: string; keyFile: string }, upstream: string, extra = '', route = ''): string {
+  return `server_names = ${JSON.stringify(names)}
+${extra}
+[tls]
+cert = ${JSON.stringify(cert.certFile)}
+key = ${JSON.stringify(cert.keyFile)}
+
+[[routes]]
+path = "/"
+upstream = "${upstream}"
+${route}
+`;
+}

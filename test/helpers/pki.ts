@@ -1,0 +1,37 @@
+// A throw-away certificate authority and leaf certificates for tests, made with the openssl CLI.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface TestCa { dir: string; caFile: string; caPem: string; issue(names: string[], label?: string): LeafFiles }
+export interface LeafFiles { certFile: string; keyFile: string; certPem: string }
+
+function openssl(...args: string[]): void {
+  try {
+    execFileSync('openssl', args, { stdio: 'pipe' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('openssl is missing: run `npm run setup` (apt-get install openssl)');
+    throw error;
+  }
+}
+
+export function createTestCa(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-pki-')), subject = 'Gatehouse Test CA'): TestCa {
+  const caFile = path.join(dir, 'ca.pem');
+  const caKey = path.join(dir, 'ca.key');
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', caFile, '-days', '30', '-subj', `/CN=${subject}`);
+  let serial = 0;
+  return {
+    dir,
+    caFile,
+    caPem: fs.readFileSync(caFile, 'utf8'),
+    issue(names, label = names[0]!.replace(/[^\w.-]/g, '_')) {
+      const base = path.join(dir, `${label}-${++serial}`);
+      const san = names.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
+      openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${names[0]}`);
+      fs.writeFileSync(`${base}.ext`, `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
+      openssl('x509', '-req', '-in', `${base}.csr`, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', `${base}.pem`, '-days', '30', '-extfile', `${base}.ext`);
+      return { certFile: `${base}.pem`, keyFile: `${base}.key`, certPem: fs.readFileSync(`${base}.pem`, 'utf8') };
+    },
+  };
+}

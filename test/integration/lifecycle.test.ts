@@ -1,0 +1,122 @@
+// Graceful stop: in-flight requests finish within the grace period, new connections are refused, the rest is cut
+// when the grace period ends; the real process does the same on SIGTERM and exits 0.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import https from 'node:https';
+import path from 'node:path';
+import readline from 'node:readline';
+import { test } from 'node:test';
+import { startEchoBackend } from '../../src/demo/echo-backend.ts';
+import { startBackend } from '../helpers/backend.ts';
+import { request } from '../helpers/clients.ts';
+import { Browser } from '../helpers/gatehouse-auth.ts';
+import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
+import { createTestCa } from '../helpers/pki.ts';
+
+const ca = createTestCa();
+const cert = ca.issue(['app.test']);
+const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
+
+test('stop(): in-flight requests complete, new connections are refused, then it resolves', async (t) => {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  let arrived!: () => void;
+  const inFlight = new Promise<void>((resolve) => { arrived = resolve; });
+  const backend = await startBackend(t, (_req, res) => { arrived(); void released.then(() => res.end('finished late')); });
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const pending = request(gh.port, { ca: ca.caPem, servername: 'app.test' });
+  await inFlight;
+  const stopped = gh.stop(10_000);
+  await assert.rejects(request(gh.port, { ca: ca.caPem, servername: 'app.test' }), /ECONNREFUSED|ECONNRESET/);
+  release();
+  const reply = await pending;
+  assert.equal(reply.status, 200);
+  assert.equal(reply.body, 'finished late');
+  assert.equal(reply.headers.connection, 'close', 'a stopping server tells keep-alive clients to go');
+  await stopped;
+  assert.equal(gh.connections(), 0);
+});
+
+test('stop(): what has not finished when the grace period ends is cut', async (t) => {
+  const backend = await startBackend(t, () => { /* never answers */ });
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const req = https.get({ host: '127.0.0.1', port: gh.port, servername: 'app.test', ca: ca.caPem, headers: { host: 'app.test' } });
+  const failed = once(req, 'error');
+  await once(backend.server, 'request');
+  await gh.stop(200);
+  const [error] = await failed as [NodeJS.ErrnoException];
+  assert.equal(error.code, 'ECONNRESET');
+  assert.equal(gh.connections(), 0);
+});
+
+/** Spawns the real CLI and resolves with the first log line that matches. */
+function spawnGatehouse(args: string[], cwd?: string) {
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const waiters: { match: RegExp; resolve: (line: string) => void }[] = [];
+  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(line);
+    for (const w of waiters.splice(0)) if (w.match.test(line)) w.resolve(line); else waiters.push(w);
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => { stderr += chunk; });
+  const waitFor = (match: RegExp) => new Promise<string>((resolve, reject) => {
+    const found = lines.find((line) => match.test(line));
+    if (found) return resolve(found);
+    waiters.push({ match, resolve });
+    child.once('exit', (code) => reject(new Error(`gatehouse exited ${code} before logging ${match}:\n${lines.join('\n')}\n${stderr}`)));
+  });
+  return { child, lines, waitFor };
+}
+
+test('the gatehouse process serves, and on SIGTERM drains and exits 0', async (t) => {
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  const dir = writeConfig({ sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const gh = spawnGatehouse(['serve', '--config', dir]);
+  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  const listening = JSON.parse(await gh.waitFor(/"msg":"listening"/)) as { https: string[] };
+  const port = Number(listening.https[0]!.split(':').pop());
+  const reply = await request(port, { ca: ca.caPem, servername: 'app.test' });
+  const upstreamSaw = JSON.parse(reply.body).headers as Record<string, string>;
+  assert.equal(upstreamSaw['x-forwarded-proto'], 'https');
+  gh.child.kill('SIGTERM');
+  const [code] = await once(gh.child, 'close'); // 'close': exited and stdout fully read
+  assert.equal(code, 0);
+  // The X-Request-Id the upstream received is the id of the access-log line.
+  assert.ok(gh.lines.some((line) => line.includes(`"req_id":"${upstreamSaw['x-request-id']}"`)), gh.lines.join('\n'));
+  assert.ok(gh.lines.some((line) => line.includes('"msg":"stopped"')));
+});
+
+test('npm start\'s demo: a fresh folder gets a self-signed certificate and the echo backend answers through HTTPS and WebSocket', async (t) => {
+  const cwd = (await import('node:fs')).mkdtempSync(path.join((await import('node:os')).tmpdir(), 'gatehouse-demo-'));
+  const gh = spawnGatehouse(['demo', '--port', '0'], cwd);
+  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  const ready = await gh.waitFor(/demo ready: open https:\/\/localhost:\d+\//);
+  const port = Number(/localhost:(\d+)/.exec(ready)![1]);
+  const fs = await import('node:fs');
+  const selfSigned = fs.readFileSync(path.join(cwd, 'certs', 'demo', 'localhost.crt'), 'utf8');
+  assert.equal(fs.statSync(path.join(cwd, 'certs', 'demo', 'localhost.key')).mode & 0o777, 0o600);
+  // The demo site is behind its embedded identity provider: anonymous → 401 / login; alice signs in (any password).
+  assert.equal((await request(port, { ca: selfSigned, servername: 'localhost' })).status, 401);
+  const browser = new Browser(selfSigned);
+  assert.equal((await browser.navigate(`https://localhost:${port}/`, 'alice')).status, 200);
+  const cookie = [...browser.cookies(`localhost:${port}`)].map(([k, v]) => `${k}=${v}`).join('; ');
+  const reply = await request(port, { ca: selfSigned, servername: 'localhost', headers: { cookie } });
+  assert.equal(reply.status, 200);
+  const echoed = JSON.parse(reply.body) as { headers: Record<string, string> };
+  assert.equal(echoed.headers['x-forwarded-proto'], 'https');
+  assert.equal(echoed.headers['x-auth-request-user'], 'alice@demo.test');
+  const page = await request(port, { ca: selfSigned, servername: 'localhost', headers: { accept: 'text/html', cookie } });
+  assert.match(page.body, /<h1>Echo backend<\/h1>/);
+  const { WebSocket } = await import('ws');
+  const ws = new WebSocket(`wss://localhost:${port}/ws`, { ca: selfSigned, headers: { cookie } });
+  const [hello] = await once(ws, 'message');
+  assert.match(String(hello), /echo backend/);
+  ws.close();
+  await once(ws, 'close');
+  gh.child.kill('SIGINT');
+  const [code] = await once(gh.child, 'close'); // 'close': exited and stdout fully read
+  assert.equal(code, 0);
+});
