@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/load.ts';
-import { makeTestPki, SECRET, toml } from '../helpers/gatehouse-auth.ts';
+import { SECRET, toml } from '../helpers/gatehouse-auth.ts';
+import { createTestCa } from '../helpers/pki.ts';
 
-const pkiDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-auth-config-'));
-makeTestPki(pkiDir, ['app.test']);
+const leaf = createTestCa().issue(['app.test']);
 
 function load(auth: string, global = ''): ReturnType<typeof loadConfig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-auth-config-'));
@@ -17,8 +17,8 @@ function load(auth: string, global = ''): ReturnType<typeof loadConfig> {
   fs.writeFileSync(path.join(dir, 'gatehouse.toml'), `[session]\nstore = "memory"\n${global}`);
   fs.writeFileSync(path.join(dir, 'sites', 'app.toml'), `server_names = ["app.test"]
 [tls]
-cert = "${pkiDir}/srv.pem"
-key = "${pkiDir}/srv.key"
+cert = "${leaf.certFile}"
+key = "${leaf.keyFile}"
 [[routes]]
 path = "/"
 upstream = "http://127.0.0.1:9"

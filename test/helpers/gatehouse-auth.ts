@@ -1,10 +1,7 @@
-// Starts Gatehouse from a config folder written to a temp dir (test CA + certificate via the openssl CLI, a memory
-// log sink), and a small scripted browser (cookie jar, manual redirects, SNI = host) that can log in at oidc-provider.
-import { execFileSync } from 'node:child_process';
+// Starts Gatehouse from a config folder written to a temp dir (test CA from pki.ts, a memory log sink), and a small scripted browser (cookie jar, manual redirects, SNI = host) that can log in at oidc-provider.
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,27 +10,13 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startListeners, type Listening } from '../../src/runtime/listeners.ts';
 import { buildRuntime, type Runtime } from '../../src/runtime/runtime.ts';
+import { closedPort } from './backend.ts';
+import { createTestCa } from './pki.ts';
 
 export const SECRET = 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY='; // base64 of 32 bytes
 
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-/** Throw-away CA + server certificate for the given names (recipe: test-infrastructure.md §1 makeTestPki). */
-export function makeTestPki(dir: string, names: string[]): { caPem: string; certFile: string; keyFile: string } {
-  const f = (n: string) => path.join(dir, n);
-  const ossl = (...a: string[]) => execFileSync('openssl', a, { stdio: 'pipe' });
-  ossl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '30', '-subj', '/CN=test-ca');
-  ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('srv.key'), '-out', f('srv.csr'), '-subj', '/CN=localhost');
-  fs.writeFileSync(f('ext.cnf'), `subjectAltName=${['DNS:localhost', 'IP:127.0.0.1', ...names.map((n) => `DNS:${n}`)].join(',')}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
-  ossl('x509', '-req', '-in', f('srv.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('srv.pem'), '-days', '30', '-extfile', f('ext.cnf'));
-  return { caPem: fs.readFileSync(f('ca.pem'), 'utf8'), certFile: f('srv.pem'), keyFile: f('srv.key') };
-}
+/** A port nothing listens on yet, to be bound next (the provider must know the redirect URI's port up front). */
+export const freePort = closedPort;
 
 type TomlValue = string | number | boolean | string[];
 export function toml(table: Record<string, TomlValue | undefined>): string {
@@ -53,7 +36,11 @@ export interface TestGatehouse {
 export async function startGatehouse(opts: { sites: SiteSpec[]; port?: number; dir?: string; fetch?: FetchLike; global?: string }): Promise<TestGatehouse> {
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-auth-'));
   const names = opts.sites.flatMap((s) => s.names);
-  if (!fs.existsSync(path.join(dir, 'srv.pem'))) makeTestPki(dir, names);
+  if (!fs.existsSync(path.join(dir, 'srv.pem'))) {
+    const leaf = createTestCa(dir).issue(['localhost', '127.0.0.1', ...names], 'leaf');
+    fs.copyFileSync(leaf.certFile, path.join(dir, 'srv.pem'));
+    fs.copyFileSync(leaf.keyFile, path.join(dir, 'srv.key'));
+  }
   fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'gatehouse.toml'), `[https]\nlisten = ["127.0.0.1:${opts.port ?? 0}"]\n[log]\nlevel = "info"\n[metrics]\nlisten = "127.0.0.1:0"\n${opts.global ?? ''}\n`);
   for (const file of fs.readdirSync(path.join(dir, 'sites'))) fs.rmSync(path.join(dir, 'sites', file));
