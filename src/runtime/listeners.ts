@@ -41,7 +41,12 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
     server.once('close', unsubscribe);
     Object.assign(server, { keepAliveTimeout: KEEP_ALIVE_MS });
     server.setTimeout(HTTP2_IDLE_MS);
-    server.on('secureConnection', (socket: Socket) => tracker.addSocket(socket));
+    server.on('secureConnection', (socket: Socket) => {
+      tracker.addSocket(socket);
+      // A client that resets a connection must never become an uncaught 'error' (seen once as EPIPE/ECONNRESET
+      // while Chromium closed a WebSocket tunnel): every client socket has a listener from its first moment on.
+      socket.on('error', (error) => runtime.log.debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, 'client socket error'));
+    });
     server.on('session', (session) => tracker.addSession(session));
     // With allowHTTP1, HTTP/1.1 requests arrive here as node:http objects, HTTP/2 ones as compatibility objects.
     server.on('request', (req: AnyRequest, res: AnyResponse) => {
