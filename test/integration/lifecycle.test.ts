@@ -166,3 +166,17 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+test('a stop order that reaches workers still starting up is not lost', { timeout: 60_000 }, async (t) => {
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  // With a lost order the primary would wait out this grace period (and then kill): the test's timeout catches that.
+  const dir = writeConfig({ main: 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const gh = spawnGatehouse(['serve', '--config', dir]);
+  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  await gh.waitFor(/"msg":"primary started"/);
+  gh.child.kill('SIGTERM');
+  const [code] = await once(gh.child, 'close');
+  assert.equal(code, 0);
+  assert.ok(!gh.lines.some((line) => /worker exited/.test(line)), gh.lines.join('\n'));
+});
