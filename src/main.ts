@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Process entry: command-line dispatch only.
 import { parseArgs } from 'node:util';
+import { certs } from './cli/certs.ts';
 import { check } from './cli/check.ts';
 import { demo, DEMO_PORT } from './cli/demo.ts';
 import { HELP } from './cli/help.ts';
@@ -21,6 +22,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const [command = 'serve', ...rest] = parsed.positionals;
   if (parsed.values.help || command === 'help') { process.stdout.write(HELP); return 0; }
+  if (command === 'certs') return certs(parsed.values.config, rest);
   if (rest.length > 0) { process.stderr.write(`unexpected argument: ${rest[0]}\n\n${HELP}`); return 64; }
   switch (command) {
     case 'serve': return serve(parsed.values.config);

@@ -5,6 +5,8 @@ Usage: gatehouse <command> [options]
 Commands:
   serve              Load the configuration and serve (default when no command is given)
   check              Validate the configuration and exit, like nginx -t (exit 0 = valid, 2 = errors)
+  certs list         Show every site's certificate: source, issuer, not-after, next renewal, last ACME error
+  certs renew NAME   Order a new ACME certificate for the site NAME now (a running serve picks it up at once)
   demo               Run the built-in demo: https://localhost:8443 in front of an echo backend, behind an
                      embedded identity provider (sign in as alice or bob, any password); writes its
                      self-signed certificate and generated config to ./certs/demo/

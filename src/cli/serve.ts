@@ -1,6 +1,9 @@
-// `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT.
+// `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT. With workers > 1 this process is the
+// cluster primary and every worker runs this same function (see runtime/cluster.ts).
+import { prepareAcme, startAcme } from '../acme/start.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger, flushLogger } from '../observability/logger.ts';
+import { isClusterWorker, onStopOrder, runPrimary, sharedTicketKeys } from '../runtime/cluster.ts';
 import { startListeners, type Listening } from '../runtime/listeners.ts';
 import { buildRuntime } from '../runtime/runtime.ts';
 import { reportConfigError } from './check.ts';
@@ -13,24 +16,41 @@ export async function serve(configDir: string): Promise<number> {
     return reportConfigError(error);
   }
   const log = createLogger(config.log);
-  const listening = await startListeners(buildRuntime(config, log));
-  stopOnSignals(listening);
+  if (!isClusterWorker() && config.workers > 1) {
+    const code = await runPrimary(config.workers, log, config.lifecycle.shutdown_grace);
+    await flushLogger(log);
+    return code;
+  }
+  const runtime = buildRuntime(config, log, { ticketKeys: sharedTicketKeys() });
+  // Every worker runs the ACME manager: the lock in certs/ lets one of them order, the others pick the
+  // stored certificate up from disk (acme/watch.ts), and any of them answers the CA's challenge.
+  const acme = await prepareAcme(runtime);
+  const listening = await startListeners(runtime);
+  if (acme) startAcme(acme, listening);
+  // Not awaited: an order in flight is abandoned (its lock file is removed on exit) rather than delaying shutdown.
+  stopOnSignals(listening, async () => { void acme?.stop(); });
   return new Promise(() => {});
 }
 
-/** First signal: graceful stop within the grace period, then exit 0. Second signal: exit at once. */
+/** First signal (or the primary's stop order): graceful stop within the grace period, then exit 0. Second signal: exit at once. */
 export function stopOnSignals(listening: Listening, beforeExit: () => Promise<void> = async () => {}): void {
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) { listening.runtime.log.warn({ signal }, 'second signal: exiting now'); process.exit(1); }
-    signalled = true;
-    listening.runtime.log.info({ signal, grace_ms: listening.runtime.config.lifecycle.shutdown_grace }, 'stopping');
-    const log = listening.runtime.log;
+  const log = listening.runtime.log;
+  let stopping = false;
+  const gracefulStop = (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ reason, grace_ms: listening.runtime.config.lifecycle.shutdown_grace }, 'stopping');
     listening.stop().then(beforeExit).then(
       () => flushLogger(log).then(() => process.exit(0)),
       (error: unknown) => { log.error({ err: error }, 'stop failed'); return flushLogger(log).then(() => process.exit(1)); },
     );
   };
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++signals > 1) { log.warn({ signal }, 'second signal: exiting now'); process.exit(1); }
+    gracefulStop(signal);
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  if (isClusterWorker()) onStopOrder(() => gracefulStop('primary'));
 }

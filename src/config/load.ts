@@ -2,13 +2,17 @@
 // all are reported together, and nothing is returned unless the whole configuration is valid.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { z } from 'zod';
 import { buildAuthSettings, type AuthSettings } from './auth-settings.ts';
 import { UNSUPPORTED_AUTH_OPTIONS } from './auth-schema.ts';
+import { acmeConfig, type AcmeConfig } from './acme-config.ts';
 import { globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
 import { resolveSecretReferences } from './secrets.ts';
 import { parseTomlSource, TomlSyntaxError, type TomlSource } from './toml-source.ts';
+
+export type { AcmeConfig };
 
 export interface ConfigProblem { file: string; line: number; key: string; message: string }
 
@@ -47,7 +51,8 @@ export interface Site {
   name: string;
   file: string;
   serverNames: string[];
-  tls: { certFile: string; keyFile: string; certPem: string; keyPem: string };
+  /** Certificate files read at load time, or obtained and renewed by ACME (src/acme/) into the [acme] storage folder. */
+  tls: FileTls | { source: 'acme' };
   upstreams: Record<string, UpstreamGroup>;
   /** Longest prefix first, so the first match is the right one. */
   routes: Route[];
@@ -55,6 +60,8 @@ export interface Site {
   /** OpenID Connect settings; undefined = a public site. */
   auth?: AuthSettings;
 }
+
+export interface FileTls { source: 'files'; certFile: string; keyFile: string; certPem: string; keyPem: string }
 
 export interface Config {
   dir: string;
@@ -66,6 +73,9 @@ export interface Config {
   lifecycle: GlobalSettings['lifecycle'];
   session: GlobalSettings['session'] & { file: string };
   metrics: GlobalSettings['metrics'];
+  /** Serving processes, "auto" resolved to the number of cores. */
+  workers: number;
+  acme: AcmeConfig;
   sites: Site[];
 }
 
@@ -108,11 +118,22 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
   if (defaultSite && problems.length === 0 && !owners.has(defaultSite)) {
     problems.push({ file: mainFile, line: settings.source.lineOf(['https', 'default_site']), key: 'https.default_site', message: `no site has the server name "${defaultSite}"` });
   }
+  const acme = acmeConfig(settings.value.acme, configDir, (key, message) =>
+    problems.push({ file: mainFile, line: settings.source.lineOf(['acme', key]), key: `acme.${key}`, message }));
+  const acmeSites = sites.filter((site) => site.tls.source === 'acme');
+  if (acmeSites.length > 0 && !acme.termsOfServiceAgreed) {
+    problems.push({ file: mainFile, line: settings.source.lineOf(['acme', 'terms_of_service_agreed']), key: 'acme.terms_of_service_agreed',
+      message: `${acmeSites[0]!.file} uses tls.acme: set terms_of_service_agreed = true to accept the CA's terms (${acme.directoryUrl})` });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const { https, http, log, proxy, lifecycle, metrics } = settings.value;
+  const { https, log, proxy, lifecycle, metrics } = settings.value;
+  const workers = settings.value.workers === 'auto' ? os.availableParallelism() : settings.value.workers;
+  // HTTP-01 needs a plain-HTTP listener: without an [http] listen, ACME sites get one on [acme] http_port.
+  const http = acmeSites.length > 0 && settings.value.http.listen.length === 0
+    ? { ...settings.value.http, listen: [{ host: '0.0.0.0', port: acme.httpPort }] } : settings.value.http;
   const session = { ...settings.value.session, file: path.resolve(configDir, settings.value.session.path) };
-  return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, session, metrics, sites });
+  return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, workers, acme, session, metrics, sites });
 }
 
 function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]):
@@ -177,7 +198,7 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
   });
 
   const auth = raw.auth ? buildAuthSettings(raw.auth, configDir, problem) : undefined;
-  const tls = readKeyPair(path.resolve(configDir, raw.tls.cert), path.resolve(configDir, raw.tls.key), (which, message) => problem(['tls', which], message));
+  const tls = siteTls(raw, configDir, problem);
   if (problems.length > before || !tls) return undefined;
   return {
     name: raw.server_names[0]!,
@@ -189,6 +210,25 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
     denyPaths: raw.deny_paths.map((source) => new RegExp(source)),
     auth,
   };
+}
+
+function siteTls(raw: SiteSettings, configDir: string, problem: (at: (string | number)[], message: string) => void): Site['tls'] | undefined {
+  const { cert, key, acme } = raw.tls;
+  if (acme) {
+    if (cert !== undefined || key !== undefined) { problem(['tls', 'acme'], 'give either acme = true or cert and key, not both'); return undefined; }
+    const wildcard = raw.server_names.findIndex((name) => name.startsWith('*.'));
+    if (wildcard >= 0) {
+      problem(['server_names', wildcard], `"${raw.server_names[wildcard]}" is a wildcard, and ACME HTTP-01 cannot prove wildcards: `
+        + 'list the names one by one, or use cert and key files from a DNS-01 client');
+      return undefined;
+    }
+    return { source: 'acme' };
+  }
+  if (cert === undefined || key === undefined) {
+    problem(['tls', cert === undefined ? 'cert' : 'key'], 'missing: a site needs cert and key files, or acme = true');
+    return undefined;
+  }
+  return readKeyPair(path.resolve(configDir, cert), path.resolve(configDir, key), (which, message) => problem(['tls', which], message));
 }
 
 function routeAction(r: RouteSettings, i: number, upstreams: Record<string, UpstreamGroup>, configDir: string,
@@ -223,7 +263,7 @@ function globalUpstreamUrl(text: string): string | undefined {
   } catch { return undefined; }
 }
 
-function readKeyPair(certFile: string, keyFile: string, problem: (which: 'cert' | 'key', message: string) => void): Site['tls'] | undefined {
+function readKeyPair(certFile: string, keyFile: string, problem: (which: 'cert' | 'key', message: string) => void): FileTls | undefined {
   const read = (file: string, which: 'cert' | 'key') => {
     try { return fs.readFileSync(file, 'utf8'); } catch (error) {
       problem(which, `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
@@ -238,7 +278,7 @@ function readKeyPair(certFile: string, keyFile: string, problem: (which: 'cert' 
   try { leaf = new crypto.X509Certificate(certPem); } catch { problem('cert', `${certFile} is not a PEM certificate`); return undefined; }
   try { key = crypto.createPrivateKey(keyPem); } catch { problem('key', `${keyFile} is not a PEM private key`); return undefined; }
   if (!leaf.checkPrivateKey(key)) { problem('key', `${keyFile} does not belong to the certificate in ${certFile}`); return undefined; }
-  return { certFile, keyFile, certPem, keyPem };
+  return { source: 'files', certFile, keyFile, certPem, keyPem };
 }
 
 function keyPath(at: ReadonlyArray<string | number>): string {

@@ -98,6 +98,34 @@ export const globalSchema = z.strictObject({
     /** In-flight requests get this long to finish after SIGTERM/SIGINT. */
     shutdown_grace: duration.default(30_000),
   }).prefault({}),
+  /** Automatic certificates (sites with `[tls] acme = true`), after Caddy/CertMagic. */
+  acme: z.strictObject({
+    /** "production" (Let's Encrypt), "staging" (Let's Encrypt staging) or the https:// URL of any ACME directory. */
+    directory: z.string().default('production').refine(
+      (value) => value in ACME_DIRECTORIES || /^https:\/\/[^\s/]+/.test(value),
+      'use "production", "staging" or an https:// ACME directory URL'),
+    /** Contact address given to the CA (expiry and policy mails). */
+    email: z.string().regex(/^[^\s@]+@[^\s@]+$/, 'not an e-mail address').optional(),
+    /** You agree to the CA's subscriber agreement / terms of service; required before any order is placed. */
+    terms_of_service_agreed: z.boolean().default(false),
+    /** Folder for obtained certificates (<domain>/fullchain.pem, privkey.pem, meta.json), relative to the config folder. */
+    storage: z.string().default('../certs'),
+    /** The ACME account key (made once, then reused), relative to the storage folder. */
+    account_key: z.string().default('acme-account.key'),
+    /** Renew when less than this share of a certificate's lifetime remains (1/3: day 60 of 90, day 4 of 6). */
+    renew_ratio: z.number().gt(0).lt(1).default(1 / 3),
+    /** ACME profile to request (e.g. "shortlived", "tlsserver"); only where the CA offers profiles. */
+    profile: z.string().min(1).optional(),
+    /** Port the CA connects to for HTTP-01; with no [http] listen, Gatehouse listens on 0.0.0.0:<http_port>. */
+    http_port: z.number().int().min(1).max(65535).default(80),
+    /** How often every certificate is looked at (CertMagic: 10 minutes). */
+    check_interval: duration.default(600_000),
+    /** Failed orders are retried after retry_min, doubling up to retry_max, for as long as it takes. */
+    retry_min: duration.default(60_000),
+    retry_max: duration.default(6 * 3_600_000),
+    /** Extra CA certificate (PEM file, relative to the config folder) trusted for the ACME server: private CAs, Pebble. */
+    ca_root: z.string().optional(),
+  }).prefault({}),
   /** Server-side login sessions of sites with [auth]. */
   session: z.strictObject({
     /** sqlite: sessions survive a restart (embedded node:sqlite); memory: they do not (tests, throw-away setups). */
@@ -113,7 +141,14 @@ export const globalSchema = z.strictObject({
   }).prefault({}),
   /** Folder of per-domain site files, relative to the config folder. */
   sites_dir: z.string().default('sites'),
+  /** Processes that serve (like nginx worker_processes): "auto" = one per core; 1 = no cluster. */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
 });
+
+export const ACME_DIRECTORIES: Record<string, string> = {
+  production: 'https://acme-v02.api.letsencrypt.org/directory',
+  staging: 'https://acme-staging-v02.api.letsencrypt.org/directory',
+};
 
 const upstreamGroup = z.strictObject({
   servers: z.array(upstreamUrl).min(1),
@@ -139,9 +174,11 @@ const route = z.strictObject({
 
 export const siteSchema = z.strictObject({
   server_names: z.array(serverName).min(1),
+  /** Either cert + key files (nginx ssl_certificate / ssl_certificate_key) or acme = true (obtained and renewed by Gatehouse). */
   tls: z.strictObject({
-    cert: z.string(),
-    key: z.string(),
+    cert: z.string().optional(),
+    key: z.string().optional(),
+    acme: z.boolean().default(false),
   }),
   upstreams: z.record(z.string().regex(/^[\w.-]+$/, 'upstream names are letters, digits, "_", "-" and "."'), upstreamGroup).default({}),
   routes: z.array(route).min(1),

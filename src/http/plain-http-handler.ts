@@ -11,7 +11,7 @@ export function createPlainHttpHandler(runtime: Runtime, httpsPort: () => number
   return (req, res) => {
     const ctx = beginRequest(req);
     logWhenDone(runtime.log, runtime.config.log.access_log, ctx, req, res);
-    for (const responder of runtime.plainHttpResponders) if (responder(req, res)) return;
+    for (const responder of runtime.plainHttpResponders) if (responder(req, res, ctx.id)) return;
 
     const host = normalizeHost(req.headers.host);
     ctx.site = host ? runtime.sites.get(host) : undefined;

@@ -72,7 +72,7 @@ function dispatchOnce(req: AnyRequest, res: AnyResponse, server: UpstreamServer,
       res.off('close', onClientClose);
       resolve({ upstream: server.origin, bytes, ...result });
     };
-    const onClientClose = () => { if (!res.writableFinished) controller?.abort(new Error('client closed the connection')); };
+    const onClientClose = () => { if (!res.writableFinished && controller) abortUpstream(controller, new Error('client closed the connection')); };
     res.on('close', onClientClose);
 
     pool.dispatch({
@@ -100,7 +100,7 @@ function dispatchOnce(req: AnyRequest, res: AnyResponse, server: UpstreamServer,
         if (common(res).write(chunk)) return;
         // The client reads slower than the upstream sends: pause the upstream, give up after send_timeout.
         c.pause();
-        stallTimer = setTimeout(() => c.abort(Object.assign(new Error('client did not read for send_timeout'), { code: 'ERR_SEND_TIMEOUT' })), route.sendTimeoutMs);
+        stallTimer = setTimeout(() => abortUpstream(c, Object.assign(new Error('client did not read for send_timeout'), { code: 'ERR_SEND_TIMEOUT' })), route.sendTimeoutMs);
         res.once('drain', () => { clearTimeout(stallTimer); c.resume(); });
       },
       onResponseEnd() {
@@ -118,6 +118,12 @@ function dispatchOnce(req: AnyRequest, res: AnyResponse, server: UpstreamServer,
       },
     });
   });
+}
+
+/** Aborts the upstream request; undici tears a paused upstream connection down only once it reads again. */
+function abortUpstream(controller: Dispatcher.DispatchController, reason: Error): void {
+  controller.abort(reason);
+  if (controller.paused) controller.resume();
 }
 
 function errorCodeFor(error: Error): ErrorCode {

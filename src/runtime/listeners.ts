@@ -1,5 +1,6 @@
 // Starts the HTTPS listeners (HTTP/2 and HTTP/1.1 on one port by ALPN, certificate by SNI) and the plain-HTTP
 // listeners, and stops them gracefully. One server object per listen address, all sharing the same handlers.
+import cluster from 'node:cluster';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
@@ -99,9 +100,12 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
 }
 
 function listen(server: http.Server | http2.Http2SecureServer, address: ListenAddress): Promise<AddressInfo> {
+  // Cluster workers on a fixed port each bind their own socket with SO_REUSEPORT, so the kernel spreads
+  // connections evenly (nginx `listen … reuseport`); port 0 keeps node:cluster's shared handle (one common port).
+  const own = cluster.isWorker && address.port !== 0;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(address.port, address.host, () => {
+    server.listen({ port: address.port, host: address.host, ...(own ? { exclusive: true, reusePort: true } : {}) }, () => {
       server.off('error', reject);
       resolve(server.address() as AddressInfo);
     });

@@ -20,6 +20,8 @@ export interface SiteRuntime {
 }
 
 export interface RuntimeOptions {
+  /** TLS session-ticket keys shared by the workers of a cluster. */
+  ticketKeys?: Buffer;
   /** fetch for requests to identity providers and Microsoft Graph (tests inject one that reaches an emulator). */
   fetch?: FetchLike;
 }
@@ -27,7 +29,7 @@ export interface RuntimeOptions {
 const SESSION_SWEEP_MS = 10 * 60_000;
 
 /** Answers plain-HTTP requests before the HTTPS redirect (ACME HTTP-01 challenges); returns true when it answered. */
-export type PlainHttpResponder = (req: AnyRequest, res: AnyResponse) => boolean;
+export type PlainHttpResponder = (req: AnyRequest, res: AnyResponse, requestId: string) => boolean;
 
 export interface Runtime {
   config: Config;
@@ -64,8 +66,9 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
   for (const site of siteList) for (const name of site.config.serverNames) sites.set(name, site);
   const defaultSite = config.https.default_site ? sites.get(config.https.default_site) : undefined;
 
-  const certificates = new CertificateStore({ defaultSite: defaultSite?.config.name });
-  for (const site of siteList) certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
+  const certificates = new CertificateStore({ defaultSite: defaultSite?.config.name, ticketKeys: options.ticketKeys });
+  // ACME sites get their certificate from prepareAcme() (stored or temporary self-signed) before the listeners start.
+  for (const site of siteList) if (site.config.tls.source === 'files') certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
 
   return {
     config,

@@ -19,21 +19,26 @@ export interface TestGatehouse extends Listening {
 
 /** Writes gatehouse.toml and sites/<name>.toml into a temp folder; `main` is appended to a loopback listener block. */
 export function writeConfig(files: { main?: string; sites: Record<string, string>; http?: boolean }, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-cfg-'))): string {
-  const listeners = `[https]\nlisten = ["127.0.0.1:0"]\n${files.http ? '[http]\nlisten = ["127.0.0.1:0"]\n' : ''}`;
-  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), mergeMain(listeners, files.main ?? ''));
+  const main = files.main ?? '';
+  // Loopback port-0 listeners unless the test names its own.
+  const ownListen = (table: string) => new RegExp(`^\\[${table}\\]\\n(?:(?!\\[).*\\n)*listen\\s*=`, 'm').test(main);
+  const listeners = `[https]\n${ownListen('https') ? '' : 'listen = ["127.0.0.1:0"]\n'}${files.http ? `[http]\n${ownListen('http') ? '' : 'listen = ["127.0.0.1:0"]\n'}` : ''}`;
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), mergeMain(listeners, main));
   fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
   for (const [name, text] of Object.entries(files.sites)) fs.writeFileSync(path.join(dir, 'sites', `${name}.toml`), text);
   return dir;
 }
 
-/** Lets a test add keys to [https]/[http] without declaring the table twice. */
+/** Lets a test add keys to [https]/[http] without declaring the table twice; top-level keys stay before any table. */
 function mergeMain(listeners: string, main: string): string {
   let text = listeners;
   const rest = main.replace(/^\[(https|http)\]\n((?:(?!\[).*\n?)*)/gm, (_all, table: string, body: string) => {
     text = text.replace(`[${table}]\n`, `[${table}]\n${body}`);
     return '';
   });
-  return `${text}${rest}`;
+  const firstTable = rest.search(/^\[/m);
+  const preamble = firstTable < 0 ? rest : rest.slice(0, firstTable);
+  return `${preamble}${text}${firstTable < 0 ? '' : rest.slice(firstTable)}`;
 }
 
 export async function startGatehouse(t: TestContext, files: Parameters<typeof writeConfig>[0]): Promise<TestGatehouse> {

@@ -120,3 +120,70 @@ test('npm start\'s demo: a fresh folder gets a self-signed certificate and the e
   const [code] = await once(gh.child, 'close'); // 'close': exited and stdout fully read
   assert.equal(code, 0);
 });
+
+test('workers = 2: both workers serve one port, TLS sessions resume across them, a killed worker is replaced', async (t) => {
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  const dir = writeConfig({ main: 'workers = 2\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const gh = spawnGatehouse(['serve', '--config', dir]);
+  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  const listeningLines = async (n: number) => {
+    for (;;) {
+      const lines = gh.lines.filter((line) => line.includes('"msg":"listening"')).map((line) => JSON.parse(line) as { pid: number; https: string[] });
+      if (lines.length >= n) return lines;
+      await gh.waitFor(/"msg":"listening"/).then(() => new Promise((resolve) => setImmediate(resolve)));
+    }
+  };
+  const workers = await listeningLines(2);
+  assert.notEqual(workers[0]!.pid, workers[1]!.pid);
+  assert.equal(workers[0]!.https[0], workers[1]!.https[0], 'one shared port');
+  const port = Number(workers[0]!.https[0]!.split(':').pop());
+
+  const tls = await import('node:tls');
+  const first = tls.connect({ host: '127.0.0.1', port, ca: ca.caPem, servername: 'app.test' });
+  const ticket = await new Promise<Buffer>((resolve, reject) => { first.once('session', resolve); first.once('error', reject); });
+  first.destroy();
+  const resumed: boolean[] = [];
+  for (let i = 0; i < 12; i++) {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: ca.caPem, servername: 'app.test', session: ticket, ALPNProtocols: ['http/1.1'] });
+    await once(socket, 'secureConnect');
+    resumed.push(socket.isSessionReused());
+    socket.end('GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n');
+    for await (const _ of socket) { /* read the answer so the access log has a line */ }
+  }
+  assert.deepEqual(resumed, resumed.map(() => true), 'every connection resumed, whichever worker took it');
+  const served = async () => new Set(gh.lines.filter((line) => line.includes('"msg":"request"')).map((line) => (JSON.parse(line) as { pid: number }).pid));
+  await until(async () => (await served()).size === 2, 'both workers answered requests');
+
+  process.kill(workers[0]!.pid, 'SIGKILL');
+  const replaced = await listeningLines(3);
+  assert.ok(!workers.some((w) => w.pid === replaced[2]!.pid), 'a new worker took the dead one\'s place');
+  assert.equal((await request(port, { ca: ca.caPem, servername: 'app.test' })).status, 200);
+
+  gh.child.kill('SIGTERM');
+  const [code] = await once(gh.child, 'close');
+  assert.equal(code, 0);
+  assert.equal(gh.lines.filter((line) => line.includes('"msg":"stopped"')).length, 2, 'both live workers drained');
+});
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+test('a stop order that reaches workers still starting up is not lost', { timeout: 60_000 }, async (t) => {
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  // With a lost order the primary would wait out this grace period (and then kill): the test's timeout catches that.
+  const dir = writeConfig({ main: 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const gh = spawnGatehouse(['serve', '--config', dir]);
+  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  await gh.waitFor(/"msg":"primary started"/);
+  gh.child.kill('SIGTERM');
+  const [code] = await once(gh.child, 'close');
+  assert.equal(code, 0);
+  assert.ok(!gh.lines.some((line) => /worker exited/.test(line)), gh.lines.join('\n'));
+});

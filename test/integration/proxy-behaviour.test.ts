@@ -175,3 +175,48 @@ test('a client that goes away mid-response aborts the upstream request', async (
   await upstreamClosed;
   assert.equal(backend.requests.length, 1);
 });
+
+test('HTTP/2 clients: request bodies are forwarded, HEAD has no body, and many streams share one session', async (t) => {
+  const backend = await startBackend(t, (req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; }).on('end', () => res.end(`${req.method} ${req.url} ${body}`));
+  });
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const session = http2.connect(`https://127.0.0.1:${gh.port}`, { ca: ca.caPem, servername: 'app.test' });
+  t.after(() => session.close());
+  const send = (method: string, path: string, body?: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const stream = session.request({ ':method': method, ':path': path, ':authority': 'app.test' }, { endStream: body === undefined });
+    let status = 0;
+    stream.on('response', (headers) => { status = Number(headers[':status']); });
+    if (body !== undefined) stream.end(body);
+    readAll(stream).then((text) => resolve({ status, text }), reject);
+  });
+  assert.deepEqual(await send('POST', '/upload', 'payload'), { status: 200, text: 'POST /upload payload' });
+  assert.deepEqual(await send('HEAD', '/x'), { status: 200, text: '' });
+  const many = await Promise.all(Array.from({ length: 20 }, (_, i) => send('GET', `/n/${i}`)));
+  assert.deepEqual(many.map((r) => r.text), Array.from({ length: 20 }, (_, i) => `GET /n/${i} `));
+});
+
+test('send_timeout: a client that stops reading has its response cut and the upstream request aborted', async (t) => {
+  let upstreamClosed!: Promise<unknown>;
+  const backend = await startBackend(t, (_req, res) => {
+    upstreamClosed = once(res, 'close');
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    const chunk = Buffer.alloc(64 * 1024);
+    // Write until the socket stops taking data, then keep offering more whenever it drains.
+    const pump = () => { while (res.write(chunk)) { /* fill */ } };
+    res.on('drain', pump);
+    pump();
+  });
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, backend.url, '', 'send_timeout = "300ms"') } });
+  const req = https.get({ host: '127.0.0.1', port: gh.port, servername: 'app.test', ca: ca.caPem, headers: { host: 'app.test' } });
+  const [res] = await once(req, 'response') as [import('node:http').IncomingMessage];
+  res.pause(); // never read: buffers fill up, Gatehouse pauses the upstream, then gives up after send_timeout
+  const cut = new Promise<Error>((resolve) => res.once('error', resolve));
+  await upstreamClosed;
+  // Reading again, the client drains what was buffered and then finds the connection cut.
+  res.resume();
+  assert.equal((await cut).message, 'aborted', 'the client sees the response cut, not one that looks complete');
+  assert.equal(res.complete, false);
+  assert.ok(gh.logs.some((line) => line.msg === 'request' && typeof line.cause === 'string' && /send_timeout/.test(line.cause as string)), 'the cut is logged with its reason');
+});

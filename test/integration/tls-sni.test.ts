@@ -115,3 +115,14 @@ test('a site certificate replaced at run time is served to new handshakes while 
   assert.match(text, /^HTTP\/1\.1 200 OK/);
   assert.equal(before.cert.fingerprint256, new crypto.X509Certificate(certA.certPem).fingerprint256);
 });
+
+test('several listen addresses, IPv4 and IPv6, serve the same sites', async (t) => {
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  const gh = await startGatehouse(t, { main: '[https]\nlisten = ["127.0.0.1:0", "[::1]:0"]\n', sites: { a: siteToml(['a.test'], certA, backend.url) } });
+  assert.equal(gh.https.length, 2);
+  const v6 = gh.https.find((address) => address.family === 'IPv6')!;
+  const { socket, cert } = await handshake(v6.port, { host: '::1', servername: 'a.test' });
+  assert.equal(cert.fingerprint256, new crypto.X509Certificate(certA.certPem).fingerprint256);
+  socket.destroy();
+});

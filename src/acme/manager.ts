@@ -1,0 +1,250 @@
+// Keeps every `tls.acme = true` site served with a valid certificate, after CertMagic:
+// at start the stored certificate (or a temporary self-signed one) is installed; a scheduler then looks at each
+// certificate every check_interval (sooner when something is due), renews when less than renew_ratio of its lifetime
+// remains (or inside the CA's ARI window), retries failures with exponential backoff for as long as it takes, and
+// installs the new certificate for new handshakes at once. Open connections keep the certificate they started with.
+import { EventEmitter } from 'node:events';
+import type { Config, Site } from '../config/load.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { CertificateStore, KeyPair } from '../tls/certificate-store.ts';
+import { createSelfSigned } from '../tls/self-signed.ts';
+import { createAcmeClient, DEFAULT_POLL, fetchDirectory, trustForAcme, type PollOptions } from './account.ts';
+import { ariCertId } from './ari.ts';
+import { ChallengeStore, createChallengeResponder } from './challenges.ts';
+import { orderCertificate, requireProfile } from './issuer.ts';
+import { tryLock } from './lock.ts';
+import { nextRenewal, type Directory, type RenewalTime } from './renewal-time.ts';
+import { CertStorage, describe, fitFor, type CertInfo } from './storage.ts';
+import { watchFolder } from './watch.ts';
+import type acme from 'acme-client';
+
+export interface AcmeOptions { poll?: PollOptions; now?: () => number }
+
+interface SiteState {
+  site: Site;
+  /** What is being served; undefined while the temporary self-signed certificate is. */
+  served?: { info: CertInfo; pair: KeyPair };
+  renewAt?: RenewalTime;
+  failures: number;
+  nextAttemptAt: number;
+  lastError?: string;
+  corrupt?: string;
+}
+
+export type AcmeEvents = { installed: [domain: string, info: CertInfo, origin: 'storage' | 'order']; failed: [domain: string, message: string] };
+
+export class AcmeManager {
+  readonly events = new EventEmitter<AcmeEvents>();
+  readonly storage: CertStorage;
+  readonly challenges: ChallengeStore;
+  private readonly states = new Map<string, SiteState>();
+  private readonly config: Config;
+  private readonly certificates: CertificateStore;
+  private readonly log: Logger;
+  private readonly poll: PollOptions;
+  private readonly now: () => number;
+  private client?: Promise<acme.Client>;
+  private directory?: { value: Promise<Directory>; until: number };
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private stopped = false;
+  private readonly unwatch: Array<() => void> = [];
+
+  constructor(config: Config, certificates: CertificateStore, log: Logger, options: AcmeOptions = {}) {
+    this.config = config;
+    this.certificates = certificates;
+    this.log = log.child({ component: 'acme' });
+    this.poll = options.poll ?? DEFAULT_POLL;
+    this.now = options.now ?? Date.now;
+    if (config.acme.caRootPem) trustForAcme(config.acme.caRootPem);
+    this.storage = new CertStorage(config.acme.storageDir);
+    this.challenges = new ChallengeStore(config.acme.storageDir);
+    for (const site of config.sites) if (site.tls.source === 'acme') this.states.set(site.name, { site, failures: 0, nextAttemptAt: 0 });
+  }
+
+  responder() { return createChallengeResponder(this.challenges); }
+
+  /** Before listening: every ACME site gets its stored certificate, or a temporary self-signed one so HTTPS answers. */
+  async prepare(): Promise<void> {
+    for (const state of this.states.values()) {
+      this.adoptStored(state);
+      if (state.served) continue;
+      this.certificates.setSite(state.site.name, state.site.serverNames, await createSelfSigned(state.site.serverNames, 7));
+      this.log.info({ domain: state.site.name }, 'no valid stored certificate yet: serving a temporary self-signed one while the order runs');
+    }
+  }
+
+  /** Starts the scheduler, and watches each domain's folder so a certificate stored by another process is served at once. */
+  start(): void {
+    for (const state of this.states.values()) {
+      try {
+        this.unwatch.push(watchFolder(this.storage.domainDir(state.site.name), () => { if (!this.stopped) this.adoptStored(state); }));
+      } catch (error) {
+        this.log.warn({ domain: state.site.name, err: (error as Error).message }, 'cannot watch the storage folder; changes are seen at the next check');
+      }
+    }
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const unwatch of this.unwatch) unwatch();
+    await this.running;
+  }
+
+  /** `gatehouse certs renew <domain>`: order now, whatever the renewal time says. Throws with the CA's error text. */
+  async renewNow(domain: string): Promise<CertInfo> {
+    const state = this.states.get(domain);
+    if (!state) throw new Error(`${domain} is not a site with tls.acme = true (sites: ${[...this.states.keys()].join(', ') || 'none'})`);
+    this.adoptStored(state);
+    const result = await this.order(state, true);
+    if (result === 'locked') throw new Error(`another Gatehouse process is ordering ${domain} right now (lock in ${this.storage.dir}/locks)`);
+    if (result !== 'ok') throw new Error(state.lastError);
+    return state.served!.info;
+  }
+
+  /** One pass over all sites; then the next pass is timed for whatever comes due first. */
+  async checkAll(): Promise<void> {
+    // Sites side by side: a slow order (a CA asking to wait) must not hold up another site's renewal.
+    await Promise.all([...this.states.values()].map(async (state) => {
+      if (this.stopped) return;
+      this.adoptStored(state);
+      const now = this.now();
+      const renewAt = state.served ? await this.renewalTime(state) : undefined;
+      const due = !state.served || !fitFor(state.served.info, state.site.serverNames, now) || now >= renewAt!.getTime();
+      if (due && now >= state.nextAttemptAt) await this.order(state, false);
+    }));
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running = this.checkAll().catch((error: unknown) => this.log.error({ err: error }, 'certificate check failed'))
+        .finally(() => { this.running = undefined; this.schedule(this.nextDelay()); });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private nextDelay(): number {
+    let delay = this.config.acme.checkIntervalMs;
+    for (const state of this.states.values()) {
+      const due = Math.max(state.renewAt?.at.getTime() ?? 0, state.nextAttemptAt);
+      delay = Math.min(delay, due - this.now());
+    }
+    return Math.max(delay, 50);
+  }
+
+  /** Installs the stored certificate when it is fit and newer than the served one (another process or the CLI renewed it). */
+  private adoptStored(state: SiteState): void {
+    const domain = state.site.name;
+    const stored = this.storage.read(domain);
+    if (stored.state === 'corrupt') {
+      if (state.corrupt !== stored.reason) this.log.error({ domain, reason: stored.reason }, `stored certificate is unusable; ${state.served ? 'keeping the one in service' : 'serving a temporary one'} and ordering a new one`);
+      state.corrupt = stored.reason;
+      return;
+    }
+    state.corrupt = undefined;
+    if (stored.state !== 'ok' || !fitFor(stored.info, state.site.serverNames, this.now())) return;
+    if (state.served && (stored.info.serial === state.served.info.serial || stored.info.notAfter <= state.served.info.notAfter)) return;
+    this.install(state, stored.pair, stored.info, 'storage');
+  }
+
+  private install(state: SiteState, pair: KeyPair, info: CertInfo, origin: 'storage' | 'order'): void {
+    this.certificates.setSite(state.site.name, state.site.serverNames, pair);
+    state.served = { info, pair };
+    state.renewAt = undefined;
+    this.log.info({ domain: state.site.name, issuer: info.issuer, serial: info.serial, not_after: info.notAfter.toISOString(), origin }, 'certificate installed for new connections');
+    this.events.emit('installed', state.site.name, info, origin);
+  }
+
+  private async renewalTime(state: SiteState): Promise<Date> {
+    if (state.renewAt && state.renewAt.until > this.now()) return state.renewAt.at;
+    const directory = await this.getDirectory().catch(() => ({}) as Directory);
+    state.renewAt = await nextRenewal(state.served!, this.config.acme.renewRatio, directory, this.now(),
+      (error) => this.log.warn({ domain: state.site.name, err: error.message }, 'ARI lookup failed; renewing by ratio'));
+    return state.renewAt.at;
+  }
+
+  private getDirectory(): Promise<Directory> {
+    if (!this.directory || this.directory.until < this.now()) {
+      const value = fetchDirectory(this.config.acme.directoryUrl);
+      this.directory = { value, until: this.now() + 86_400_000 };
+      value.catch(() => { this.directory = undefined; });
+    }
+    return this.directory.value;
+  }
+
+  private getClient(): Promise<acme.Client> {
+    this.client ??= createAcmeClient(this.config.acme, this.poll);
+    this.client.catch(() => { this.client = undefined; });
+    return this.client;
+  }
+
+  private async order(state: SiteState, forced: boolean): Promise<'ok' | 'locked' | 'failed' | 'adopted'> {
+    const domain = state.site.name;
+    const release = tryLock(this.storage.dir, domain);
+    if (!release) {
+      this.log.info({ domain }, 'another Gatehouse process is ordering this certificate; will use its result');
+      state.nextAttemptAt = this.now() + Math.min(this.config.acme.retryMinMs, 30_000);
+      return 'locked';
+    }
+    const previous = state.served?.info.serial;
+    try {
+      this.adoptStored(state); // it may have finished an order while we waited for the lock
+      if (!forced && state.served && state.served.info.serial !== previous) return 'adopted';
+      const started = performance.now();
+      this.log.info({ domain, names: state.site.serverNames, directory: this.config.acme.directoryUrl, forced }, 'ordering certificate');
+      // The directory first: an unreachable CA gives a clear error at once (acme-client would retry for 75 s, then fail obscurely).
+      const directory = await this.getDirectory();
+      const { profile } = this.config.acme;
+      if (profile) requireProfile(directory, profile);
+      const ari = state.served && directory.renewalInfo;
+      const client = await this.getClient();
+      const pair = await orderCertificate({
+        client, names: state.site.serverNames, challenges: this.challenges,
+        ...(profile ? { profile } : {}),
+        ...(ari ? { replaces: ariCertId(state.served!.pair.certPem) } : {}),
+      });
+      const info = describe(pair);
+      if (!fitFor(info, state.site.serverNames, this.now())) throw new Error(`the CA issued a certificate for ${info.names.join(', ')}, valid until ${info.notAfter.toISOString()}: not usable`);
+      const orderMs = Math.round(performance.now() - started);
+      const renewAt = await nextRenewal({ info, pair }, this.config.acme.renewRatio, await this.getDirectory().catch(() => ({})), this.now(), () => {});
+      // Stored before it is served, so other processes and a restart find what we serve.
+      this.storage.write(domain, pair, {
+        domain, names: info.names, issuer: info.issuer, serial: info.serial, not_before: info.notBefore.toISOString(),
+        not_after: info.notAfter.toISOString(), next_renewal: renewAt.at.toISOString(), renewal_source: renewAt.source,
+        ordered_at: new Date(this.now()).toISOString(), order_ms: orderMs, directory: this.config.acme.directoryUrl,
+      });
+      this.install(state, pair, info, 'order');
+      state.renewAt = renewAt;
+      Object.assign(state, { failures: 0, nextAttemptAt: 0, lastError: undefined });
+      this.log.info({ domain, issuer: info.issuer, not_after: info.notAfter.toISOString(), next_renewal: renewAt.at.toISOString(), order_ms: orderMs }, 'certificate obtained');
+      return 'ok';
+    } catch (error) {
+      this.directory = undefined; // look at the directory again before the next attempt
+      this.failed(state, error);
+      return 'failed';
+    } finally {
+      release();
+    }
+  }
+
+  private failed(state: SiteState, error: unknown): void {
+    const domain = state.site.name;
+    let message = error instanceof Error ? error.message : String(error);
+    // acme-client 5.4 retries a failed connection 5 times, then loses the error in its axios interceptor.
+    if (/reading 'config'/.test(message)) message = `no answer from the ACME server ${this.config.acme.directoryUrl} (connection failed after retries)`;
+    state.failures += 1;
+    const delay = Math.min(this.config.acme.retryMinMs * 2 ** (state.failures - 1), this.config.acme.retryMaxMs);
+    state.nextAttemptAt = this.now() + delay;
+    state.lastError = message;
+    try {
+      this.storage.writeMeta({ ...(this.storage.readMeta(domain) ?? { domain }), last_error: message, last_error_at: new Date(this.now()).toISOString() });
+    } catch (writeError) { this.log.warn({ domain, err: (writeError as Error).message }, 'cannot record the error in meta.json'); }
+    const serving = state.served ? `the certificate valid until ${state.served.info.notAfter.toISOString()}` : 'the temporary self-signed certificate';
+    this.log.error({ domain, err: message, attempt: state.failures, retry_in_s: Math.round(delay / 1000) }, `certificate order failed; still serving ${serving}`);
+    this.events.emit('failed', domain, message);
+  }
+}

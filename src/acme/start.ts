@@ -1,0 +1,25 @@
+// Wiring ACME into `serve`: prepareAcme() before the listeners start (installs stored or temporary certificates and
+// the HTTP-01 responder, no network), startAcme() once they listen (the scheduler orders and renews), stop on shutdown.
+import type { Listening } from '../runtime/listeners.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import { AcmeManager, type AcmeOptions } from './manager.ts';
+
+export async function prepareAcme(runtime: Runtime, options: AcmeOptions = {}): Promise<AcmeManager | undefined> {
+  if (!runtime.config.sites.some((site) => site.tls.source === 'acme')) return undefined;
+  const manager = new AcmeManager(runtime.config, runtime.certificates, runtime.log, options);
+  // First among the plain-HTTP responders: before the HTTPS redirect and everything else.
+  runtime.plainHttpResponders.unshift(manager.responder());
+  await manager.prepare();
+  return manager;
+}
+
+export function startAcme(manager: AcmeManager, listening: Listening): void {
+  const { httpPort } = listening.runtime.config.acme;
+  if (listening.http.length === 0) {
+    listening.runtime.log.error('ACME HTTP-01 needs a plain-HTTP listener ([http] listen); certificates cannot be obtained');
+  } else if (!listening.http.some((address) => address.port === httpPort)) {
+    listening.runtime.log.warn({ http_port: httpPort, http: listening.http.map((a) => a.port) },
+      'no [http] listener on [acme] http_port: the CA connects there, so forward that port to one of ours');
+  }
+  manager.start();
+}

@@ -1,0 +1,75 @@
+// `workers = N`: N serving processes share the listeners, like nginx's worker_processes. The primary only forks,
+// restarts crashed workers and orders a graceful stop; every worker loads the config and serves on its own.
+// TLS session tickets are encrypted with one key shared by all workers, so a session resumes on any of them.
+import cluster, { type Worker } from 'node:cluster';
+import crypto from 'node:crypto';
+import type { Logger } from '../observability/logger.ts';
+
+const TICKET_KEYS_ENV = 'GATEHOUSE_TLS_TICKET_KEYS';
+const STOP_MESSAGE = 'gatehouse:stop';
+
+/** In a worker: the ticket keys the primary handed down. */
+export function sharedTicketKeys(): Buffer | undefined {
+  const hex = process.env[TICKET_KEYS_ENV];
+  return hex ? Buffer.from(hex, 'hex') : undefined;
+}
+
+export function isClusterWorker(): boolean {
+  return cluster.isWorker;
+}
+
+// Listened for from the moment the module loads: a stop order can arrive while the worker is still starting,
+// and must not be lost (the primary would wait out the whole grace period, then kill it).
+let stopOrdered = false;
+const onStop: Array<() => void> = [];
+if (cluster.isWorker) {
+  process.on('message', (message) => {
+    if (message !== STOP_MESSAGE) return;
+    stopOrdered = true;
+    for (const stop of onStop.splice(0)) stop();
+  });
+}
+
+/** In a worker: calls `stop` when the primary orders a graceful stop (at once if it already has). */
+export function onStopOrder(stop: () => void): void {
+  if (stopOrdered) stop(); else onStop.push(stop);
+}
+
+/**
+ * Runs the primary until every worker has stopped. Workers re-run this program's entry with the same arguments
+ * (node:cluster), see `isClusterWorker()` and serve. Resolves with the exit code.
+ */
+export function runPrimary(count: number, log: Logger, graceMs: number): Promise<number> {
+  const env = { [TICKET_KEYS_ENV]: crypto.randomBytes(48).toString('hex') };
+  let stopping = false;
+  let crashes = 0;
+  const fork = (): Worker => cluster.fork(env);
+  for (let i = 0; i < count; i++) fork();
+  log.info({ workers: count }, 'primary started');
+
+  return new Promise((resolve) => {
+    cluster.on('exit', (worker, code, signal) => {
+      if (stopping) {
+        if (Object.keys(cluster.workers ?? {}).length === 0) resolve(0);
+        return;
+      }
+      // A worker that dies is a bug; keep serving with a replacement, slower and slower if it keeps dying.
+      crashes++;
+      const delay = Math.min(30_000, 250 * 2 ** Math.min(crashes, 7));
+      log.error({ worker_pid: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker exited; starting a new one');
+      setTimeout(() => { if (!stopping) fork(); }, delay).unref();
+    });
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) { log.warn({ signal }, 'second signal: exiting now'); for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL'); resolve(1); return; }
+      stopping = true;
+      log.info({ signal, grace_ms: graceMs }, 'stopping workers');
+      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+      if (workers.length === 0) resolve(0);
+      for (const worker of workers) worker.send(STOP_MESSAGE);
+      // A worker stuck past its own grace period is killed, so the primary always ends.
+      setTimeout(() => { for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL'); }, graceMs + 5_000).unref();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}

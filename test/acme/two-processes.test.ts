@@ -1,0 +1,73 @@
+// Two `gatehouse serve` processes sharing one certs/ folder order the certificate once: the lock file in
+// certs/locks/ lets one order, the other picks up the stored result. Only one of them holds the HTTP port the CA
+// validates on; it answers the other's tokens from certs/challenges/ too.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { writeConfig } from '../helpers/gatehouse-acme.ts';
+import { freePort } from '../helpers/net.ts';
+import { startPebble } from '../helpers/pebble.ts';
+import { acmeMain, acmeSite, presented } from './setup.ts';
+
+interface Served { child: ChildProcess; lines: Array<Record<string, unknown>>; waitFor(pred: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> }
+
+function serve(configDir: string): Served {
+  const child = spawn(process.execPath, ['src/main.ts', 'serve', '--config', configDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters = new Set<() => void>();
+  let buffer = '';
+  child.stdout!.setEncoding('utf8').on('data', (data: string) => {
+    buffer += data;
+    const parts = buffer.split('\n');
+    buffer = parts.pop()!;
+    for (const part of parts) if (part.startsWith('{')) lines.push(JSON.parse(part));
+    for (const wake of waiters) wake();
+  });
+  return {
+    child, lines,
+    waitFor: (pred) => new Promise((resolve, reject) => {
+      const check = () => {
+        const found = lines.find(pred);
+        if (found) { waiters.delete(check); resolve(found); }
+        else if (child.exitCode !== null) reject(new Error(`gatehouse exited ${child.exitCode}`));
+      };
+      waiters.add(check);
+      check();
+    }),
+  };
+}
+
+test('two processes sharing certs/ order the certificate once and both serve it', async (t) => {
+  const pebble = await startPebble();
+  t.after(() => pebble.stop());
+  const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-certs-'));
+  t.after(() => fs.rmSync(shared, { recursive: true, force: true }));
+  const site = { 'app.test': acmeSite(['app.test', 'www.app.test'], 'http://127.0.0.1:9') };
+  const base = acmeMain(pebble, { storage: `"${shared}"` }).replace('[log]\n', '[log]\nlevel = "info"\n');
+  const dirA = writeConfig(base, site);
+  const dirB = writeConfig(base.replace(`listen = ["127.0.0.1:${pebble.httpPort}"]`, `listen = ["127.0.0.1:${await freePort()}"]`), site);
+  t.after(() => { fs.rmSync(dirA, { recursive: true, force: true }); fs.rmSync(dirB, { recursive: true, force: true }); });
+
+  const a = serve(dirA);
+  const b = serve(dirB);
+  t.after(async () => {
+    for (const p of [a, b]) if (p.child.exitCode === null) { const gone = new Promise((r) => p.child.once('exit', r)); p.child.kill('SIGTERM'); await gone; }
+  });
+  const installed = (line: Record<string, unknown>) => line.msg === 'certificate installed for new connections';
+  const [fromA, fromB] = await Promise.all([a.waitFor(installed), b.waitFor(installed)]);
+  assert.equal(fromA.serial, fromB.serial, 'both serve the same certificate');
+  assert.equal(pebble.issued(), 1, 'ordered once');
+  assert.deepEqual([fromA.origin, fromB.origin].sort(), ['order', 'storage']);
+
+  const root = await pebble.rootPem();
+  for (const p of [a, b]) {
+    const port = Number(String((await p.waitFor((l) => l.msg === 'listening')).https).split(':')[1]);
+    const cert = await presented(port, 'www.app.test', root);
+    assert.equal(cert.authorized, true);
+    assert.equal(cert.serial, fromA.serial);
+  }
+  assert.deepEqual(fs.readdirSync(path.join(shared, 'locks')), [], 'no lock left behind');
+});
