@@ -20,6 +20,8 @@ import { Policy, type Refusal } from './policy.ts';
 const REFRESH_MARGIN_MS = 60_000;
 /** After a failed refresh (provider down), the session's current tokens are used this long before trying again. */
 const REFRESH_RETRY_MS = 30_000;
+/** How long one process may take to refresh a session before another may try (cluster workers). */
+const REFRESH_LEASE_MS = 30_000;
 /** Errors after which the session is over and the user must log in again (research/entra.md §6.3). */
 const FATAL_REFRESH_ERRORS = new Set(['invalid_grant', 'interaction_required', 'login_required', 'consent_required', 'invalid_client']);
 
@@ -38,12 +40,13 @@ export class SiteAuth {
   readonly #refreshing = new Map<string, Promise<Session | undefined>>();
   readonly #refreshFailedAt = new Map<string, number>();
 
-  constructor(siteName: string, siteNames: readonly string[], settings: AuthSettings, store: SessionStore, cacheSize: number, log: Logger, fetchImpl?: FetchLike) {
+  constructor(siteName: string, siteNames: readonly string[], settings: AuthSettings, store: SessionStore,
+    options: { cacheSize: number; sharedStore: boolean; fetch?: FetchLike }, log: Logger) {
     this.settings = settings;
     this.siteNames = siteNames;
     this.#log = log.child({ site: siteName });
-    this.oidc = new OidcClient(settings, this.#log, fetchImpl);
-    this.sessions = new SiteSessions(siteName, settings.secret, settings.cookieName, store, cacheSize);
+    this.oidc = new OidcClient(settings, this.#log, options.fetch);
+    this.sessions = new SiteSessions(siteName, settings.secret, settings.cookieName, store, options.cacheSize, options.sharedStore);
     this.loginCookies = new LoginStateCookies(settings.secret, settings.cookieName);
     this.policy = new Policy(settings);
     this.ownedHeaders = ownedAuthHeaders(settings);
@@ -98,6 +101,8 @@ export class SiteAuth {
   #refreshOnce(session: Session): Promise<Session | undefined> {
     let pending = this.#refreshing.get(session.id);
     if (!pending) {
+      // Another worker process holds the refresh lease: its result reaches us through the store's version.
+      if (!this.sessions.claimRefresh(session, REFRESH_LEASE_MS)) return Promise.resolve(session);
       pending = this.#refresh(session).finally(() => this.#refreshing.delete(session.id));
       this.#refreshing.set(session.id, pending);
     }

@@ -57,7 +57,8 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     config: site,
     groups: new Map(Object.values(site.upstreams).map((group) => [group.name, new UpstreamGroupPool(group)])),
     auth: site.auth && sessionStore
-      ? new SiteAuth(site.name, site.serverNames, site.auth, sessionStore, config.session.cache_size, log, options.fetch)
+      ? new SiteAuth(site.name, site.serverNames, site.auth, sessionStore,
+        { cacheSize: config.session.cache_size, sharedStore: config.workers > 1, fetch: options.fetch }, log)
       : undefined,
   }));
   const auths = siteList.flatMap((site) => (site.auth ? [site.auth] : []));

@@ -32,6 +32,8 @@ export interface Session {
   /** cookie_expire after login: the session never outlives this, refresh or not. */
   expiresAt: number;
   refreshedAt: number;
+  /** Set on every save (see StoredSession.version). */
+  version?: number;
 }
 
 export class SiteSessions {
@@ -41,8 +43,13 @@ export class SiteSessions {
   readonly #cookieKey: crypto.KeyObject;
   readonly #dataKey: Buffer;
   readonly #cache: LRUCache<string, Session>;
+  readonly #shared: boolean;
 
-  constructor(site: string, secret: Buffer, cookieName: string, store: SessionStore, cacheSize: number) {
+  /** shared = other processes (cluster workers) use the same store: a cached session is checked against the
+   *  store's version on every use (one indexed read, no decryption), so a logout or refresh in one worker is
+   *  seen at once by the others. */
+  constructor(site: string, secret: Buffer, cookieName: string, store: SessionStore, cacheSize: number, shared = false) {
+    this.#shared = shared;
     this.#site = site;
     this.cookieName = cookieName;
     this.#store = store;
@@ -62,7 +69,12 @@ export class SiteSessions {
     const dot = value.indexOf('.');
     if (dot !== 43 || !macEquals(this.#cookieKey, `${this.cookieName}=${value.slice(0, dot)}`, value.slice(dot + 1))) return undefined;
     const id = value.slice(0, dot);
-    const session = this.#cache.get(id) ?? this.#load(id);
+    let session = this.#cache.get(id);
+    if (session && this.#shared && this.#store.version(this.#storeKey(id)) !== session.version) {
+      this.#cache.delete(id);
+      session = undefined;
+    }
+    session ??= this.#load(id);
     if (!session) return undefined;
     if (session.expiresAt <= now) { this.delete(session); return undefined; }
     return session;
@@ -75,15 +87,21 @@ export class SiteSessions {
   }
 
   save(session: Session): void {
+    session.version = crypto.randomInt(2 ** 47);
     const key = this.#storeKey(session.id);
     const data = seal(this.#dataKey, Buffer.from(JSON.stringify(session)), `${this.#site}|${key}`);
-    this.#store.put({ key, site: this.#site, expiresAt: session.expiresAt, sid: session.sid, data });
+    this.#store.put({ key, site: this.#site, expiresAt: session.expiresAt, sid: session.sid, version: session.version, data });
     this.#cache.set(session.id, session);
   }
 
   delete(session: Session): void {
     this.#store.delete(this.#storeKey(session.id));
     this.#cache.delete(session.id);
+  }
+
+  /** Only one process refreshes a session at a time; the others keep using its current (still valid) tokens. */
+  claimRefresh(session: Session, leaseMs: number): boolean {
+    return !this.#shared || this.#store.claimRefresh(this.#storeKey(session.id), Date.now(), leaseMs);
   }
 
   /** Front-channel logout: every session of this provider session. */
@@ -104,6 +122,7 @@ export class SiteSessions {
     if (!plain) return undefined;
     const session = JSON.parse(plain.toString('utf8')) as Session;
     if (session.id !== id) return undefined;
+    session.version = row.version;
     this.#cache.set(id, session);
     return session;
   }

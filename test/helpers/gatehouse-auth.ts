@@ -42,7 +42,8 @@ export async function startGatehouse(opts: { sites: SiteSpec[]; port?: number; d
     fs.copyFileSync(leaf.keyFile, path.join(dir, 'srv.key'));
   }
   fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), `[https]\nlisten = ["127.0.0.1:${opts.port ?? 0}"]\n[log]\nlevel = "info"\n[metrics]\nlisten = "127.0.0.1:0"\n${opts.global ?? ''}\n`);
+  // global: top-level keys (before the first table), e.g. workers = 2.
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), `${opts.global ?? 'workers = 1'}\n[https]\nlisten = ["127.0.0.1:${opts.port ?? 0}"]\n[log]\nlevel = "info"\n[metrics]\nlisten = "127.0.0.1:0"\n`);
   for (const file of fs.readdirSync(path.join(dir, 'sites'))) fs.rmSync(path.join(dir, 'sites', file));
   opts.sites.forEach((site, i) => {
     fs.writeFileSync(path.join(dir, 'sites', `site${i}.toml`), [
