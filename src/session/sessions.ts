@@ -43,6 +43,8 @@ export class SiteSessions {
   readonly #cookieKey: crypto.KeyObject;
   readonly #dataKey: Buffer;
   readonly #cache: LRUCache<string, Session>;
+  /** id → store key, so the hot path with workers > 1 hashes nothing. */
+  readonly #keys: LRUCache<string, string>;
   readonly #shared: boolean;
 
   /** shared = other processes (cluster workers) use the same store: a cached session is checked against the
@@ -56,6 +58,7 @@ export class SiteSessions {
     this.#cookieKey = macKey(secret, 'session-cookie');
     this.#dataKey = deriveKey(secret, 'session-at-rest');
     this.#cache = new LRUCache({ max: cacheSize });
+    this.#keys = new LRUCache({ max: cacheSize });
   }
 
   /** The cookie value for a session: "<id>.<HMAC of id>". */
@@ -128,6 +131,8 @@ export class SiteSessions {
   }
 
   #storeKey(id: string): string {
-    return crypto.createHash('sha256').update(id).digest('base64url');
+    let key = this.#keys.get(id);
+    if (key === undefined) this.#keys.set(id, key = crypto.createHash('sha256').update(id).digest('base64url'));
+    return key;
   }
 }
