@@ -44,6 +44,9 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
     server.setTimeout(HTTP2_IDLE_MS);
     server.on('secureConnection', (socket: Socket) => {
       tracker.addSocket(socket);
+      // Small responses must leave at once: with Nagle on, a keep-alive client waits for its delayed ACK (~40 ms)
+      // on every response (measured: 1,000 → 3,500 requests/s). node:http sets this itself; the HTTP/2 server does not.
+      socket.setNoDelay(true);
       // A client that resets a connection must never become an uncaught 'error' (seen once as EPIPE/ECONNRESET
       // while Chromium closed a WebSocket tunnel): every client socket has a listener from its first moment on.
       socket.on('error', (error) => runtime.log.debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, 'client socket error'));
