@@ -71,6 +71,9 @@ client_secret = "${idp.clientSecret}"
 cookie_secret = "${crypto.randomBytes(32).toString('base64')}"
 email_domains = ["*"]
 pass_access_token = false
+# /public/ is open to anyone (curl -k https://localhost:${port}/public/ shows what the backend receives);
+# everything else asks for a login.
+skip_auth_routes = ["^/public/"]
 `, 0o600);
   let config;
   try { config = loadConfig(stateDir); } catch (error) { await helpers(); throw error; }

@@ -100,6 +100,10 @@ test('npm start\'s demo: a fresh folder gets a self-signed certificate and the e
   assert.equal(fs.statSync(path.join(cwd, 'certs', 'demo', 'localhost.key')).mode & 0o777, 0o600);
   // The demo site is behind its embedded identity provider: anonymous → 401 / login; alice signs in (any password).
   assert.equal((await request(port, { ca: selfSigned, servername: 'localhost' })).status, 401);
+  // /public/ is open, as the README's curl line says, and carries no identity.
+  const open = await request(port, { ca: selfSigned, servername: 'localhost', path: '/public/', headers: { 'x-auth-request-user': 'mallory' } });
+  assert.equal(open.status, 200);
+  assert.equal((JSON.parse(open.body) as { headers: Record<string, string> }).headers['x-auth-request-user'], undefined);
   const browser = new Browser(selfSigned);
   assert.equal((await browser.navigate(`https://localhost:${port}/`, 'alice')).status, 200);
   const cookie = [...browser.cookies(`localhost:${port}`)].map(([k, v]) => `${k}=${v}`).join('; ');
