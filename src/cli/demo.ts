@@ -1,14 +1,17 @@
-// `gatehouse demo` (what `npm start` runs): https://localhost:8443 in front of a built-in echo backend, with nothing
-// to configure. It writes a real configuration into ./certs/demo/ and serves it through the normal path, so the
-// demo exercises exactly what `serve` does. The self-signed certificate is made once and reused.
+// `gatehouse demo` (what `npm start` runs): https://localhost:8443 in front of a built-in echo backend, protected by
+// an embedded identity provider (two users: alice, bob; any password), with nothing to configure. It writes a real
+// configuration into ./certs/demo/ and serves it through the normal path, so the demo exercises exactly what
+// `serve` does. The self-signed certificate is made once and reused.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import { startEchoBackend } from '../demo/echo-backend.ts';
+import { startDemoIdentityProvider } from '../demo/identity-provider.ts';
 import { createLogger } from '../observability/logger.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
-import { startListeners } from '../runtime/listeners.ts';
+import { startListeners, type Listening } from '../runtime/listeners.ts';
 import { buildRuntime } from '../runtime/runtime.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';
 import { reportConfigError } from './check.ts';
@@ -16,8 +19,25 @@ import { stopOnSignals } from './serve.ts';
 
 export const DEMO_PORT = 8443;
 
+export interface RunningDemo { listening: Listening; url: string; issuer: string; stop(): Promise<void> }
+
 export async function demo(stateDir = path.resolve('certs', 'demo'), port = DEMO_PORT): Promise<number> {
+  let running: RunningDemo;
+  try { running = await startDemo(stateDir, port); } catch (error) { return reportConfigError(error); }
+  const { log } = running.listening.runtime;
+  log.info(`demo ready: open ${running.url}/ (self-signed certificate: accept it, or curl -k) and sign in as alice or bob, any password`);
+  stopOnSignals(running.listening, () => running.stop());
+  return new Promise(() => {});
+}
+
+/** Starts the echo backend, the identity provider and Gatehouse; stop() ends the two helpers (Gatehouse is stopped by the caller). */
+export async function startDemo(stateDir: string, requestedPort: number, quiet = false): Promise<RunningDemo> {
+  // The provider must know the redirect URI (with its port) before it starts, so port 0 is resolved here first.
+  const port = requestedPort === 0 ? await freePort() : requestedPort;
   const backend = await startEchoBackend();
+  const origin = `https://localhost:${port}`;
+  const idp = await startDemoIdentityProvider({ redirectUris: [`${origin}/oauth2/callback`], postLogoutRedirectUris: [`${origin}/`] });
+  const helpers = async () => { await idp.close(); await backend.close(); };
   await ensureCertificate(stateDir);
   writeFileAtomic(path.join(stateDir, 'gatehouse.toml'), `# Written by \`gatehouse demo\` on every start; edit config/ for a real setup.
 [https]
@@ -26,6 +46,10 @@ default_site = "localhost"
 
 [log]
 format = "pretty"
+level = "${quiet ? 'warn' : 'info'}"
+
+[session]
+path = "state/sessions.sqlite"
 `);
   writeFileAtomic(path.join(stateDir, 'sites', 'localhost.toml'), `server_names = ["localhost"]
 deny_paths = ['/\\.ht']
@@ -37,14 +61,25 @@ key = "localhost.key"
 [[routes]]
 path = "/"
 upstream = "${backend.url}"
-`);
+
+# The embedded demo identity provider (oidc-provider on loopback; http:// is accepted for loopback issuers only).
+[auth]
+provider = "oidc"
+oidc_issuer_url = "${idp.issuer}"
+client_id = "${idp.clientId}"
+client_secret = "${idp.clientSecret}"
+cookie_secret = "${crypto.randomBytes(32).toString('base64')}"
+email_domains = ["*"]
+pass_access_token = false
+# /public/ is open to anyone (curl -k https://localhost:${port}/public/ shows what the backend receives);
+# everything else asks for a login.
+skip_auth_routes = ["^/public/"]
+`, 0o600);
   let config;
-  try { config = loadConfig(stateDir); } catch (error) { await backend.close(); return reportConfigError(error); }
+  try { config = loadConfig(stateDir); } catch (error) { await helpers(); throw error; }
   const log = createLogger(config.log);
   const listening = await startListeners(buildRuntime(config, log));
-  log.info(`demo ready: open https://localhost:${listening.https[0]!.port}/ (self-signed certificate: accept it, or curl -k)`);
-  stopOnSignals(listening, () => backend.close());
-  return new Promise(() => {});
+  return { listening, url: `https://localhost:${listening.https[0]!.port}`, issuer: idp.issuer, stop: helpers };
 }
 
 async function ensureCertificate(stateDir: string): Promise<void> {
@@ -57,4 +92,15 @@ async function ensureCertificate(stateDir: string): Promise<void> {
   const pair = await createSelfSigned(['localhost', '127.0.0.1', '::1']);
   writeFileAtomic(keyFile, pair.keyPem, 0o600);
   writeFileAtomic(certFile, pair.certPem);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }

@@ -7,8 +7,9 @@ Commands:
   check              Validate the configuration and exit, like nginx -t (exit 0 = valid, 2 = errors)
   certs list         Show every site's certificate: source, issuer, not-after, next renewal, last ACME error
   certs renew NAME   Order a new ACME certificate for the site NAME now (a running serve picks it up at once)
-  demo               Run the built-in demo: https://localhost:8443 in front of an echo backend
-                     (writes its self-signed certificate and generated config to ./certs/demo/)
+  demo               Run the built-in demo: https://localhost:8443 in front of an echo backend, behind an
+                     embedded identity provider (sign in as alice or bob, any password); writes its
+                     self-signed certificate and generated config to ./certs/demo/
   version            Print the version
   help               Print this text
 

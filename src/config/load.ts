@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { z } from 'zod';
+import { buildAuthSettings, type AuthSettings } from './auth-settings.ts';
+import { UNSUPPORTED_AUTH_OPTIONS } from './auth-schema.ts';
 import { acmeConfig, type AcmeConfig } from './acme-config.ts';
 import { globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
 import { resolveSecretReferences } from './secrets.ts';
@@ -55,6 +57,8 @@ export interface Site {
   /** Longest prefix first, so the first match is the right one. */
   routes: Route[];
   denyPaths: RegExp[];
+  /** OpenID Connect settings; undefined = a public site. */
+  auth?: AuthSettings;
 }
 
 export interface FileTls { source: 'files'; certFile: string; keyFile: string; certPem: string; keyPem: string }
@@ -67,6 +71,8 @@ export interface Config {
   log: GlobalSettings['log'];
   proxy: GlobalSettings['proxy'];
   lifecycle: GlobalSettings['lifecycle'];
+  session: GlobalSettings['session'] & { file: string };
+  metrics: GlobalSettings['metrics'];
   /** Serving processes, "auto" resolved to the number of cores. */
   workers: number;
   acme: AcmeConfig;
@@ -121,12 +127,13 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const { https, log, proxy, lifecycle } = settings.value;
+  const { https, log, proxy, lifecycle, metrics } = settings.value;
   const workers = settings.value.workers === 'auto' ? os.availableParallelism() : settings.value.workers;
   // HTTP-01 needs a plain-HTTP listener: without an [http] listen, ACME sites get one on [acme] http_port.
   const http = acmeSites.length > 0 && settings.value.http.listen.length === 0
     ? { ...settings.value.http, listen: [{ host: '0.0.0.0', port: acme.httpPort }] } : settings.value.http;
-  return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, workers, acme, sites });
+  const session = { ...settings.value.session, file: path.resolve(configDir, settings.value.session.path) };
+  return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, workers, acme, session, metrics, sites });
 }
 
 function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]):
@@ -148,7 +155,11 @@ function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: 
     for (const issue of result.error.issues) {
       const at = issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k));
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) problems.push({ file, line: source.lineOf([...at, key]), key: keyPath([...at, key]), message: 'unknown key' });
+        for (const key of issue.keys) {
+          const why = at.length === 1 && at[0] === 'auth' ? UNSUPPORTED_AUTH_OPTIONS[key] : undefined;
+          const message = why ? `oauth2-proxy option not supported by Gatehouse: ${why}` : 'unknown key';
+          problems.push({ file, line: source.lineOf([...at, key]), key: keyPath([...at, key]), message });
+        }
       } else {
         problems.push({ file, line: source.lineOf(at), key: keyPath(at), message: issue.message });
       }
@@ -186,6 +197,7 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
     };
   });
 
+  const auth = raw.auth ? buildAuthSettings(raw.auth, configDir, problem) : undefined;
   const tls = siteTls(raw, configDir, problem);
   if (problems.length > before || !tls) return undefined;
   return {
@@ -196,6 +208,7 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
     upstreams,
     routes: (routes as Route[]).sort((a, b) => b.path.length - a.path.length),
     denyPaths: raw.deny_paths.map((source) => new RegExp(source)),
+    auth,
   };
 }
 
@@ -273,7 +286,7 @@ function keyPath(at: ReadonlyArray<string | number>): string {
 }
 
 function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !(value instanceof RegExp) && !Object.isFrozen(value)) {
+  if (value && typeof value === 'object' && !(value instanceof RegExp) && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);
   }

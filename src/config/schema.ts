@@ -3,6 +3,7 @@
 // Knob names follow nginx (proxy) and oauth2-proxy (auth) so existing configs translate line by line.
 import net from 'node:net';
 import { z } from 'zod';
+import { authSchema } from './auth-schema.ts';
 import { parseDurationMs, parseSizeBytes } from './units.ts';
 
 const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -125,6 +126,19 @@ export const globalSchema = z.strictObject({
     /** Extra CA certificate (PEM file, relative to the config folder) trusted for the ACME server: private CAs, Pebble. */
     ca_root: z.string().optional(),
   }).prefault({}),
+  /** Server-side login sessions of sites with [auth]. */
+  session: z.strictObject({
+    /** sqlite: sessions survive a restart (embedded node:sqlite); memory: they do not (tests, throw-away setups). */
+    store: z.enum(['sqlite', 'memory']).default('sqlite'),
+    /** The SQLite file, relative to the config folder. Tokens in it are encrypted with a key derived from each site's cookie_secret. */
+    path: z.string().default('state/sessions.sqlite'),
+    /** Decrypted sessions kept in memory in front of the store. */
+    cache_size: z.number().int().min(1).default(10_000),
+  }).prefault({}),
+  /** Process-wide health and metrics listener (oauth2-proxy metrics_address): /ping, /ready, /metrics. */
+  metrics: z.strictObject({
+    listen: listenAddress.optional(),
+  }).prefault({}),
   /** Folder of per-domain site files, relative to the config folder. */
   sites_dir: z.string().default('sites'),
   /** Processes that serve (like nginx worker_processes): "auto" = one per core; 1 = no cluster. */
@@ -170,6 +184,8 @@ export const siteSchema = z.strictObject({
   routes: z.array(route).min(1),
   /** Regular expressions on the normalized path answered with 403 before routing (nginx `location ~ /\.ht { deny all; }`). */
   deny_paths: z.array(z.string().refine((source) => { try { new RegExp(source); return true; } catch { return false; } }, 'not a valid regular expression')).default([]),
+  /** OpenID Connect login in front of the whole site (oauth2-proxy's options); a site without [auth] is public. */
+  auth: authSchema.optional(),
 });
 
 export type GlobalConfigInput = z.input<typeof globalSchema>;

@@ -10,6 +10,13 @@ export const ERRORS = {
   ERR_STATIC_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'The file does not exist.' },
   ERR_HTTP_METHOD: { status: 405, title: 'Method Not Allowed', detail: 'This route serves files with GET and HEAD only.' },
   ERR_BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', detail: 'The request body exceeds the size this route accepts.' },
+  ERR_AUTH_REQUIRED: { status: 401, title: 'Unauthorized', detail: 'Sign in to use this site.' },
+  ERR_AUTH_FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'Your account may not use this site.' },
+  ERR_AUTH_PROVIDER_REFUSED: { status: 403, title: 'Forbidden', detail: 'The identity provider did not sign you in.' },
+  ERR_AUTH_STATE_INVALID: { status: 400, title: 'Bad Request', detail: 'This login link is unknown, was already used or has expired. Start again from the page you wanted.' },
+  ERR_AUTH_REDIRECT_INVALID: { status: 400, title: 'Bad Request', detail: 'The return address is not allowed.' },
+  ERR_AUTH_LOGIN_FAILED: { status: 502, title: 'Bad Gateway', detail: 'The login could not be completed with the identity provider.' },
+  ERR_AUTH_PROVIDER_UNAVAILABLE: { status: 503, title: 'Service Unavailable', detail: 'The identity provider cannot be reached right now.' },
   ERR_TLS_MISDIRECTED: { status: 421, title: 'Misdirected Request', detail: 'The Host header does not match the TLS server name.' },
   ERR_SITE_UNKNOWN: { status: 421, title: 'Misdirected Request', detail: 'No site is configured for this host name.' },
   ERR_UPSTREAM_UNREACHABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream server could not be reached.' },
@@ -25,12 +32,13 @@ export function statusOf(code: ErrorCode): number { return ERRORS[code].status; 
 
 /** Renders one of our errors. Does nothing when the response has already started (the caller then aborts the stream). */
 export function sendError(req: { headers: Record<string, string | string[] | undefined>; method?: string }, res: AnyResponse,
-  code: ErrorCode, requestId: string, extraHeaders: Record<string, string> = {}): void {
+  code: ErrorCode, requestId: string, extraHeaders: Record<string, string | string[]> = {}, options: { detail?: string; json?: boolean } = {}): void {
   if (res.headersSent || res.destroyed) return;
-  const { status, title, detail } = ERRORS[code];
-  const wantsJson = prefersJson(req.headers.accept);
+  const { status, title } = ERRORS[code];
+  const detail = options.detail ? escapeHtml(options.detail) : ERRORS[code].detail;
+  const wantsJson = options.json || prefersJson(req.headers.accept);
   const body = wantsJson
-    ? JSON.stringify({ error: code, status, message: detail, request_id: requestId })
+    ? JSON.stringify({ error: code, status, message: options.detail ?? detail, request_id: requestId })
     : `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${status} ${title}</title></head>`
       + `<body><h1>${status} ${title}</h1><p>${detail}</p><p><small>Request id: <code>${requestId}</code> (${code})</small></p></body></html>\n`;
   common(res).writeHead(status, {
@@ -46,4 +54,8 @@ export function sendError(req: { headers: Record<string, string | string[] | und
 function prefersJson(accept: string | string[] | undefined): boolean {
   const text = Array.isArray(accept) ? accept.join(',') : accept ?? '';
   return /\bapplication\/(?:[\w.+-]+\+)?json\b/i.test(text) && !/\btext\/html\b/i.test(text);
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -16,6 +16,8 @@ export interface RequestContext {
   /** Decoded, dot-resolved, slash-merged path: what routes and deny rules are matched against. */
   pathname?: string;
   upstream?: string;
+  /** The signed-in user, for the access log. */
+  user?: string;
   bytes: number;
   error?: ErrorCode;
   cause?: Error;

@@ -1,9 +1,14 @@
 // THE request path. Every HTTPS request reads top to bottom through here; each step answers or hands on.
-//   begin (id, access log) → site by Host = SNI → path, deny rules, route → [auth comes here] → action:
-//   proxy to the upstream group | serve files | fixed status.
+//   begin (id, access log) → site by Host = SNI → /oauth2/* of the site | path, deny rules, route →
+//   authenticate (cookie → session → refresh when due) → challenge when anonymous (302 navigation / 401 other) →
+//   authorize (policy, 403) → action: proxy with identity headers | serve files | fixed status.
+import { sendChallenge } from '../auth/challenge.ts';
+import { upstreamHeaders } from '../auth/identity-headers.ts';
+import { requestOrigin } from '../auth/redirect.ts';
+import { handleOAuth2 } from '../auth/routes.ts';
+import type { Session } from '../session/sessions.ts';
 import { logWhenDone } from '../observability/access-log.ts';
 import { forwardHttp } from '../proxy/forward-http.ts';
-import { upstreamRequestHeaders } from '../proxy/request-headers.ts';
 import { serveStatic } from '../proxy/static-files.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { sendError, type ErrorCode } from './errors.ts';
@@ -31,9 +36,28 @@ async function handleRequest(runtime: Runtime, ctx: RequestContext, req: AnyRequ
   const target = resolveTarget(runtime, req);
   ctx.site = target.site;
   if ('error' in target) return fail(ctx, req, res, target.error);
+  if ('oauth2' in target) {
+    ctx.pathname = target.pathname;
+    Object.assign(ctx, await handleOAuth2(target.site.auth!, req, res, ctx.id, target.pathname, target.host, runtime.log));
+    return;
+  }
   const { site, route, pathname, host } = target;
   ctx.route = route;
   ctx.pathname = pathname;
+
+  // A public site (no [auth]) does no auth work at all.
+  const auth = site.auth;
+  let session: Session | undefined;
+  if (auth && !auth.skips(req.method, pathname)) {
+    session = await auth.authenticate(req.headers);
+    if (!session) {
+      ctx.error = await sendChallenge(auth, req, res, ctx.id, pathname, requestOrigin(req.headers, host));
+      return;
+    }
+    ctx.user = session.identity.user;
+    const refusal = auth.policy.authorize(session.identity);
+    if (refusal) return fail(ctx, req, res, 'ERR_AUTH_FORBIDDEN', undefined, undefined, `${refusal.message} (rule: ${refusal.rule})`);
+  }
 
   const action = route.action;
   if (action.kind === 'status') return fail(ctx, req, res, action.status === 403 ? 'ERR_ROUTE_DENIED' : undefined, undefined, action.status);
@@ -46,7 +70,7 @@ async function handleRequest(runtime: Runtime, ctx: RequestContext, req: AnyRequ
   }
 
   const group = site.groups.get(action.upstream)!;
-  const headers = upstreamRequestHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id));
+  const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id), auth, session);
   const result = await forwardHttp(req, res, { route, group, headers, path: req.url ?? '/' });
   ctx.upstream = result.upstream;
   ctx.bytes = result.bytes;
@@ -55,13 +79,13 @@ async function handleRequest(runtime: Runtime, ctx: RequestContext, req: AnyRequ
 }
 
 /** Answers with one of our error pages (or a bare status for `status = N` routes) and records why. */
-function fail(ctx: RequestContext, req: AnyRequest, res: AnyResponse, code: ErrorCode | undefined, cause?: Error, bareStatus?: number): void {
+function fail(ctx: RequestContext, req: AnyRequest, res: AnyResponse, code: ErrorCode | undefined, cause?: Error, bareStatus?: number, detail?: string): void {
   if (code) {
     ctx.error = code;
     ctx.cause ??= cause;
     // A body we refuse to read must not be drained from an HTTP/1.1 connection: close it instead.
     const close = code === 'ERR_BODY_TOO_LARGE' && !('stream' in req) ? { connection: 'close' } : undefined;
-    sendError(req, res, code, ctx.id, close);
+    sendError(req, res, code, ctx.id, close, { detail });
     return;
   }
   if (!res.headersSent) common(res).writeHead(bareStatus ?? 404, { 'content-length': '0', 'x-request-id': ctx.id }).end();

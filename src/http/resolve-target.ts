@@ -7,7 +7,11 @@ import type { ErrorCode } from './errors.ts';
 import { normalizePath, tlsServername } from './request-context.ts';
 import type { AnyRequest } from './types.ts';
 
-export type Target = { site: SiteRuntime; route: Route; pathname: string; host: string } | { error: ErrorCode; site?: SiteRuntime };
+export type Target =
+  | { site: SiteRuntime; route: Route; pathname: string; host: string }
+  /** /oauth2/* of a site with [auth]: answered by the site's auth routes, before deny rules and routes. */
+  | { site: SiteRuntime; oauth2: true; pathname: string; host: string }
+  | { error: ErrorCode; site?: SiteRuntime };
 
 export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
   const rawHost = req.headers[':authority'] ?? req.headers.host;
@@ -22,6 +26,7 @@ export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
 
   const pathname = normalizePath(req.url ?? '');
   if (pathname === undefined) return { error: 'ERR_HTTP_BAD_REQUEST', site };
+  if (site.auth && pathname.startsWith('/oauth2/')) return { site, oauth2: true, pathname, host };
   if (site.config.denyPaths.some((rule) => rule.test(pathname))) return { error: 'ERR_ROUTE_DENIED', site };
   const route = site.config.routes.find((r) => pathname.startsWith(r.path) || `${pathname}/` === r.path);
   if (!route) return { error: 'ERR_ROUTE_NOT_FOUND', site };

@@ -1,9 +1,9 @@
 // WebSocket upgrades (HTTP/1.1 only) take the same path as requests: site by Host = SNI, deny rules, route,
-// [auth: 401, never a redirect], then the tunnel. Errors are written on the raw socket, which is then closed.
+// authenticate → 401 when anonymous (never a redirect) → authorize (403) → identity headers, then the tunnel. Errors are written on the raw socket, which is then closed.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { upstreamHeaders } from '../auth/identity-headers.ts';
 import { forwardWebSocket, writeRawError } from '../proxy/forward-websocket.ts';
-import { upstreamRequestHeaders } from '../proxy/request-headers.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { ErrorCode } from './errors.ts';
 import { forwardingFacts } from './forwarding-facts.ts';
@@ -32,12 +32,22 @@ async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: Incomin
   const target = resolveTarget(runtime, req);
   ctx.site = target.site;
   if ('error' in target) return refuse(target.error);
-  const { site, route, host } = target;
+  if ('oauth2' in target) return refuse('ERR_ROUTE_NOT_FOUND');
+  const { site, route, host, pathname } = target;
   ctx.route = route;
+
+  const auth = site.auth;
+  let session;
+  if (auth && !auth.skips(req.method, pathname)) {
+    session = await auth.authenticate(req.headers);
+    if (!session) return refuse('ERR_AUTH_REQUIRED');
+    ctx.user = session.identity.user;
+    if (auth.policy.authorize(session.identity)) return refuse('ERR_AUTH_FORBIDDEN');
+  }
   if (route.action.kind !== 'proxy' || !route.websocket) return refuse(route.action.kind === 'status' && route.action.status === 403 ? 'ERR_ROUTE_DENIED' : 'ERR_ROUTE_NOT_FOUND');
 
   const group = site.groups.get(route.action.upstream)!;
-  const headers = upstreamRequestHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id));
+  const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id), auth, session);
   const result = await forwardWebSocket(req, socket, head, { route, group, headers, path: req.url ?? '/', requestId: ctx.id });
   ctx.upstream = result.upstream;
   ctx.error = result.error;
@@ -47,7 +57,7 @@ async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: Incomin
 function logUpgrade(runtime: Runtime, ctx: RequestContext, req: IncomingMessage): void {
   const line = {
     req_id: ctx.id, site: ctx.site?.config.name, method: req.method, path: (req.url ?? '').split('?')[0], upgrade: 'websocket',
-    upstream: ctx.upstream, client: ctx.client, ms: Math.round((performance.now() - ctx.startedAt) * 10) / 10,
+    upstream: ctx.upstream, ...(ctx.user ? { user: ctx.user } : {}), client: ctx.client, ms: Math.round((performance.now() - ctx.startedAt) * 10) / 10,
     ...(ctx.error ? { error: ctx.error } : {}), ...(ctx.cause ? { cause: ctx.cause.message } : {}),
   };
   if (ctx.error) runtime.log.warn(line, 'upgrade');

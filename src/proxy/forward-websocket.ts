@@ -30,11 +30,15 @@ export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buf
   req.headers = options.headers;
   req.url = options.path;
   return new Promise((resolve) => {
+    let answered = false;
     const settle = (result: UpgradeResult) => { socket.off('close', onClose); pending.delete(req); resolve(result); };
     const onClose = () => settle({ upstream: server.origin });
     socket.once('close', onClose);
-    pending.set(req, { readTimeoutMs: route.readTimeoutMs, answered: () => { group.markUp(server); settle({ upstream: server.origin }); } });
+    pending.set(req, { readTimeoutMs: route.readTimeoutMs, answered: () => { answered = true; group.markUp(server); settle({ upstream: server.origin }); } });
     proxy.ws(req, socket, head, { target: server.origin, connectTimeout: route.connectTimeoutMs }, (error) => {
+      // Once the upstream has answered, the client socket carries WebSocket frames (or the relayed answer):
+      // an error then ends the tunnel, it must not write an HTTP error page into the stream.
+      if (answered) { socket.destroy(); return; }
       const code = (error as NodeJS.ErrnoException).code ?? '';
       if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH') group.markDown(server);
       const errorCode: ErrorCode = code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ETIMEDOUT' ? 'ERR_UPSTREAM_TIMEOUT'

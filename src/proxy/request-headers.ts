@@ -15,6 +15,10 @@ export const OWNED_HEADERS = new Set([
   'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix',
   'x-forwarded-server', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-original-url', 'x-original-uri', 'x-rewrite-url', 'forwarded',
   'x-request-id',
+  // Identity headers (oauth2-proxy's names): set only from a verified session, on sites with [auth].
+  'x-auth-request-user', 'x-auth-request-email', 'x-auth-request-preferred-username', 'x-auth-request-groups',
+  'x-auth-request-access-token', 'x-auth-request-redirect', 'x-forwarded-user', 'x-forwarded-email',
+  'x-forwarded-preferred-username', 'x-forwarded-groups', 'x-forwarded-access-token',
 ]);
 
 /** Headers whose value we keep from a trusted proxy, and otherwise replace. */

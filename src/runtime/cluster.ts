@@ -18,9 +18,21 @@ export function isClusterWorker(): boolean {
   return cluster.isWorker;
 }
 
-/** In a worker: calls `stop` when the primary orders a graceful stop. */
+// Listened for from the moment the module loads: a stop order can arrive while the worker is still starting,
+// and must not be lost (the primary would wait out the whole grace period, then kill it).
+let stopOrdered = false;
+const onStop: Array<() => void> = [];
+if (cluster.isWorker) {
+  process.on('message', (message) => {
+    if (message !== STOP_MESSAGE) return;
+    stopOrdered = true;
+    for (const stop of onStop.splice(0)) stop();
+  });
+}
+
+/** In a worker: calls `stop` when the primary orders a graceful stop (at once if it already has). */
 export function onStopOrder(stop: () => void): void {
-  process.on('message', (message) => { if (message === STOP_MESSAGE) stop(); });
+  if (stopOrdered) stop(); else onStop.push(stop);
 }
 
 /**

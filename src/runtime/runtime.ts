@@ -1,7 +1,10 @@
 // Everything a running Gatehouse needs to answer requests, built from a validated Config:
 // sites by name, certificates by SNI, upstream pools, trust rules and the logger.
 // Building has no side effects beyond creating objects; listeners are started separately (listeners.ts).
+import { SiteAuth } from '../auth/site-auth.ts';
+import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config, Site } from '../config/load.ts';
+import { openSessionStore, type SessionStore } from '../session/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { TrustedProxies } from '../proxy/trusted-proxies.ts';
 import { UpstreamGroupPool } from '../proxy/upstream-pools.ts';
@@ -12,7 +15,18 @@ import type { AnyRequest, AnyResponse } from '../http/types.ts';
 export interface SiteRuntime {
   config: Site;
   groups: Map<string, UpstreamGroupPool>;
+  /** Login, sessions and policy of a site with [auth]; undefined = a public site. */
+  auth?: SiteAuth;
 }
+
+export interface RuntimeOptions {
+  /** TLS session-ticket keys shared by the workers of a cluster. */
+  ticketKeys?: Buffer;
+  /** fetch for requests to identity providers and Microsoft Graph (tests inject one that reaches an emulator). */
+  fetch?: FetchLike;
+}
+
+const SESSION_SWEEP_MS = 10 * 60_000;
 
 /** Answers plain-HTTP requests before the HTTPS redirect (ACME HTTP-01 challenges); returns true when it answered. */
 export type PlainHttpResponder = (req: AnyRequest, res: AnyResponse, requestId: string) => boolean;
@@ -26,16 +40,29 @@ export interface Runtime {
   certificates: CertificateStore;
   trustedProxies: TrustedProxies;
   plainHttpResponders: PlainHttpResponder[];
+  /** The server-side session store, open when some site has [auth]. */
+  sessionStore?: SessionStore;
+  /** Starts background work: OpenID discovery (with retries) and expired-session sweeps. */
+  start(): void;
+  /** True when every site's identity provider discovery has loaded (/ready). */
+  ready(): boolean;
   /** Set once a graceful stop has begun: keep-alive clients are told to close. */
   stopping: boolean;
   close(): Promise<void>;
 }
 
-export function buildRuntime(config: Config, log: Logger, options: { ticketKeys?: Buffer } = {}): Runtime {
+export function buildRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Runtime {
+  const sessionStore = config.sites.some((site) => site.auth) ? openSessionStore(config.session.store, config.session.file) : undefined;
   const siteList = config.sites.map((site): SiteRuntime => ({
     config: site,
     groups: new Map(Object.values(site.upstreams).map((group) => [group.name, new UpstreamGroupPool(group)])),
+    auth: site.auth && sessionStore
+      ? new SiteAuth(site.name, site.serverNames, site.auth, sessionStore,
+        { cacheSize: config.session.cache_size, sharedStore: config.workers > 1, fetch: options.fetch }, log)
+      : undefined,
   }));
+  const auths = siteList.flatMap((site) => (site.auth ? [site.auth] : []));
+  let sweeper: NodeJS.Timeout | undefined;
   const sites = new NameIndex<SiteRuntime>();
   for (const site of siteList) for (const name of site.config.serverNames) sites.set(name, site);
   const defaultSite = config.https.default_site ? sites.get(config.https.default_site) : undefined;
@@ -53,9 +80,21 @@ export function buildRuntime(config: Config, log: Logger, options: { ticketKeys?
     certificates,
     trustedProxies: new TrustedProxies(config.proxy.trusted_proxies),
     plainHttpResponders: [],
+    sessionStore,
+    start() {
+      for (const auth of auths) auth.oidc.start();
+      if (sessionStore) {
+        sweeper = setInterval(() => sessionStore.sweep(Date.now()), SESSION_SWEEP_MS);
+        sweeper.unref();
+      }
+    },
+    ready: () => auths.every((auth) => auth.oidc.ready),
     stopping: false,
     async close() {
+      clearInterval(sweeper);
+      for (const auth of auths) auth.oidc.stop();
       await Promise.all(siteList.flatMap((site) => [...site.groups.values()].map((group) => group.close())));
+      sessionStore?.close();
     },
   };
 }

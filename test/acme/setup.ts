@@ -12,7 +12,8 @@ export function acmeMain(pebble: Pebble, extra: Record<string, string> = {}): st
     directory: `"${pebble.directoryUrl}"`, email: '"ops@app.test"', terms_of_service_agreed: 'true', storage: '"certs"',
     ca_root: `"${pebble.wfeCaFile}"`, http_port: String(pebble.httpPort), check_interval: '"1s"', retry_min: '"200ms"', retry_max: '"2s"', ...extra,
   };
-  return `[https]\nlisten = ["127.0.0.1:0"]\n[http]\nlisten = ["127.0.0.1:${pebble.httpPort}"]\n[log]\naccess_log = false\n`
+  // One serving process each: these tests count processes and orders (workers of one process are covered elsewhere).
+  return `workers = 1\n[https]\nlisten = ["127.0.0.1:0"]\n[http]\nlisten = ["127.0.0.1:${pebble.httpPort}"]\n[log]\naccess_log = false\n`
     + `[acme]\n${Object.entries(acme).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`;
 }
 

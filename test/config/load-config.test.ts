@@ -22,8 +22,12 @@ function problemsOf(dir: string, env: NodeJS.ProcessEnv = {}): ConfigProblem[] {
   assert.fail('configuration was accepted');
 }
 
+/** The example's [auth] takes its secrets from the environment, as a real deployment would. */
+const EXAMPLE_ENV = { CODE_TENANT_ID: '3f6b2d1e-8c4a-4e7b-9d2f-0a1b2c3d4e5f', CODE_CLIENT_ID: '6cb04018-a3f5-46a7-b995-940c78f5aef3',
+  CODE_CLIENT_SECRET: 'client-secret', CODE_COOKIE_SECRET: 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=' };
+
 function gatehouse(...args: string[]) {
-  return spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 30_000 });
+  return spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...EXAMPLE_ENV } });
 }
 
 test('the documented example config (code.refol.us) is valid once its certificate paths exist', () => {
@@ -33,7 +37,8 @@ test('the documented example config (code.refol.us) is valid once its certificat
   const refol = ca.issue(['code.refol.us']);
   fs.writeFileSync(site, fs.readFileSync(site, 'utf8')
     .replace('/data/certs/code.refol.us/fullchain.pem', refol.certFile).replace('/data/certs/code.refol.us/privkey.pem', refol.keyFile));
-  const config = loadConfig(dir);
+  const config = loadConfig(dir, EXAMPLE_ENV);
+  assert.equal(config.sites[0]!.auth?.provider, 'entra-id');
   const route = config.sites[0]!.routes[0]!;
   assert.deepEqual(config.sites[0]!.serverNames, ['code.refol.us']);
   assert.equal(route.maxBodySize, 10 * 1024 * 1024);

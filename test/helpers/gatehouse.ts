@@ -15,6 +15,8 @@ export interface TestGatehouse extends Listening {
   port: number;
   httpPort?: number;
   logs: Record<string, unknown>[];
+  /** Resolves with the first log line that matches; access-log lines are written when the response has closed, a moment after the client has it. */
+  logLine(matches: (line: Record<string, unknown>) => boolean, what?: string): Promise<Record<string, unknown>>;
 }
 
 /** Writes gatehouse.toml and sites/<name>.toml into a temp folder; `main` is appended to a loopback listener block. */
@@ -49,7 +51,14 @@ export async function startGatehouse(t: TestContext, files: Parameters<typeof wr
   const runtime = buildRuntime(config, createLogger({ level: 'debug', format: 'json' }, sink));
   const listening = await startListeners(runtime);
   t.after(() => listening.stop(1_000));
-  return Object.assign(listening, { dir, port: listening.https[0]!.port, httpPort: listening.http[0]?.port, logs });
+  const logLine = async (matches: (line: Record<string, unknown>) => boolean, what = 'a matching log line') => {
+    for (const deadline = Date.now() + 5_000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 10))) {
+      const found = logs.find(matches);
+      if (found) return found;
+    }
+    throw new Error(`no log line: ${what}\n${logs.map((line) => JSON.stringify(line)).join('\n')}`);
+  };
+  return Object.assign(listening, { dir, port: listening.https[0]!.port, httpPort: listening.http[0]?.port, logs, logLine });
 }
 
 /** A site file with one route to `upstream` and the given extra TOML. */

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
 import { startBackend } from '../helpers/backend.ts';
 import { request } from '../helpers/clients.ts';
+import { Browser } from '../helpers/gatehouse-auth.ts';
 import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
 import { createTestCa } from '../helpers/pki.ts';
 
@@ -97,14 +98,24 @@ test('npm start\'s demo: a fresh folder gets a self-signed certificate and the e
   const fs = await import('node:fs');
   const selfSigned = fs.readFileSync(path.join(cwd, 'certs', 'demo', 'localhost.crt'), 'utf8');
   assert.equal(fs.statSync(path.join(cwd, 'certs', 'demo', 'localhost.key')).mode & 0o777, 0o600);
-  const reply = await request(port, { ca: selfSigned, servername: 'localhost' });
+  // The demo site is behind its embedded identity provider: anonymous → 401 / login; alice signs in (any password).
+  assert.equal((await request(port, { ca: selfSigned, servername: 'localhost' })).status, 401);
+  // /public/ is open, as the README's curl line says, and carries no identity.
+  const open = await request(port, { ca: selfSigned, servername: 'localhost', path: '/public/', headers: { 'x-auth-request-user': 'mallory' } });
+  assert.equal(open.status, 200);
+  assert.equal((JSON.parse(open.body) as { headers: Record<string, string> }).headers['x-auth-request-user'], undefined);
+  const browser = new Browser(selfSigned);
+  assert.equal((await browser.navigate(`https://localhost:${port}/`, 'alice')).status, 200);
+  const cookie = [...browser.cookies(`localhost:${port}`)].map(([k, v]) => `${k}=${v}`).join('; ');
+  const reply = await request(port, { ca: selfSigned, servername: 'localhost', headers: { cookie } });
   assert.equal(reply.status, 200);
   const echoed = JSON.parse(reply.body) as { headers: Record<string, string> };
   assert.equal(echoed.headers['x-forwarded-proto'], 'https');
-  const page = await request(port, { ca: selfSigned, servername: 'localhost', headers: { accept: 'text/html' } });
+  assert.equal(echoed.headers['x-auth-request-user'], 'alice@demo.test');
+  const page = await request(port, { ca: selfSigned, servername: 'localhost', headers: { accept: 'text/html', cookie } });
   assert.match(page.body, /<h1>Echo backend<\/h1>/);
   const { WebSocket } = await import('ws');
-  const ws = new WebSocket(`wss://localhost:${port}/ws`, { ca: selfSigned });
+  const ws = new WebSocket(`wss://localhost:${port}/ws`, { ca: selfSigned, headers: { cookie } });
   const [hello] = await once(ws, 'message');
   assert.match(String(hello), /echo backend/);
   ws.close();
@@ -166,3 +177,17 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+test('a stop order that reaches workers still starting up is not lost', { timeout: 60_000 }, async (t) => {
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  // With a lost order the primary would wait out this grace period (and then kill): the test's timeout catches that.
+  const dir = writeConfig({ main: 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const gh = spawnGatehouse(['serve', '--config', dir]);
+  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  await gh.waitFor(/"msg":"primary started"/);
+  gh.child.kill('SIGTERM');
+  const [code] = await once(gh.child, 'close');
+  assert.equal(code, 0);
+  assert.ok(!gh.lines.some((line) => /worker exited/.test(line)), gh.lines.join('\n'));
+});

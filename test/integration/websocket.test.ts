@@ -136,5 +136,5 @@ test('upgrade errors: refused upstream 502, route without websocket 404, deny ru
     ws.on('error', () => { /* terminating a socket that never opened reports an error by design */ });
     ws.terminate();
   }
-  assert.ok(gh.logs.some((line) => line.msg === 'upgrade' && line.error === 'ERR_UPSTREAM_UNREACHABLE'));
+  await gh.logLine((line) => line.msg === 'upgrade' && line.error === 'ERR_UPSTREAM_UNREACHABLE');
 });

@@ -1,0 +1,44 @@
+// What an anonymous request gets: a login redirect only for a top-level navigation of a page; everything else
+// (fetch/XHR, API routes, sub-resources such as favicons and images, non-GET) gets 401, so a script sees a clean
+// error instead of a cross-origin redirect, and a favicon never starts a second login (test-infrastructure.md §2 gotcha 8).
+import type { AuthSettings } from '../config/auth-settings.ts';
+import { sendError, type ErrorCode } from '../http/errors.ts';
+import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';
+import { startLogin } from './oidc/login.ts';
+import type { SiteAuth } from './site-auth.ts';
+
+export function wantsLoginRedirect(req: AnyRequest, pathname: string, settings: AuthSettings): boolean {
+  const method = req.method ?? 'GET';
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  if (settings.apiRoutes.some((r) => r.test(pathname))) return false;
+  const h = req.headers;
+  if (h['x-requested-with'] !== undefined) return false;
+  const mode = h['sec-fetch-mode'];
+  if (mode !== undefined) return mode === 'navigate' && (h['sec-fetch-dest'] === undefined || h['sec-fetch-dest'] === 'document');
+  // No fetch metadata (older clients, curl): only an explicit wish for HTML is a page navigation.
+  const accept = String(h.accept ?? '');
+  return /\btext\/html\b/i.test(accept) && !/^\s*application\/(?:[\w.+-]+\+)?json/i.test(accept);
+}
+
+/** Answers an anonymous request: 302 into the login for a page navigation, 401 (JSON) for everything else. */
+export async function sendChallenge(auth: SiteAuth, req: AnyRequest, res: AnyResponse, requestId: string, pathname: string, origin: string): Promise<ErrorCode | undefined> {
+  if (!wantsLoginRedirect(req, pathname, auth.settings)) {
+    sendError(req, res, 'ERR_AUTH_REQUIRED', requestId, {}, { json: true });
+    return 'ERR_AUTH_REQUIRED';
+  }
+  // Concatenated, not resolved: new URL("//evil.com", origin) would leave the site.
+  const returnTo = new URL(origin + (req.url ?? '/')).href;
+  return redirectToLogin(auth, req, res, requestId, origin, returnTo);
+}
+
+export async function redirectToLogin(auth: SiteAuth, req: AnyRequest, res: AnyResponse, requestId: string, origin: string, returnTo: string): Promise<ErrorCode | undefined> {
+  let login;
+  try {
+    login = await startLogin(auth.oidc, auth.loginCookies, auth.settings.redirectUrl ?? `${origin}/oauth2/callback`, returnTo, req.headers.cookie);
+  } catch {
+    sendError(req, res, 'ERR_AUTH_PROVIDER_UNAVAILABLE', requestId, { 'retry-after': '5' });
+    return 'ERR_AUTH_PROVIDER_UNAVAILABLE';
+  }
+  common(res).writeHead(302, { location: login.location, 'set-cookie': login.setCookies, 'cache-control': 'no-store', 'content-length': '0', 'x-request-id': requestId }).end();
+  return undefined;
+}

@@ -1,0 +1,25 @@
+// Entra ID tenant rules, applied after openid-client has checked the ID token's signature, aud, exp and nonce.
+// openid-client accepts the {tenantid} issuer template of common/organizations for login.microsoftonline.com and
+// substitutes the token's tid, but it does not check that tid is a GUID nor restrict tenants: that is done here
+// (research/entra.md §2.1, §2.4; Microsoft: access-tokens.md "Validate the issuer").
+import type { Refusal } from '../policy.ts';
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** template = the issuer of the discovery document, e.g. https://login.microsoftonline.com/{tenantid}/v2.0 */
+export function checkEntraTenant(claims: Record<string, unknown>, template: string, allowed: readonly string[] | undefined): Refusal | undefined {
+  const tid = claims.tid;
+  if (typeof tid !== 'string' || !GUID.test(tid)) return { rule: 'tenant', message: 'The ID token carries no valid tenant id (tid).' };
+  if (claims.iss !== template.replace('{tenantid}', tid)) return { rule: 'tenant', message: 'The ID token\'s issuer does not belong to its tenant.' };
+  if (template.includes('{tenantid}') && !allowed) return { rule: 'allowed_tenants', message: 'This site admits no tenant.' };
+  if (allowed && !allowed.includes('*') && !allowed.includes(tid.toLowerCase())) {
+    return { rule: 'allowed_tenants', message: 'Your account belongs to a directory (tenant) that may not use this site.' };
+  }
+  return undefined;
+}
+
+/** Group overage: more groups than fit in a token (200) come as a pointer to Graph instead (research/entra.md §5.2). */
+export function hasGroupOverage(claims: Record<string, unknown>): boolean {
+  const names = claims._claim_names as Record<string, unknown> | undefined;
+  return (typeof names === 'object' && names !== null && 'groups' in names) || claims.hasgroups === true;
+}

@@ -1,0 +1,64 @@
+// What the upstream learns about the user: oauth2-proxy's header names, set from the verified session only.
+// Client-sent copies of every name (in any case/_/. variant) are already gone (OWNED_HEADERS in request-headers.ts);
+// Gatehouse's own cookies are removed here, so no upstream ever sees a session or login cookie.
+import type { AuthSettings } from '../config/auth-settings.ts';
+import { upstreamRequestHeaders, type ForwardingFacts } from '../proxy/request-headers.ts';
+import { withoutCookies } from '../session/cookies.ts';
+import type { Identity, Session } from '../session/sessions.ts';
+
+/** Names only Gatehouse sets on an [auth] site besides OWNED_HEADERS: the client's Authorization when we set our own. */
+export function ownedAuthHeaders(settings: AuthSettings): ReadonlySet<string> {
+  return settings.passAuthorizationHeader ? new Set(['authorization']) : new Set();
+}
+
+export function removeGatehouseCookies(headers: Record<string, string | string[]>, settings: AuthSettings): void {
+  const cookie = headers.cookie;
+  if (cookie === undefined) return;
+  const kept = withoutCookies(cookie, settings.cookieName);
+  if (kept === undefined) delete headers.cookie;
+  else headers.cookie = kept;
+}
+
+/** The identity headers of a session, by name. */
+export function identityHeaders(settings: AuthSettings, session: Session): Record<string, string> {
+  const id = session.identity;
+  const out: Record<string, string> = {};
+  const user = settings.preferEmailToUser && id.email ? id.email : id.user;
+  const put = (names: string[], value: string | undefined) => { if (value) for (const name of names) out[name] = headerSafe(value); };
+  const families = [...(settings.setXAuthRequest ? ['x-auth-request'] : []), ...(settings.passUserHeaders ? ['x-forwarded'] : [])];
+  put(families.map((f) => `${f}-user`), user);
+  put(families.map((f) => `${f}-email`), id.email);
+  put(families.map((f) => `${f}-preferred-username`), id.preferredUsername);
+  put(families.map((f) => `${f}-groups`), id.groups.length > 0 ? id.groups.join(',') : undefined);
+  if (settings.passAccessToken) {
+    put([...(settings.setXAuthRequest ? ['x-auth-request-access-token'] : []), 'x-forwarded-access-token'], session.accessToken);
+  }
+  if (settings.passAuthorizationHeader) {
+    const token = settings.authorizationToken === 'id_token' ? session.idToken : session.accessToken;
+    if (token) out.authorization = `Bearer ${token}`;
+  }
+  return out;
+}
+
+/** The upstream request's headers on any site: on an [auth] site without Gatehouse's cookies and, for a signed-in
+ *  user, with the identity headers (client copies of them are dropped first, in every spelling). */
+export function upstreamHeaders(incoming: Record<string, string | string[] | undefined>, facts: ForwardingFacts,
+  auth?: { settings: AuthSettings; ownedHeaders: ReadonlySet<string> }, session?: Session): Record<string, string | string[]> {
+  if (!auth) return upstreamRequestHeaders(incoming, facts);
+  const headers = upstreamRequestHeaders(incoming, { ...facts, owned: auth.ownedHeaders });
+  removeGatehouseCookies(headers, auth.settings);
+  if (session) Object.assign(headers, identityHeaders(auth.settings, session));
+  return headers;
+}
+
+/** Header values are ASCII without controls; anything else (Unicode names, CR/LF) is percent-encoded. */
+function headerSafe(value: string): string {
+  return /^[\x20-\x7e]*$/.test(value) ? value : value.replace(/[^\x20-\x7e]/gu, (c) => encodeURIComponent(c));
+}
+
+export function userinfo(identity: Identity): Record<string, unknown> {
+  return {
+    user: identity.user, email: identity.email, preferredUsername: identity.preferredUsername, groups: identity.groups,
+    roles: identity.roles, ...(identity.tid ? { tenant: identity.tid } : {}),
+  };
+}

@@ -1,0 +1,97 @@
+// Where sessions rest: an embedded SQLite file (node:sqlite, built into Node 24) so sessions survive a restart,
+// or memory for throw-away setups. The store only sees opaque keys and sealed blobs: the key is a hash of the
+// session id (the database alone cannot be turned into cookies) and the data is encrypted by the caller.
+import fs from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+
+export interface StoredSession {
+  key: string;
+  site: string;
+  expiresAt: number;
+  /** The provider's session id (ID token "sid"), for signing out by sid. */
+  sid?: string;
+  /** Changes on every save: another worker's cached copy is stale when its version differs. */
+  version: number;
+  data: Buffer;
+}
+
+export interface SessionStore {
+  get(key: string): StoredSession | undefined;
+  put(session: StoredSession): void;
+  delete(key: string): void;
+  /** Keys of the site's sessions with this provider sid (they are then deleted). */
+  deleteBySid(site: string, sid: string): string[];
+  /** The stored version of a session, undefined when it is gone (cheap: no data, no decryption). */
+  version(key: string): number | undefined;
+  /** Takes the refresh lease of a session for leaseMs; false when another process holds it. */
+  claimRefresh(key: string, now: number, leaseMs: number): boolean;
+  /** Drops expired sessions. */
+  sweep(now: number): void;
+  close(): void;
+}
+
+export function openSessionStore(kind: 'sqlite' | 'memory', file: string): SessionStore {
+  return kind === 'sqlite' ? new SqliteSessionStore(file) : new MemorySessionStore();
+}
+
+class SqliteSessionStore implements SessionStore {
+  readonly #db: DatabaseSync;
+  readonly #get: StatementSync;
+  readonly #put: StatementSync;
+  readonly #delete: StatementSync;
+  readonly #bySid: StatementSync;
+  readonly #sweep: StatementSync;
+  readonly #version: StatementSync;
+  readonly #claim: StatementSync;
+
+  constructor(file: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    this.#db = new DatabaseSync(file);
+    fs.chmodSync(file, 0o600);
+    // WAL: readers never wait for the writer; NORMAL sync is durable enough for sessions (a crash loses at most the last commits).
+    this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;
+      CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, site TEXT NOT NULL, expires_at INTEGER NOT NULL, sid TEXT,
+        version INTEGER NOT NULL DEFAULT 0, refresh_until INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL);
+      CREATE INDEX IF NOT EXISTS sessions_sid ON sessions (site, sid);
+      CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);`);
+    this.#get = this.#db.prepare('SELECT key, site, expires_at, sid, version, data FROM sessions WHERE key = ?');
+    // REPLACE also resets refresh_until: saving the refreshed session ends the lease.
+    this.#put = this.#db.prepare('INSERT OR REPLACE INTO sessions (key, site, expires_at, sid, version, data) VALUES (?, ?, ?, ?, ?, ?)');
+    this.#version = this.#db.prepare('SELECT version FROM sessions WHERE key = ?');
+    this.#claim = this.#db.prepare('UPDATE sessions SET refresh_until = ? WHERE key = ? AND refresh_until < ?');
+    this.#delete = this.#db.prepare('DELETE FROM sessions WHERE key = ?');
+    this.#bySid = this.#db.prepare('DELETE FROM sessions WHERE site = ? AND sid = ? RETURNING key');
+    this.#sweep = this.#db.prepare('DELETE FROM sessions WHERE expires_at < ?');
+  }
+
+  get(key: string): StoredSession | undefined {
+    const row = this.#get.get(key) as { key: string; site: string; expires_at: number; sid: string | null; version: number; data: Uint8Array } | undefined;
+    if (!row) return undefined;
+    return { key: row.key, site: row.site, expiresAt: row.expires_at, sid: row.sid ?? undefined, version: row.version, data: Buffer.from(row.data) };
+  }
+
+  put(s: StoredSession): void { this.#put.run(s.key, s.site, s.expiresAt, s.sid ?? null, s.version, s.data); }
+  version(key: string): number | undefined { return (this.#version.get(key) as { version: number } | undefined)?.version; }
+  claimRefresh(key: string, now: number, leaseMs: number): boolean { return Number(this.#claim.run(now + leaseMs, key, now).changes) === 1; }
+  delete(key: string): void { this.#delete.run(key); }
+  deleteBySid(site: string, sid: string): string[] { return (this.#bySid.all(site, sid) as { key: string }[]).map((r) => r.key); }
+  sweep(now: number): void { this.#sweep.run(now); }
+  close(): void { if (this.#db.isOpen) this.#db.close(); }
+}
+
+class MemorySessionStore implements SessionStore {
+  readonly #rows = new Map<string, StoredSession>();
+  get(key: string) { return this.#rows.get(key); }
+  put(s: StoredSession) { this.#rows.set(s.key, s); }
+  delete(key: string) { this.#rows.delete(key); }
+  deleteBySid(site: string, sid: string) {
+    const keys = [...this.#rows.values()].filter((s) => s.site === site && s.sid === sid).map((s) => s.key);
+    for (const key of keys) this.#rows.delete(key);
+    return keys;
+  }
+  version(key: string) { return this.#rows.get(key)?.version; }
+  claimRefresh() { return true; }
+  sweep(now: number) { for (const [key, s] of this.#rows) if (s.expiresAt < now) this.#rows.delete(key); }
+  close() { this.#rows.clear(); }
+}
