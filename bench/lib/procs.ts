@@ -6,6 +6,9 @@ import net from 'node:net';
 import os from 'node:os';
 import { once } from 'node:events';
 
+// The tests' helper: a free port on 127.0.0.1.
+export { freePort } from '../../test/helpers/net.ts';
+
 export const CORES = os.availableParallelism();
 /** Proxy side on core 0, load generator and backend on core 1 (research/anchor-benchmarks.md, "pinned" layout). */
 export const PINNED = CORES >= 2;
@@ -64,14 +67,6 @@ export async function waitForPort(proc: Proc, port: number, timeoutMs = 15_000):
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`${proc.name} did not listen on ${port} within ${timeoutMs} ms:\n${proc.log.join('\n')}`);
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The pid and its descendants (nginx master + workers; a Node process's threads are already in its own counters). */
