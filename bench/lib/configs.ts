@@ -118,7 +118,10 @@ ${sites}
 /** A Gatehouse config folder: gatehouse.toml + one site file per name, certificates referenced by absolute path. */
 export function writeGatehouseConfig(o: { dir: string; port: number; upstreamPort: number; names: readonly string[]; certDir: string; siteToml?: string }): void {
   fs.mkdirSync(path.join(o.dir, 'sites'), { recursive: true });
-  fs.writeFileSync(path.join(o.dir, 'gatehouse.toml'), `[https]
+  // One serving process, like nginx's worker_processes 1 here: the comparison is per pinned core.
+  fs.writeFileSync(path.join(o.dir, 'gatehouse.toml'), `workers = 1
+
+[https]
 listen = ["127.0.0.1:${o.port}"]
 default_site = "${o.names[0]}"
 
