@@ -54,7 +54,15 @@ test('two processes sharing certs/ order the certificate once and both serve it'
   const a = serve(dirA);
   const b = serve(dirB);
   t.after(async () => {
-    for (const p of [a, b]) if (p.child.exitCode === null) { const gone = new Promise((r) => p.child.once('exit', r)); p.child.kill('SIGTERM'); await gone; }
+    for (const p of [a, b]) {
+      if (p.child.exitCode !== null) continue;
+      const gone = new Promise((r) => p.child.once('exit', r));
+      p.child.kill('SIGTERM');
+      // A process that does not stop must not outlive the test (and hang the whole run).
+      const kill = setTimeout(() => p.child.kill('SIGKILL'), 5_000);
+      await gone;
+      clearTimeout(kill);
+    }
   });
   const installed = (line: Record<string, unknown>) => line.msg === 'certificate installed for new connections';
   const [fromA, fromB] = await Promise.all([a.waitFor(installed), b.waitFor(installed)]);
