@@ -54,7 +54,9 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
     if (system === 'gatehouse' || system === 'gatehouse-baseline') {
       const root = system === 'gatehouse' ? ROOT : o.baselineRoot;
       if (!root) throw new Error('gatehouse-baseline needs --baseline <checkout>');
-      writeGatehouseConfig({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir, siteToml: o.scenario.gatehouse?.siteToml });
+      const siteToml = o.scenario.gatehouse?.siteToml;
+      writeGatehouseConfig({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir,
+        siteToml: typeof siteToml === 'function' ? await siteToml({ port, names: o.names }) : siteToml });
       const nodeOptions = system === 'gatehouse' && o.gatehouseNodeOptions ? { NODE_OPTIONS: o.gatehouseNodeOptions } : {};
       const env = { ...process.env, ...o.scenario.gatehouse?.env, ...nodeOptions };
       procs.push(o.gatehouseBinary && system === 'gatehouse'

@@ -31,7 +31,11 @@ export interface Scenario {
   backend: 'nginx' | 'ws-echo';
   load: LoadSpec;
   /** Extra TOML appended to every Gatehouse site file (e.g. an auth policy) and environment for the process. */
-  gatehouse?: { siteToml?: string; env?: Record<string, string> };
+  gatehouse?: {
+    /** A string, or made per start from the port Gatehouse will listen on (e.g. an [auth] table whose IdP must know the redirect URL). */
+    siteToml?: string | ((o: { port: number; names: readonly string[] }) => string | Promise<string>);
+    env?: Record<string, string>;
+  };
   /**
    * Called once the system under test is up, before the warm-up: returns extra request headers for the load
    * generator (e.g. a session cookie obtained by logging in). Without it every system gets the same cookie header.
