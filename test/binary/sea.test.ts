@@ -1,6 +1,6 @@
 // The single executable (dist/gatehouse) runs every CLI verb with an empty environment (no Node on PATH) from a
 // directory outside the repository, and serves (as a cluster of two workers) two sites by SNI, a proxied request
-// and a WebSocket echo.
+// and a WebSocket echo, plus a third site behind a login at a real OpenID Provider.
 // The binary is rebuilt only when src/, package.json, package-lock.json or the build script changed (content hash).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +16,9 @@ import WebSocket from 'ws';
 import { BINARY, ROOT, binaryIsFresh } from '../../scripts/build-binary.ts';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
+import { Browser } from '../helpers/gatehouse-auth.ts';
+import { freePort } from '../helpers/net.ts';
+import { startOP } from '../helpers/op.ts';
 
 const run = promisify(execFile);
 
@@ -28,8 +31,12 @@ test('single executable: version, check and serve with an empty environment', { 
   t.after(() => fs.rmSync(cwd, { recursive: true, force: true }));
   const backend = await startEchoBackend();
   t.after(() => backend.close());
-  const pairs = { 'a.test': await createSelfSigned(['a.test']), 'b.test': await createSelfSigned(['b.test']) };
-  writeConfig(path.join(cwd, 'conf'), backend.url, pairs);
+  const pairs = { 'a.test': await createSelfSigned(['a.test']), 'b.test': await createSelfSigned(['b.test']), 'login.test': await createSelfSigned(['login.test']) };
+  // The login site's provider must know the redirect URL, so the port is chosen up front.
+  const port = await freePort();
+  const op = await startOP({ redirectUris: [`https://login.test:${port}/oauth2/callback`] });
+  t.after(() => op.close());
+  writeConfig(path.join(cwd, 'conf'), backend.url, pairs, port, op.issuer);
   const gatehouse = (args: string[]) => run(BINARY, args, { cwd, env: {}, timeout: 30_000 });
 
   await t.test('version', async () => {
@@ -39,7 +46,7 @@ test('single executable: version, check and serve with an empty environment', { 
 
   await t.test('check: valid config exits 0, invalid config exits 2 naming file, line and key', async () => {
     const { stdout } = await gatehouse(['check', '--config', 'conf']);
-    assert.match(stdout, /configuration is valid \(2 sites: a\.test, b\.test\)/);
+    assert.match(stdout, /configuration is valid \(3 sites: a\.test, b\.test, login\.test\)/);
     fs.cpSync(path.join(cwd, 'conf'), path.join(cwd, 'bad'), { recursive: true });
     fs.appendFileSync(path.join(cwd, 'bad', 'sites', 'b.test.toml'), 'proxy_pass = "nope"\n');
     const failed = await gatehouse(['check', '--config', 'bad']).then(() => assert.fail('check accepted an unknown key'), (error: { code: number; stderr: string }) => error);
@@ -50,9 +57,9 @@ test('single executable: version, check and serve with an empty environment', { 
   await t.test('serve: TLS by SNI, a proxied request and a WebSocket echo per site', async (st) => {
     const child = spawn(BINARY, ['serve', '--config', 'conf'], { cwd, env: {}, stdio: ['ignore', 'pipe', 'inherit'] });
     st.after(async () => { if (child.exitCode === null) { child.kill('SIGKILL'); await once(child, 'exit'); } });
-    const port = await listeningPort(child.stdout);
+    assert.equal(await listeningPort(child.stdout), port);
 
-    for (const [name, pair] of Object.entries(pairs)) {
+    for (const [name, pair] of Object.entries(pairs).filter(([name]) => name !== 'login.test')) {
       const { status, body, certificate } = await get(port, name, '/hello?x=1');
       assert.equal(status, 200);
       assert.equal(certificate.raw.toString('base64'), pemBody(pair.certPem), `${name} is served its own certificate`);
@@ -63,22 +70,32 @@ test('single executable: version, check and serve with an empty environment', { 
       assert.equal(await echoOnce(port, name, `ping ${name}`), `ping ${name}`);
     }
 
+    // login.test: anonymous → 401 for a script; a browser-like client logs in as alice at the provider and comes back
+    // to the page with her identity headers (the login state and the session cross the binary's two workers).
+    assert.equal((await get(port, 'login.test', '/')).status, 401);
+    const browser = new Browser(pairs['login.test'].certPem);
+    const landed = await browser.navigate(`https://login.test:${port}/after/login?x=1`, 'alice');
+    assert.equal(landed.status, 200);
+    assert.equal(landed.url.pathname, '/after/login');
+    assert.match(landed.body, /alice@example\.test/);
+
     child.kill('SIGTERM');
     const [code] = await once(child, 'exit') as [number | null];
     assert.equal(code, 0, 'SIGTERM stops the binary gracefully');
   });
 });
 
-function writeConfig(dir: string, upstream: string, pairs: Record<string, { certPem: string; keyPem: string }>): void {
+function writeConfig(dir: string, upstream: string, pairs: Record<string, { certPem: string; keyPem: string }>, port: number, issuer: string): void {
   fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
   // Two workers: the cluster's forked processes must run the binary's serve too.
-  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), 'workers = 2\n\n[https]\nlisten = ["127.0.0.1:0"]\n\n[log]\nlevel = "info"\naccess_log = false\n\n[lifecycle]\nshutdown_grace = "2s"\n');
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), `workers = 2\n\n[https]\nlisten = ["127.0.0.1:${port}"]\n\n[log]\nlevel = "info"\naccess_log = false\n\n[lifecycle]\nshutdown_grace = "2s"\n`);
   for (const [name, pair] of Object.entries(pairs)) {
     // Certificate paths relative to the config folder, as an operator would write them.
     fs.mkdirSync(path.join(dir, 'certs'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'certs', `${name}.crt`), pair.certPem);
     fs.writeFileSync(path.join(dir, 'certs', `${name}.key`), pair.keyPem, { mode: 0o600 });
-    fs.writeFileSync(path.join(dir, 'sites', `${name}.toml`), `server_names = ["${name}"]\n\n[tls]\ncert = "certs/${name}.crt"\nkey = "certs/${name}.key"\n\n[[routes]]\npath = "/"\nupstream = "${upstream}"\n`);
+    const auth = name !== 'login.test' ? '' : `\n[auth]\nprovider = "oidc"\noidc_issuer_url = "${issuer}"\nclient_id = "gatehouse"\nclient_secret = "gatehouse-secret"\ncookie_secret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="\nemail_domains = ["example.test"]\n`;
+    fs.writeFileSync(path.join(dir, 'sites', `${name}.toml`), `server_names = ["${name}"]\n\n[tls]\ncert = "certs/${name}.crt"\nkey = "certs/${name}.key"\n\n[[routes]]\npath = "/"\nupstream = "${upstream}"\n${auth}`);
   }
 }
 
