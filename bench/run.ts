@@ -68,7 +68,7 @@ export async function bench(o: BenchOptions): Promise<{ samples: Sample[]; dir: 
             }
           }
         }
-      } finally { await backend.stop(); }
+      } finally { await backend.stop(); await scenario.teardown?.(); }
     }
   } finally {
     if (!process.env.BENCH_KEEP) fs.rmSync(runDir, { recursive: true, force: true });

@@ -41,6 +41,8 @@ export interface Scenario {
    * generator (e.g. a session cookie obtained by logging in). Without it every system gets the same cookie header.
    */
   prepare?: (target: Target) => Promise<Record<string, string>>;
+  /** Called once the scenario's runs are over: stops what the scenario started itself (nothing may keep the harness alive). */
+  teardown?: () => Promise<void>;
 }
 
 /** Where the load goes. */

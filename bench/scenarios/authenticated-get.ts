@@ -20,7 +20,6 @@ export default {
     siteToml: async ({ port, names }) => {
       await provider?.close();
       provider = await startOP({ redirectUris: [`https://${names[0]}:${port}/oauth2/callback`] });
-      process.once('exit', () => { void provider?.close(); });
       return `
 [auth]
 provider = "oidc"
@@ -43,5 +42,9 @@ pass_authorization_header = true
     if (landed.status !== 200) throw new Error(`login for the bench failed: ${landed.status} at ${landed.url.href}`);
     const cookie = [...browser.cookies(`${target.names[0]}:${target.port}`)].map(([name, value]) => `${name}=${value}`).join('; ');
     return { cookie };
+  },
+  async teardown() {
+    await provider?.close();
+    provider = undefined;
   },
 } satisfies Scenario;
