@@ -26,12 +26,15 @@ const backend = await startBackend(scenario!.backend, runDir);
 try {
   const running = await startSystem('gatehouse', { dir: path.join(runDir, 'gatehouse'), certDir: path.join(runDir, 'certs'), names, upstreamPort: backend.port, scenario: scenario!, gatehouseNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`] });
   const target = { system: 'gatehouse' as const, port: running.port, names, dir: runDir };
-  await runLoad(scenario!.load, target, 2, { cookie: SESSION_COOKIE });
-  const result = await runLoad(scenario!.load, target, seconds, { cookie: SESSION_COOKIE });
+  // The same request headers as in a bench run (a scenario's prepare may log in and return a session cookie).
+  const headers = { cookie: SESSION_COOKIE, ...(await scenario!.prepare?.(target)) };
+  await runLoad(scenario!.load, target, 2, headers);
+  const result = await runLoad(scenario!.load, target, seconds, headers);
   await running.stop(20_000); // SIGTERM: the graceful exit writes the profile
   process.stdout.write(`${scenario!.name}: ${Math.round(result.requests / result.seconds)} rps during the profiled run (profiling adds overhead)\n`);
 } finally {
   await backend.stop();
+  await scenario!.teardown?.();
   fs.rmSync(runDir, { recursive: true, force: true });
 }
 

@@ -35,7 +35,7 @@ pass_authorization_header = true
     },
   },
   async prepare(target): Promise<Record<string, string>> {
-    if (target.system !== 'gatehouse') return {};
+    if (!target.system.startsWith('gatehouse')) return {};
     const origin = `https://${target.names[0]}:${target.port}`;
     const browser = new Browser(fs.readFileSync(path.join(target.dir, 'certs', `${target.names[0]}.crt`), 'utf8'));
     const landed = await browser.navigate(`${origin}/`, 'alice');

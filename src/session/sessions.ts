@@ -45,6 +45,9 @@ export class SiteSessions {
   readonly #cache: LRUCache<string, Session>;
   /** id → store key, so the hot path with workers > 1 hashes nothing. */
   readonly #keys: LRUCache<string, string>;
+  /** Cookie values whose HMAC already held: an exact repeat skips the HMAC (≈ 5 % of an authenticated request's
+   *  CPU in the bench profile). Only values that passed the check get in, so nothing forged can match. */
+  readonly #verified: LRUCache<string, true>;
   readonly #shared: boolean;
 
   /** shared = other processes (cluster workers) use the same store: a cached session is checked against the
@@ -59,6 +62,7 @@ export class SiteSessions {
     this.#dataKey = deriveKey(secret, 'session-at-rest');
     this.#cache = new LRUCache({ max: cacheSize });
     this.#keys = new LRUCache({ max: cacheSize });
+    this.#verified = new LRUCache({ max: cacheSize });
   }
 
   /** The cookie value for a session: "<id>.<HMAC of id>". */
@@ -70,7 +74,11 @@ export class SiteSessions {
   fromCookie(value: string | undefined, now = Date.now()): Session | undefined {
     if (!value) return undefined;
     const dot = value.indexOf('.');
-    if (dot !== 43 || !macEquals(this.#cookieKey, `${this.cookieName}=${value.slice(0, dot)}`, value.slice(dot + 1))) return undefined;
+    if (dot !== 43) return undefined;
+    if (!this.#verified.has(value)) {
+      if (!macEquals(this.#cookieKey, `${this.cookieName}=${value.slice(0, dot)}`, value.slice(dot + 1))) return undefined;
+      this.#verified.set(value, true);
+    }
     const id = value.slice(0, dot);
     let session = this.#cache.get(id);
     if (session && this.#shared && this.#store.version(this.#storeKey(id)) !== session.version) {
