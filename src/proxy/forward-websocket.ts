@@ -9,6 +9,12 @@ import { ERRORS, type ErrorCode } from '../http/errors.ts';
 import type { UpstreamGroupPool } from './upstream-pools.ts';
 
 const proxy = createProxyServer({ ws: true, xfwd: false, prependPath: false });
+// http-proxy-3 re-emits every error of a WebSocket client socket (a reset, an EPIPE while the tunnel closes) on the
+// proxy server, and throws it when nobody listens there: one client resetting its connection would end the process.
+// Upstream errors reach each forward's own callback; a client socket's error only means the tunnel is over.
+proxy.on('error', (_error, _req, socket) => {
+  if (socket && 'destroy' in socket) (socket as Socket).destroy();
+});
 /** Per-request facts the proxy's shared 'proxyReqWs' event needs: how long to wait, whom to tell of the answer. */
 const pending = new WeakMap<IncomingMessage, { readTimeoutMs: number; answered(): void }>();
 proxy.on('proxyReqWs', (proxyReq, req) => {

@@ -1,6 +1,8 @@
 // WebSocket upgrades through Gatehouse to a real `ws` server: echo, headers, idle, close in both directions, leaks.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { test } from 'node:test';
@@ -138,3 +140,31 @@ test('upgrade errors: refused upstream 502, route without websocket 404, deny ru
   }
   await gh.logLine((line) => line.msg === 'upgrade' && line.error === 'ERR_UPSTREAM_UNREACHABLE');
 });
+
+test('a client that resets its connection mid-tunnel ends that tunnel only; the process serves on', async (t) => {
+  const backend = await wsBackend(t);
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  for (let i = 0; i < 5; i++) {
+    // Our own TCP socket under the TLS one, so the test can reset it (resetAndDestroy works on TCP handles only).
+    let tcp!: net.Socket;
+    const options = {
+      headers: { host: 'app.test' },
+      createConnection: () => { tcp = net.connect(gh.port, '127.0.0.1'); return tls.connect({ socket: tcp, servername: 'app.test', ca: ca.caPem }); },
+    } as unknown as WebSocket.ClientOptions;
+    const ws = new WebSocket(`wss://127.0.0.1:${gh.port}/ws`, options);
+    ws.on('error', () => { /* the reset is ours */ });
+    await once(ws, 'open');
+    ws.send('x'.repeat(64 * 1024));
+    // A TCP reset instead of a close: the server's read fails with ECONNRESET (an uncaught exception before the fix).
+    tcp.resetAndDestroy();
+    await once(ws, 'close');
+  }
+  const ws = connect(gh.port);
+  await once(ws, 'open');
+  ws.send('still serving');
+  assert.equal(String((await once(ws, 'message'))[0]), 'still serving');
+  ws.close();
+  await once(ws, 'close');
+  await until(() => gh.connections() === 0, 'Gatehouse holds no client sockets');
+});
+
