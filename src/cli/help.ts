@@ -9,7 +9,7 @@ Commands:
   certs renew NAME   Order a new ACME certificate for the site NAME now (a running serve picks it up at once)
   demo               Run the built-in demo: https://localhost:8443 in front of an echo backend, behind an
                      embedded identity provider (sign in as alice or bob, any password); writes its
-                     self-signed certificate and generated config to ./certs/demo/
+                     self-signed certificate and generated config to ./certs/demo/; /public/ needs no login
   version            Print the version
   help               Print this text
 
@@ -19,5 +19,6 @@ Options:
   -h, --help         Print this text
 
 Signals: SIGTERM and SIGINT stop accepting connections, let in-flight requests finish within
-[lifecycle] shutdown_grace (default 30s), then exit. A second signal exits at once.
+[lifecycle] shutdown_grace (default 30s), then exit. A second signal exits at once. With workers > 1
+(default: one per core) signal the primary; it stops the workers the same way.
 `;
