@@ -13,6 +13,7 @@ import { createLogger } from '../observability/logger.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
 import { startListeners, type Listening } from '../runtime/listeners.ts';
 import { buildRuntime } from '../runtime/runtime.ts';
+import { catchStopSignals } from '../runtime/stop-requests.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';
 import { reportConfigError } from './check.ts';
 import { stopOnSignals } from './serve.ts';
@@ -22,6 +23,7 @@ export const DEMO_PORT = 8443;
 export interface RunningDemo { listening: Listening; url: string; issuer: string; stop(): Promise<void> }
 
 export async function demo(stateDir = path.resolve('certs', 'demo'), port = DEMO_PORT): Promise<number> {
+  catchStopSignals();
   let running: RunningDemo;
   try { running = await startDemo(stateDir, port); } catch (error) { return reportConfigError(error); }
   const { log } = running.listening.runtime;

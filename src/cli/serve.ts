@@ -3,12 +3,14 @@
 import { prepareAcme, startAcme } from '../acme/start.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger, flushLogger } from '../observability/logger.ts';
-import { isClusterWorker, onStopOrder, runPrimary, sharedTicketKeys } from '../runtime/cluster.ts';
+import { isClusterWorker, runPrimary, sharedTicketKeys } from '../runtime/cluster.ts';
 import { startListeners, type Listening } from '../runtime/listeners.ts';
 import { buildRuntime } from '../runtime/runtime.ts';
+import { catchStopSignals, whenStopRequested } from '../runtime/stop-requests.ts';
 import { reportConfigError } from './check.ts';
 
 export async function serve(configDir: string): Promise<number> {
+  catchStopSignals();
   let config;
   try {
     config = loadConfig(configDir);
@@ -32,25 +34,15 @@ export async function serve(configDir: string): Promise<number> {
   return new Promise(() => {});
 }
 
-/** First signal (or the primary's stop order): graceful stop within the grace period, then exit 0. Second signal: exit at once. */
+/** First stop request (signal or the primary's order): graceful stop within the grace period, then exit 0. A second signal: exit at once. */
 export function stopOnSignals(listening: Listening, beforeExit: () => Promise<void> = async () => {}): void {
   const log = listening.runtime.log;
-  let stopping = false;
-  const gracefulStop = (reason: string) => {
-    if (stopping) return;
-    stopping = true;
+  catchStopSignals();
+  whenStopRequested((reason) => {
     log.info({ reason, grace_ms: listening.runtime.config.lifecycle.shutdown_grace }, 'stopping');
     listening.stop().then(beforeExit).then(
       () => flushLogger(log).then(() => process.exit(0)),
       (error: unknown) => { log.error({ err: error }, 'stop failed'); return flushLogger(log).then(() => process.exit(1)); },
     );
-  };
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (++signals > 1) { log.warn({ signal }, 'second signal: exiting now'); process.exit(1); }
-    gracefulStop(signal);
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  if (isClusterWorker()) onStopOrder(() => gracefulStop('primary'));
+  }, (signal) => { log.warn({ signal }, 'second signal: exiting now'); process.exit(1); });
 }

@@ -4,6 +4,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import crypto from 'node:crypto';
 import type { Logger } from '../observability/logger.ts';
+import { requestStop, whenStopRequested } from './stop-requests.ts';
 
 const TICKET_KEYS_ENV = 'GATEHOUSE_TLS_TICKET_KEYS';
 const STOP_MESSAGE = 'gatehouse:stop';
@@ -20,19 +21,8 @@ export function isClusterWorker(): boolean {
 
 // Listened for from the moment the module loads: a stop order can arrive while the worker is still starting,
 // and must not be lost (the primary would wait out the whole grace period, then kill it).
-let stopOrdered = false;
-const onStop: Array<() => void> = [];
 if (cluster.isWorker) {
-  process.on('message', (message) => {
-    if (message !== STOP_MESSAGE) return;
-    stopOrdered = true;
-    for (const stop of onStop.splice(0)) stop();
-  });
-}
-
-/** In a worker: calls `stop` when the primary orders a graceful stop (at once if it already has). */
-export function onStopOrder(stop: () => void): void {
-  if (stopOrdered) stop(); else onStop.push(stop);
+  process.on('message', (message) => { if (message === STOP_MESSAGE) requestStop('primary'); });
 }
 
 /**
@@ -59,17 +49,18 @@ export function runPrimary(count: number, log: Logger, graceMs: number): Promise
       log.error({ worker_pid: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker exited; starting a new one');
       setTimeout(() => { if (!stopping) fork(); }, delay).unref();
     });
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) { log.warn({ signal }, 'second signal: exiting now'); for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL'); resolve(1); return; }
+    whenStopRequested((reason) => {
       stopping = true;
-      log.info({ signal, grace_ms: graceMs }, 'stopping workers');
+      log.info({ reason, grace_ms: graceMs }, 'stopping workers');
       const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
       if (workers.length === 0) resolve(0);
       for (const worker of workers) worker.send(STOP_MESSAGE);
       // A worker stuck past its own grace period is killed, so the primary always ends.
       setTimeout(() => { for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL'); }, graceMs + 5_000).unref();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    }, (signal) => {
+      log.warn({ signal }, 'second signal: exiting now');
+      for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL');
+      resolve(1);
+    });
   });
 }
