@@ -24,7 +24,7 @@ export async function verifyBearer(auth: SiteAuth, header: string): Promise<Sess
     const now = Date.now();
     return {
       id: '', identity: identityFromClaims(payload as Record<string, unknown>, settings.provider),
-      accessToken: token, idToken: undefined, createdAt: now, refreshedAt: now, expiresAt: (payload.exp ?? 0) * 1000,
+      accessToken: token, refreshable: false, createdAt: now, refreshedAt: now, expiresAt: (payload.exp ?? 0) * 1000,
     };
   } catch {
     return undefined;

@@ -96,8 +96,9 @@ export async function handleOAuth2(auth: SiteAuth, req: AnyRequest, res: AnyResp
       const session = auth.sessions.fromCookie(readCookie(req.headers.cookie, auth.sessions.cookieName));
       const target = returnTo(`${origin}/`);
       if (!target) return refuse('ERR_AUTH_REDIRECT_INVALID');
+      const idToken = session ? auth.sessions.tokens(session).idToken : undefined;
       if (session) auth.sessions.delete(session);
-      const idp = await endSessionUrl(auth.oidc, session?.idToken, target).catch(() => undefined);
+      const idp = await endSessionUrl(auth.oidc, idToken, target).catch(() => undefined);
       log.info({ req_id: requestId, user: session?.identity.user, provider_logout: idp !== undefined }, 'logout');
       common(res).writeHead(302, {
         location: idp ?? target, 'set-cookie': [clearCookie(auth.sessions.cookieName)],

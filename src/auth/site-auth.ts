@@ -46,7 +46,13 @@ export class SiteAuth {
     this.siteNames = siteNames;
     this.#log = log.child({ site: siteName });
     this.oidc = new OidcClient(settings, this.#log, options.fetch);
-    this.sessions = new SiteSessions(siteName, settings.secret, settings.cookieName, store, options.cacheSize, options.sharedStore);
+    this.sessions = new SiteSessions(siteName, settings.secret, settings.cookieName, store, options.cacheSize, {
+      shared: options.sharedStore,
+      inMemory: {
+        accessToken: settings.passAccessToken || (settings.passAuthorizationHeader && settings.authorizationToken === 'access_token'),
+        idToken: settings.passAuthorizationHeader && settings.authorizationToken === 'id_token',
+      },
+    });
     this.loginCookies = new LoginStateCookies(settings.secret, settings.cookieName);
     this.policy = new Policy(settings);
     this.ownedHeaders = ownedAuthHeaders(settings);
@@ -90,7 +96,7 @@ export class SiteAuth {
   }
 
   #refreshDue(session: Session, now = Date.now()): boolean {
-    if (!session.refreshToken) return false;
+    if (!session.refreshable) return false;
     const failedAt = this.#refreshFailedAt.get(session.id);
     if (failedAt !== undefined && now - failedAt < REFRESH_RETRY_MS) return false;
     if (session.accessExpiresAt !== undefined && session.accessExpiresAt - REFRESH_MARGIN_MS <= now) return true;
@@ -113,7 +119,9 @@ export class SiteAuth {
     this.refreshes++;
     let tokens: TokenSet;
     try {
-      tokens = await refreshTokens(this.oidc, session);
+      const stored = this.sessions.tokens(session);
+      if (!stored.refreshToken) return session;
+      tokens = await refreshTokens(this.oidc, { ...stored, refreshToken: stored.refreshToken });
     } catch (error) {
       const code = (error as { error?: string }).error;
       if (code && FATAL_REFRESH_ERRORS.has(code)) {
@@ -132,16 +140,9 @@ export class SiteAuth {
       this.sessions.delete(session);
       return undefined;
     }
-    const updated: Session = {
-      ...session,
-      identity: result.identity,
-      idToken: tokens.idToken,
-      accessToken: tokens.accessToken,
-      refreshToken: tokens.refreshToken,
-      accessExpiresAt: tokens.accessExpiresAt,
-      refreshedAt: Date.now(),
-    };
-    this.sessions.save(updated);
-    return updated;
+    return this.sessions.save(
+      { ...session, identity: result.identity, accessExpiresAt: tokens.accessExpiresAt, refreshedAt: Date.now() },
+      { idToken: tokens.idToken, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken },
+    );
   }
 }

@@ -1,5 +1,8 @@
 // A site's sessions: the signed opaque cookie, the decrypted sessions in an LRU, the encrypted rows in the store.
 // The hot path (a valid session cookie) costs one HMAC and one LRU lookup: no store read, no decryption.
+// The LRU holds only what a request needs: tokens that no request sends upstream (the refresh token always, the ID
+// token unless it is the Bearer token) stay in the store and are read when a refresh or logout needs them. With
+// Entra-sized tokens that halves the memory of 10,000 cached sessions (bench: authenticated-10k-sessions).
 import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { deriveKey, mac, macEquals, macKey, randomId, seal, unseal } from './crypto.ts';
@@ -18,12 +21,22 @@ export interface Identity {
   oid?: string;
 }
 
-export interface Session {
-  id: string;
-  identity: Identity;
+/** The provider's tokens of a session, as stored. */
+export interface SessionTokens {
   idToken?: string;
   accessToken?: string;
   refreshToken?: string;
+}
+
+export interface Session {
+  id: string;
+  identity: Identity;
+  /** In memory only when the site sends it upstream; always in the store (see SiteSessions.tokens). */
+  accessToken?: string;
+  /** In memory only when the site sends it upstream as the Bearer token; always in the store. */
+  idToken?: string;
+  /** Whether the store holds a refresh token for this session. */
+  refreshable: boolean;
   /** When the access token expires (ms since epoch); undefined = unknown. */
   accessExpiresAt?: number;
   /** The provider's session id (ID token sid), for RP- and front-channel logout. */
@@ -36,8 +49,12 @@ export interface Session {
   version?: number;
 }
 
+/** Which tokens a site's requests send upstream, and so keep in memory. */
+export interface TokensInMemory { accessToken: boolean; idToken: boolean }
+
 export class SiteSessions {
   readonly cookieName: string;
+  readonly #inMemory: TokensInMemory;
   readonly #site: string;
   readonly #store: SessionStore;
   readonly #cookieKey: crypto.KeyObject;
@@ -53,8 +70,10 @@ export class SiteSessions {
   /** shared = other processes (cluster workers) use the same store: a cached session is checked against the
    *  store's version on every use (one indexed read, no decryption), so a logout or refresh in one worker is
    *  seen at once by the others. */
-  constructor(site: string, secret: Buffer, cookieName: string, store: SessionStore, cacheSize: number, shared = false) {
-    this.#shared = shared;
+  constructor(site: string, secret: Buffer, cookieName: string, store: SessionStore, cacheSize: number,
+    options: { shared?: boolean; inMemory?: TokensInMemory } = {}) {
+    this.#shared = options.shared ?? false;
+    this.#inMemory = options.inMemory ?? { accessToken: true, idToken: true };
     this.#site = site;
     this.cookieName = cookieName;
     this.#store = store;
@@ -91,18 +110,30 @@ export class SiteSessions {
     return session;
   }
 
-  create(fields: Omit<Session, 'id' | 'createdAt' | 'expiresAt' | 'refreshedAt'>, lifetimeMs: number, now = Date.now()): Session {
-    const session: Session = { ...fields, id: randomId(), createdAt: now, refreshedAt: now, expiresAt: now + lifetimeMs };
-    this.save(session);
-    return session;
+  create(fields: Omit<Session, 'id' | 'createdAt' | 'expiresAt' | 'refreshedAt' | 'refreshable' | keyof SessionTokens> & SessionTokens,
+    lifetimeMs: number, now = Date.now()): Session {
+    const { idToken, accessToken, refreshToken, ...rest } = fields;
+    return this.save({ ...rest, id: randomId(), createdAt: now, refreshedAt: now, expiresAt: now + lifetimeMs, refreshable: false },
+      { idToken, accessToken, refreshToken });
   }
 
-  save(session: Session): void {
-    session.version = crypto.randomInt(2 ** 47);
+  /** Stores the session with new tokens, or with the ones already stored; returns what the cache now holds. */
+  save(session: Session, tokens: SessionTokens = this.tokens(session)): Session {
+    const version = crypto.randomInt(2 ** 47);
+    const { refreshable: _, ...fields } = session;
+    const stored = { ...fields, ...tokens, version };
     const key = this.#storeKey(session.id);
-    const data = seal(this.#dataKey, Buffer.from(JSON.stringify(session)), `${this.#site}|${key}`);
-    this.#store.put({ key, site: this.#site, expiresAt: session.expiresAt, sid: session.sid, version: session.version, data });
-    this.#cache.set(session.id, session);
+    const data = seal(this.#dataKey, Buffer.from(JSON.stringify(stored)), `${this.#site}|${key}`);
+    this.#store.put({ key, site: this.#site, expiresAt: session.expiresAt, sid: session.sid, version, data });
+    const cached = this.#inMemoryPart(stored);
+    this.#cache.set(session.id, cached);
+    return cached;
+  }
+
+  /** The session's tokens as stored (a store read and a decryption: for refresh and logout, not for every request). */
+  tokens(session: Session): SessionTokens {
+    const stored = this.#read(session.id);
+    return stored ? { idToken: stored.idToken, accessToken: stored.accessToken, refreshToken: stored.refreshToken } : {};
   }
 
   delete(session: Session): void {
@@ -126,16 +157,34 @@ export class SiteSessions {
   dropCache(): void { this.#cache.clear(); }
 
   #load(id: string): Session | undefined {
+    const stored = this.#read(id);
+    if (!stored) return undefined;
+    const session = this.#inMemoryPart(stored);
+    this.#cache.set(id, session);
+    return session;
+  }
+
+  #read(id: string): StoredSession | undefined {
     const key = this.#storeKey(id);
     const row = this.#store.get(key);
     if (!row || row.site !== this.#site) return undefined;
     const plain = unseal(this.#dataKey, row.data, `${this.#site}|${key}`);
     if (!plain) return undefined;
-    const session = JSON.parse(plain.toString('utf8')) as Session;
-    if (session.id !== id) return undefined;
-    session.version = row.version;
-    this.#cache.set(id, session);
-    return session;
+    const stored = JSON.parse(plain.toString('utf8')) as StoredSession;
+    if (stored.id !== id) return undefined;
+    stored.version = row.version;
+    return stored;
+  }
+
+  /** What the cache keeps of a stored session: no token that no request sends. */
+  #inMemoryPart(stored: StoredSession): Session {
+    const { idToken, accessToken, refreshToken, ...fields } = stored;
+    return {
+      ...fields,
+      refreshable: refreshToken !== undefined,
+      ...(this.#inMemory.accessToken && accessToken !== undefined ? { accessToken } : {}),
+      ...(this.#inMemory.idToken && idToken !== undefined ? { idToken } : {}),
+    };
   }
 
   #storeKey(id: string): string {
@@ -144,3 +193,6 @@ export class SiteSessions {
     return key;
   }
 }
+
+/** The sealed JSON of a store row: the session with all its tokens. */
+type StoredSession = Omit<Session, 'refreshable'> & SessionTokens;

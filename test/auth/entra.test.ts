@@ -92,11 +92,13 @@ test('AADSTS errors: refused authorization, interaction_required on refresh ends
   const auth = s.gh.runtime.siteList[0]!.auth!;
   const value = [...b.cookies(new URL(s.origin).host)].find(([k]) => !k.includes('_login_'))![1];
   const first = auth.sessions.fromCookie(value)!;
+  const firstTokens = auth.sessions.tokens(first);
   auth.sessions.save({ ...first, accessExpiresAt: Date.now() });
   assert.equal((await b.request(`${s.origin}/x`, { headers: API })).status, 200);
   const second = auth.sessions.fromCookie(value)!;
-  assert.notEqual(second.refreshToken, first.refreshToken, 'the rotated refresh token replaces the old one');
-  assert.notEqual(second.accessToken, first.accessToken);
+  const secondTokens = auth.sessions.tokens(second);
+  assert.notEqual(secondTokens.refreshToken, firstTokens.refreshToken, 'the rotated refresh token replaces the old one');
+  assert.notEqual(secondTokens.accessToken, firstTokens.accessToken);
 
   // Front-channel logout from Entra (hidden iframe, no cookie, sid only) ends the session server-side.
   const frontChannel = await s.browser().request(`${s.origin}/oauth2/frontchannel_logout?sid=00a1b2c3-d4e5-f6a7-b8c9-d0e1f2a3b4c5`);

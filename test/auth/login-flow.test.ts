@@ -112,7 +112,7 @@ test('sign_in page, and bearer JWTs with skip_jwt_bearer_tokens (issuer + audien
   await b.navigate(`${f.origin}/`, 'alice');
   const auth = f.gh.runtime.siteList[0]!.auth!;
   const value = [...b.cookies(new URL(f.origin).host)].find(([k]) => !k.includes('_login_'))![1];
-  const idToken = auth.sessions.fromCookie(value)!.idToken!;
+  const idToken = auth.sessions.tokens(auth.sessions.fromCookie(value)!).idToken!;
   const api = f.browser();
   const ok = await api.request(`${f.origin}/api/v1`, { headers: { authorization: `Bearer ${idToken}`, accept: 'application/json' } });
   assert.equal(ok.status, 200);

@@ -49,7 +49,7 @@ test('cookie_refresh refreshes by session age; invalid_grant ends the session (4
 
   // The provider revokes the grant: the next refresh gets invalid_grant and the session ends.
   const current = auth.sessions.fromCookie(value)!;
-  const rt = await f.op.provider.RefreshToken.find(current.refreshToken!);
+  const rt = await f.op.provider.RefreshToken.find(auth.sessions.tokens(current).refreshToken!);
   assert.ok(rt);
   await rt.destroy();
   auth.sessions.save({ ...current, accessExpiresAt: Date.now() - 1 });

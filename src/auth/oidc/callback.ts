@@ -2,7 +2,7 @@
 // (signature, iss, aud, exp), and the claims become an Identity (with Entra's tenant rules and group overage).
 import * as client from 'openid-client';
 import type { LoginState } from '../../session/login-state.ts';
-import type { Session } from '../../session/sessions.ts';
+import type { SessionTokens } from '../../session/sessions.ts';
 import type { OidcClient } from './client.ts';
 
 export interface TokenSet {
@@ -26,11 +26,11 @@ export async function redeemCallback(oidc: OidcClient, callbackUrl: URL, login: 
 }
 
 /** Uses the refresh token; the provider may rotate it (always keep the newest) and may send a new ID token. */
-export async function refreshTokens(oidc: OidcClient, session: Session): Promise<TokenSet> {
+export async function refreshTokens(oidc: OidcClient, stored: SessionTokens & { refreshToken: string }): Promise<TokenSet> {
   const config = await oidc.configuration();
-  const tokens = await client.refreshTokenGrant(config, session.refreshToken!);
+  const tokens = await client.refreshTokenGrant(config, stored.refreshToken);
   const fresh = tokenSet(tokens, Date.now());
-  return { ...fresh, refreshToken: fresh.refreshToken ?? session.refreshToken, idToken: fresh.idToken ?? session.idToken };
+  return { ...fresh, refreshToken: fresh.refreshToken ?? stored.refreshToken, idToken: fresh.idToken ?? stored.idToken };
 }
 
 function tokenSet(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, now: number): TokenSet {
