@@ -3,9 +3,7 @@
 import cluster from 'node:cluster';
 import { isSea } from 'node:sea';
 import { parseArgs } from 'node:util';
-import { certs } from './cli/certs.ts';
 import { check } from './cli/check.ts';
-import { demo, DEMO_PORT } from './cli/demo.ts';
 import { HELP } from './cli/help.ts';
 import { serve } from './cli/serve.ts';
 import { version } from './cli/version.ts';
@@ -24,12 +22,14 @@ async function main(argv: string[]): Promise<number> {
   }
   const [command = 'serve', ...rest] = parsed.positionals;
   if (parsed.values.help || command === 'help') { process.stdout.write(HELP); return 0; }
-  if (command === 'certs') return certs(parsed.values.config, rest);
+  // certs and demo are imported when used: `serve` then never loads acme-client, oidc-provider or koa (memory, start-up).
+  if (command === 'certs') return (await import('./cli/certs.ts')).certs(parsed.values.config, rest);
   if (rest.length > 0) { process.stderr.write(`unexpected argument: ${rest[0]}\n\n${HELP}`); return 64; }
   switch (command) {
     case 'serve': return serve(parsed.values.config);
     case 'check': return check(parsed.values.config);
     case 'demo': {
+      const { demo, DEMO_PORT } = await import('./cli/demo.ts');
       const port = Number(parsed.values.port ?? DEMO_PORT);
       if (!Number.isInteger(port) || port < 0 || port > 65535) { process.stderr.write(`--port takes a port number, got ${parsed.values.port}\n`); return 64; }
       return demo(undefined, port);
