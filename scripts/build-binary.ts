@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
+import { V8_FLAGS } from '../src/runtime/v8-flags.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BINARY = path.join(ROOT, 'dist', 'gatehouse');
@@ -51,7 +52,7 @@ export async function buildBinary(log: (line: string) => void = () => {}): Promi
     // import.meta is empty in a CommonJS bundle: fail the build rather than ship code that silently breaks.
     logOverride: { 'empty-import-meta': 'error' },
   });
-  writeFileAtomic(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2));
+  writeFileAtomic(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgv: V8_FLAGS }, null, 2));
   log('making the SEA blob');
   // process.execPath is the pinned Node 24 inside npm scripts; a blob from another Node makes a binary that segfaults.
   execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { cwd: ROOT, stdio: 'pipe' });

@@ -3,8 +3,10 @@
 // TLS session tickets are encrypted with one key shared by all workers, so a session resumes on any of them.
 import cluster, { type Worker } from 'node:cluster';
 import crypto from 'node:crypto';
+import { isSea } from 'node:sea';
 import type { Logger } from '../observability/logger.ts';
 import { requestStop, whenStopRequested } from './stop-requests.ts';
+import { withV8Flags } from './v8-flags.ts';
 
 const TICKET_KEYS_ENV = 'GATEHOUSE_TLS_TICKET_KEYS';
 const STOP_MESSAGE = 'gatehouse:stop';
@@ -33,6 +35,10 @@ export function runPrimary(count: number, log: Logger, graceMs: number): Promise
   const env = { [TICKET_KEYS_ENV]: crypto.randomBytes(48).toString('hex') };
   let stopping = false;
   let crashes = 0;
+  // Workers started from source get Gatehouse's V8 flags too. The single executable applies its embedded flags to
+  // every process itself and shows them in process.execArgv, which node:cluster would otherwise put on the worker's
+  // command line, where the executable hands them to our CLI as arguments.
+  cluster.setupPrimary({ execArgv: isSea() ? [] : withV8Flags(process.execArgv) });
   const fork = (): Worker => cluster.fork(env);
   for (let i = 0; i < count; i++) fork();
   log.info({ workers: count }, 'primary started');
