@@ -1,4 +1,5 @@
-// `npm run bench:profile [-- <scenario>] [--seconds S]`: runs Gatehouse (from source) under one scenario's load with
+// `npm run bench:profile [-- <scenario>] [--seconds S] [--system node-undici-https]`: runs Gatehouse (from source; or
+// a reference forwarder, to compare) under one scenario's load with
 // --cpu-prof and prints where its CPU goes: self time by function and by package. The .cpuprofile (open it in
 // Chrome DevTools or speedscope for a flame graph) is kept in bench/results/.
 import fs from 'node:fs';
@@ -13,7 +14,7 @@ import { ROOT, startBackend, startSystem } from './lib/systems.ts';
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
 interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { seconds: { type: 'string' }, top: { type: 'string' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { seconds: { type: 'string' }, top: { type: 'string' }, system: { type: 'string', default: 'gatehouse' } } });
 const [scenario] = await loadScenarios([positionals[0] ?? 'h1-keepalive']);
 const seconds = Number(values.seconds ?? 10);
 const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-profile-'));
@@ -24,12 +25,14 @@ const names = siteNames(scenario!.names ?? 1);
 await writeCertificates(path.join(runDir, 'certs'), names);
 const backend = await startBackend(scenario!.backend, runDir);
 try {
-  const running = await startSystem('gatehouse', { dir: path.join(runDir, 'gatehouse'), certDir: path.join(runDir, 'certs'), names, upstreamPort: backend.port, scenario: scenario!, gatehouseNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`] });
-  const target = { system: 'gatehouse' as const, port: running.port, names, dir: runDir };
+  const system = values.system as 'gatehouse' | 'node-undici-https' | 'node-undici-h2compat';
+  const running = await startSystem(system, { dir: path.join(runDir, system), certDir: path.join(runDir, 'certs'), names, upstreamPort: backend.port, scenario: scenario!, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`] });
+  const target = { system, port: running.port, names, dir: runDir, systemDir: running.dir };
   // The same request headers as in a bench run (a scenario's prepare may log in and return a session cookie).
-  const headers = { cookie: SESSION_COOKIE, ...(await scenario!.prepare?.(target)) };
-  await runLoad(scenario!.load, target, 2, headers);
-  const result = await runLoad(scenario!.load, target, seconds, headers);
+  const prepared = await scenario!.prepare?.(target) ?? {};
+  const headers = { cookie: SESSION_COOKIE, ...prepared.headers };
+  await runLoad(scenario!.load, target, 2, headers, prepared.cookies);
+  const result = await runLoad(scenario!.load, target, seconds, headers, prepared.cookies);
   await running.stop(20_000); // SIGTERM: the graceful exit writes the profile
   process.stdout.write(`${scenario!.name}: ${Math.round(result.requests / result.seconds)} rps during the profiled run (profiling adds overhead)\n`);
 } finally {

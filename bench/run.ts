@@ -88,12 +88,13 @@ interface Context { runDir: string; certDir: string; names: string[]; backend: A
 async function measure(o: BenchOptions, scenario: Scenario, system: SystemName, rep: number, c: Context): Promise<Sample> {
   const running = await startSystem(system, { dir: path.join(c.runDir, `${scenario.name}-${rep}`), certDir: c.certDir, names: c.names, upstreamPort: c.backend.port, scenario, gatehouseBinary: o.gatehouseBinary, baselineRoot: o.baselineRoot, gatehouseNodeOptions: o.nodeOptions });
   try {
-    const target = { system, port: running.port, names: c.names, dir: c.runDir };
-    const headers = { cookie: SESSION_COOKIE, ...(await scenario.prepare?.(target)) };
-    if (o.warmup > 0) await runLoad(scenario.load, target, o.warmup, headers);
+    const target = { system, port: running.port, names: c.names, dir: c.runDir, systemDir: running.dir };
+    const prepared = await scenario.prepare?.(target) ?? {};
+    const headers = { cookie: SESSION_COOKIE, ...prepared.headers };
+    if (o.warmup > 0) await runLoad(scenario.load, target, o.warmup, headers, prepared.cookies);
     const pids = running.pids();
     const [cpuBefore, connsBefore, started] = [cpuMicros(pids), await c.backend.acceptedConnections(), performance.now()];
-    const result = await runLoad(scenario.load, target, o.seconds, headers);
+    const result = await runLoad(scenario.load, target, o.seconds, headers, prepared.cookies);
     const wallUs = (performance.now() - started) * 1000;
     const cpu = cpuMicros(pids) - cpuBefore;
     const connsAfter = await c.backend.acceptedConnections();

@@ -10,14 +10,22 @@ import type { LoadResult, LoadSpec, Target } from './types.ts';
 
 const CLIENTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'clients');
 
-export async function runLoad(spec: LoadSpec, target: Target, seconds: number, headers: Record<string, string>): Promise<LoadResult> {
+/** `cookies`: Cookie values to rotate through, one per request (wrk only, through clients/rotate-cookies.lua). */
+export async function runLoad(spec: LoadSpec, target: Target, seconds: number, headers: Record<string, string>, cookies?: string[]): Promise<LoadResult> {
   const host = target.names[0]!; // "localhost", which /etc/hosts maps to 127.0.0.1 (wrk and h2load take SNI from the URL)
   const url = `https://${host}:${target.port}${spec.path}`;
-  const headerArgs = Object.entries(headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
+  const sent = cookies ? Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'cookie')) : headers;
+  const headerArgs = Object.entries(sent).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
+  if (cookies && spec.tool !== 'wrk') throw new Error(`rotating cookies needs wrk, not ${spec.tool}`);
   switch (spec.tool) {
     case 'wrk': {
-      const args = ['-t1', `-c${spec.connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', ...headerArgs, ...(spec.close ? ['-H', 'Connection: close'] : []), url];
-      return parseWrk(await output('wrk', args, seconds));
+      const scratch = cookies ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-wrk-')) : undefined;
+      try {
+        const script = scratch ? ['-s', path.join(CLIENTS, 'rotate-cookies.lua')] : [];
+        if (scratch) fs.writeFileSync(path.join(scratch, 'cookies.txt'), `${cookies!.join('\n')}\n`);
+        const args = ['-t1', `-c${spec.connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', ...script, ...headerArgs, ...(spec.close ? ['-H', 'Connection: close'] : []), url, ...(scratch ? ['--', path.join(scratch, 'cookies.txt')] : [])];
+        return parseWrk(await output('wrk', args, seconds));
+      } finally { if (scratch) fs.rmSync(scratch, { recursive: true, force: true }); }
     }
     case 'h2load': {
       const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-h2load-')), 'requests.tsv');

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { caddyfile, nginxBackendConf, nginxProxyConf, SESSION_COOKIE, writeGatehouseConfig } from './configs.ts';
 import { freePort, processTree, start, stop, waitForPort, type Proc } from './procs.ts';
 import type { Scenario, SystemName } from './types.ts';
+import { withV8Flags } from '../../src/runtime/v8-flags.ts';
 
 const BENCH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const ROOT = path.resolve(BENCH, '..');
@@ -15,6 +16,8 @@ const NGINX = fs.existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
 
 export interface Running {
   port: number;
+  /** The folder this start's configuration and state live in. */
+  dir: string;
   procs: Proc[];
   /** Every pid whose CPU and memory count for this system (nginx master + workers, the auth service). */
   pids(): number[];
@@ -24,11 +27,11 @@ export interface Running {
 
 export interface StartOptions {
   dir: string; certDir: string; names: string[]; upstreamPort: number; scenario: Scenario; gatehouseBinary?: string;
-  /** Extra Node flags for Gatehouse run from source (e.g. --cpu-prof). */
-  gatehouseNodeArgs?: string[];
+  /** Extra Node flags for the Node systems run from source (e.g. --cpu-prof). */
+  nodeArgs?: string[];
   /** Checkout whose src/ runs as gatehouse-baseline. */
   baselineRoot?: string;
-  /** NODE_OPTIONS for `gatehouse` (not the baseline): heap settings and the like. */
+  /** Node flags for `gatehouse` only (not the baseline), e.g. heap settings: they win over src/runtime/v8-flags.ts. */
   gatehouseNodeOptions?: string;
 }
 
@@ -46,7 +49,7 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
   const port = await freePort();
   const procs: Proc[] = [];
   const running: Running = {
-    port, procs,
+    port, dir, procs,
     pids: () => procs.flatMap((proc) => processTree(proc.pid)),
     stop: async (graceMs?: number) => { for (const proc of procs.reverse()) await stop(proc, graceMs); },
   };
@@ -57,14 +60,15 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
       const siteToml = o.scenario.gatehouse?.siteToml;
       writeGatehouseConfig({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir,
         siteToml: typeof siteToml === 'function' ? await siteToml({ port, names: o.names }) : siteToml });
-      const nodeOptions = system === 'gatehouse' && o.gatehouseNodeOptions ? { NODE_OPTIONS: o.gatehouseNodeOptions } : {};
-      const env = { ...process.env, ...o.scenario.gatehouse?.env, ...nodeOptions };
+      const extraFlags = system === 'gatehouse' ? o.gatehouseNodeOptions?.split(/\s+/).filter(Boolean) ?? [] : [];
+      const env = { ...process.env, ...o.scenario.gatehouse?.env };
+      // From source, Gatehouse runs with the V8 flags the single executable carries (as the README says to run it).
       procs.push(o.gatehouseBinary && system === 'gatehouse'
-        ? start(system, 'proxy', o.gatehouseBinary, ['serve', '--config', dir], { env })
-        : start(system, 'proxy', process.execPath, [...(o.gatehouseNodeArgs ?? []), path.join(root, 'src', 'main.ts'), 'serve', '--config', dir], { env }));
+        ? start(system, 'proxy', o.gatehouseBinary, ['serve', '--config', dir], { env: { ...env, ...(extraFlags.length > 0 ? { NODE_OPTIONS: extraFlags.join(' ') } : {}) } })
+        : start(system, 'proxy', process.execPath, [...withV8Flags([...extraFlags, ...(o.nodeArgs ?? [])]), path.join(root, 'src', 'main.ts'), 'serve', '--config', dir], { env }));
     } else if (system === 'node-undici-https' || system === 'node-undici-h2compat') {
       const options = { port, upstreamPort: o.upstreamPort, cert: path.join(o.certDir, `${o.names[0]}.crt`), key: path.join(o.certDir, `${o.names[0]}.key`), server: system === 'node-undici-https' ? 'https' : 'http2' };
-      procs.push(start(system, 'proxy', process.execPath, [path.join(BENCH, 'servers', 'undici-forwarder.ts'), JSON.stringify(options)]));
+      procs.push(start(system, 'proxy', process.execPath, [...(o.nodeArgs ?? []), path.join(BENCH, 'servers', 'undici-forwarder.ts'), JSON.stringify(options)]));
     } else if (system === 'nginx' || system === 'nginx-auth') {
       let authPort: number | undefined;
       if (system === 'nginx-auth') {

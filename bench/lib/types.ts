@@ -40,9 +40,17 @@ export interface Scenario {
    * Called once the system under test is up, before the warm-up: returns extra request headers for the load
    * generator (e.g. a session cookie obtained by logging in). Without it every system gets the same cookie header.
    */
-  prepare?: (target: Target) => Promise<Record<string, string>>;
+  prepare?: (target: Target) => Promise<Prepared>;
   /** Called once the scenario's runs are over: stops what the scenario started itself (nothing may keep the harness alive). */
   teardown?: () => Promise<void>;
+}
+
+/** What a scenario's prepare hands the load generator. */
+export interface Prepared {
+  /** Extra request headers (e.g. the cookie of a login). */
+  headers?: Record<string, string>;
+  /** Cookie header values to rotate through, one per request (wrk only): many sessions instead of one. */
+  cookies?: string[];
 }
 
 /** Where the load goes. */
@@ -53,6 +61,8 @@ export interface Target {
   names: string[];
   /** The run's folder: generated configs, certificates. */
   dir: string;
+  /** This start's own folder (for Gatehouse: its config folder, with state/sessions.sqlite). */
+  systemDir: string;
 }
 
 /** What a load generator reports for one measured run. */

@@ -7,6 +7,9 @@ import { Browser } from '../../test/helpers/gatehouse-auth.ts';
 import { startOP, type OP } from '../../test/helpers/op.ts';
 import type { Scenario } from '../lib/types.ts';
 
+/** The site's cookie_secret (base64 of 32 bytes); authenticated-10k-sessions signs its seeded sessions with it. */
+export const BENCH_COOKIE_SECRET = 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=';
+
 /** The identity provider for the Gatehouse start under way; one per start, because it must know the redirect URL. */
 let provider: OP | undefined;
 
@@ -26,7 +29,7 @@ provider = "oidc"
 oidc_issuer_url = "${provider.issuer}"
 client_id = "gatehouse"
 client_secret = "gatehouse-secret"
-cookie_secret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+cookie_secret = "${BENCH_COOKIE_SECRET}"
 email_domains = ["example.test"]
 set_xauthrequest = true
 pass_access_token = true
@@ -34,14 +37,14 @@ pass_authorization_header = true
 `;
     },
   },
-  async prepare(target): Promise<Record<string, string>> {
+  async prepare(target) {
     if (!target.system.startsWith('gatehouse')) return {};
     const origin = `https://${target.names[0]}:${target.port}`;
     const browser = new Browser(fs.readFileSync(path.join(target.dir, 'certs', `${target.names[0]}.crt`), 'utf8'));
     const landed = await browser.navigate(`${origin}/`, 'alice');
     if (landed.status !== 200) throw new Error(`login for the bench failed: ${landed.status} at ${landed.url.href}`);
     const cookie = [...browser.cookies(`${target.names[0]}:${target.port}`)].map(([name, value]) => `${name}=${value}`).join('; ');
-    return { cookie };
+    return { headers: { cookie } };
   },
   async teardown() {
     await provider?.close();
