@@ -74,8 +74,9 @@ export class AcmeManager {
     }
   }
 
-  /** Starts the scheduler, and watches each domain's folder so a certificate stored by another process is served at once. */
-  start(): void {
+  /** Starts the scheduler (unless another process of the cluster runs it), and watches each domain's folder so a
+   *  certificate stored by another process is served at once. */
+  start(options: { scheduler: boolean } = { scheduler: true }): void {
     for (const state of this.states.values()) {
       try {
         this.unwatch.push(watchFolder(this.storage.domainDir(state.site.name), () => { if (!this.stopped) this.adoptStored(state); }));
@@ -83,6 +84,12 @@ export class AcmeManager {
         this.log.warn({ domain: state.site.name, err: (error as Error).message }, 'cannot watch the storage folder; changes are seen at the next check');
       }
     }
+    if (!options.scheduler) {
+      // The scheduler's process stores what it orders; should a watch miss it, the next look does not.
+      this.timer = setInterval(() => { for (const state of this.states.values()) this.adoptStored(state); }, this.config.acme.checkIntervalMs).unref();
+      return;
+    }
+    this.log.info({ sites: [...this.states.keys()] }, 'renewal scheduler started');
     this.schedule(0);
   }
 

@@ -15,7 +15,8 @@ export async function prepareAcme(runtime: Runtime, options: AcmeOptions = {}): 
   return manager;
 }
 
-export function startAcme(manager: AcmeManager, listening: Listening): void {
+/** `scheduler`: whether this process orders and renews; the others only pick up what is stored (one per cluster). */
+export function startAcme(manager: AcmeManager, listening: Listening, scheduler = true): void {
   const { httpPort } = listening.runtime.config.acme;
   if (listening.http.length === 0) {
     listening.runtime.log.error('ACME HTTP-01 needs a plain-HTTP listener ([http] listen); certificates cannot be obtained');
@@ -23,5 +24,5 @@ export function startAcme(manager: AcmeManager, listening: Listening): void {
     listening.runtime.log.warn({ http_port: httpPort, http: listening.http.map((a) => a.port) },
       'no [http] listener on [acme] http_port: the CA connects there, so forward that port to one of ours');
   }
-  manager.start();
+  manager.start({ scheduler });
 }

@@ -3,7 +3,7 @@
 import { prepareAcme, startAcme } from '../acme/start.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger, flushLogger } from '../observability/logger.ts';
-import { isClusterWorker, runPrimary, sharedTicketKeys } from '../runtime/cluster.ts';
+import { isClusterWorker, runPrimary, runsAcmeScheduler, sharedTicketKeys } from '../runtime/cluster.ts';
 import { startListeners, type Listening } from '../runtime/listeners.ts';
 import { buildRuntime } from '../runtime/runtime.ts';
 import { catchStopSignals, whenStopRequested } from '../runtime/stop-requests.ts';
@@ -24,11 +24,12 @@ export async function serve(configDir: string): Promise<number> {
     return code;
   }
   const runtime = buildRuntime(config, log, { ticketKeys: sharedTicketKeys() });
-  // Every worker runs the ACME manager: the lock in certs/ lets one of them order, the others pick the
-  // stored certificate up from disk (acme/watch.ts), and any of them answers the CA's challenge.
+  // Every worker installs the stored certificates, answers the CA's challenges and picks up what is stored later
+  // (acme/watch.ts); one of them runs the renewal scheduler. The lock in certs/ still keeps other processes sharing
+  // the folder (another serve, `gatehouse certs renew`) from ordering the same certificate at the same time.
   const acme = await prepareAcme(runtime);
   const listening = await startListeners(runtime);
-  if (acme) startAcme(acme, listening);
+  if (acme) startAcme(acme, listening, runsAcmeScheduler());
   // Not awaited: an order in flight is abandoned (its lock file is removed on exit) rather than delaying shutdown.
   stopOnSignals(listening, async () => { void acme?.stop(); });
   return new Promise(() => {});

@@ -9,6 +9,7 @@ import { requestStop, whenStopRequested } from './stop-requests.ts';
 import { withV8Flags } from './v8-flags.ts';
 
 const TICKET_KEYS_ENV = 'GATEHOUSE_TLS_TICKET_KEYS';
+const ACME_SCHEDULER_ENV = 'GATEHOUSE_ACME_SCHEDULER';
 const STOP_MESSAGE = 'gatehouse:stop';
 
 /** In a worker: the ticket keys the primary handed down. */
@@ -19,6 +20,14 @@ export function sharedTicketKeys(): Buffer | undefined {
 
 export function isClusterWorker(): boolean {
   return cluster.isWorker;
+}
+
+/**
+ * Whether this process runs the ACME renewal scheduler: a single process always; in a cluster exactly one worker
+ * (the role passes to its replacement). The other workers serve what it stores (acme/watch.ts) and answer challenges.
+ */
+export function runsAcmeScheduler(): boolean {
+  return !cluster.isWorker || process.env[ACME_SCHEDULER_ENV] === '1';
 }
 
 // Listened for from the moment the module loads: a stop order can arrive while the worker is still starting,
@@ -39,8 +48,13 @@ export function runPrimary(count: number, log: Logger, graceMs: number): Promise
   // every process itself and shows them in process.execArgv, which node:cluster would otherwise put on the worker's
   // command line, where the executable hands them to our CLI as arguments.
   cluster.setupPrimary({ execArgv: isSea() ? [] : withV8Flags(process.execArgv) });
-  const fork = (): Worker => cluster.fork(env);
-  for (let i = 0; i < count; i++) fork();
+  let scheduler: Worker | undefined;
+  const fork = (runsScheduler: boolean): Worker => {
+    const worker = cluster.fork({ ...env, [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
+    if (runsScheduler) scheduler = worker;
+    return worker;
+  };
+  for (let i = 0; i < count; i++) fork(i === 0);
   log.info({ workers: count }, 'primary started');
 
   return new Promise((resolve) => {
@@ -53,7 +67,8 @@ export function runPrimary(count: number, log: Logger, graceMs: number): Promise
       crashes++;
       const delay = Math.min(30_000, 250 * 2 ** Math.min(crashes, 7));
       log.error({ worker_pid: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker exited; starting a new one');
-      setTimeout(() => { if (!stopping) fork(); }, delay).unref();
+      const wasScheduler = worker === scheduler;
+      setTimeout(() => { if (!stopping) fork(wasScheduler); }, delay).unref();
     });
     whenStopRequested((reason) => {
       stopping = true;

@@ -1,6 +1,7 @@
 // Two `gatehouse serve` processes sharing one certs/ folder order the certificate once: the lock file in
 // certs/locks/ lets one order, the other picks up the stored result. Only one of them holds the HTTP port the CA
-// validates on; it answers the other's tokens from certs/challenges/ too.
+// validates on; it answers the other's tokens from certs/challenges/ too. Within one process, workers = 2 runs one
+// renewal scheduler (runtime/cluster.ts).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -78,4 +79,38 @@ test('two processes sharing certs/ order the certificate once and both serve it'
     assert.equal(cert.serial, fromA.serial);
   }
   assert.deepEqual(fs.readdirSync(path.join(shared, 'locks')), [], 'no lock left behind');
+});
+
+test('workers = 2: one worker runs the renewal scheduler, both serve its certificate, the role survives a crash', async (t) => {
+  const pebble = await startPebble();
+  t.after(() => pebble.stop());
+  const dir = writeConfig(acmeMain(pebble).replace('workers = 1', 'workers = 2').replace('[log]\n', '[log]\nlevel = "info"\n'),
+    { 'app.test': acmeSite(['app.test'], 'http://127.0.0.1:9') });
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const p = serve(dir);
+  t.after(async () => {
+    if (p.child.exitCode !== null) return;
+    const gone = new Promise((r) => p.child.once('exit', r));
+    p.child.kill('SIGTERM');
+    const kill = setTimeout(() => p.child.kill('SIGKILL'), 5_000);
+    await gone;
+    clearTimeout(kill);
+  });
+  const installed = (line: Record<string, unknown>) => line.msg === 'certificate installed for new connections';
+  await p.waitFor((l) => installed(l) && l.origin === 'order');
+  await p.waitFor((l) => installed(l) && l.origin === 'storage');
+  const workers = new Set(p.lines.filter((l) => l.msg === 'listening').map((l) => l.pid));
+  assert.equal(workers.size, 2);
+  const schedulers = p.lines.filter((l) => l.msg === 'renewal scheduler started').map((l) => l.pid as number);
+  assert.equal(schedulers.length, 1, 'one scheduler in the cluster');
+  assert.equal(pebble.issued(), 1, 'ordered once');
+  assert.ok(p.lines.filter(installed).some((l) => l.origin === 'storage' && l.pid !== schedulers[0]), 'the other worker serves the stored certificate');
+
+  // The scheduler's worker dies: its replacement takes the role over (and finds the stored certificate still fit).
+  process.kill(schedulers[0]!, 'SIGKILL');
+  const next = await p.waitFor((l) => l.msg === 'renewal scheduler started' && l.pid !== schedulers[0]);
+  assert.ok(!workers.has(next.pid), 'the replacement worker runs it');
+  // Its first pass over the certificates (check_interval is 1 s here) orders nothing: the stored one is still fit.
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  assert.equal(pebble.issued(), 1, 'no new order for a certificate that is still fit');
 });
