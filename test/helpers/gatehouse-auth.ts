@@ -1,16 +1,14 @@
-// Starts Gatehouse from a config folder written to a temp dir (test CA from pki.ts, a memory log sink), and a small scripted browser (cookie jar, manual redirects, SNI = host) that can log in at oidc-provider.
+// Writes an auth test's config folder (test CA from pki.ts) and serves it (serveFolder in gatehouse.ts); and a small scripted browser (cookie jar, manual redirects, SNI = host) that can log in at oidc-provider.
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type { FetchLike } from '../../src/auth/oidc/client.ts';
-import { loadConfig } from '../../src/config/load.ts';
-import { createLogger } from '../../src/observability/logger.ts';
-import { startListeners, type Listening } from '../../src/runtime/listeners.ts';
-import { buildRuntime, type Runtime } from '../../src/runtime/runtime.ts';
+import type { Listening } from '../../src/runtime/listeners.ts';
+import type { Runtime } from '../../src/runtime/runtime.ts';
 import { closedPort } from './backend.ts';
+import { serveFolder } from './gatehouse.ts';
 import { createTestCa } from './pki.ts';
 
 export const SECRET = 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY='; // base64 of 32 bytes
@@ -54,16 +52,12 @@ export async function startGatehouse(opts: { sites: SiteSpec[]; port?: number; d
       ...(site.auth ? ['[auth]', toml(site.auth)] : []),
     ].join('\n'));
   });
-  const config = loadConfig(dir);
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({ write(chunk, _e, cb) { for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line)); cb(); } });
-  const runtime = buildRuntime(config, createLogger({ level: 'info', format: 'json' }, sink), { fetch: opts.fetch });
-  const listening = await startListeners(runtime);
+  const { runtime, listening, logs, stop } = await serveFolder(dir, { fetch: opts.fetch });
   const port = listening.https[0]!.port;
   return {
     dir, port, caPem: fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8'), runtime, listening, logs,
     origin: (host) => `https://${host}:${port}`,
-    stop: () => listening.stop(1000),
+    stop,
   };
 }
 

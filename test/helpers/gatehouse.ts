@@ -1,14 +1,49 @@
-// Starts a real Gatehouse (config files → loadConfig → runtime → listeners) on 127.0.0.1 port 0 for a test,
-// with the log captured in memory so tests can match request ids against log lines.
+// Starts a real Gatehouse in the test's process, the way `gatehouse serve` does, with the log captured in memory so
+// tests can match request ids against log lines. serveFolder() is the one way every test helper starts it
+// (gatehouse-acme.ts and gatehouse-auth.ts write their own config shapes, then call it); startGatehouse() below
+// writes a config with loopback port-0 listeners for the core tests.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
+import type { AcmeManager, AcmeOptions } from '../../src/acme/manager.ts';
+import { prepareAcme, startAcme } from '../../src/acme/start.ts';
+import type { FetchLike } from '../../src/auth/oidc/client.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startListeners, type Listening } from '../../src/runtime/listeners.ts';
-import { buildRuntime } from '../../src/runtime/runtime.ts';
+import { buildRuntime, type Runtime } from '../../src/runtime/runtime.ts';
+
+export interface Served {
+  runtime: Runtime;
+  listening: Listening;
+  acme?: AcmeManager;
+  /** Every log line so far, parsed (set GATEHOUSE_TEST_LOG=1 to see them on stderr as well). */
+  logs: Record<string, unknown>[];
+  /** Stops ACME, then the listeners (1 s grace). */
+  stop(): Promise<void>;
+}
+
+/** load → build → prepareAcme → listen → startAcme for one config folder, as `gatehouse serve` does. */
+export async function serveFolder(dir: string, options: { logLevel?: 'debug' | 'info'; fetch?: FetchLike; acme?: AcmeOptions } = {}): Promise<Served> {
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) {
+        if (!line) continue;
+        logs.push(JSON.parse(line));
+        if (process.env.GATEHOUSE_TEST_LOG) process.stderr.write(`${line}\n`);
+      }
+      done();
+    },
+  });
+  const runtime = buildRuntime(loadConfig(dir), createLogger({ level: options.logLevel ?? 'info', format: 'json' }, sink), { fetch: options.fetch });
+  const acme = await prepareAcme(runtime, options.acme);
+  const listening = await startListeners(runtime);
+  if (acme) startAcme(acme, listening);
+  return { runtime, listening, ...(acme ? { acme } : {}), logs, stop: async () => { await acme?.stop(); await listening.stop(1_000); } };
+}
 
 export interface TestGatehouse extends Listening {
   dir: string;
@@ -45,12 +80,8 @@ function mergeMain(listeners: string, main: string): string {
 
 export async function startGatehouse(t: TestContext, files: Parameters<typeof writeConfig>[0]): Promise<TestGatehouse> {
   const dir = writeConfig(files);
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({ write(chunk, _enc, done) { for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line)); done(); } });
-  const config = loadConfig(dir);
-  const runtime = buildRuntime(config, createLogger({ level: 'debug', format: 'json' }, sink));
-  const listening = await startListeners(runtime);
-  t.after(() => listening.stop(1_000));
+  const { listening, logs, stop } = await serveFolder(dir, { logLevel: 'debug' });
+  t.after(stop);
   const logLine = async (matches: (line: Record<string, unknown>) => boolean, what = 'a matching log line') => {
     for (const deadline = Date.now() + 5_000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 10))) {
       const found = logs.find(matches);
