@@ -13,7 +13,7 @@ import { createLogger } from '../observability/logger.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
 import { startListeners, type Listening } from '../runtime/listeners.ts';
 import { buildRuntime } from '../runtime/runtime.ts';
-import { catchStopSignals } from '../runtime/stop-requests.ts';
+import { catchStopSignals } from '../runtime/process-signals.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';
 import { reportConfigError } from './check.ts';
 import { stopOnSignals } from './serve.ts';

@@ -20,5 +20,7 @@ Options:
 
 Signals: SIGTERM and SIGINT stop accepting connections, let in-flight requests finish within
 [lifecycle] shutdown_grace (default 30s), then exit. A second signal exits at once. With workers > 1
-(default: one per core) signal the primary; it stops the workers the same way.
+(default: one per core) signal the primary; it stops the workers the same way. SIGHUP to the primary
+reloads the configuration: new workers start with it, then the old ones drain (workers > 1 only; an
+invalid configuration is refused and logged, and the running one stays).
 `;

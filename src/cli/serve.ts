@@ -1,12 +1,12 @@
-// `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT. With workers > 1 this process is the
-// cluster primary and every worker runs this same function (see runtime/cluster.ts).
+// `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT; SIGHUP reloads the configuration when
+// workers > 1. Then this process is the cluster primary and every worker runs this same function (runtime/cluster.ts).
 import { prepareAcme, startAcme } from '../acme/start.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger, flushLogger } from '../observability/logger.ts';
-import { isClusterWorker, runPrimary, runsAcmeScheduler, sharedTicketKeys } from '../runtime/cluster.ts';
+import { isClusterWorker, reportListening, runPrimary, runsAcmeScheduler, sharedTicketKeys } from '../runtime/cluster.ts';
 import { startListeners, type Listening } from '../runtime/listeners.ts';
 import { buildRuntime } from '../runtime/runtime.ts';
-import { catchStopSignals, whenStopRequested } from '../runtime/stop-requests.ts';
+import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
 import { reportConfigError } from './check.ts';
 
 export async function serve(configDir: string): Promise<number> {
@@ -19,7 +19,7 @@ export async function serve(configDir: string): Promise<number> {
   }
   const log = createLogger(config.log);
   if (!isClusterWorker() && config.workers > 1) {
-    const code = await runPrimary(config.workers, log, config.lifecycle.shutdown_grace);
+    const code = await runPrimary(config.workers, log, config.lifecycle.shutdown_grace, () => loadConfig(configDir).workers);
     await flushLogger(log);
     return code;
   }
@@ -30,6 +30,11 @@ export async function serve(configDir: string): Promise<number> {
   const acme = await prepareAcme(runtime);
   const listening = await startListeners(runtime);
   if (acme) startAcme(acme, listening, runsAcmeScheduler());
+  reportListening();
+  whenReloadRequested(() => {
+    if (isClusterWorker()) log.info('SIGHUP reached a worker: the primary reloads (signal it, not the workers)');
+    else log.warn('reload needs workers > 1 (a rolling restart of the workers); with one process, restart it to apply a new configuration');
+  });
   // Not awaited: an order in flight is abandoned (its lock file is removed on exit) rather than delaying shutdown.
   stopOnSignals(listening, async () => { void acme?.stop(); });
   return new Promise(() => {});

@@ -5,12 +5,15 @@ import cluster, { type Worker } from 'node:cluster';
 import crypto from 'node:crypto';
 import { isSea } from 'node:sea';
 import type { Logger } from '../observability/logger.ts';
-import { requestStop, whenStopRequested } from './stop-requests.ts';
+import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
 import { withV8Flags } from './v8-flags.ts';
 
 const TICKET_KEYS_ENV = 'GATEHOUSE_TLS_TICKET_KEYS';
 const ACME_SCHEDULER_ENV = 'GATEHOUSE_ACME_SCHEDULER';
 const STOP_MESSAGE = 'gatehouse:stop';
+const LISTENING_MESSAGE = 'gatehouse:listening';
+/** How long a reload waits for its new workers to listen before it gives up and keeps the old ones. */
+const RELOAD_START_MS = 60_000;
 
 /** In a worker: the ticket keys the primary handed down. */
 export function sharedTicketKeys(): Buffer | undefined {
@@ -30,6 +33,11 @@ export function runsAcmeScheduler(): boolean {
   return !cluster.isWorker || process.env[ACME_SCHEDULER_ENV] === '1';
 }
 
+/** In a worker: tells the primary that every listener is up (a reload waits for this before it retires old workers). */
+export function reportListening(): void {
+  if (cluster.isWorker) process.send?.(LISTENING_MESSAGE);
+}
+
 // Listened for from the moment the module loads: a stop order can arrive while the worker is still starting,
 // and must not be lost (the primary would wait out the whole grace period, then kill it).
 if (cluster.isWorker) {
@@ -39,8 +47,9 @@ if (cluster.isWorker) {
 /**
  * Runs the primary until every worker has stopped. Workers re-run this program's entry with the same arguments
  * (node:cluster), see `isClusterWorker()` and serve. Resolves with the exit code.
+ * `checkConfig` loads the configuration again for a reload (SIGHUP) and returns its worker count; it throws on errors.
  */
-export function runPrimary(count: number, log: Logger, graceMs: number): Promise<number> {
+export function runPrimary(count: number, log: Logger, graceMs: number, checkConfig: () => number): Promise<number> {
   const env = { [TICKET_KEYS_ENV]: crypto.randomBytes(48).toString('hex') };
   let stopping = false;
   let crashes = 0;
@@ -56,9 +65,40 @@ export function runPrimary(count: number, log: Logger, graceMs: number): Promise
   };
   for (let i = 0; i < count; i++) fork(i === 0);
   log.info({ workers: count }, 'primary started');
+  /** Workers a reload replaced (draining) or started and then gave up on: their exit is expected. */
+  const retiring = new Set<Worker>();
+  /** Workers a reload started that have not yet said they listen. */
+  const starting = new Set<Worker>();
+
+  whenReloadRequested(() => {
+    if (stopping || starting.size > 0) { log.warn('reload ignored: a stop or another reload is under way'); return; }
+    let next: number;
+    try {
+      next = checkConfig();
+    } catch (error) {
+      log.error({ err: { message: (error as Error).message } }, 'reload refused: the configuration has errors; the workers keep the running one');
+      return;
+    }
+    // nginx's way: new workers start with the new configuration beside the old ones (same listeners: node:cluster's
+    // shared handle, or SO_REUSEPORT on fixed ports); once all of them listen, the old ones drain and stop.
+    const old = liveWorkers().filter((w) => !retiring.has(w));
+    const oldScheduler = scheduler;
+    log.info({ workers: next, replacing: old.length }, 'reloading: starting workers with the new configuration');
+    const fresh = Array.from({ length: next }, (_, i) => fork(i === 0));
+    for (const worker of fresh) starting.add(worker);
+    void allListening(fresh, RELOAD_START_MS).then((ok) => {
+      starting.clear();
+      const retire = ok ? old : fresh;
+      for (const worker of retire) { retiring.add(worker); if (worker.isConnected()) worker.send(STOP_MESSAGE); }
+      if (ok) { log.info({ workers: next }, 'reloaded'); return; }
+      scheduler = oldScheduler;
+      log.error('reload failed: a new worker did not start (see its log lines); the old workers keep serving');
+    });
+  });
 
   return new Promise((resolve) => {
     cluster.on('exit', (worker, code, signal) => {
+      if (retiring.delete(worker) || starting.has(worker)) return;
       if (stopping) {
         if (Object.keys(cluster.workers ?? {}).length === 0) resolve(0);
         return;
@@ -83,5 +123,30 @@ export function runPrimary(count: number, log: Logger, graceMs: number): Promise
       for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL');
       resolve(1);
     });
+  });
+}
+
+function liveWorkers(): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+}
+
+/** True once every worker has reported listening; false as soon as one exits, or when `ms` pass first. */
+function allListening(workers: Worker[], ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const waiting = new Set(workers);
+    const onExit = () => finish(false);
+    const onMessage = (worker: Worker) => (message: unknown) => {
+      if (message !== LISTENING_MESSAGE) return;
+      waiting.delete(worker);
+      if (waiting.size === 0) finish(true);
+    };
+    const listeners = workers.map((worker) => [worker, onMessage(worker)] as const);
+    const timer = setTimeout(() => finish(false), ms);
+    function finish(ok: boolean) {
+      clearTimeout(timer);
+      for (const [worker, listener] of listeners) { worker.off('message', listener); worker.off('exit', onExit); }
+      resolve(ok);
+    }
+    for (const [worker, listener] of listeners) { worker.on('message', listener); worker.once('exit', onExit); }
   });
 }

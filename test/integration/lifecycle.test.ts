@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -190,4 +191,57 @@ test('a stop order that reaches workers still starting up is not lost', { timeou
   const [code] = await once(gh.child, 'close');
   assert.equal(code, 0);
   assert.ok(!gh.lines.some((line) => /worker exited/.test(line)), gh.lines.join('\n'));
+});
+
+test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; an invalid config is refused; one process survives SIGHUP', async (t) => {
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  const teapot = '[[routes]]\npath = "/teapot"\nstatus = 418\n';
+  const dir = writeConfig({ main: 'workers = 2\n[lifecycle]\nshutdown_grace = "5s"\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const gh = spawnGatehouse(['serve', '--config', dir]);
+  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  const listening = () => gh.lines.filter((line) => line.includes('"msg":"listening"')).map((line) => JSON.parse(line) as { pid: number; https: string[] });
+  await until(() => listening().length === 2, 'two workers listening');
+  const before = listening().map((l) => l.pid);
+  const port = Number(listening()[0]!.https[0]!.split(':').pop());
+  const get = (path: string) => request(port, { ca: ca.caPem, servername: 'app.test', path });
+  assert.equal((await get('/teapot')).status, 200, 'the old configuration proxies /teapot');
+
+  // Requests keep flowing through the reload; every one gets an answer from the old or the new configuration.
+  let loading = true;
+  const statuses: number[] = [];
+  const load = (async () => { while (loading) statuses.push((await get('/teapot')).status); })();
+  fs.appendFileSync(path.join(dir, 'sites', 'app.toml'), teapot);
+  gh.child.kill('SIGHUP');
+  await gh.waitFor(/"msg":"reloaded"/);
+  await until(() => before.every((pid) => gh.lines.some((line) => line.includes(`"pid":${pid}`) && line.includes('"msg":"stopped"'))), 'the old workers drained and stopped');
+  loading = false;
+  await load;
+  assert.ok(statuses.length > 0 && statuses.every((s) => s === 200 || s === 418), `answers during the reload: ${[...new Set(statuses)].join(', ')}`);
+  assert.equal((await get('/teapot')).status, 418, 'the new configuration serves');
+  assert.equal(listening().filter((l) => !before.includes(l.pid)).length, 2, 'two new workers');
+  assert.ok(!gh.lines.some((line) => /worker exited/.test(line)), 'no worker counted as crashed');
+
+  // A broken file: the reload is refused with file, line and key, and the running workers keep serving.
+  fs.appendFileSync(path.join(dir, 'sites', 'app.toml'), 'proxy_pass = "http://nope"\n');
+  gh.child.kill('SIGHUP');
+  const refused = await gh.waitFor(/reload refused/);
+  assert.match(refused, /app\.toml:\d+: .*proxy_pass/);
+  assert.equal((await get('/teapot')).status, 418);
+
+  gh.child.kill('SIGTERM');
+  const [code] = await once(gh.child, 'close');
+  assert.equal(code, 0);
+
+  // One process: SIGHUP (whose default action would end it) is logged and ignored.
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), fs.readFileSync(path.join(dir, 'gatehouse.toml'), 'utf8').replace('workers = 2', 'workers = 1'));
+  fs.writeFileSync(path.join(dir, 'sites', 'app.toml'), siteToml(['app.test'], cert, backend.url));
+  const single = spawnGatehouse(['serve', '--config', dir]);
+  t.after(() => { if (single.child.exitCode === null) single.child.kill('SIGKILL'); });
+  const line = JSON.parse(await single.waitFor(/"msg":"listening"/)) as { https: string[] };
+  single.child.kill('SIGHUP');
+  await single.waitFor(/reload needs workers > 1/);
+  assert.equal((await request(Number(line.https[0]!.split(':').pop()), { ca: ca.caPem, servername: 'app.test' })).status, 200);
+  single.child.kill('SIGTERM');
+  assert.equal((await once(single.child, 'close'))[0], 0);
 });

@@ -1,4 +1,5 @@
-// One place where a request to stop arrives: SIGTERM, SIGINT, or (in a cluster worker) the primary's stop order.
+// One place where a request to stop arrives: SIGTERM, SIGINT, or (in a cluster worker) the primary's stop order;
+// and where SIGHUP (reload) arrives.
 // Signals are caught from the first moment a serving command runs, not once it is ready: until a process installs a
 // handler the kernel's default action ends it at once, so a SIGTERM sent right after "listening" or "primary started"
 // was logged (a service manager or a test does exactly that) killed it without a graceful stop and without exit code 0.
@@ -12,8 +13,9 @@ let onStop: OnStop | undefined;
 let onRepeat: ((signal: NodeJS.Signals) => void) | undefined;
 let signals = 0;
 let catching = false;
+let onReload: (() => void) | undefined;
 
-/** Installs the SIGTERM / SIGINT handlers. Idempotent. */
+/** Installs the SIGTERM / SIGINT / SIGHUP handlers. Idempotent. */
 export function catchStopSignals(): void {
   if (catching) return;
   catching = true;
@@ -24,6 +26,13 @@ export function catchStopSignals(): void {
   };
   process.on('SIGTERM', receive);
   process.on('SIGINT', receive);
+  // SIGHUP's default action ends the process too: an early or unsupported reload is ignored, never fatal.
+  process.on('SIGHUP', () => onReload?.());
+}
+
+/** What SIGHUP does in this process (cluster primary: a rolling restart with the new configuration). */
+export function whenReloadRequested(reload: () => void): void {
+  onReload = reload;
 }
 
 /** A stop asked for by other means than a signal (the cluster primary's order to a worker). */
