@@ -41,6 +41,16 @@ function serve(configDir: string): Served {
   };
 }
 
+/** SIGTERM; a process that does not stop within 5 s is killed, so it never outlives the test (and hangs the run). */
+async function stop(p: Served): Promise<void> {
+  if (p.child.exitCode !== null) return;
+  const gone = new Promise((resolve) => p.child.once('exit', resolve));
+  p.child.kill('SIGTERM');
+  const kill = setTimeout(() => p.child.kill('SIGKILL'), 5_000);
+  await gone;
+  clearTimeout(kill);
+}
+
 test('two processes sharing certs/ order the certificate once and both serve it', async (t) => {
   const pebble = await startPebble();
   t.after(() => pebble.stop());
@@ -54,17 +64,7 @@ test('two processes sharing certs/ order the certificate once and both serve it'
 
   const a = serve(dirA);
   const b = serve(dirB);
-  t.after(async () => {
-    for (const p of [a, b]) {
-      if (p.child.exitCode !== null) continue;
-      const gone = new Promise((r) => p.child.once('exit', r));
-      p.child.kill('SIGTERM');
-      // A process that does not stop must not outlive the test (and hang the whole run).
-      const kill = setTimeout(() => p.child.kill('SIGKILL'), 5_000);
-      await gone;
-      clearTimeout(kill);
-    }
-  });
+  t.after(async () => { await stop(a); await stop(b); });
   const installed = (line: Record<string, unknown>) => line.msg === 'certificate installed for new connections';
   const [fromA, fromB] = await Promise.all([a.waitFor(installed), b.waitFor(installed)]);
   assert.equal(fromA.serial, fromB.serial, 'both serve the same certificate');
@@ -88,14 +88,7 @@ test('workers = 2: one worker runs the renewal scheduler, both serve its certifi
     { 'app.test': acmeSite(['app.test'], 'http://127.0.0.1:9') });
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const p = serve(dir);
-  t.after(async () => {
-    if (p.child.exitCode !== null) return;
-    const gone = new Promise((r) => p.child.once('exit', r));
-    p.child.kill('SIGTERM');
-    const kill = setTimeout(() => p.child.kill('SIGKILL'), 5_000);
-    await gone;
-    clearTimeout(kill);
-  });
+  t.after(() => stop(p));
   const installed = (line: Record<string, unknown>) => line.msg === 'certificate installed for new connections';
   await p.waitFor((l) => installed(l) && l.origin === 'order');
   await p.waitFor((l) => installed(l) && l.origin === 'storage');
