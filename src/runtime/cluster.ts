@@ -88,6 +88,7 @@ export function runPrimary(count: number, log: Logger, graceMs: number, checkCon
     for (const worker of fresh) starting.add(worker);
     void allListening(fresh, RELOAD_START_MS).then((ok) => {
       starting.clear();
+      if (stopping) return; // the stop order went to every worker, old and new
       const retire = ok ? old : fresh;
       for (const worker of retire) { retiring.add(worker); if (worker.isConnected()) worker.send(STOP_MESSAGE); }
       if (ok) { log.info({ workers: next }, 'reloaded'); return; }
@@ -98,11 +99,12 @@ export function runPrimary(count: number, log: Logger, graceMs: number, checkCon
 
   return new Promise((resolve) => {
     cluster.on('exit', (worker, code, signal) => {
-      if (retiring.delete(worker) || starting.has(worker)) return;
+      const expected = retiring.delete(worker) || starting.has(worker);
       if (stopping) {
-        if (Object.keys(cluster.workers ?? {}).length === 0) resolve(0);
+        if (liveWorkers().length === 0) resolve(0);
         return;
       }
+      if (expected) return;
       // A worker that dies is a bug; keep serving with a replacement, slower and slower if it keeps dying.
       crashes++;
       const delay = Math.min(30_000, 250 * 2 ** Math.min(crashes, 7));
@@ -113,14 +115,14 @@ export function runPrimary(count: number, log: Logger, graceMs: number, checkCon
     whenStopRequested((reason) => {
       stopping = true;
       log.info({ reason, grace_ms: graceMs }, 'stopping workers');
-      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+      const workers = liveWorkers();
       if (workers.length === 0) resolve(0);
       for (const worker of workers) worker.send(STOP_MESSAGE);
       // A worker stuck past its own grace period is killed, so the primary always ends.
-      setTimeout(() => { for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL'); }, graceMs + 5_000).unref();
+      setTimeout(() => { for (const w of liveWorkers()) w.kill('SIGKILL'); }, graceMs + 5_000).unref();
     }, (signal) => {
       log.warn({ signal }, 'second signal: exiting now');
-      for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL');
+      for (const w of liveWorkers()) w.kill('SIGKILL');
       resolve(1);
     });
   });

@@ -245,3 +245,19 @@ test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; 
   single.child.kill('SIGTERM');
   assert.equal((await once(single.child, 'close'))[0], 0);
 });
+
+test('a stop that arrives during a reload ends old and new workers alike', { timeout: 60_000 }, async (t) => {
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  // A worker the stop missed would hold the primary for this grace period: the test's timeout catches that.
+  const dir = writeConfig({ main: 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const gh = spawnGatehouse(['serve', '--config', dir]);
+  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === 2, 'two workers listening');
+  gh.child.kill('SIGHUP');
+  await gh.waitFor(/"msg":"reloading/);
+  gh.child.kill('SIGTERM');
+  const [code] = await once(gh.child, 'close');
+  assert.equal(code, 0);
+  assert.ok(!gh.lines.some((line) => /worker exited|reload failed/.test(line)), gh.lines.join('\n'));
+});
