@@ -2,7 +2,7 @@
 // several tabs can log in at once and each callback finds its own verifier, nonce and return URL.
 import crypto from 'node:crypto';
 import { cookiesWithPrefix, readCookie } from './cookies.ts';
-import { deriveKey, seal, unseal } from './crypto.ts';
+import { derivedKey, seal, unseal } from './crypto.ts';
 
 export interface LoginState {
   state: string;
@@ -19,10 +19,10 @@ export const MAX_LOGINS_IN_FLIGHT = 5;
 
 export class LoginStateCookies {
   readonly prefix: string;
-  readonly #key: Buffer;
+  readonly #key: crypto.KeyObject;
 
   constructor(secret: Buffer, sessionCookieName: string) {
-    this.#key = deriveKey(secret, 'login-state');
+    this.#key = derivedKey(secret, 'login-state');
     this.prefix = `${sessionCookieName}_login_`;
   }
 
