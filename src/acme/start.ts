@@ -9,6 +9,8 @@ export async function prepareAcme(runtime: Runtime, options: AcmeOptions = {}): 
   // Loaded only when a site uses ACME: acme-client and the X.509 parser cost ≈ 40 MB of RSS and 0.4 s of start-up.
   const { AcmeManager } = await import('./manager.ts');
   const manager = new AcmeManager(runtime.config, runtime.certificates, runtime.log, options);
+  const { metrics } = runtime;
+  if (metrics) manager.events.on('failed', (domain) => metrics.renewalFailed(domain));
   // First among the plain-HTTP responders: before the HTTPS redirect and everything else.
   runtime.plainHttpResponders.unshift(manager.responder());
   await manager.prepare();

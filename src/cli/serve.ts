@@ -19,7 +19,7 @@ export async function serve(configDir: string): Promise<number> {
   }
   const log = createLogger(config.log);
   if (!isClusterWorker() && config.workers > 1) {
-    const code = await runPrimary(config.workers, log, config.lifecycle.shutdown_grace, () => loadConfig(configDir).workers);
+    const code = await runPrimary(config.workers, log, config.lifecycle.shutdown_grace, () => loadConfig(configDir).workers, config.metrics.listen);
     await flushLogger(log);
     return code;
   }
@@ -30,7 +30,7 @@ export async function serve(configDir: string): Promise<number> {
   const acme = await prepareAcme(runtime);
   const listening = await startListeners(runtime);
   if (acme) startAcme(acme, listening, runsAcmeScheduler());
-  reportListening();
+  reportListening(runtime);
   whenReloadRequested(() => {
     if (isClusterWorker()) log.info('SIGHUP reached a worker: the primary reloads (signal it, not the workers)');
     else log.warn('reload needs workers > 1 (a rolling restart of the workers); with one process, restart it to apply a new configuration');

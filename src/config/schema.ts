@@ -135,7 +135,7 @@ export const globalSchema = z.strictObject({
     /** Decrypted sessions kept in memory in front of the store. */
     cache_size: z.number().int().min(1).default(10_000),
   }).prefault({}),
-  /** Process-wide health listener (oauth2-proxy metrics_address): /ping and /ready (no Prometheus /metrics yet). */
+  /** Process-wide health and metrics listener (oauth2-proxy metrics_address): /ping, /ready, /metrics (Prometheus). */
   metrics: z.strictObject({
     listen: listenAddress.optional(),
   }).prefault({}),

@@ -10,7 +10,7 @@ import { beginRequest } from './request-context.ts';
 export function createPlainHttpHandler(runtime: Runtime, httpsPort: () => number): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const ctx = beginRequest(req);
-    logWhenDone(runtime.log, runtime.config.log.access_log, ctx, req, res);
+    logWhenDone(runtime, ctx, req, res);
     for (const responder of runtime.plainHttpResponders) if (responder(req, res, ctx.id)) return;
 
     const host = normalizeHost(req.headers.host);

@@ -1,11 +1,15 @@
-// One access-log line per request, written when the response is over (finished or aborted).
-import type { Logger } from './logger.ts';
+// One access-log line and the request metrics per request, recorded when the response is over (finished or aborted).
 import type { RequestContext } from '../http/request-context.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
+import type { Runtime } from '../runtime/runtime.ts';
 
-export function logWhenDone(log: Logger, enabled: boolean, ctx: RequestContext, req: AnyRequest, res: AnyResponse): void {
+export function logWhenDone(runtime: Runtime, ctx: RequestContext, req: AnyRequest, res: AnyResponse): void {
+  const { log, metrics } = runtime;
+  const enabled = runtime.config.log.access_log;
+  metrics?.requestStarted();
   res.once('close', () => {
     const status = res.statusCode;
+    metrics?.requestDone(ctx.site?.config.name ?? '', status, (performance.now() - ctx.startedAt) / 1000, ctx.error);
     if (!enabled && status < 500 && !ctx.cause) return;
     const url = req.url ?? '';
     const query = url.indexOf('?');

@@ -1,18 +1,40 @@
 // The process-wide health listener ([metrics] listen, oauth2-proxy's metrics_address): /ping = the process
-// answers; /ready = every site's identity provider discovery has loaded. Fixed paths on a separate listener, so a
-// health check can never stand in for authentication on a site (oauth2-proxy GHSA-5hvv-m4w4-gf6v).
+// answers; /ready = every site's identity provider discovery has loaded (in every worker); /metrics = Prometheus.
+// Fixed paths on a separate listener, so a health check can never stand in for authentication on a site
+// (oauth2-proxy GHSA-5hvv-m4w4-gf6v). With workers > 1 the primary serves it for the whole cluster.
 import http from 'node:http';
 import type { Runtime } from '../runtime/runtime.ts';
 
-export function createHealthServer(runtime: Runtime): http.Server {
+export interface Readiness { ready: boolean; sites: Array<{ site: string; provider_ready: boolean }> }
+
+export interface HealthSources {
+  readiness(): Promise<Readiness>;
+  metrics(): Promise<{ text: string; contentType: string }>;
+}
+
+export function createHealthServer(sources: HealthSources): http.Server {
   return http.createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/ping') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
-    if (path === '/ready') {
-      const sites = runtime.siteList.filter((s) => s.auth).map((s) => ({ site: s.config.name, provider_ready: s.auth!.oidc.ready }));
-      const ready = runtime.ready() && !runtime.stopping;
-      return void res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, sites }));
-    }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
+    const answer = path === '/ready'
+      ? sources.readiness().then((r) => res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r)))
+      : path === '/metrics'
+        ? sources.metrics().then((m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.text))
+        : Promise.resolve(res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found'));
+    answer.catch((error: Error) => { if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`); });
   });
+}
+
+/** One process's own readiness. */
+export function runtimeReadiness(runtime: Runtime): Readiness {
+  const sites = runtime.siteList.filter((s) => s.auth).map((s) => ({ site: s.config.name, provider_ready: s.auth!.oidc.ready }));
+  return { ready: runtime.ready() && !runtime.stopping, sites };
+}
+
+/** Health sources of a single process (workers = 1). */
+export function runtimeHealth(runtime: Runtime): HealthSources {
+  return {
+    readiness: async () => runtimeReadiness(runtime),
+    metrics: async () => ({ text: await runtime.metrics!.registry.metrics(), contentType: runtime.metrics!.registry.contentType }),
+  };
 }

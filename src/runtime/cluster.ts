@@ -4,7 +4,12 @@
 import cluster, { type Worker } from 'node:cluster';
 import crypto from 'node:crypto';
 import { isSea } from 'node:sea';
+import http from 'node:http';
+import type { ListenAddress } from '../config/schema.ts';
+import { createHealthServer, runtimeReadiness, type Readiness } from '../observability/health.ts';
 import type { Logger } from '../observability/logger.ts';
+import { clusterMetrics, shareWithPrimary } from '../observability/metrics.ts';
+import type { Runtime } from './runtime.ts';
 import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
 import { withV8Flags } from './v8-flags.ts';
 
@@ -12,6 +17,10 @@ const TICKET_KEYS_ENV = 'GATEHOUSE_TLS_TICKET_KEYS';
 const ACME_SCHEDULER_ENV = 'GATEHOUSE_ACME_SCHEDULER';
 const STOP_MESSAGE = 'gatehouse:stop';
 const LISTENING_MESSAGE = 'gatehouse:listening';
+const READINESS_QUERY = 'gatehouse:readiness?';
+const READINESS_ANSWER = 'gatehouse:readiness';
+/** How long /ready waits for each worker's answer; a worker that does not answer in time is not ready. */
+const READINESS_WAIT_MS = 2_000;
 /** How long a reload waits for its new workers to listen before it gives up and keeps the old ones. */
 const RELOAD_START_MS = 60_000;
 
@@ -33,9 +42,17 @@ export function runsAcmeScheduler(): boolean {
   return !cluster.isWorker || process.env[ACME_SCHEDULER_ENV] === '1';
 }
 
-/** In a worker: tells the primary that every listener is up (a reload waits for this before it retires old workers). */
-export function reportListening(): void {
-  if (cluster.isWorker) process.send?.(LISTENING_MESSAGE);
+/**
+ * In a worker, once it listens: tells the primary (a reload waits for this before it retires old workers), and
+ * answers the primary's [metrics] listener: readiness over the cluster channel, metrics through prom-client's.
+ */
+export function reportListening(runtime: Runtime): void {
+  if (!cluster.isWorker) return;
+  if (runtime.metrics) shareWithPrimary(runtime.metrics);
+  process.on('message', (message: { type?: string; id?: number }) => {
+    if (message?.type === READINESS_QUERY) process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(runtime) });
+  });
+  process.send?.(LISTENING_MESSAGE);
 }
 
 // Listened for from the moment the module loads: a stop order can arrive while the worker is still starting,
@@ -49,7 +66,7 @@ if (cluster.isWorker) {
  * (node:cluster), see `isClusterWorker()` and serve. Resolves with the exit code.
  * `checkConfig` loads the configuration again for a reload (SIGHUP) and returns its worker count; it throws on errors.
  */
-export function runPrimary(count: number, log: Logger, graceMs: number, checkConfig: () => number): Promise<number> {
+export async function runPrimary(count: number, log: Logger, graceMs: number, checkConfig: () => number, metricsListen?: ListenAddress): Promise<number> {
   const env = { [TICKET_KEYS_ENV]: crypto.randomBytes(48).toString('hex') };
   let stopping = false;
   let crashes = 0;
@@ -63,12 +80,13 @@ export function runPrimary(count: number, log: Logger, graceMs: number, checkCon
     if (runsScheduler) scheduler = worker;
     return worker;
   };
-  for (let i = 0; i < count; i++) fork(i === 0);
-  log.info({ workers: count }, 'primary started');
   /** Workers a reload replaced (draining) or started and then gave up on: their exit is expected. */
   const retiring = new Set<Worker>();
   /** Workers a reload started that have not yet said they listen. */
   const starting = new Set<Worker>();
+  for (let i = 0; i < count; i++) fork(i === 0);
+  const health = metricsListen ? await serveClusterHealth(metricsListen, () => liveWorkers().filter((w) => !retiring.has(w) && !starting.has(w))) : undefined;
+  log.info({ workers: count, ...(health ? { metrics: `${metricsListen!.host}:${(health.address() as { port: number }).port}` } : {}) }, 'primary started');
 
   whenReloadRequested(() => {
     if (stopping || starting.size > 0) { log.warn('reload ignored: a stop or another reload is under way'); return; }
@@ -97,7 +115,7 @@ export function runPrimary(count: number, log: Logger, graceMs: number, checkCon
     });
   });
 
-  return new Promise((resolve) => {
+  const exitCode = await new Promise<number>((resolve) => {
     cluster.on('exit', (worker, code, signal) => {
       const expected = retiring.delete(worker) || starting.has(worker);
       if (stopping) {
@@ -126,6 +144,8 @@ export function runPrimary(count: number, log: Logger, graceMs: number, checkCon
       resolve(1);
     });
   });
+  if (health) { health.closeAllConnections(); await new Promise((resolve) => health.close(resolve)); }
+  return exitCode;
 }
 
 function liveWorkers(): Worker[] {
@@ -151,4 +171,32 @@ function allListening(workers: Worker[], ms: number): Promise<boolean> {
     }
     for (const [worker, listener] of listeners) { worker.on('message', listener); worker.once('exit', onExit); }
   });
+}
+
+/** The [metrics] listener of a cluster: /ready asks every serving worker, /metrics sums theirs. */
+async function serveClusterHealth(address: ListenAddress, serving: () => Worker[]): Promise<http.Server> {
+  const metrics = clusterMetrics();
+  let queries = 0;
+  const server = createHealthServer({
+    metrics: async () => ({ text: await metrics.text(), contentType: metrics.contentType }),
+    readiness: async () => {
+      const workers = serving();
+      const id = ++queries;
+      const answers = await Promise.all(workers.map((worker) => new Promise<Readiness | undefined>((resolve) => {
+        const timer = setTimeout(() => done(undefined), READINESS_WAIT_MS);
+        const onMessage = (message: { type?: string; id?: number } & Readiness) => { if (message?.type === READINESS_ANSWER && message.id === id) done(message); };
+        function done(answer: Readiness | undefined) { clearTimeout(timer); worker.off('message', onMessage); resolve(answer); }
+        worker.on('message', onMessage);
+        if (worker.isConnected()) worker.send({ type: READINESS_QUERY, id }); else done(undefined);
+      })));
+      const sites = new Map<string, boolean>();
+      for (const answer of answers) for (const s of answer?.sites ?? []) sites.set(s.site, (sites.get(s.site) ?? true) && s.provider_ready);
+      return {
+        ready: workers.length > 0 && answers.every((answer) => answer?.ready === true),
+        sites: [...sites].map(([site, providerReady]) => ({ site, provider_ready: providerReady })),
+      };
+    },
+  });
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(address.port, address.host, () => resolve()); });
+  return server;
 }

@@ -8,7 +8,7 @@ import type { ListenAddress } from '../config/schema.ts';
 import { createPlainHttpHandler } from '../http/plain-http-handler.ts';
 import { createRequestHandler } from '../http/request-handler.ts';
 import { createUpgradeHandler } from '../http/upgrade-handler.ts';
-import { createHealthServer } from '../observability/health.ts';
+import { createHealthServer, runtimeHealth } from '../observability/health.ts';
 import { ConnectionTracker } from './connection-tracker.ts';
 import type { Runtime } from './runtime.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
@@ -75,7 +75,8 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
   const https = await Promise.all(httpsServers.map((server, i) => listen(server, config.https.listen[i]!)));
   httpsPort = config.http.https_port ?? https[0]!.port;
   const plain = await Promise.all(httpServers.map((server, i) => listen(server, config.http.listen[i]!)));
-  const healthServer = config.metrics.listen ? createHealthServer(runtime) : undefined;
+  // In a cluster the primary serves [metrics] for all workers (runtime/cluster.ts).
+  const healthServer = config.metrics.listen && !cluster.isWorker ? createHealthServer(runtimeHealth(runtime)) : undefined;
   const metrics = healthServer ? await listen(healthServer, config.metrics.listen!) : undefined;
   runtime.start();
   runtime.log.info({ https: https.map(format), http: plain.map(format), ...(metrics ? { metrics: format(metrics) } : {}), sites: runtime.siteList.map((s) => s.config.name) }, 'listening');

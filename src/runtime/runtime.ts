@@ -6,6 +6,7 @@ import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config, Site } from '../config/load.ts';
 import { openSessionStore, type SessionStore } from '../session/store.ts';
 import type { Logger } from '../observability/logger.ts';
+import { Metrics } from '../observability/metrics.ts';
 import { TrustedProxies } from '../proxy/trusted-proxies.ts';
 import { UpstreamGroupPool } from '../proxy/upstream-pools.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
@@ -42,6 +43,8 @@ export interface Runtime {
   plainHttpResponders: PlainHttpResponder[];
   /** The server-side session store, open when some site has [auth]. */
   sessionStore?: SessionStore;
+  /** Prometheus metrics, kept when a [metrics] listener is configured. */
+  metrics?: Metrics;
   /** Starts background work: OpenID discovery (with retries) and expired-session sweeps. */
   start(): void;
   /** True when every site's identity provider discovery has loaded (/ready). */
@@ -81,6 +84,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     trustedProxies: new TrustedProxies(config.proxy.trusted_proxies),
     plainHttpResponders: [],
     sessionStore,
+    ...(config.metrics.listen ? { metrics: new Metrics(certificates) } : {}),
     start() {
       for (const auth of auths) auth.oidc.start();
       if (sessionStore) {

@@ -11,7 +11,7 @@ export interface KeyPair { certPem: string; keyPem: string }
 
 export class CertificateStore {
   private contexts = new NameIndex<tls.SecureContext>();
-  private readonly sites = new Map<string, { names: readonly string[]; context: tls.SecureContext; pair: KeyPair }>();
+  private readonly sites = new Map<string, { names: readonly string[]; context: tls.SecureContext; pair: KeyPair; notAfter: Date }>();
   /** One ticket key for every context, so a TLS session resumes whichever site it was made for. */
   private readonly ticketKeys: Buffer;
   private readonly defaultSite: string | undefined;
@@ -25,11 +25,16 @@ export class CertificateStore {
   /** Installs or replaces the key pair a site's names are served with. */
   setSite(siteName: string, names: readonly string[], pair: KeyPair): void {
     const context = tls.createSecureContext({ ...TLS_DEFAULTS, cert: pair.certPem, key: pair.keyPem, ticketKeys: this.ticketKeys });
-    this.sites.set(siteName, { names, context, pair });
+    this.sites.set(siteName, { names, context, pair, notAfter: new Date(new crypto.X509Certificate(pair.certPem).validTo) });
     const next = new NameIndex<tls.SecureContext>();
     for (const site of this.sites.values()) for (const name of site.names) next.set(name, site.context);
     this.contexts = next;
     if (siteName === this.defaultSite) for (const notify of this.listeners) notify(pair);
+  }
+
+  /** When each site's served certificate expires (for the metrics). */
+  expiries(): Array<{ site: string; notAfter: Date }> {
+    return [...this.sites].map(([site, { notAfter }]) => ({ site, notAfter }));
   }
 
   lookup(servername: string): tls.SecureContext | undefined {

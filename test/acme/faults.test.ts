@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { certsTable } from '../../src/cli/certs.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { startGatehouse, writeConfig } from '../helpers/gatehouse-acme.ts';
+import { sample, scrape } from '../helpers/metrics.ts';
 import { freePort } from '../helpers/net.ts';
 import { acmeMain, acmeScenario, acmeSite, presented } from './setup.ts';
 
@@ -15,7 +16,10 @@ const UPSTREAM = 'http://127.0.0.1:9';
 
 test('a failing challenge is retried with backoff while the old certificate stays in service', async (t) => {
   // ratio 0.9: renewal is due 3 s into the 30 s lifetime.
-  const { pebble, dir, gatehouse } = await acmeScenario(t, { pebble: { validitySeconds: 30 }, acme: { renew_ratio: '0.9' } });
+  const { pebble, dir, gatehouse } = await acmeScenario(t, {
+    pebble: { validitySeconds: 30 }, acme: { renew_ratio: '0.9' },
+    before: (config) => fs.appendFileSync(path.join(config, 'gatehouse.toml'), '[metrics]\nlisten = "127.0.0.1:0"\n'),
+  });
   const [, first] = await once(gatehouse.acme!.events, 'installed');
   const chainFile = path.join(dir, 'certs', 'app.test', 'fullchain.pem');
   const chainBefore = fs.readFileSync(chainFile, 'utf8');
@@ -25,6 +29,9 @@ test('a failing challenge is retried with backoff while the old certificate stay
   assert.match(message, /app\.test/);
   assert.match(message, /refused|Connection|unauthorized|Fetching/i, message);
   await once(gatehouse.acme!.events, 'failed'); // retried, not given up
+  const metrics = (await scrape(gatehouse.listening.metrics!.port)).body;
+  assert.ok((sample(metrics, 'gatehouse_acme_renewal_failures_total{site="app.test"}') ?? 0) >= 2, 'failures are counted for /metrics');
+  assert.equal(sample(metrics, 'gatehouse_certificate_not_after_seconds{site="app.test"}'), first.notAfter.getTime() / 1000, 'the served certificate\'s expiry');
   const root = await pebble.rootPem();
   const served = await presented(gatehouse.httpsPort, 'app.test', root);
   assert.equal(served.serial, first.serial, 'the old certificate stays in service');

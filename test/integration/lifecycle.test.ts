@@ -13,6 +13,7 @@ import { startBackend } from '../helpers/backend.ts';
 import { request } from '../helpers/clients.ts';
 import { Browser } from '../helpers/gatehouse-auth.ts';
 import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
+import { sample, scrape } from '../helpers/metrics.ts';
 import { createTestCa } from '../helpers/pki.ts';
 
 const ca = createTestCa();
@@ -260,4 +261,37 @@ test('a stop that arrives during a reload ends old and new workers alike', { tim
   const [code] = await once(gh.child, 'close');
   assert.equal(code, 0);
   assert.ok(!gh.lines.some((line) => /worker exited|reload failed/.test(line)), gh.lines.join('\n'));
+});
+
+test('workers = 2: the primary serves [metrics] for the cluster: /metrics sums the workers, /ready asks each', { timeout: 60_000 }, async (t) => {
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  const dir = writeConfig({ main: 'workers = 2\n[metrics]\nlisten = "127.0.0.1:0"\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const gh = spawnGatehouse(['serve', '--config', dir]);
+  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  const primary = JSON.parse(await gh.waitFor(/"msg":"primary started"/)) as { metrics: string };
+  const metricsPort = Number(primary.metrics.split(':').pop());
+  await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === 2, 'two workers listening');
+  const port = Number((JSON.parse(gh.lines.find((line) => line.includes('"msg":"listening"'))!) as { https: string[] }).https[0]!.split(':').pop());
+  assert.ok(!gh.lines.some((line) => line.includes('"msg":"listening"') && line.includes('"metrics"')), 'workers do not open [metrics] themselves');
+
+  // New connections until both workers have answered (node:cluster hands them out in turn).
+  let sent = 0;
+  const pids = () => new Set(gh.lines.filter((line) => line.includes('"msg":"request"')).map((line) => (JSON.parse(line) as { pid: number }).pid));
+  while (pids().size < 2 || sent < 4) {
+    assert.equal((await request(port, { ca: ca.caPem, servername: 'app.test', headers: { connection: 'close' } })).status, 200);
+    sent++;
+    await until(() => gh.lines.filter((line) => line.includes('"msg":"request"')).length === sent, 'the access-log line');
+  }
+  const text = (await scrape(metricsPort)).body;
+  assert.equal(sample(text, 'gatehouse_requests_total{site="app.test",code="200"}'), sent, 'the sum over both workers');
+  const notAfter = new Date(new (await import('node:crypto')).X509Certificate(cert.certPem).validTo).getTime() / 1000;
+  assert.equal(sample(text, 'gatehouse_certificate_not_after_seconds{site="app.test"}'), notAfter, 'one value, not the sum of two');
+  const ready = await scrape(metricsPort, '/ready');
+  assert.equal(ready.status, 200);
+  assert.equal((JSON.parse(ready.body) as { ready: boolean }).ready, true);
+  assert.equal((await scrape(metricsPort, '/ping')).status, 200);
+
+  gh.child.kill('SIGTERM');
+  assert.equal((await once(gh.child, 'close'))[0], 0);
 });
