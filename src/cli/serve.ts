@@ -4,8 +4,7 @@ import { prepareAcme, startAcme } from '../acme/start.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger, flushLogger } from '../observability/logger.ts';
 import { isClusterWorker, reportListening, runPrimary, runsAcmeScheduler, sharedTicketKeys } from '../runtime/cluster.ts';
-import { startListeners, type Listening } from '../runtime/listeners.ts';
-import { buildRuntime } from '../runtime/runtime.ts';
+import type { Listening } from '../runtime/listeners.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
 import { reportConfigError } from './check.ts';
 
@@ -23,6 +22,10 @@ export async function serve(configDir: string): Promise<number> {
     await flushLogger(log);
     return code;
   }
+  // Imported here, not at the top: a cluster primary never serves, and without the proxy, auth and TLS code it
+  // stays small (it forks, restarts, reloads and answers [metrics]).
+  const { buildRuntime } = await import('../runtime/runtime.ts');
+  const { startListeners } = await import('../runtime/listeners.ts');
   const runtime = buildRuntime(config, log, { ticketKeys: sharedTicketKeys() });
   // Every worker installs the stored certificates, answers the CA's challenges and picks up what is stored later
   // (acme/watch.ts); one of them runs the renewal scheduler. The lock in certs/ still keeps other processes sharing
