@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import readline from 'node:readline';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
 import { startBackend } from '../helpers/backend.ts';
 import { request } from '../helpers/clients.ts';
@@ -72,12 +72,18 @@ function spawnGatehouse(args: string[], cwd?: string) {
   return { child, lines, waitFor };
 }
 
-test('the gatehouse process serves, and on SIGTERM drains and exits 0', async (t) => {
+/** An echo backend and `gatehouse serve` for app.test in front of it (`main` goes into gatehouse.toml); both end with the test. */
+async function serveApp(t: TestContext, main = ''): Promise<{ gh: ReturnType<typeof spawnGatehouse>; dir: string; backend: { url: string } }> {
   const backend = await startEchoBackend();
   t.after(() => backend.close());
-  const dir = writeConfig({ sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const dir = writeConfig({ main, sites: { app: siteToml(['app.test'], cert, backend.url) } });
   const gh = spawnGatehouse(['serve', '--config', dir]);
   t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  return { gh, dir, backend };
+}
+
+test('the gatehouse process serves, and on SIGTERM drains and exits 0', async (t) => {
+  const { gh } = await serveApp(t);
   const listening = JSON.parse(await gh.waitFor(/"msg":"listening"/)) as { https: string[] };
   const port = Number(listening.https[0]!.split(':').pop());
   const reply = await request(port, { ca: ca.caPem, servername: 'app.test' });
@@ -128,11 +134,7 @@ test('npm start\'s demo: a fresh folder gets a self-signed certificate and the e
 });
 
 test('workers = 2: both workers serve one port, TLS sessions resume across them, a killed worker is replaced', async (t) => {
-  const backend = await startEchoBackend();
-  t.after(() => backend.close());
-  const dir = writeConfig({ main: 'workers = 2\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
-  const gh = spawnGatehouse(['serve', '--config', dir]);
-  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  const { gh } = await serveApp(t, 'workers = 2\n');
   const listeningLines = async (n: number) => {
     for (;;) {
       const lines = gh.lines.filter((line) => line.includes('"msg":"listening"')).map((line) => JSON.parse(line) as { pid: number; https: string[] });
@@ -181,12 +183,8 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
 }
 
 test('a stop order that reaches workers still starting up is not lost', { timeout: 60_000 }, async (t) => {
-  const backend = await startEchoBackend();
-  t.after(() => backend.close());
   // With a lost order the primary would wait out this grace period (and then kill): the test's timeout catches that.
-  const dir = writeConfig({ main: 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
-  const gh = spawnGatehouse(['serve', '--config', dir]);
-  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  const { gh } = await serveApp(t, 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n');
   await gh.waitFor(/"msg":"primary started"/);
   gh.child.kill('SIGTERM');
   const [code] = await once(gh.child, 'close');
@@ -195,12 +193,8 @@ test('a stop order that reaches workers still starting up is not lost', { timeou
 });
 
 test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; an invalid config is refused; one process survives SIGHUP', async (t) => {
-  const backend = await startEchoBackend();
-  t.after(() => backend.close());
   const teapot = '[[routes]]\npath = "/teapot"\nstatus = 418\n';
-  const dir = writeConfig({ main: 'workers = 2\n[lifecycle]\nshutdown_grace = "5s"\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
-  const gh = spawnGatehouse(['serve', '--config', dir]);
-  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  const { gh, dir, backend } = await serveApp(t, 'workers = 2\n[lifecycle]\nshutdown_grace = "5s"\n');
   const listening = () => gh.lines.filter((line) => line.includes('"msg":"listening"')).map((line) => JSON.parse(line) as { pid: number; https: string[] });
   await until(() => listening().length === 2, 'two workers listening');
   const before = listening().map((l) => l.pid);
@@ -248,12 +242,8 @@ test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; 
 });
 
 test('a stop that arrives during a reload ends old and new workers alike', { timeout: 60_000 }, async (t) => {
-  const backend = await startEchoBackend();
-  t.after(() => backend.close());
   // A worker the stop missed would hold the primary for this grace period: the test's timeout catches that.
-  const dir = writeConfig({ main: 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
-  const gh = spawnGatehouse(['serve', '--config', dir]);
-  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  const { gh } = await serveApp(t, 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n');
   await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === 2, 'two workers listening');
   gh.child.kill('SIGHUP');
   await gh.waitFor(/"msg":"reloading/);
@@ -264,11 +254,7 @@ test('a stop that arrives during a reload ends old and new workers alike', { tim
 });
 
 test('workers = 2: the primary serves [metrics] for the cluster: /metrics sums the workers, /ready asks each', { timeout: 60_000 }, async (t) => {
-  const backend = await startEchoBackend();
-  t.after(() => backend.close());
-  const dir = writeConfig({ main: 'workers = 2\n[metrics]\nlisten = "127.0.0.1:0"\n', sites: { app: siteToml(['app.test'], cert, backend.url) } });
-  const gh = spawnGatehouse(['serve', '--config', dir]);
-  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  const { gh } = await serveApp(t, 'workers = 2\n[metrics]\nlisten = "127.0.0.1:0"\n');
   const primary = JSON.parse(await gh.waitFor(/"msg":"primary started"/)) as { metrics: string };
   const metricsPort = Number(primary.metrics.split(':').pop());
   await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === 2, 'two workers listening');
