@@ -53,7 +53,12 @@ export async function loadOrCreateAccountKey(file: string): Promise<string> {
   return fs.readFileSync(file, 'utf8');
 }
 
+/** acme-client's axios waits for an answer forever by default: a CA connection that hangs would stall the renewal
+ *  scheduler for good. With a bound the order fails, is logged and retried with backoff like any other failure. */
+const ACME_REQUEST_TIMEOUT_MS = 60_000;
+
 export async function createAcmeClient(config: AcmeConfig, poll: PollOptions = DEFAULT_POLL): Promise<acme.Client> {
+  acme.axios.defaults.timeout = ACME_REQUEST_TIMEOUT_MS;
   const client = new acme.Client({ directoryUrl: config.directoryUrl, accountKey: await loadOrCreateAccountKey(config.accountKeyFile), ...poll });
   // newAccount with a known key returns the existing account (RFC 8555 §7.3.1), so this is safe on every start.
   await client.createAccount({ termsOfServiceAgreed: config.termsOfServiceAgreed, ...(config.email ? { contact: [`mailto:${config.email}`] } : {}) });

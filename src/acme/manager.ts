@@ -242,7 +242,7 @@ export class AcmeManager {
     const domain = state.site.name;
     let message = error instanceof Error ? error.message : String(error);
     // acme-client 5.4 retries a failed connection 5 times, then loses the error in its axios interceptor.
-    if (/reading 'config'/.test(message)) message = `no answer from the ACME server ${this.config.acme.directoryUrl} (connection failed after retries)`;
+    if (/reading 'config'/.test(message)) message = `no answer from the ACME server ${this.config.acme.directoryUrl} (connection failed after retries, or no answer within 60 s)`;
     state.failures += 1;
     const delay = Math.min(this.config.acme.retryMinMs * 2 ** (state.failures - 1), this.config.acme.retryMaxMs);
     state.nextAttemptAt = this.now() + delay;
