@@ -3,8 +3,14 @@
 // lacks, research/anchors.md), plus Node's process metrics. One registry per runtime; with workers > 1 the primary
 // serves the sum over the workers (prom-client's AggregatorRegistry asks each worker over the cluster channel).
 // https://prometheus.io/docs/instrumenting/exposition_formats/
+import cluster from 'node:cluster';
 import client from 'prom-client';
 import type { CertificateStore } from '../tls/certificate-store.ts';
+
+// Constructing an AggregatorRegistry is what makes prom-client answer the primary's requests in a worker. Done when
+// the worker starts, not once it serves: a worker that is still starting must answer too (with nothing yet), or
+// every scrape in that moment would wait for it and fail.
+if (cluster.isWorker) new client.AggregatorRegistry();
 
 export class Metrics {
   readonly registry = new client.Registry();
@@ -55,8 +61,6 @@ export class Metrics {
 
 /** In a cluster worker: the registry the primary's /metrics collects from this process. */
 export function shareWithPrimary(metrics: Metrics): void {
-  // Constructing one is what makes prom-client answer the primary's requests in a worker.
-  new client.AggregatorRegistry();
   client.AggregatorRegistry.setRegistries([metrics.registry]);
 }
 

@@ -278,6 +278,14 @@ test('workers = 2: the primary serves [metrics] for the cluster: /metrics sums t
   assert.equal((JSON.parse(ready.body) as { ready: boolean }).ready, true);
   assert.equal((await scrape(metricsPort, '/ping')).status, 200);
 
+  // While a crashed worker's replacement starts, scrapes still answer (a starting worker answers with nothing yet).
+  const workerPids = gh.lines.filter((line) => line.includes('"msg":"listening"')).map((line) => (JSON.parse(line) as { pid: number }).pid);
+  process.kill(workerPids[0]!, 'SIGKILL');
+  await gh.waitFor(/worker exited/);
+  const statuses: number[] = [];
+  while (gh.lines.filter((line) => line.includes('"msg":"listening"')).length < 3) statuses.push((await scrape(metricsPort)).status);
+  assert.ok(statuses.length > 0 && statuses.every((status) => status === 200), `scrapes during the restart: ${statuses.filter((status) => status !== 200).join(', ') || 'none'} failed of ${statuses.length}`);
+
   gh.child.kill('SIGTERM');
   assert.equal((await once(gh.child, 'close'))[0], 0);
 });
