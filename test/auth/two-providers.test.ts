@@ -1,7 +1,9 @@
 // Two sites in one process, each with its own identity provider, client and secret; a public site beside them
 // that does no auth work; /ping and /ready on the metrics listener.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import http from 'node:http';
+import net from 'node:net';
 import { test } from 'node:test';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
 import { Browser, freePort, SECRET, startGatehouse } from '../helpers/gatehouse-auth.ts';
@@ -60,7 +62,12 @@ test('two sites, two providers, one public site, /ping and /ready', async (t) =>
 
 test('/ready is 503 while a provider cannot be discovered; the site answers 503 for a login, public routes still work', async (t) => {
   const backend = await startEchoBackend();
-  const deadPort = await freePort();
+  // An issuer whose every connection is cut: the port stays ours for the whole test, so no other test's server can
+  // take it and answer discovery.
+  const dead = net.createServer((socket) => socket.destroy()).listen(0, '127.0.0.1');
+  await once(dead, 'listening');
+  t.after(() => dead.close());
+  const deadPort = (dead.address() as net.AddressInfo).port;
   const gh = await startGatehouse({
     sites: [{ names: ['down.test'], upstream: backend.url, auth: { oidc_issuer_url: `http://127.0.0.1:${deadPort}`, client_id: 'c', client_secret: 's', cookie_secret: SECRET, email_domains: ['*'], skip_auth_routes: ['^/status$'] } }],
   });

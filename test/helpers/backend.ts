@@ -1,6 +1,6 @@
 // Small programmable upstream servers for tests: each request is handed to the test's own handler.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 
 export interface Backend { url: string; port: number; server: http.Server; requests: http.IncomingMessage[] }
@@ -14,7 +14,10 @@ export async function startBackend(t: TestContext, handler: (req: http.IncomingM
   return { url: `http://127.0.0.1:${port}`, port, server, requests };
 }
 
-/** A port on 127.0.0.1 that nothing listens on (connections are refused). */
+/**
+ * A port on 127.0.0.1 that nobody listens on right now, for a server the test is about to start there. Not for
+ * "connection refused" targets: another test running beside this one may bind it meanwhile (use refusedPort()).
+ */
 export async function closedPort(): Promise<number> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -31,4 +34,19 @@ export function readAll(stream: NodeJS.ReadableStream): Promise<string> {
     stream.on('end', () => resolve(text));
     stream.on('error', reject);
   });
+}
+
+/**
+ * A port whose connections are refused for the whole test: 9 (discard), which no test binds (their servers take
+ * ephemeral ports) and no service here runs. Checked, so a machine where something listens there fails loudly.
+ */
+export async function refusedPort(): Promise<number> {
+  const port = 9;
+  const refused = await new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => { socket.destroy(); resolve(false); });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
+  if (!refused) throw new Error(`something listens on 127.0.0.1:${port}; the refused-connection tests need that port closed`);
+  return port;
 }

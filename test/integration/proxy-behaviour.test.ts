@@ -4,7 +4,7 @@ import https from 'node:https';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { closedPort, readAll, startBackend } from '../helpers/backend.ts';
+import { readAll, refusedPort, startBackend } from '../helpers/backend.ts';
 import { request } from '../helpers/clients.ts';
 import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
 import { createTestCa } from '../helpers/pki.ts';
@@ -102,7 +102,7 @@ test('response streaming: the first chunk of a slow upstream (server-sent events
 });
 
 test('502 when the upstream refuses, 504 when it does not answer within read_timeout, 502 when it resets', async (t) => {
-  const refused = await closedPort();
+  const refused = await refusedPort();
   const silent = await startBackend(t, () => { /* never answers */ });
   const resetting = await startBackend(t, (req) => req.socket.destroy());
   const gh = await startGatehouse(t, { sites: {
@@ -136,7 +136,7 @@ test('round-robin over an upstream group; a refused server is skipped and idempo
   const hits: string[] = [];
   const one = await startBackend(t, (_req, res) => { hits.push('one'); res.end('one'); });
   const two = await startBackend(t, (_req, res) => { hits.push('two'); res.end('two'); });
-  const dead = await closedPort();
+  const dead = await refusedPort();
   const site = (servers: string[]) => `server_names = ["app.test"]
 [tls]
 cert = "${cert.certFile}"

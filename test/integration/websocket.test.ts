@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { closedPort } from '../helpers/backend.ts';
+import { refusedPort } from '../helpers/backend.ts';
 import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
 import { createTestCa } from '../helpers/pki.ts';
 
@@ -119,7 +119,7 @@ test('many WebSockets opened and closed leave no sockets behind on either side',
 });
 
 test('upgrade errors: refused upstream 502, route without websocket 404, deny rule 403, HTTP read timeout before 101 gives 504', async (t) => {
-  const refused = await closedPort();
+  const refused = await refusedPort();
   const backend = await wsBackend(t);
   const silent = http.createServer();
   silent.on('upgrade', () => { /* never answers */ });
