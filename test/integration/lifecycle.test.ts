@@ -63,11 +63,13 @@ function spawnGatehouse(args: string[], cwd?: string) {
   });
   let stderr = '';
   child.stderr!.on('data', (chunk) => { stderr += chunk; });
-  const waitFor = (match: RegExp) => new Promise<string>((resolve, reject) => {
+  // Bounded, so a line that never comes fails with the log instead of the test's bare timeout.
+  const waitFor = (match: RegExp, ms = 30_000) => new Promise<string>((resolve, reject) => {
     const found = lines.find((line) => match.test(line));
     if (found) return resolve(found);
-    waiters.push({ match, resolve });
-    child.once('exit', (code) => reject(new Error(`gatehouse exited ${code} before logging ${match}:\n${lines.join('\n')}\n${stderr}`)));
+    const timer = setTimeout(() => reject(new Error(`no log line ${match} within ${ms} ms:\n${lines.join('\n')}\n${stderr}`)), ms);
+    waiters.push({ match, resolve: (line) => { clearTimeout(timer); resolve(line); } });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`gatehouse exited ${code} before logging ${match}:\n${lines.join('\n')}\n${stderr}`)); });
   });
   return { child, lines, waitFor };
 }
@@ -205,14 +207,16 @@ test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; 
   // Requests keep flowing through the reload; every one gets an answer from the old or the new configuration.
   let loading = true;
   const statuses: number[] = [];
-  const load = (async () => { while (loading) statuses.push((await get('/teapot')).status); })();
+  // A request that gets no answer within 15 s counts as status 0 (and fails the test with the others' statuses).
+  const answered = (path: string) => Promise.race([get(path).then((r) => r.status, () => -1), new Promise<number>((resolve) => setTimeout(resolve, 15_000, 0))]);
+  const load = (async () => { while (loading) statuses.push(await answered('/teapot')); })();
   fs.appendFileSync(path.join(dir, 'sites', 'app.toml'), teapot);
   gh.child.kill('SIGHUP');
   await gh.waitFor(/"msg":"reloaded"/);
   await until(() => before.every((pid) => gh.lines.some((line) => line.includes(`"pid":${pid}`) && line.includes('"msg":"stopped"'))), 'the old workers drained and stopped');
   loading = false;
   await load;
-  assert.ok(statuses.length > 0 && statuses.every((s) => s === 200 || s === 418), `answers during the reload: ${[...new Set(statuses)].join(', ')}`);
+  assert.ok(statuses.length > 0 && statuses.every((s) => s === 200 || s === 418), `answers during the reload (0 = none in 15 s, -1 = error): ${statuses.join(', ')}\n${gh.lines.join('\n')}`);
   assert.equal((await get('/teapot')).status, 418, 'the new configuration serves');
   assert.equal(listening().filter((l) => !before.includes(l.pid)).length, 2, 'two new workers');
   assert.ok(!gh.lines.some((line) => /worker exited/.test(line)), 'no worker counted as crashed');
