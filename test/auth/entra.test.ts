@@ -69,7 +69,7 @@ test('group overage: groups come from Graph transitiveMemberOf (paged); a Graph 
   assert.equal((await b.navigate(`${s.origin}/`)).status, 200, 'admitted by a group only Graph knows (the 250th)');
   assert.equal(s.entra.seen.graphCalls, 3, '250 groups = 3 pages of 100');
   assert.equal((await headersOf(b, s.origin))['x-auth-request-groups']!.split(',').length, 250);
-  const cookie = [...b.cookies(new URL(s.origin).host)].find(([k]) => !k.includes('_login_'))!;
+  const cookie = b.sessionCookie(s.origin)!;
   assert.ok(cookie[0].length + cookie[1].length + 1 < 120, 'the cookie stays small however many groups');
 
   s.entra.persona = 'overageDenied';
@@ -90,7 +90,7 @@ test('AADSTS errors: refused authorization, interaction_required on refresh ends
   const b = s.browser();
   await b.navigate(`${s.origin}/`);
   const auth = s.gh.runtime.siteList[0]!.auth!;
-  const value = [...b.cookies(new URL(s.origin).host)].find(([k]) => !k.includes('_login_'))![1];
+  const value = b.sessionCookie(s.origin)![1];
   const first = auth.sessions.fromCookie(value)!;
   const firstTokens = auth.sessions.tokens(first);
   auth.sessions.save({ ...first, accessExpiresAt: Date.now() });
@@ -109,7 +109,7 @@ test('AADSTS errors: refused authorization, interaction_required on refresh ends
   s.entra.persona = 'mfa';
   const m = s.browser();
   await m.navigate(`${s.origin}/`);
-  const mv = [...m.cookies(new URL(s.origin).host)].find(([k]) => !k.includes('_login_'))![1];
+  const mv = m.sessionCookie(s.origin)![1];
   auth.sessions.save({ ...auth.sessions.fromCookie(mv)!, accessExpiresAt: Date.now() });
   assert.equal((await m.request(`${s.origin}/x`, { headers: API })).status, 401, 'interaction_required: 401 for XHR, never a redirect');
   const logged = s.gh.logs.find((l) => l.msg === 'refresh refused by the provider; session ended') as { provider_error?: { error_codes?: number[]; trace_id?: string } } | undefined;

@@ -34,7 +34,7 @@ test('login → proxied page with identity headers → logout → protected agai
   assert.equal(h.authorization, `Bearer ${h['x-auth-request-access-token']}`, 'the access token is the default bearer');
   assert.equal(h.cookie, undefined, 'no Gatehouse cookie reaches the upstream');
 
-  const [cookieName, cookieValue] = [...b.cookies(new URL(f.origin).host)].find(([k]) => !k.includes('_login_'))!;
+  const [cookieName, cookieValue] = b.sessionCookie(f.origin)!;
   assert.equal(cookieName, '__Host-_gatehouse');
   assert.match(page.body, /Echo backend/);
   console.log(`# session cookie: ${cookieName}=${cookieValue} (${cookieName.length + 1 + cookieValue.length} bytes)`);
@@ -111,7 +111,7 @@ test('sign_in page, and bearer JWTs with skip_jwt_bearer_tokens (issuer + audien
   const b = f.browser();
   await b.navigate(`${f.origin}/`, 'alice');
   const auth = f.gh.runtime.siteList[0]!.auth!;
-  const value = [...b.cookies(new URL(f.origin).host)].find(([k]) => !k.includes('_login_'))![1];
+  const value = b.sessionCookie(f.origin)![1];
   const idToken = auth.sessions.tokens(auth.sessions.fromCookie(value)!).idToken!;
   const api = f.browser();
   const ok = await api.request(`${f.origin}/api/v1`, { headers: { authorization: `Bearer ${idToken}`, accept: 'application/json' } });
@@ -129,7 +129,7 @@ test('HTTP/2: a session cookie sent as one of several cookie fields is found, an
   t.after(() => f.close());
   const b = f.browser();
   await b.navigate(`${f.origin}/`, 'alice');
-  const [name, value] = [...b.cookies(new URL(f.origin).host)].find(([k]) => !k.includes('_login_'))!;
+  const [name, value] = b.sessionCookie(f.origin)!;
   const session = http2.connect(`https://127.0.0.1:${f.gh.port}`, { servername: 'app.test', ca: f.gh.caPem });
   t.after(() => session.close());
   const body = await new Promise<string>((resolve, reject) => {

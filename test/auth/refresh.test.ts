@@ -12,7 +12,7 @@ test('50 parallel requests with an expiring access token cause exactly one refre
   const b = f.browser();
   await b.navigate(`${f.origin}/`, 'alice');
   const auth = f.gh.runtime.siteList[0]!.auth!;
-  const value = [...b.cookies(new URL(f.origin).host)].find(([k]) => !k.includes('_login_'))![1];
+  const value = b.sessionCookie(f.origin)![1];
   const before = auth.sessions.fromCookie(value)!;
   const oldToken = before.accessToken;
   // The access token is about to expire (as it would be an hour after login).
@@ -41,7 +41,7 @@ test('cookie_refresh refreshes by session age; invalid_grant ends the session (4
   const b = f.browser();
   await b.navigate(`${f.origin}/`, 'alice');
   const auth = f.gh.runtime.siteList[0]!.auth!;
-  const value = [...b.cookies(new URL(f.origin).host)].find(([k]) => !k.includes('_login_'))![1];
+  const value = b.sessionCookie(f.origin)![1];
   const session = auth.sessions.fromCookie(value)!;
   auth.sessions.save({ ...session, refreshedAt: Date.now() - 2 * 3_600_000 });
   assert.equal((await b.request(`${f.origin}/api/x`, { headers: API })).status, 200);

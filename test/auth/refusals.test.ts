@@ -4,14 +4,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import WebSocket from 'ws';
-import { startAuthFixture, type AuthFixture } from '../helpers/auth-fixture.ts';
-import type { Browser } from '../helpers/gatehouse-auth.ts';
+import { startAuthFixture } from '../helpers/auth-fixture.ts';
 
 const JSON_ACCEPT = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 
-function sessionCookie(f: AuthFixture, b: Browser): [string, string] {
-  return [...b.cookies(new URL(f.origin).host)].find(([k]) => !k.includes('_login_'))!;
-}
 
 test('policy refusals name the rule and create no session', async (t) => {
   const f = await startAuthFixture();
@@ -25,7 +21,7 @@ test('policy refusals name the rule and create no session', async (t) => {
   const multiAt = await b.navigate(`${f.origin}/`, 'mallory');
   assert.equal(multiAt.status, 403, 'attacker@evil.com@example.test is not an example.test address');
   assert.match(multiAt.body, /no valid email address/);
-  assert.equal(sessionCookie(f, b), undefined);
+  assert.equal(b.sessionCookie(f.origin), undefined);
 });
 
 test('allowed_groups and allowed_roles refuse users outside them', async (t) => {
@@ -49,7 +45,7 @@ test('tampered cookie, expired session, replayed and forged state are refused', 
   let callback: URL | undefined;
   await b.navigate(`${f.origin}/`, 'alice', { stopAt: (u) => { if (u.pathname === '/oauth2/callback') callback = u; return false; } });
   assert.ok(callback);
-  const [name, value] = sessionCookie(f, b);
+  const [name, value] = b.sessionCookie(f.origin)!;
   assert.equal((await b.request(`${f.origin}/x`, { headers: JSON_ACCEPT })).status, 200);
 
   // Tampered: one character of the id or of the signature changed.
@@ -154,7 +150,7 @@ test('challenge: 302 only for page navigations; 401 JSON for fetch, XHR, APIs, s
   });
   assert.equal((await ws()).status, 401, 'anonymous WebSocket: 401, never a redirect');
   await b.navigate(`${f.origin}/`, 'alice');
-  const [name, value] = sessionCookie(f, b);
+  const [name, value] = b.sessionCookie(f.origin)!;
   const open = await ws(`${name}=${value}`);
   assert.equal(open.status, 101);
   assert.equal(open.hello?.user, 'alice@example.test', 'identity headers on the upgrade');

@@ -77,6 +77,11 @@ export class Browser {
     return cookies;
   }
 
+  /** [name, value] of Gatehouse's session cookie for an origin (not a login-state cookie), if the browser holds one. */
+  sessionCookie(origin: string): [string, string] | undefined {
+    return [...this.cookies(new URL(origin).host)].find(([name]) => !name.includes('_login_'));
+  }
+
   request(target: string | URL, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
     const url = new URL(target);
     const real = new URL(this.#rewrite(url.href));
