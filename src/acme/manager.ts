@@ -143,7 +143,7 @@ export class AcmeManager {
     return Math.max(delay, 50);
   }
 
-  /** Installs the stored certificate when it is fit and newer than the served one (another process or the CLI renewed it). */
+  /** Installs the stored certificate when it is fit, another certificate and not older than the served one (another process or the CLI renewed it). */
   private adoptStored(state: SiteState): void {
     const domain = state.site.name;
     const stored = this.storage.read(domain);
@@ -154,7 +154,9 @@ export class AcmeManager {
     }
     state.corrupt = undefined;
     if (stored.state !== 'ok' || !fitFor(stored.info, state.site.serverNames, this.now())) return;
-    if (state.served && (stored.info.serial === state.served.info.serial || stored.info.notAfter <= state.served.info.notAfter)) return;
+    // Not older is enough: two certificates issued within the same second share their notAfter (second precision),
+    // and the stored one is the latest written (a `certs renew` right after an order, another process).
+    if (state.served && (stored.info.serial === state.served.info.serial || stored.info.notAfter < state.served.info.notAfter)) return;
     this.install(state, stored.pair, stored.info, 'storage');
   }
 
