@@ -85,28 +85,34 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
   const problems: ConfigProblem[] = [];
   const configDir = path.resolve(dir);
   const mainFile = path.join(configDir, MAIN_FILE);
-  const settings = readValidated(mainFile, globalSchema, configDir, env, problems);
-  if (!settings) throw new ConfigError(problems);
+  const main = readValidated(mainFile, globalSchema, configDir, env, problems);
+  // An invalid gatehouse.toml must not hide the problems of the site files: those are still read and checked,
+  // against the defaults (and the sites_dir the file names, when that much is readable).
+  const settings = main.value ?? globalSchema.parse({ sites_dir: stringAt(main.source?.value, 'sites_dir') });
+  const lineOf = (at: (string | number)[]) => main.source?.lineOf(at) ?? 1;
 
-  const sitesDir = path.resolve(configDir, settings.value.sites_dir);
+  const sitesDir = path.resolve(configDir, settings.sites_dir);
   let siteFiles: string[] = [];
   try {
     siteFiles = fs.readdirSync(sitesDir).filter((f) => f.endsWith('.toml')).sort().map((f) => path.join(sitesDir, f));
   } catch (error) {
-    problems.push({ file: mainFile, line: settings.source.lineOf(['sites_dir']), key: 'sites_dir', message: `cannot read ${sitesDir}: ${(error as NodeJS.ErrnoException).code}` });
+    problems.push({ file: mainFile, line: lineOf(['sites_dir']), key: 'sites_dir', message: `cannot read ${sitesDir}: ${(error as NodeJS.ErrnoException).code}` });
   }
   if (siteFiles.length === 0 && problems.length === 0) {
-    problems.push({ file: mainFile, line: settings.source.lineOf(['sites_dir']), key: 'sites_dir', message: `no site files (*.toml) in ${sitesDir}` });
+    problems.push({ file: mainFile, line: lineOf(['sites_dir']), key: 'sites_dir', message: `no site files (*.toml) in ${sitesDir}` });
   }
 
   const sites: Site[] = [];
   const owners = new Map<string, { file: string; line: number }>();
   for (const file of siteFiles) {
     const parsed = readValidated(file, siteSchema, configDir, env, problems);
-    if (!parsed) continue;
-    const site = buildSite(file, parsed.value, parsed.source, settings.value, configDir, problems);
-    parsed.value.server_names.forEach((name, i) => {
-      const line = parsed.source.lineOf(['server_names', i]);
+    const { value, source, reported } = parsed;
+    if (!value || !source) continue;
+    const siteProblems: ConfigProblem[] = [];
+    const site = buildSite(file, value, source, settings, configDir, siteProblems);
+    problems.push(...siteProblems.filter((p) => !followsFrom(p.key, reported)));
+    value.server_names.forEach((name, i) => {
+      const line = source.lineOf(['server_names', i]);
       const owner = owners.get(name);
       if (owner) problems.push({ file, line, key: `server_names[${i}]`, message: `"${name}" is already served by ${owner.file}:${owner.line}` });
       else owners.set(name, { file, line });
@@ -114,41 +120,51 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
     if (site) sites.push(site);
   }
 
-  const defaultSite = settings.value.https.default_site;
+  const defaultSite = settings.https.default_site;
   if (defaultSite && problems.length === 0 && !owners.has(defaultSite)) {
-    problems.push({ file: mainFile, line: settings.source.lineOf(['https', 'default_site']), key: 'https.default_site', message: `no site has the server name "${defaultSite}"` });
+    problems.push({ file: mainFile, line: lineOf(['https', 'default_site']), key: 'https.default_site', message: `no site has the server name "${defaultSite}"` });
   }
-  const acme = acmeConfig(settings.value.acme, configDir, (key, message) =>
-    problems.push({ file: mainFile, line: settings.source.lineOf(['acme', key]), key: `acme.${key}`, message }));
+  const acme = acmeConfig(settings.acme, configDir, (key, message) =>
+    problems.push({ file: mainFile, line: lineOf(['acme', key]), key: `acme.${key}`, message }));
   const acmeSites = sites.filter((site) => site.tls.source === 'acme');
   if (acmeSites.length > 0 && !acme.termsOfServiceAgreed) {
-    problems.push({ file: mainFile, line: settings.source.lineOf(['acme', 'terms_of_service_agreed']), key: 'acme.terms_of_service_agreed',
+    problems.push({ file: mainFile, line: lineOf(['acme', 'terms_of_service_agreed']), key: 'acme.terms_of_service_agreed',
       message: `${acmeSites[0]!.file} uses tls.acme: set terms_of_service_agreed = true to accept the CA's terms (${acme.directoryUrl})` });
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const { https, log, proxy, lifecycle, metrics } = settings.value;
-  const workers = settings.value.workers === 'auto' ? os.availableParallelism() : settings.value.workers;
+  const { https, log, proxy, lifecycle, metrics } = settings;
+  const workers = settings.workers === 'auto' ? os.availableParallelism() : settings.workers;
   // HTTP-01 needs a plain-HTTP listener: without an [http] listen, ACME sites get one on [acme] http_port.
-  const http = acmeSites.length > 0 && settings.value.http.listen.length === 0
-    ? { ...settings.value.http, listen: [{ host: '0.0.0.0', port: acme.httpPort }] } : settings.value.http;
-  const session = { ...settings.value.session, file: path.resolve(configDir, settings.value.session.path) };
+  const http = acmeSites.length > 0 && settings.http.listen.length === 0
+    ? { ...settings.http, listen: [{ host: '0.0.0.0', port: acme.httpPort }] } : settings.http;
+  const session = { ...settings.session, file: path.resolve(configDir, settings.session.path) };
   return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, workers, acme, session, metrics, sites });
 }
 
+/**
+ * Reads, resolves and validates one file, pushing every problem. When some keys are wrong, those keys are pruned
+ * and the rest validated again, so the checks that need a whole value (files, cross-file, routes) still run and
+ * everything is reported in one go; `reported` names the pruned keys, whose follow-on problems are not repeated.
+ * No value when the file cannot be parsed or is still invalid once pruned.
+ */
 function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]):
-  { value: z.output<S>; source: TomlSource } | undefined {
+  { value?: z.output<S>; source?: TomlSource; reported: string[] } {
   let source: TomlSource;
   try {
     source = parseTomlSource(fs.readFileSync(file, 'utf8'));
   } catch (error) {
     if (error instanceof TomlSyntaxError) problems.push({ file, line: error.line, key: '', message: `TOML syntax: ${error.message}` });
     else problems.push({ file, line: 1, key: '', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
-    return undefined;
+    return { reported: [] };
   }
+  const wrong: (string | number)[][] = [];
   const secretProblems: { path: (string | number)[]; message: string }[] = [];
   const resolved = resolveSecretReferences(source.value, configDir, env, secretProblems);
-  for (const p of secretProblems) problems.push({ file, line: source.lineOf(p.path), key: keyPath(p.path), message: p.message });
+  for (const p of secretProblems) {
+    problems.push({ file, line: source.lineOf(p.path), key: keyPath(p.path), message: p.message });
+    wrong.push(p.path);
+  }
 
   const result = schema.safeParse(resolved);
   if (!result.success) {
@@ -159,14 +175,36 @@ function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: 
           const why = at.length === 1 && at[0] === 'auth' ? UNSUPPORTED_AUTH_OPTIONS[key] : undefined;
           const message = why ? `oauth2-proxy option not supported by Gatehouse: ${why}` : 'unknown key';
           problems.push({ file, line: source.lineOf([...at, key]), key: keyPath([...at, key]), message });
+          wrong.push([...at, key]);
         }
       } else {
         problems.push({ file, line: source.lineOf(at), key: keyPath(at), message: issue.message });
+        wrong.push(at);
       }
     }
-    return undefined;
   }
-  return secretProblems.length > 0 ? undefined : { value: result.data, source };
+  const reported = wrong.map(keyPath);
+  if (wrong.length === 0 && result.success) return { value: result.data, source, reported };
+  // A whole file, or an item of a list, cannot be left out without shifting what the other problems point at.
+  if (wrong.some((at) => at.length === 0 || typeof at.at(-1) === 'number')) return { source, reported };
+  const pruned = schema.safeParse(withoutKeys(resolved, wrong));
+  return pruned.success ? { value: pruned.data, source, reported } : { source, reported };
+}
+
+/** A copy of a parsed TOML value without the keys at the given paths. */
+function withoutKeys(value: unknown, paths: (string | number)[][]): unknown {
+  const copy = structuredClone(value);
+  for (const at of paths) {
+    let parent: unknown = copy;
+    for (const key of at.slice(0, -1)) parent = parent && typeof parent === 'object' ? (parent as Record<string | number, unknown>)[key] : undefined;
+    if (parent && typeof parent === 'object') delete (parent as Record<string | number, unknown>)[at.at(-1)!];
+  }
+  return copy;
+}
+
+/** Whether a later problem is only the consequence of a key already reported (the same key, inside it, or around it). */
+function followsFrom(key: string, reported: string[]): boolean {
+  return reported.some((r) => key === r || key.startsWith(`${r}.`) || key.startsWith(`${r}[`) || r.startsWith(`${key}.`) || r.startsWith(`${key}[`));
 }
 
 function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings: GlobalSettings, configDir: string, problems: ConfigProblem[]): Site | undefined {
@@ -279,6 +317,11 @@ function readKeyPair(certFile: string, keyFile: string, problem: (which: 'cert' 
   try { key = crypto.createPrivateKey(keyPem); } catch { problem('key', `${keyFile} is not a PEM private key`); return undefined; }
   if (!leaf.checkPrivateKey(key)) { problem('key', `${keyFile} does not belong to the certificate in ${certFile}`); return undefined; }
   return { source: 'files', certFile, keyFile, certPem, keyPem };
+}
+
+function stringAt(value: unknown, key: string): string | undefined {
+  const found = value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+  return typeof found === 'string' ? found : undefined;
 }
 
 function keyPath(at: ReadonlyArray<string | number>): string {
