@@ -1,7 +1,7 @@
 // `npm run bench [-- <scenario>...] [--reps N] [--seconds S] [--warmup S] [--systems a,b] [--smoke] [--gatehouse-binary] [--baseline <checkout>] [--node-options='<flags>']`
 // Starts an upstream, Gatehouse and its peers on loopback with equivalent generated configurations, drives each
 // with the same load generator, interleaving systems and repeating, and writes results.md / results.json /
-// ratios.svg into bench/results/<time>/. Method: research/anchor-benchmarks.md (pinned core, CPU µs per request).
+// ratios.svg into bench/results/<time>/. Method: bench/README.md (pinned core, CPU µs per request).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 // `npm run build:binary`: dist/gatehouse, a Node 24 single executable application (SEA) with no Node on PATH needed.
-// Recipe (research/test-infrastructure.md §3): esbuild → one CommonJS bundle → `node --experimental-sea-config`
+// esbuild → one CommonJS bundle → `node --experimental-sea-config`
 // makes the blob → postject injects it into a stripped copy of the pinned Node binary.
 // https://nodejs.org/docs/latest-v24.x/api/single-executable-applications.html
 import { execFileSync } from 'node:child_process';

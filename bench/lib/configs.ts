@@ -1,6 +1,5 @@
 // Equivalent configurations for every system, generated per run into its folder: TLS 1.3 offered everywhere,
 // one certificate per server name, upstream keep-alive of 64 connections, no access log, HTTP/1.1 + HTTP/2.
-// nginx's and Caddy's are the ones that ran in research/anchor-benchmarks.md ("Generated configuration files").
 import fs from 'node:fs';
 import path from 'node:path';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';

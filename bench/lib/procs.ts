@@ -10,7 +10,7 @@ import { once } from 'node:events';
 export { freePort } from '../../test/helpers/net.ts';
 
 export const CORES = os.availableParallelism();
-/** Proxy side on core 0, load generator and backend on core 1 (research/anchor-benchmarks.md, "pinned" layout). */
+/** Proxy side on core 0, load generator and backend on core 1 (bench/README.md, "Method"). */
 export const PINNED = CORES >= 2;
 /**
  * "split": the layout above. "one-core": everything on the last core, leaving the others free — for the smoke test,

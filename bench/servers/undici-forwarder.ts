@@ -1,5 +1,4 @@
-// Reference systems, not products: the smallest Node forwarder on an undici Pool (research/anchor-benchmarks.md's
-// `node-undici-h1-1w`), on https.createServer or on the http2 server with allowHTTP1 that Gatehouse uses. They show
+// Reference systems, not products: the smallest Node forwarder on an undici Pool, on https.createServer or on the http2 server with allowHTTP1 that Gatehouse uses. They show
 // how much of Gatehouse's cost is Node's and how much its own. Usage: node undici-forwarder.ts '<json options>'
 import fs from 'node:fs';
 import http2 from 'node:http2';

@@ -1,7 +1,7 @@
 // Who the user is, from the ID token's claims. The rule (documented in the README, "Who the user is"):
 //   email = the "email" claim when it is one strictly valid address and email_verified is not false;
 //           with entra-id, else preferred_username, else upn, when they are strictly valid addresses
-//           (Entra often omits email; research/entra.md §4.2);
+//           (Entra often omits email: learn.microsoft.com/entra/identity-platform/id-token-claims-reference);
 //   user  = email, else preferred_username, else upn, else oid (entra-id), else sub.
 import type { Identity } from '../session/sessions.ts';
 

@@ -109,7 +109,8 @@ export async function handleOAuth2(auth: SiteAuth, req: AnyRequest, res: AnyResp
 
     case '/oauth2/frontchannel_logout': {
       // OpenID Front-Channel Logout, loaded by the provider in a hidden iframe: our SameSite cookie is not sent there,
-      // so sessions are found by the provider's sid. Entra sends only sid, no iss (research/entra.md §8).
+      // so sessions are found by the provider's sid. Entra sends only sid, no iss.
+      // https://openid.net/specs/openid-connect-frontchannel-1_0.html#RPLogout
       const sid = url.searchParams.get('sid');
       const iss = url.searchParams.get('iss');
       const issuer = auth.oidc.ready ? (await auth.oidc.configuration()).serverMetadata().issuer : undefined;

@@ -22,7 +22,7 @@ const REFRESH_MARGIN_MS = 60_000;
 const REFRESH_RETRY_MS = 30_000;
 /** How long one process may take to refresh a session before another may try (cluster workers). */
 const REFRESH_LEASE_MS = 30_000;
-/** Errors after which the session is over and the user must log in again (research/entra.md §6.3). */
+/** Errors after which the session is over and the user must log in again (RFC 6749 §5.2, OpenID Connect Core §3.1.2.6). */
 const FATAL_REFRESH_ERRORS = new Set(['invalid_grant', 'interaction_required', 'login_required', 'consent_required', 'invalid_client']);
 
 export class SiteAuth {

@@ -12,8 +12,8 @@ export const DEMO_USERS: Record<string, Record<string, unknown>> = {
   bob: { email: 'bob@demo.test', email_verified: true, preferred_username: 'bob', name: 'Bob', groups: ['staff'] },
 };
 
-/** Refresh tokens without prompt=consent (as Entra issues them) and no consent screen (research/test-infrastructure.md
- *  §2 gotchas 5 and 6). Shared with the test provider (test/helpers/op.ts). */
+/** Refresh tokens without prompt=consent (as Entra issues them) and no consent screen: oidc-provider otherwise issues
+ *  refresh tokens only after prompt=consent with offline_access. Shared with the test provider (test/helpers/op.ts). */
 export const ENTRA_LIKE_GRANTS: Pick<Configuration, 'issueRefreshToken' | 'loadExistingGrant'> = {
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
   loadExistingGrant: async (ctx) => {

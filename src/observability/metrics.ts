@@ -1,6 +1,6 @@
 // Prometheus metrics on the [metrics] listener (oauth2-proxy's metrics_address): requests by site and status,
-// latency, requests in flight, Gatehouse's error codes, certificate expiry and ACME renewal failures (what Caddy
-// lacks, research/anchors.md), plus Node's process metrics. One registry per runtime; with workers > 1 the primary
+// latency, requests in flight, Gatehouse's error codes, certificate expiry and ACME renewal failures (Caddy's
+// metrics have none), plus Node's process metrics. One registry per runtime; with workers > 1 the primary
 // serves the sum over the workers (prom-client's AggregatorRegistry asks each worker over the cluster channel).
 // https://prometheus.io/docs/instrumenting/exposition_formats/
 import cluster from 'node:cluster';

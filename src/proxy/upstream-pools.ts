@@ -1,5 +1,5 @@
 // Keep-alive connection pools to upstream servers (undici Pool: measured ~1.7x cheaper per request than
-// http-proxy-3's classic path, see DESIGN.md "forwarding engine"), round-robin over a group's servers,
+// http-proxy-3's classic path in this project's bench), round-robin over a group's servers,
 // and passive failover: a server that refused a connection is skipped for the group's fail_timeout (nginx max_fails=1).
 import { Pool } from 'undici';
 import type { UpstreamGroup } from '../config/load.ts';

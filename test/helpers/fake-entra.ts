@@ -1,4 +1,4 @@
-// An Entra-ID emulator on jose + node:http, reproducing the quirks of research/entra.md §12 that an RP meets:
+// An Entra-ID emulator on jose + node:http, reproducing the quirks of Entra ID that an RP meets:
 // the {tenantid} issuer template of common/organizations, no code_challenge_methods_supported in discovery (PKCE
 // still enforced), session_state and no iss on the callback, members without email, group overage with Microsoft
 // Graph transitiveMemberOf paging, AADSTS error bodies, refresh tokens that rotate (old ones keep working).

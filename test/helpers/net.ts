@@ -1,4 +1,4 @@
-// Free ports and a tiny DNS responder for tests (recipe: shared/research/test-infrastructure.md §1).
+// Free ports and a tiny DNS responder for tests.
 import dgram from 'node:dgram';
 import net from 'node:net';
 

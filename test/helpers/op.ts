@@ -1,6 +1,5 @@
 // A real OpenID Provider (oidc-provider, OpenID Certified) on 127.0.0.1 for tests: Entra-shaped claims in the
-// ID token, refresh tokens without prompt=consent, PKCE required, RP-initiated logout. Recipe and gotchas:
-// research/test-infrastructure.md §2.
+// ID token, refresh tokens without prompt=consent, PKCE required, RP-initiated logout.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration } from 'oidc-provider';

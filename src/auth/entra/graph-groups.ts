@@ -1,6 +1,7 @@
 // Group overage: read the user's groups (transitively, with paging) from Microsoft Graph with the session's
 // access token, as oauth2-proxy's entra-id provider does, but fail closed: a Graph failure denies the login with a
-// clear error instead of continuing with no groups (oauth2-proxy logs and continues; research/entra.md §5.3).
+// clear error instead of continuing with no groups (oauth2-proxy logs and continues).
+// https://learn.microsoft.com/graph/api/user-list-transitivememberof
 import type { FetchLike } from '../oidc/client.ts';
 
 const MAX_PAGES = 100;

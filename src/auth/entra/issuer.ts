@@ -1,7 +1,7 @@
 // Entra ID tenant rules, applied after openid-client has checked the ID token's signature, aud, exp and nonce.
 // openid-client accepts the {tenantid} issuer template of common/organizations for login.microsoftonline.com and
 // substitutes the token's tid, but it does not check that tid is a GUID nor restrict tenants: that is done here
-// (research/entra.md §2.1, §2.4; Microsoft: access-tokens.md "Validate the issuer").
+// (https://learn.microsoft.com/entra/identity-platform/access-tokens#validate-the-issuer).
 import type { Refusal } from '../policy.ts';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -18,7 +18,7 @@ export function checkEntraTenant(claims: Record<string, unknown>, template: stri
   return undefined;
 }
 
-/** Group overage: more groups than fit in a token (200) come as a pointer to Graph instead (research/entra.md §5.2). */
+/** Group overage: more groups than fit in a token (200) come as a pointer to Graph instead (https://learn.microsoft.com/entra/identity-platform/id-token-claims-reference#groups-overage-claim). */
 export function hasGroupOverage(claims: Record<string, unknown>): boolean {
   const names = claims._claim_names as Record<string, unknown> | undefined;
   return (typeof names === 'object' && names !== null && 'groups' in names) || claims.hasgroups === true;

@@ -1,5 +1,6 @@
 // Starting a login: authorization code flow with PKCE S256, state and nonce, always. PKCE is sent even when the
-// discovery document does not advertise it (Entra's does not, yet enforces it once sent; research/entra.md §1.2).
+// discovery document does not advertise it (Entra's does not, yet enforces it once sent).
+// https://www.rfc-editor.org/rfc/rfc7636 ; https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow
 import * as client from 'openid-client';
 import { LOGIN_STATE_TTL_MS, type LoginStateCookies } from '../../session/login-state.ts';
 import { clearCookie, setCookie } from '../../session/cookies.ts';
