@@ -2,8 +2,9 @@
 // tricky paths is sent to two real frameworks (Express 5, Hono on @hono/node-server) directly, to learn which of their
 // handlers answers, and through Gatehouse over HTTP/1.1 and HTTP/2 (paths sent verbatim, nothing normalizes them on
 // the client side) to sites guarded by skip_auth_routes (a real [auth] at a real oidc-provider), deny_paths and a
-// `status = 403` route. Whenever a framework would answer with its /secret handler, Gatehouse must refuse; whatever
-// Gatehouse forwards must reach the upstream as exactly the normalized path.
+// `status = 403` route. No /secret handler may ever answer through Gatehouse, nothing a rule covers may reach the
+// upstream, ambiguous paths get 400, and whatever Gatehouse forwards must reach the upstream as exactly the
+// normalized path.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
