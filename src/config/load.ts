@@ -37,6 +37,9 @@ export interface Route {
   path: string;
   action: RouteAction;
   websocket: boolean;
+  /** %2F / %5C and ";" in the path are accepted (and stay literal) on this route only when it says so. */
+  allowEncodedSlashes: boolean;
+  allowPathParameters: boolean;
   maxBodySize: number;
   connectTimeoutMs: number;
   sendTimeoutMs: number;
@@ -222,11 +225,15 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
     seenPaths.add(r.path);
     const action = routeAction(r, i, upstreams, configDir, problem);
     if (!action) return undefined;
+    // Files are looked up by the decoded path, where %2F is a separator again.
+    if (r.allow_encoded_slashes && action.kind !== 'proxy') problem(['routes', i, 'allow_encoded_slashes'], 'only a route with an upstream can allow encoded slashes');
     const defaults = settings.proxy;
     return {
       path: r.path,
       action,
       websocket: r.websocket,
+      allowEncodedSlashes: r.allow_encoded_slashes,
+      allowPathParameters: r.allow_path_parameters,
       maxBodySize: r.max_body_size ?? defaults.max_body_size,
       connectTimeoutMs: r.connect_timeout ?? defaults.connect_timeout,
       sendTimeoutMs: r.send_timeout ?? defaults.send_timeout,

@@ -169,6 +169,10 @@ const route = z.strictObject({
   /** Reply with this status and nothing else (nginx `return 403`, `deny all`). */
   status: z.number().int().min(200).max(599).optional(),
   websocket: z.boolean().default(true),
+  /** %2F and %5C in the path are refused unless the route's upstream takes them as data (they are forwarded encoded). */
+  allow_encoded_slashes: z.boolean().default(false),
+  /** ";" in the path is refused unless the route's upstream takes it as data (servlet containers read it as a parameter). */
+  allow_path_parameters: z.boolean().default(false),
   ...proxyKnobs,
 });
 

@@ -4,6 +4,7 @@ import { common, type AnyResponse } from './types.ts';
 
 export const ERRORS = {
   ERR_HTTP_BAD_REQUEST: { status: 400, title: 'Bad Request', detail: 'The request could not be understood.' },
+  ERR_PATH_REFUSED: { status: 400, title: 'Bad Request', detail: 'The request path is malformed or ambiguous.' },
   ERR_ROUTE_DENIED: { status: 403, title: 'Forbidden', detail: 'Access to this path is denied.' },
   ERR_ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this path.' },
   ERR_ACME_UNKNOWN_TOKEN: { status: 404, title: 'Not Found', detail: 'No ACME challenge with this token is pending.' },

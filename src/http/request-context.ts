@@ -13,7 +13,7 @@ export interface RequestContext {
   client: string;
   site?: SiteRuntime;
   route?: Route;
-  /** Decoded, dot-resolved, slash-merged path: what routes and deny rules are matched against. */
+  /** The normalized path, percent-decoded: what routes and deny rules are matched against (normalize-path.ts). */
   pathname?: string;
   upstream?: string;
   /** The signed-in user, for the access log. */
@@ -32,28 +32,4 @@ export function tlsServername(req: AnyRequest): string | undefined {
   const socket = ('stream' in req ? req.stream.session?.socket : req.socket) as TLSSocket | undefined;
   const name = socket?.servername;
   return typeof name === 'string' && name !== '' ? name.toLowerCase() : undefined;
-}
-
-/**
- * The path that routing and deny rules see: percent-decoded, dot segments resolved, repeated slashes merged
- * (as nginx does before matching locations). Undefined when the path cannot be decoded or holds a NUL byte,
- * which is answered 400. Matching on anything else lets "/%2e%2e/" or "//admin" slip past a rule.
- */
-export function normalizePath(target: string): string | undefined {
-  if (!target.startsWith('/')) return undefined;
-  const end = target.search(/[?#]/);
-  let path: string;
-  try {
-    path = decodeURIComponent(end < 0 ? target : target.slice(0, end));
-  } catch {
-    return undefined;
-  }
-  if (path.includes('\0')) return undefined;
-  const segments: string[] = [];
-  for (const segment of path.split('/')) {
-    if (segment === '..') segments.pop();
-    else if (segment !== '.' && segment !== '') segments.push(segment);
-  }
-  const trailing = path.endsWith('/') || path.endsWith('/.') || path.endsWith('/..');
-  return `/${segments.join('/')}${trailing && segments.length > 0 ? '/' : ''}`;
 }

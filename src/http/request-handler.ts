@@ -35,13 +35,13 @@ async function handleRequest(runtime: Runtime, ctx: RequestContext, req: AnyRequ
 
   const target = resolveTarget(runtime, req);
   ctx.site = target.site;
-  if ('error' in target) return fail(ctx, req, res, target.error);
+  if ('error' in target) return fail(ctx, req, res, target.error, target.cause, undefined, target.cause?.message);
   if ('oauth2' in target) {
     ctx.pathname = target.pathname;
     Object.assign(ctx, await handleOAuth2(target.site.auth!, req, res, ctx.id, target.pathname, target.host, runtime.log));
     return;
   }
-  const { site, route, pathname, host } = target;
+  const { site, route, pathname, path, host } = target;
   ctx.route = route;
   ctx.pathname = pathname;
 
@@ -63,7 +63,7 @@ async function handleRequest(runtime: Runtime, ctx: RequestContext, req: AnyRequ
   if (action.kind === 'status') return fail(ctx, req, res, action.status === 403 ? 'ERR_ROUTE_DENIED' : undefined, undefined, action.status);
 
   if (action.kind === 'static') {
-    const served = await serveStatic(req, res, action, pathname);
+    const served = await serveStatic(req, res, action, path.normalized);
     ctx.bytes = served.bytes;
     if (served.error) fail(ctx, req, res, served.error);
     return;
@@ -71,7 +71,8 @@ async function handleRequest(runtime: Runtime, ctx: RequestContext, req: AnyRequ
 
   const group = site.groups.get(action.upstream)!;
   const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id), auth, session);
-  const result = await forwardHttp(req, res, { route, group, headers, path: req.url ?? '/' });
+  // The upstream gets the path the rules matched, normalized, never the raw target (normalize-path.ts).
+  const result = await forwardHttp(req, res, { route, group, headers, path: path.normalized + path.query });
   ctx.upstream = result.upstream;
   ctx.bytes = result.bytes;
   ctx.cause = result.cause;

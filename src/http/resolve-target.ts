@@ -4,14 +4,16 @@ import type { Route } from '../config/load.ts';
 import type { Runtime, SiteRuntime } from '../runtime/runtime.ts';
 import { normalizeHost } from '../tls/name-index.ts';
 import type { ErrorCode } from './errors.ts';
-import { normalizePath, tlsServername } from './request-context.ts';
+import { normalizePath, refusalOnRoute, type RequestPath } from './normalize-path.ts';
+import { tlsServername } from './request-context.ts';
 import type { AnyRequest } from './types.ts';
 
 export type Target =
-  | { site: SiteRuntime; route: Route; pathname: string; host: string }
+  /** pathname: what rules matched (path.match); path.normalized + path.query is what the upstream receives. */
+  | { site: SiteRuntime; route: Route; pathname: string; path: RequestPath; host: string }
   /** /oauth2/* of a site with [auth]: answered by the site's auth routes, before deny rules and routes. */
   | { site: SiteRuntime; oauth2: true; pathname: string; host: string }
-  | { error: ErrorCode; site?: SiteRuntime };
+  | { error: ErrorCode; site?: SiteRuntime; cause?: Error };
 
 export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
   const rawHost = req.headers[':authority'] ?? req.headers.host;
@@ -24,11 +26,16 @@ export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
   const site = runtime.sites.get(host) ?? runtime.defaultSite;
   if (!site) return { error: 'ERR_SITE_UNKNOWN' };
 
-  const pathname = normalizePath(req.url ?? '');
-  if (pathname === undefined) return { error: 'ERR_HTTP_BAD_REQUEST', site };
-  if (site.auth && pathname.startsWith('/oauth2/')) return { site, oauth2: true, pathname, host };
+  const path = normalizePath(req.url ?? '');
+  if ('refused' in path) return { error: 'ERR_PATH_REFUSED', site, cause: new Error(path.refused) };
+  const pathname = path.match;
+  const oauth2 = site.auth !== undefined && pathname.startsWith('/oauth2/');
+  const route = oauth2 ? undefined : site.config.routes.find((r) => pathname.startsWith(r.path) || `${pathname}/` === r.path);
+  // %2F, %5C and ";" only where the route allows them (never on /oauth2/*), before any other rule.
+  const refusal = refusalOnRoute(path, route);
+  if (refusal) return { error: 'ERR_PATH_REFUSED', site, cause: new Error(refusal) };
+  if (oauth2) return { site, oauth2: true, pathname, host };
   if (site.config.denyPaths.some((rule) => rule.test(pathname))) return { error: 'ERR_ROUTE_DENIED', site };
-  const route = site.config.routes.find((r) => pathname.startsWith(r.path) || `${pathname}/` === r.path);
   if (!route) return { error: 'ERR_ROUTE_NOT_FOUND', site };
-  return { site, route, pathname, host };
+  return { site, route, pathname, path, host };
 }

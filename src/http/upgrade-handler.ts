@@ -25,15 +25,15 @@ export function createUpgradeHandler(runtime: Runtime): (req: IncomingMessage, s
 }
 
 async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
-  const refuse = (code: ErrorCode) => { ctx.error = code; writeRawError(socket, code, ctx.id); };
+  const refuse = (code: ErrorCode, cause?: Error) => { ctx.error = code; ctx.cause = cause; writeRawError(socket, code, ctx.id); };
   if (runtime.stopping) return refuse('ERR_SHUTTING_DOWN');
   if (String(req.headers.upgrade).toLowerCase() !== 'websocket') return refuse('ERR_HTTP_BAD_REQUEST');
 
   const target = resolveTarget(runtime, req);
   ctx.site = target.site;
-  if ('error' in target) return refuse(target.error);
+  if ('error' in target) return refuse(target.error, target.cause);
   if ('oauth2' in target) return refuse('ERR_ROUTE_NOT_FOUND');
-  const { site, route, host, pathname } = target;
+  const { site, route, host, pathname, path } = target;
   ctx.route = route;
 
   const auth = site.auth;
@@ -48,7 +48,7 @@ async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: Incomin
 
   const group = site.groups.get(route.action.upstream)!;
   const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id), auth, session);
-  const result = await forwardWebSocket(req, socket, head, { route, group, headers, path: req.url ?? '/', requestId: ctx.id });
+  const result = await forwardWebSocket(req, socket, head, { route, group, headers, path: path.normalized + path.query, requestId: ctx.id });
   ctx.upstream = result.upstream;
   ctx.error = result.error;
   ctx.cause = result.cause;

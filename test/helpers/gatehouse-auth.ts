@@ -22,7 +22,8 @@ export function toml(table: Record<string, TomlValue | undefined>): string {
     .map(([k, v]) => `${k} = ${Array.isArray(v) ? `[${v.map((x) => JSON.stringify(x)).join(', ')}]` : JSON.stringify(v)}`).join('\n');
 }
 
-export interface SiteSpec { names: string[]; upstream?: string; auth?: Record<string, TomlValue | undefined>; extra?: string }
+/** top: the site's own keys (deny_paths, …), written before its first table; extra: tables after the "/" route. */
+export interface SiteSpec { names: string[]; upstream?: string; auth?: Record<string, TomlValue | undefined>; top?: string; extra?: string }
 
 export interface TestGatehouse {
   dir: string; port: number; caPem: string; runtime: Runtime; listening: Listening; logs: Record<string, unknown>[];
@@ -46,6 +47,7 @@ export async function startGatehouse(opts: { sites: SiteSpec[]; port?: number; d
   opts.sites.forEach((site, i) => {
     fs.writeFileSync(path.join(dir, 'sites', `site${i}.toml`), [
       toml({ server_names: site.names }),
+      site.top ?? '',
       '[tls]', toml({ cert: 'srv.pem', key: 'srv.key' }),
       '[[routes]]', toml({ path: '/', upstream: site.upstream ?? 'http://127.0.0.1:9' }),
       site.extra ?? '',
