@@ -79,7 +79,7 @@ export class AcmeManager {
   start(options: { scheduler: boolean } = { scheduler: true }): void {
     for (const state of this.states.values()) {
       try {
-        this.unwatch.push(watchFolder(this.storage.domainDir(state.site.name), () => { if (!this.stopped) this.adoptStored(state); }));
+        this.unwatch.push(watchFolder(this.storage.domainDir(state.site.name), () => this.storageChanged(state, options.scheduler)));
       } catch (error) {
         this.log.warn({ domain: state.site.name, err: (error as Error).message }, 'cannot watch the storage folder; changes are seen at the next check');
       }
@@ -91,6 +91,14 @@ export class AcmeManager {
     }
     this.log.info({ sites: [...this.states.keys()] }, 'renewal scheduler started');
     this.schedule(0);
+  }
+
+  private storageChanged(state: SiteState, scheduler: boolean): void {
+    if (this.stopped) return;
+    const before = state.corrupt;
+    this.adoptStored(state);
+    // A stored pair damaged while we run is replaced now, not at the next check_interval.
+    if (scheduler && state.corrupt !== undefined && state.corrupt !== before && !this.running) this.schedule(0);
   }
 
   async stop(): Promise<void> {
@@ -119,7 +127,7 @@ export class AcmeManager {
       this.adoptStored(state);
       const now = this.now();
       const renewAt = state.served ? await this.renewalTime(state) : undefined;
-      const due = !state.served || !fitFor(state.served.info, state.site.serverNames, now) || now >= renewAt!.getTime();
+      const due = !state.served || state.corrupt !== undefined || !fitFor(state.served.info, state.site.serverNames, now) || now >= renewAt!.getTime();
       if (due && now >= state.nextAttemptAt) await this.order(state, false);
     }));
   }
@@ -228,7 +236,7 @@ export class AcmeManager {
       });
       this.install(state, pair, info, 'order');
       state.renewAt = renewAt;
-      Object.assign(state, { failures: 0, nextAttemptAt: 0, lastError: undefined });
+      Object.assign(state, { failures: 0, nextAttemptAt: 0, lastError: undefined, corrupt: undefined });
       this.log.info({ domain, issuer: info.issuer, not_after: info.notAfter.toISOString(), next_renewal: renewAt.at.toISOString(), order_ms: orderMs }, 'certificate obtained');
       return 'ok';
     } catch (error) {
