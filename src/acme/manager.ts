@@ -151,20 +151,23 @@ export class AcmeManager {
     return Math.max(delay, 50);
   }
 
-  /** Installs the stored certificate when it is fit, another certificate and not older than the served one (another process or the CLI renewed it). */
+  /** Installs the stored certificate when it is fit, another certificate and not older than the served one (another
+   *  process or the CLI renewed it). A stored pair that does not load is remembered in `corrupt`: the next check orders. */
   private adoptStored(state: SiteState): void {
     const domain = state.site.name;
     const stored = this.storage.read(domain);
-    if (stored.state === 'corrupt') {
-      if (state.corrupt !== stored.reason) this.log.error({ domain, reason: stored.reason }, `stored certificate is unusable; ${state.served ? 'keeping the one in service' : 'serving a temporary one'} and ordering a new one`);
-      state.corrupt = stored.reason;
-      return;
+    const problem = stored.state === 'corrupt' ? stored.reason : stored.state === 'ok' ? stored.problem : undefined;
+    if (problem !== undefined && state.corrupt !== problem) {
+      const serving = state.served ? 'keeping the one in service'
+        : stored.state === 'ok' && fitFor(stored.info, state.site.serverNames, this.now()) ? `serving the previous one (serial ${stored.info.serial})` : 'serving a temporary one';
+      this.log.error({ domain, reason: problem }, `stored certificate is unusable; ${serving} and ordering a new one`);
     }
-    state.corrupt = undefined;
+    state.corrupt = problem;
     if (stored.state !== 'ok' || !fitFor(stored.info, state.site.serverNames, this.now())) return;
     // Not older is enough: two certificates issued within the same second share their notAfter (second precision),
     // and the stored one is the latest written (a `certs renew` right after an order, another process).
     if (state.served && (stored.info.serial === state.served.info.serial || stored.info.notAfter < state.served.info.notAfter)) return;
+    if (stored.recovered) this.log.warn({ domain, reason: stored.recovered }, 'stored certificate recovered from an interrupted write');
     this.install(state, stored.pair, stored.info, 'storage');
   }
 

@@ -38,7 +38,8 @@ export function certsTable(config: Config): string {
       continue;
     }
     const next = meta?.serial === stored.info.serial && meta.next_renewal ? `${iso(new Date(meta.next_renewal))} (${meta.renewal_source ?? 'ratio'})` : 'unknown';
-    rows.push([site.name, 'acme', stored.info.issuer, iso(stored.info.notAfter), next, lastError]);
+    const source = stored.problem ? `acme (the newest is unusable, serving the one before: ${stored.problem})` : 'acme';
+    rows.push([site.name, source, stored.info.issuer, iso(stored.info.notAfter), next, lastError]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';

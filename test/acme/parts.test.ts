@@ -106,6 +106,35 @@ test('storage: missing, valid (key 0600), truncated and mismatched files are tol
   fs.rmSync(dir, { recursive: true });
 });
 
+test('storage: one folder per issuance, current switched by one rename, the previous kept, older ones removed', async () => {
+  const dir = tmp();
+  const storage = new CertStorage(dir);
+  const domainDir = path.join(dir, 'a.test');
+  const serials: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const pair = await createSelfSigned(['a.test']);
+    storage.write('a.test', pair, { domain: 'a.test' });
+    const read = storage.read('a.test');
+    assert.equal(read.state, 'ok');
+    serials.push(read.state === 'ok' ? read.info.serial : '');
+    assert.deepEqual(read.state === 'ok' && read.pair, pair);
+  }
+  const folders = fs.readdirSync(domainDir).filter((n) => /^\d{8}T\d{6}Z-/.test(n));
+  assert.deepEqual(folders.map((n) => n.split('-')[1]).sort(), serials.slice(1).sort(), 'the current and the previous pair only');
+  const current = fs.readlinkSync(path.join(domainDir, 'current'));
+  assert.ok(current.endsWith(`-${serials[2]}`));
+  assert.equal(fs.statSync(path.join(domainDir, current, 'privkey.pem')).mode & 0o777, 0o600);
+  assert.equal(fs.readlinkSync(path.join(domainDir, 'privkey.pem')), 'current/privkey.pem');
+  assert.deepEqual(fs.readdirSync(domainDir).filter((n) => n.startsWith('.')), [], 'no temporary file left');
+
+  // The current pair damaged: the previous one is returned, with the reason.
+  fs.writeFileSync(path.join(domainDir, current, 'privkey.pem'), '-----BEGIN PRIVATE KEY-----\n');
+  const fallback = storage.read('a.test');
+  assert.equal(fallback.state === 'ok' && fallback.info.serial, serials[1]);
+  assert.match(fallback.state === 'ok' ? fallback.problem ?? '' : '', /privkey\.pem is not a PEM private key/);
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('lock: exclusive, released, taken over from a dead process', () => {
   const dir = tmp();
   const release = tryLock(dir, 'a.test')!;

@@ -1,11 +1,15 @@
-// Recovery from what goes wrong between runs or behind Gatehouse's back, against real Pebble and checked by real TLS
-// handshakes: a stored pair damaged while serving.
+// Recovery from what goes wrong between runs or behind Gatehouse's back: a stored pair damaged while serving, a crash
+// in the middle of storing a new pair (old and new layout), against real Pebble and checked by real TLS handshakes.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { Gatehouse } from '../helpers/gatehouse-acme.ts';
+import { certsTable } from '../../src/cli/certs.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import type { KeyPair } from '../../src/tls/certificate-store.ts';
+import { createSelfSigned } from '../../src/tls/self-signed.ts';
+import { startGatehouse, type Gatehouse } from '../helpers/gatehouse-acme.ts';
 import { acmeScenario, presented } from './setup.ts';
 
 /** Bounded wait for an ACME event, so a fault that never recovers fails the test with its log instead of hanging it. */
@@ -16,6 +20,11 @@ async function next<E extends 'installed' | 'failed'>(gatehouse: Gatehouse, even
     throw new Error(`no "${event}" event within ${ms / 1000} s; log:\n${gatehouse.logs().map((l) => JSON.stringify(l)).join('\n')}`, { cause: error });
   }
 }
+
+const servedPair = (domainDir: string): KeyPair => ({
+  certPem: fs.readFileSync(path.join(domainDir, 'fullchain.pem'), 'utf8'),
+  keyPem: fs.readFileSync(path.join(domainDir, 'privkey.pem'), 'utf8'),
+});
 
 test('a stored certificate damaged while serving is replaced by a new order at once', async (t) => {
   const { pebble, dir, gatehouse } = await acmeScenario(t, { acme: { check_interval: '"1h"' } });
@@ -33,4 +42,71 @@ test('a stored certificate damaged while serving is replaced by a new order at o
   assert.match(String(line.reason), /truncated/);
   assert.equal((await presented(gatehouse.httpsPort, 'app.test', await pebble.rootPem())).serial, second.serial);
   assert.match(fs.readFileSync(path.join(domainDir, 'fullchain.pem'), 'utf8'), /END CERTIFICATE/, 'storage holds a valid pair again');
+});
+
+/** Two real Pebble certificates for app.test (storage then holds the second), then Pebble stopped: "the CA is down". */
+async function twoCertificatesThenCaDown(t: import('node:test').TestContext) {
+  const { pebble, dir, gatehouse } = await acmeScenario(t);
+  const [, first] = await next(gatehouse, 'installed');
+  const domainDir = path.join(dir, 'certs', 'app.test');
+  const pair1 = servedPair(domainDir);
+  const second = await gatehouse.acme!.renewNow('app.test');
+  const pair2 = servedPair(domainDir);
+  assert.notEqual(first.serial, second.serial);
+  await gatehouse.stop();
+  await pebble.halt();
+  return { dir, domainDir, first, second, pair1, pair2 };
+}
+
+test('crash between the key and the chain in the old layout: the pair left whole is served with the CA down, and moved to the new layout', async (t) => {
+  const { dir, domainDir, second, pair1, pair2 } = await twoCertificatesThenCaDown(t);
+  // What the old writer (privkey.pem renamed, then fullchain.pem) left when killed before its second rename: the new
+  // key beside the old chain, and the new chain complete in writeFileAtomic's temporary file.
+  fs.rmSync(domainDir, { recursive: true });
+  fs.mkdirSync(domainDir);
+  fs.writeFileSync(path.join(domainDir, 'privkey.pem'), pair2.keyPem, { mode: 0o600 });
+  fs.writeFileSync(path.join(domainDir, 'fullchain.pem'), pair1.certPem);
+  fs.writeFileSync(path.join(domainDir, '.fullchain.pem.0a1b2c3d4e5f.tmp'), pair2.certPem);
+
+  const gatehouse = await startGatehouse(dir);
+  t.after(() => gatehouse.stop());
+  const served = await presented(gatehouse.httpsPort, 'app.test');
+  assert.equal(served.serial, second.serial, 'the last valid pair, not a self-signed certificate');
+  assert.ok(gatehouse.logs().some((l) => l.msg === 'stored certificate recovered from an interrupted write'));
+  // Moved into the new layout: one folder for the pair, `current` on it, the old names now links, the leftover gone.
+  const current = fs.readlinkSync(path.join(domainDir, 'current'));
+  assert.match(current, new RegExp(`^\\d{8}T\\d{6}Z-${second.serial}$`));
+  assert.deepEqual(servedPair(path.join(domainDir, current)), pair2);
+  assert.equal(fs.readlinkSync(path.join(domainDir, 'fullchain.pem')), 'current/fullchain.pem');
+  assert.equal(fs.readlinkSync(path.join(domainDir, 'privkey.pem')), 'current/privkey.pem');
+  assert.equal(fs.existsSync(path.join(domainDir, '.fullchain.pem.0a1b2c3d4e5f.tmp')), false);
+});
+
+test('a half-written issuance folder: the last valid pair is served with the CA down, whether or not current points to it', async (t) => {
+  const { dir, domainDir, first, second } = await twoCertificatesThenCaDown(t);
+  assert.match(fs.readlinkSync(path.join(domainDir, 'current')), new RegExp(`-${second.serial}$`));
+  assert.deepEqual(fs.readdirSync(domainDir).filter((n) => /^\d{8}T/.test(n)).map((n) => n.split('-')[1]).sort(), [first.serial, second.serial].sort(),
+    'the previous pair is kept');
+  // Killed while writing a third pair: its folder has the key, the chain only as a partial temporary file.
+  const half = path.join(domainDir, '29991231T235959Z-0abc');
+  fs.mkdirSync(half);
+  fs.writeFileSync(path.join(half, 'privkey.pem'), (await createSelfSigned(['app.test'])).keyPem);
+  fs.writeFileSync(path.join(half, '.fullchain.pem.0a1b2c3d4e5f.tmp'), '-----BEGIN CERTIFICATE-----\nMIIB');
+
+  let gatehouse = await startGatehouse(dir);
+  assert.equal((await presented(gatehouse.httpsPort, 'app.test')).serial, second.serial, 'current still names the last whole pair');
+  await gatehouse.stop();
+
+  // A folder whose files never reached the disk although `current` was switched (no flush): the pair before is served.
+  fs.symlinkSync('29991231T235959Z-0abc', path.join(domainDir, 'current.new'));
+  fs.renameSync(path.join(domainDir, 'current.new'), path.join(domainDir, 'current'));
+  gatehouse = await startGatehouse(dir);
+  t.after(() => gatehouse.stop());
+  assert.equal((await presented(gatehouse.httpsPort, 'app.test')).serial, second.serial, 'the newest whole pair');
+  const line = gatehouse.logs().find((l) => String(l.msg).startsWith('stored certificate is unusable'));
+  assert.equal(line?.msg, `stored certificate is unusable; serving the previous one (serial ${second.serial}) and ordering a new one`);
+  assert.match(certsTable(loadConfig(dir)), new RegExp(`^app\\.test\\s+acme \\(the newest is unusable, serving the one before: .*29991231T235959Z-0abc`, 'm'));
+  const [, message] = await next(gatehouse, 'failed'); // it does order; the CA is down
+  assert.match(message, /ECONNREFUSED|cannot reach/);
+  assert.equal((await presented(gatehouse.httpsPort, 'app.test')).serial, second.serial, 'still served while the CA is down');
 });
