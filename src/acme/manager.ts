@@ -43,7 +43,6 @@ export class AcmeManager {
   private readonly log: Logger;
   private readonly poll: PollOptions;
   private readonly now: () => number;
-  private client?: Promise<acme.Client>;
   private directory?: { value: Promise<Directory>; until: number };
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
@@ -197,9 +196,8 @@ export class AcmeManager {
   }
 
   private getClient(): Promise<acme.Client> {
-    this.client ??= createAcmeClient(this.config.acme, this.poll);
-    this.client.catch(() => { this.client = undefined; });
-    return this.client;
+    return createAcmeClient(this.config.acme, this.poll, (retired) =>
+      this.log.warn({ retired_key: retired, account_key: this.config.acme.accountKeyFile }, 'the CA deactivated the ACME account: registering a new one with a new account key'));
   }
 
   private async order(state: SiteState, forced: boolean): Promise<'ok' | 'locked' | 'failed' | 'adopted'> {

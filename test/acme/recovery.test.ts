@@ -1,12 +1,16 @@
-// Recovery from what goes wrong between runs or behind Gatehouse's back: a stored pair damaged while serving, a crash
-// in the middle of storing a new pair (old and new layout), against real Pebble and checked by real TLS handshakes.
+// Recovery from what goes wrong between runs or behind Gatehouse's back: a CA that forgot or deactivated the account,
+// a stored pair damaged while serving, a crash in the middle of storing a new pair (old and new layout); against real
+// Pebble and checked by real TLS handshakes.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import acme from 'acme-client';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { certsTable } from '../../src/cli/certs.ts';
 import { loadConfig } from '../../src/config/load.ts';
+import { trustForAcme } from '../../src/acme/account.ts';
+import type { CertInfo } from '../../src/acme/storage.ts';
 import type { KeyPair } from '../../src/tls/certificate-store.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
 import { startGatehouse, type Gatehouse } from '../helpers/gatehouse-acme.ts';
@@ -24,6 +28,58 @@ async function next<E extends 'installed' | 'failed'>(gatehouse: Gatehouse, even
 const servedPair = (domainDir: string): KeyPair => ({
   certPem: fs.readFileSync(path.join(domainDir, 'fullchain.pem'), 'utf8'),
   keyPem: fs.readFileSync(path.join(domainDir, 'privkey.pem'), 'utf8'),
+});
+
+/** The next certificate the running Gatehouse orders; a failure matching `fatal` ends the wait at once. */
+function nextOrdered(gatehouse: Gatehouse, fatal: RegExp, ms = 90_000): Promise<CertInfo> {
+  const events = gatehouse.acme!.events;
+  return new Promise((resolve, reject) => {
+    const done = () => { clearTimeout(timer); events.off('installed', onInstalled); events.off('failed', onFailed); };
+    const onInstalled = (_domain: string, info: CertInfo, origin: string) => { if (origin === 'order') { done(); resolve(info); } };
+    const onFailed = (_domain: string, message: string) => { if (fatal.test(message)) { done(); reject(new Error(`the renewal failed: ${message}`)); } };
+    const timer = setTimeout(() => { done(); reject(new Error(`no renewal within ${ms / 1000} s; log:\n${gatehouse.logs().map((l) => JSON.stringify(l)).join('\n')}`)); }, ms);
+    events.on('installed', onInstalled);
+    events.on('failed', onFailed);
+  });
+}
+
+test('a CA that forgot the account (restarted): the next renewal registers the same key again, without a Gatehouse restart', async (t) => {
+  // ratio 0.5 of 30 s: the scheduler renews 15 s into each certificate's life.
+  const { pebble, dir, gatehouse } = await acmeScenario(t, { pebble: { validitySeconds: 30 }, acme: { renew_ratio: '0.5' } });
+  const [, first] = await next(gatehouse, 'installed');
+  const keyFile = path.join(dir, 'certs', 'acme-account.key');
+  const accountKey = fs.readFileSync(keyFile, 'utf8');
+  await pebble.restart(); // a new Pebble process: no accounts, new roots
+
+  // An order that failed while Pebble was restarting is retried; one that fails because the account is unknown
+  // (accountDoesNotExist, "Account … not found") would fail again at every renewal.
+  const renewed = await nextOrdered(gatehouse, /not found|does not exist|accountDoesNotExist/i);
+  assert.notEqual(renewed.serial, first.serial);
+  const served = await presented(gatehouse.httpsPort, 'app.test', await pebble.rootPem());
+  assert.equal(served.serial, renewed.serial);
+  assert.equal(served.authorized, true, 'issued by the restarted Pebble');
+  assert.equal(fs.readFileSync(keyFile, 'utf8'), accountKey, 'the same account key, registered again');
+});
+
+test('a deactivated account: a new account key registers a new account (the old key kept aside) and the renewal goes on', async (t) => {
+  const { pebble, dir, gatehouse } = await acmeScenario(t);
+  const [, first] = await next(gatehouse, 'installed');
+  const keyFile = path.join(dir, 'certs', 'acme-account.key');
+  const oldKey = fs.readFileSync(keyFile, 'utf8');
+  trustForAcme(fs.readFileSync(pebble.wfeCaFile, 'utf8'));
+  const owner = new acme.Client({ directoryUrl: pebble.directoryUrl, accountKey: oldKey });
+  await owner.createAccount({ termsOfServiceAgreed: true, contact: ['mailto:ops@app.test'] }); // the existing account
+  assert.equal((await owner.updateAccount({ status: 'deactivated' } as never)).status, 'deactivated'); // RFC 8555 §7.3.6
+
+  const renewed = await gatehouse.acme!.renewNow('app.test');
+  assert.notEqual(renewed.serial, first.serial);
+  assert.equal((await presented(gatehouse.httpsPort, 'app.test', await pebble.rootPem())).serial, renewed.serial);
+  assert.notEqual(fs.readFileSync(keyFile, 'utf8'), oldKey, 'a new account key');
+  const retired = fs.readdirSync(path.dirname(keyFile)).filter((n) => n.startsWith('acme-account.key.deactivated-'));
+  assert.equal(retired.length, 1);
+  assert.equal(fs.readFileSync(path.join(path.dirname(keyFile), retired[0]!), 'utf8'), oldKey, 'the refused key is kept, not deleted');
+  assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600);
+  assert.ok(gatehouse.logs().some((l) => l.msg === 'the CA deactivated the ACME account: registering a new one with a new account key'));
 });
 
 test('a stored certificate damaged while serving is replaced by a new order at once', async (t) => {
