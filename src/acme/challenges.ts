@@ -1,7 +1,8 @@
 // HTTP-01 challenge tokens and their responder on the plain-HTTP listener.
 // Tokens live in memory and in <storage>/challenges/<token>, so any Gatehouse process sharing the storage folder
 // (or `gatehouse certs renew` run beside a serving process) can answer the CA. A token stays until its order is done:
-// the CA validates from several vantage points, each one a separate GET (RFC 8555 §8.3).
+// the CA validates from several vantage points, each one a separate GET (RFC 8555 §8.3). Then it is removed, also when
+// the order fails or the process exits; what a killed process left is swept once it is stale.
 import fs from 'node:fs';
 import path from 'node:path';
 import { sendError } from '../http/errors.ts';
@@ -13,20 +14,38 @@ const PREFIX = '/.well-known/acme-challenge/';
 /** base64url, as RFC 8555 §8.3 requires of tokens; anything else never reaches the file system. */
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 
+/** A token file nobody has touched for this long belongs to an order whose process is gone (killed, crashed): the
+ *  process running an order touches its files every staleMs / 4, however long the CA takes. As the order lock. */
+export const STALE_CHALLENGE_MS = 15 * 60_000;
+
 export class ChallengeStore {
   private readonly tokens = new Map<string, string>();
   private readonly dir: string;
-  constructor(storageDir: string) { this.dir = path.join(storageDir, 'challenges'); }
+  private readonly staleMs: number;
+  private heartbeat?: NodeJS.Timeout;
+
+  constructor(storageDir: string, staleMs = STALE_CHALLENGE_MS) {
+    this.dir = path.join(storageDir, 'challenges');
+    this.staleMs = staleMs;
+  }
 
   add(token: string, keyAuthorization: string): void {
     if (!TOKEN.test(token)) throw new Error(`the CA sent a malformed challenge token: ${JSON.stringify(token)}`);
     this.tokens.set(token, keyAuthorization);
+    if (this.tokens.size === 1) {
+      this.heartbeat = setInterval(() => this.touch(), Math.max(this.staleMs / 4, 50)).unref();
+      process.on('exit', this.removeOwn); // a process stopped mid-order leaves no token behind
+    }
     writeFileAtomic(path.join(this.dir, token), keyAuthorization, 0o644);
   }
 
   remove(token: string): void {
-    this.tokens.delete(token);
-    if (TOKEN.test(token)) fs.rmSync(path.join(this.dir, token), { force: true });
+    if (!this.tokens.delete(token)) return;
+    fs.rmSync(path.join(this.dir, token), { force: true });
+    if (this.tokens.size === 0) {
+      clearInterval(this.heartbeat);
+      process.off('exit', this.removeOwn);
+    }
   }
 
   get(token: string): string | undefined {
@@ -35,6 +54,33 @@ export class ChallengeStore {
     if (own !== undefined) return own;
     try { return fs.readFileSync(path.join(this.dir, token), 'utf8'); } catch { return undefined; }
   }
+
+  /** Removes what killed orders left in challenges/ (token files and half-written ones) untouched for staleMs;
+   *  another live process's tokens are touched more often than that. Returns the names removed. */
+  sweep(now = Date.now()): string[] {
+    let names: string[];
+    try { names = fs.readdirSync(this.dir); } catch { return []; }
+    const removed: string[] = [];
+    for (const name of names) {
+      if (this.tokens.has(name)) continue;
+      const file = path.join(this.dir, name);
+      try {
+        if (now - fs.statSync(file).mtimeMs <= this.staleMs) continue;
+        fs.rmSync(file, { force: true });
+        removed.push(name);
+      } catch { /* removed meanwhile by another process */ }
+    }
+    return removed;
+  }
+
+  private touch(): void {
+    const now = new Date();
+    for (const token of this.tokens.keys()) try { fs.utimesSync(path.join(this.dir, token), now, now); } catch { /* gone */ }
+  }
+
+  private readonly removeOwn = (): void => {
+    for (const token of this.tokens.keys()) fs.rmSync(path.join(this.dir, token), { force: true });
+  };
 }
 
 /** Answers GET /.well-known/acme-challenge/<token> for any Host (with or without a port); unknown tokens get 404. */

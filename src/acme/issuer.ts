@@ -29,8 +29,9 @@ export async function orderCertificate(request: OrderRequest): Promise<KeyPair> 
       if (authz.status === 'valid') continue; // reused authorization
       const challenge = authz.challenges.find((c) => c.type === 'http-01');
       if (!challenge) throw new Error(`the CA offers no http-01 challenge for ${authz.identifier.value}`);
-      challenges.add(challenge.token, await client.getChallengeKeyAuthorization(challenge));
+      const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
       published.push(challenge.token);
+      challenges.add(challenge.token, keyAuthorization);
       await client.completeChallenge(challenge);
       await client.waitForValidStatus(challenge);
     }

@@ -65,6 +65,7 @@ export class AcmeManager {
 
   /** Before listening: every ACME site gets its stored certificate, or a temporary self-signed one so HTTPS answers. */
   async prepare(): Promise<void> {
+    this.sweepChallenges();
     for (const state of this.states.values()) {
       this.adoptStored(state);
       if (state.served) continue;
@@ -120,6 +121,7 @@ export class AcmeManager {
 
   /** One pass over all sites; then the next pass is timed for whatever comes due first. */
   async checkAll(): Promise<void> {
+    this.sweepChallenges();
     // Sites side by side: a slow order (a CA asking to wait) must not hold up another site's renewal.
     await Promise.all([...this.states.values()].map(async (state) => {
       if (this.stopped) return;
@@ -129,6 +131,11 @@ export class AcmeManager {
       const due = !state.served || state.corrupt !== undefined || !fitFor(state.served.info, state.site.serverNames, now) || now >= renewAt!.getTime();
       if (due && now >= state.nextAttemptAt) await this.order(state, false);
     }));
+  }
+
+  private sweepChallenges(): void {
+    const removed = this.challenges.sweep();
+    if (removed.length > 0) this.log.info({ removed }, 'removed challenge tokens that stopped orders left behind');
   }
 
   private schedule(delayMs: number): void {

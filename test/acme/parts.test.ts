@@ -178,6 +178,36 @@ test('HTTP-01 responder: any Host with a port, repeated validation, tokens share
   assert.equal((await get('/.well-known/acme-challenge/tok_en-1', 'app.test')).status, 404);
 });
 
+test('challenge tokens: a running order keeps its files fresh however long it takes; the sweep takes only stale ones', async (t) => {
+  const dir = tmp();
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const running = new ChallengeStore(dir, 400); // touched every 100 ms
+  running.add('slow-ca', 'slow-ca.thumb');
+  const file = path.join(dir, 'challenges', 'slow-ca');
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  fs.utimesSync(file, hourAgo, hourAgo); // as if the CA had taken an hour so far
+  const watcher = fs.watch(file);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the token file was never touched')), 30_000);
+    watcher.once('change', () => { clearTimeout(timer); resolve(); });
+  }).finally(() => watcher.close());
+  assert.ok(Date.now() - fs.statSync(file).mtimeMs < 60_000, 'touched by the running order');
+
+  const other = new ChallengeStore(dir, 60_000); // another process sharing the storage
+  fs.writeFileSync(path.join(dir, 'challenges', 'killed'), 'killed.thumb');
+  fs.utimesSync(path.join(dir, 'challenges', 'killed'), hourAgo, hourAgo);
+  assert.deepEqual(other.sweep(), ['killed']);
+  assert.equal(other.get('slow-ca'), 'slow-ca.thumb', 'the running order\'s token is kept');
+  running.remove('slow-ca');
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'challenges')), []);
+
+  // A process that exits mid-order (a stop signal) removes its tokens on the way out.
+  const module = new URL('../../src/acme/challenges.ts', import.meta.url).href;
+  execFileSync(process.execPath, ['--input-type=module', '-e',
+    `import { ChallengeStore } from ${JSON.stringify(module)}; new ChallengeStore(${JSON.stringify(dir)}).add('exiting', 'exiting.thumb'); process.exit(0);`]);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'challenges')), []);
+});
+
 test('config: tls.acme rules with file, line and key; the challenge listener; named directories', (t) => {
   const site = (names: string, tls: string) => `server_names = [${names}]\n\n[tls]\n${tls}\n\n[[routes]]\npath = "/"\nstatus = 204\n`;
   const problems = (main: string, sites: Record<string, string>) => {

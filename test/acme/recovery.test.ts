@@ -1,6 +1,6 @@
 // Recovery from what goes wrong between runs or behind Gatehouse's back: a CA that forgot or deactivated the account,
-// a stored pair damaged while serving, a crash in the middle of storing a new pair (old and new layout); against real
-// Pebble and checked by real TLS handshakes.
+// a stored pair damaged while serving, a crash in the middle of storing a new pair (old and new layout), challenge
+// files a killed order left; against real Pebble and checked by real TLS handshakes.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import acme from 'acme-client';
@@ -14,7 +14,7 @@ import type { CertInfo } from '../../src/acme/storage.ts';
 import type { KeyPair } from '../../src/tls/certificate-store.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
 import { startGatehouse, type Gatehouse } from '../helpers/gatehouse-acme.ts';
-import { acmeScenario, presented } from './setup.ts';
+import { acmeScenario, plainGet, presented } from './setup.ts';
 
 /** Bounded wait for an ACME event, so a fault that never recovers fails the test with its log instead of hanging it. */
 async function next<E extends 'installed' | 'failed'>(gatehouse: Gatehouse, event: E, ms = 60_000) {
@@ -165,4 +165,44 @@ test('a half-written issuance folder: the last valid pair is served with the CA 
   const [, message] = await next(gatehouse, 'failed'); // it does order; the CA is down
   assert.match(message, /ECONNREFUSED|cannot reach/);
   assert.equal((await presented(gatehouse.httpsPort, 'app.test')).serial, second.serial, 'still served while the CA is down');
+});
+
+/** Resolves once `file` is gone (fs.watch on its folder), or fails after ms. */
+async function removed(file: string, ms = 30_000): Promise<void> {
+  const watcher = fs.watch(path.dirname(file));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${file} still there after ${ms / 1000} s`)), ms);
+      const check = () => { if (!fs.existsSync(file)) { clearTimeout(timer); resolve(); } };
+      watcher.on('change', check);
+      check();
+    });
+  } finally { watcher.close(); }
+}
+
+test('challenge files a killed order left are removed at start and at the next check; a live order\'s are kept', async (t) => {
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  let challenges = '';
+  const leave = (name: string, content: string, mtime?: Date) => {
+    fs.writeFileSync(path.join(challenges, name), content);
+    if (mtime) fs.utimesSync(path.join(challenges, name), mtime, mtime);
+  };
+  const { pebble, gatehouse } = await acmeScenario(t, {
+    before: (dir) => {
+      challenges = path.join(dir, 'certs', 'challenges');
+      fs.mkdirSync(challenges, { recursive: true });
+      leave('killed-order', 'killed-order.thumb', hourAgo); // its process was killed an hour ago
+      leave('.killed-order-2.0a1b2c3d4e5f.tmp', 'killed-ord', hourAgo); // killed while writing it
+      leave('live-order', 'live-order.thumb'); // another process's order, running now
+    },
+  });
+  assert.equal(fs.existsSync(path.join(challenges, 'killed-order')), false, 'removed at start');
+  assert.equal(fs.existsSync(path.join(challenges, '.killed-order-2.0a1b2c3d4e5f.tmp')), false);
+  assert.equal((await plainGet(pebble.httpPort, '/.well-known/acme-challenge/live-order', 'app.test')).body, 'live-order.thumb', 'kept and answered');
+  await next(gatehouse, 'installed');
+
+  leave('killed-later', 'killed-later.thumb', hourAgo);
+  await removed(path.join(challenges, 'killed-later')); // at the scheduler's next pass (check_interval is 1 s here)
+  assert.ok(fs.existsSync(path.join(challenges, 'live-order')));
+  assert.deepEqual(fs.readdirSync(challenges).sort(), ['live-order'], 'the order\'s own tokens were removed when it ended');
 });
