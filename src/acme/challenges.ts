@@ -4,7 +4,9 @@
 // the CA validates from several vantage points, each one a separate GET (RFC 8555 §8.3). Then it is removed, also when
 // the order fails or the process exits; what a killed process left is swept once it is stale.
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sendError } from '../http/errors.ts';
 import { common } from '../http/types.ts';
 import type { PlainHttpResponder } from '../runtime/runtime.ts';
@@ -98,4 +100,33 @@ export function createChallengeResponder(store: ChallengeStore): PlainHttpRespon
     common(res).end(req.method === 'HEAD' ? '' : keyAuthorization);
     return true;
   };
+}
+
+export interface ProbeTarget { host: string; port: number }
+
+/** GETs the token the way the CA will (RFC 8555 §8.3) from one address: true when the key authorization comes back. */
+export function answers(target: ProbeTarget, domain: string, token: string, keyAuthorization: string, timeoutMs = 5_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: target.host, port: target.port, path: `${PREFIX}${token}`, headers: { host: domain }, timeout: timeoutMs, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => { body += chunk; if (body.length > 4096) req.destroy(); });
+      res.on('end', () => resolve(res.statusCode === 200 && body === keyAuthorization));
+      res.on('error', () => resolve(false));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+/** Asks the targets until one answers the token (true), or waitMs passed (false); a stop (signal) ends it at once. */
+export async function waitUntilAnswered(targets: readonly ProbeTarget[], domain: string, token: string, keyAuthorization: string,
+  options: { waitMs: number; signal?: AbortSignal; onWaiting?: () => void }): Promise<boolean> {
+  const deadline = Date.now() + options.waitMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+    for (const target of targets) if (await answers(target, domain, token, keyAuthorization)) return true;
+    if (Date.now() >= deadline) return false;
+    if (delay === 100) options.onWaiting?.();
+    await sleep(Math.min(delay, Math.max(deadline - Date.now(), 0)), undefined, { signal: options.signal });
+  }
 }

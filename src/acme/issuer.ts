@@ -1,5 +1,6 @@
 // One ACME order for all of a site's names (one certificate, every name a SAN), HTTP-01 only:
-// new order → per authorization publish the token, tell the CA, wait → finalize with a fresh P-256 key → download.
+// new order → per authorization publish the token, check it can be fetched, tell the CA, wait → finalize with a fresh
+// P-256 key → download.
 // Tokens stay published until the whole order is done, because the CA validates each one several times.
 import acme from 'acme-client';
 import type { KeyPair } from '../tls/certificate-store.ts';
@@ -14,6 +15,8 @@ export interface OrderRequest {
   profile?: string;
   /** ARI id of the certificate this one replaces (RFC 9773 §5), so the CA can relax rate limits. */
   replaces?: string;
+  /** Resolves once the published token can be fetched as the CA will; the CA is asked to validate only then. */
+  whenAnswerable?: (name: string, token: string, keyAuthorization: string) => Promise<void>;
 }
 
 export async function orderCertificate(request: OrderRequest): Promise<KeyPair> {
@@ -32,6 +35,7 @@ export async function orderCertificate(request: OrderRequest): Promise<KeyPair> 
       const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
       published.push(challenge.token);
       challenges.add(challenge.token, keyAuthorization);
+      await request.whenAnswerable?.(authz.identifier.value, challenge.token, keyAuthorization);
       await client.completeChallenge(challenge);
       await client.waitForValidStatus(challenge);
     }

@@ -4,13 +4,14 @@
 // remains (or inside the CA's ARI window), retries failures with exponential backoff for as long as it takes, and
 // installs the new certificate for new handshakes at once. Open connections keep the certificate they started with.
 import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import type { Config, Site } from '../config/load.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CertificateStore, KeyPair } from '../tls/certificate-store.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';
 import { createAcmeClient, DEFAULT_POLL, fetchDirectory, trustForAcme, type PollOptions } from './account.ts';
 import { ariCertId } from './ari.ts';
-import { ChallengeStore, createChallengeResponder } from './challenges.ts';
+import { ChallengeStore, createChallengeResponder, waitUntilAnswered, type ProbeTarget } from './challenges.ts';
 import { orderCertificate, requireProfile } from './issuer.ts';
 import { tryLock } from './lock.ts';
 import { nextRenewal, type Directory, type RenewalTime } from './renewal-time.ts';
@@ -18,7 +19,15 @@ import { CertStorage, describe, fitFor, type CertInfo } from './storage.ts';
 import { watchFolder } from './watch.ts';
 import type acme from 'acme-client';
 
-export interface AcmeOptions { poll?: PollOptions; now?: () => number }
+export interface AcmeOptions {
+  poll?: PollOptions;
+  now?: () => number;
+  /** How long an order waits for its HTTP-01 token to be answered on this host before asking the CA anyway. */
+  challengeWaitMs?: number;
+}
+
+/** Time for the process holding [acme] http_port (another one sharing the storage) to come up and answer. */
+const CHALLENGE_WAIT_MS = 60_000;
 
 interface SiteState {
   site: Site;
@@ -47,6 +56,13 @@ export class AcmeManager {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
+  private readonly stopping = new AbortController();
+  private readonly challengeWaitMs: number;
+  /** This process's plain-HTTP listeners (its responder answers there), once they listen. */
+  private httpListeners: AddressInfo[] = [];
+  /** An order succeeded although nothing answered on this host: [acme] http_port reaches us through a forward,
+   *  so later orders do not wait for it. */
+  private forwarded = false;
   private readonly unwatch: Array<() => void> = [];
 
   constructor(config: Config, certificates: CertificateStore, log: Logger, options: AcmeOptions = {}) {
@@ -55,6 +71,7 @@ export class AcmeManager {
     this.log = log.child({ component: 'acme' });
     this.poll = options.poll ?? DEFAULT_POLL;
     this.now = options.now ?? Date.now;
+    this.challengeWaitMs = options.challengeWaitMs ?? CHALLENGE_WAIT_MS;
     if (config.acme.caRootPem) trustForAcme(config.acme.caRootPem);
     this.storage = new CertStorage(config.acme.storageDir);
     this.challenges = new ChallengeStore(config.acme.storageDir);
@@ -62,6 +79,9 @@ export class AcmeManager {
   }
 
   responder() { return createChallengeResponder(this.challenges); }
+
+  /** Where this process answers HTTP-01 (its [http] listeners), once they listen. */
+  setHttpListeners(addresses: AddressInfo[]): void { this.httpListeners = addresses; }
 
   /** Before listening: every ACME site gets its stored certificate, or a temporary self-signed one so HTTPS answers. */
   async prepare(): Promise<void> {
@@ -103,6 +123,7 @@ export class AcmeManager {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     clearTimeout(this.timer);
     for (const unwatch of this.unwatch) unwatch();
     await this.running;
@@ -227,8 +248,10 @@ export class AcmeManager {
       if (profile) requireProfile(directory, profile);
       const ari = state.served && directory.renewalInfo;
       const client = await this.getClient();
+      let unanswered = false;
       const pair = await orderCertificate({
         client, names: state.site.serverNames, challenges: this.challenges,
+        whenAnswerable: async (name, token, keyAuthorization) => { if (!await this.whenAnswerable(name, token, keyAuthorization)) unanswered = true; },
         ...(profile ? { profile } : {}),
         ...(ari ? { replaces: ariCertId(state.served!.pair.certPem) } : {}),
       });
@@ -245,6 +268,7 @@ export class AcmeManager {
       this.install(state, pair, info, 'order');
       state.renewAt = renewAt;
       Object.assign(state, { failures: 0, nextAttemptAt: 0, lastError: undefined, corrupt: undefined });
+      if (unanswered) this.forwarded = true;
       this.log.info({ domain, issuer: info.issuer, not_after: info.notAfter.toISOString(), next_renewal: renewAt.at.toISOString(), order_ms: orderMs }, 'certificate obtained');
       return 'ok';
     } catch (error) {
@@ -256,7 +280,36 @@ export class AcmeManager {
     }
   }
 
+  /** The CA is asked to validate only once the token can be fetched on this host the way it will fetch it: from
+   *  this process's responder, or from another process sharing the storage that holds [acme] http_port (it answers
+   *  from challenges/). Asking earlier fails the order, and the retry waits for retry_min. When nothing answers
+   *  within challengeWaitMs but this process has [http] listeners, the port may be forwarded to one of them
+   *  (a container's port mapping): the CA is asked anyway. */
+  private async whenAnswerable(name: string, token: string, keyAuthorization: string): Promise<boolean> {
+    const port = this.config.acme.httpPort;
+    const targets: ProbeTarget[] = [{ host: '127.0.0.1', port }, { host: '::1', port }];
+    for (const own of this.httpListeners) {
+      if (own.port === port && !['0.0.0.0', '::', '127.0.0.1', '::1'].includes(own.address)) targets.push({ host: own.address, port });
+    }
+    const waitMs = this.forwarded ? 0 : this.challengeWaitMs;
+    const answered = await waitUntilAnswered(targets, name, token, keyAuthorization, {
+      waitMs, signal: this.stopping.signal,
+      onWaiting: () => this.log.info({ domain: name, http_port: port, wait_s: Math.round(waitMs / 1000) },
+        'waiting for the HTTP-01 token to be answered on this host before asking the CA to validate'),
+    });
+    if (answered) return true;
+    if (this.httpListeners.length === 0) {
+      throw new Error(`nothing answers HTTP-01 on port ${port} of this host ([acme] http_port) and this process has no [http] listener: start the process that holds that port`);
+    }
+    if (!this.forwarded) {
+      this.log.warn({ domain: name, http_port: port, http: this.httpListeners.map((a) => a.port) },
+        `nothing answers HTTP-01 on port ${port} of this host within ${Math.round(waitMs / 1000)} s: asking the CA anyway, in case that port is forwarded to one of our [http] listeners (set [acme] http_port to the port the CA's connections arrive on to skip this wait)`);
+    }
+    return false;
+  }
+
   private failed(state: SiteState, error: unknown): void {
+    if (this.stopped) return; // an order abandoned by the stop is no failure to report or retry
     const domain = state.site.name;
     let message = error instanceof Error ? error.message : String(error);
     // acme-client 5.4 retries a failed connection 5 times, then loses the error in its axios interceptor.

@@ -3,6 +3,7 @@
 // A renewal done here is written to storage; a running `gatehouse serve` sees the new files and serves them at once.
 import crypto from 'node:crypto';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pretty from 'pino-pretty';
 import { AcmeManager } from '../acme/manager.ts';
 import { CertStorage } from '../acme/storage.ts';
@@ -58,6 +59,7 @@ async function renew(config: Config, domain: string, out: (text: string) => void
     server.once('error', () => resolve(undefined));
     server.listen(address.port, address.host, () => resolve(server));
   })));
+  manager.setHttpListeners(servers.flatMap((server) => (server ? [server.address() as AddressInfo] : [])));
   try {
     const started = performance.now();
     const info = await manager.renewNow(domain);

@@ -1,10 +1,12 @@
 // Recovery from what goes wrong between runs or behind Gatehouse's back: a CA that forgot or deactivated the account,
 // a stored pair damaged while serving, a crash in the middle of storing a new pair (old and new layout), challenge
-// files a killed order left; against real Pebble and checked by real TLS handshakes.
+// files a killed order left, a challenge port that reaches us only through a forward; against real Pebble and
+// checked by real TLS handshakes.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import acme from 'acme-client';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { certsTable } from '../../src/cli/certs.ts';
@@ -13,8 +15,10 @@ import { trustForAcme } from '../../src/acme/account.ts';
 import type { CertInfo } from '../../src/acme/storage.ts';
 import type { KeyPair } from '../../src/tls/certificate-store.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
-import { startGatehouse, type Gatehouse } from '../helpers/gatehouse-acme.ts';
-import { acmeScenario, plainGet, presented } from './setup.ts';
+import { FAST_POLL, startGatehouse, writeConfig, type Gatehouse } from '../helpers/gatehouse-acme.ts';
+import { freePort } from '../helpers/net.ts';
+import { startPebble } from '../helpers/pebble.ts';
+import { acmeMain, acmeScenario, acmeSite, plainGet, presented } from './setup.ts';
 
 /** Bounded wait for an ACME event, so a fault that never recovers fails the test with its log instead of hanging it. */
 async function next<E extends 'installed' | 'failed'>(gatehouse: Gatehouse, event: E, ms = 60_000) {
@@ -205,4 +209,37 @@ test('challenge files a killed order left are removed at start and at the next c
   await removed(path.join(challenges, 'killed-later')); // at the scheduler's next pass (check_interval is 1 s here)
   assert.ok(fs.existsSync(path.join(challenges, 'live-order')));
   assert.deepEqual(fs.readdirSync(challenges).sort(), ['live-order'], 'the order\'s own tokens were removed when it ended');
+});
+
+test('the challenge port reaches us only through a forward (nothing answers it on this host): the order goes on after the wait', async (t) => {
+  const pebble = await startPebble();
+  t.after(() => pebble.stop());
+  // Gatehouse listens on another port; the CA's connections arrive on 127.0.0.2:<http_port> and are forwarded to it,
+  // as a container's port mapping does: 127.0.0.1:<http_port> on this host stays closed.
+  const port = await freePort();
+  const forward = net.createServer((socket) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => forward.listen(pebble.httpPort, '127.0.0.2', resolve));
+  t.after(() => forward.close());
+  pebble.answer.ip = '127.0.0.2';
+  const dir = writeConfig(acmeMain(pebble).replace(`listen = ["127.0.0.1:${pebble.httpPort}"]`, `listen = ["127.0.0.1:${port}"]`),
+    { 'app.test': acmeSite(['app.test'], 'http://127.0.0.1:9') });
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const gatehouse = await startGatehouse(dir, { poll: FAST_POLL, challengeWaitMs: 1_000 });
+  t.after(() => gatehouse.stop());
+
+  const [, first, origin] = await next(gatehouse, 'installed');
+  assert.equal(origin, 'order');
+  const warned = gatehouse.logs().filter((l) => String(l.msg).startsWith(`nothing answers HTTP-01 on port ${pebble.httpPort} of this host within 1 s: asking the CA anyway`));
+  assert.equal(warned.length, 1);
+  // The forward is known to work now: the next order does not wait for it again.
+  const waits = () => gatehouse.logs().filter((l) => String(l.msg).startsWith('waiting for the HTTP-01 token')).length;
+  const before = waits();
+  const second = await gatehouse.acme!.renewNow('app.test');
+  assert.notEqual(second.serial, first.serial);
+  assert.equal(waits(), before);
 });
