@@ -251,7 +251,10 @@ export class AcmeManager {
       let unanswered = false;
       const pair = await orderCertificate({
         client, names: state.site.serverNames, challenges: this.challenges,
-        whenAnswerable: async (name, token, keyAuthorization) => { if (!await this.whenAnswerable(name, token, keyAuthorization)) unanswered = true; },
+        // Once one token went unanswered (or a forward is known), the order's other names do not wait again.
+        whenAnswerable: async (name, token, keyAuthorization) => {
+          if (!await this.whenAnswerable(name, token, keyAuthorization, unanswered || this.forwarded ? 0 : this.challengeWaitMs)) unanswered = true;
+        },
         ...(profile ? { profile } : {}),
         ...(ari ? { replaces: ariCertId(state.served!.pair.certPem) } : {}),
       });
@@ -283,15 +286,14 @@ export class AcmeManager {
   /** The CA is asked to validate only once the token can be fetched on this host the way it will fetch it: from
    *  this process's responder, or from another process sharing the storage that holds [acme] http_port (it answers
    *  from challenges/). Asking earlier fails the order, and the retry waits for retry_min. When nothing answers
-   *  within challengeWaitMs but this process has [http] listeners, the port may be forwarded to one of them
-   *  (a container's port mapping): the CA is asked anyway. */
-  private async whenAnswerable(name: string, token: string, keyAuthorization: string): Promise<boolean> {
+   *  within waitMs but this process has [http] listeners, the port may be forwarded to one of them (a container's
+   *  port mapping): the CA is asked anyway. False then. */
+  private async whenAnswerable(name: string, token: string, keyAuthorization: string, waitMs: number): Promise<boolean> {
     const port = this.config.acme.httpPort;
     const targets: ProbeTarget[] = [{ host: '127.0.0.1', port }, { host: '::1', port }];
     for (const own of this.httpListeners) {
       if (own.port === port && !['0.0.0.0', '::', '127.0.0.1', '::1'].includes(own.address)) targets.push({ host: own.address, port });
     }
-    const waitMs = this.forwarded ? 0 : this.challengeWaitMs;
     const answered = await waitUntilAnswered(targets, name, token, keyAuthorization, {
       waitMs, signal: this.stopping.signal,
       onWaiting: () => this.log.info({ domain: name, http_port: port, wait_s: Math.round(waitMs / 1000) },
@@ -301,7 +303,7 @@ export class AcmeManager {
     if (this.httpListeners.length === 0) {
       throw new Error(`nothing answers HTTP-01 on port ${port} of this host ([acme] http_port) and this process has no [http] listener: start the process that holds that port`);
     }
-    if (!this.forwarded) {
+    if (waitMs > 0) {
       this.log.warn({ domain: name, http_port: port, http: this.httpListeners.map((a) => a.port) },
         `nothing answers HTTP-01 on port ${port} of this host within ${Math.round(waitMs / 1000)} s: asking the CA anyway, in case that port is forwarded to one of our [http] listeners (set [acme] http_port to the port the CA's connections arrive on to skip this wait)`);
     }
