@@ -57,12 +57,38 @@ export async function loadOrCreateAccountKey(file: string): Promise<string> {
  *  scheduler for good. With a bound the order fails, is logged and retried with backoff like any other failure. */
 const ACME_REQUEST_TIMEOUT_MS = 60_000;
 
-export async function createAcmeClient(config: AcmeConfig, poll: PollOptions = DEFAULT_POLL): Promise<acme.Client> {
+/** A client with the account registered, made for each order: newAccount with the stored key returns the existing
+ *  account (RFC 8555 §7.3.1), or registers it anew when the CA has forgotten it (a CA reset or restarted, an
+ *  account removed), where a client kept from before would get accountDoesNotExist on every request. A deactivated
+ *  account refuses its key for good (RFC 8555 §7.3.6): that key is kept aside and a new one registers a new account. */
+export async function createAcmeClient(config: AcmeConfig, poll: PollOptions = DEFAULT_POLL,
+  onKeyRetired: (retiredFile: string) => void = () => {}): Promise<acme.Client> {
   acme.axios.defaults.timeout = ACME_REQUEST_TIMEOUT_MS;
-  const client = new acme.Client({ directoryUrl: config.directoryUrl, accountKey: await loadOrCreateAccountKey(config.accountKeyFile), ...poll });
-  // newAccount with a known key returns the existing account (RFC 8555 §7.3.1), so this is safe on every start.
-  await client.createAccount({ termsOfServiceAgreed: config.termsOfServiceAgreed, ...(config.email ? { contact: [`mailto:${config.email}`] } : {}) });
-  return client;
+  const register = async (accountKey: string) => {
+    const client = new acme.Client({ directoryUrl: config.directoryUrl, accountKey, ...poll });
+    await client.createAccount({ termsOfServiceAgreed: config.termsOfServiceAgreed, ...(config.email ? { contact: [`mailto:${config.email}`] } : {}) });
+    return client;
+  };
+  const accountKey = await loadOrCreateAccountKey(config.accountKeyFile);
+  try {
+    return await register(accountKey);
+  } catch (error) {
+    // Boulder and Pebble: 403 unauthorized "An account with the provided public key exists but is deactivated".
+    if (!/\bdeactivated\b/i.test((error as Error).message)) throw error;
+    const retired = retireAccountKey(config.accountKeyFile, accountKey);
+    if (retired) onKeyRetired(retired);
+    return register(await loadOrCreateAccountKey(config.accountKeyFile));
+  }
+}
+
+/** Moves a refused account key aside (never deleted), unless another process sharing the storage already replaced it. */
+function retireAccountKey(file: string, refusedKey: string): string | undefined {
+  let stored: string;
+  try { stored = fs.readFileSync(file, 'utf8'); } catch { return undefined; }
+  if (stored !== refusedKey) return undefined;
+  const retired = `${file}.deactivated-${new Date().toISOString().replace(/[-:]|\.\d{3}/g, '')}`;
+  fs.renameSync(file, retired);
+  return retired;
 }
 
 /** The directory object (cached by the caller): tells whether the CA offers renewalInfo (ARI) and profiles. */

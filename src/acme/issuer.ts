@@ -1,5 +1,6 @@
 // One ACME order for all of a site's names (one certificate, every name a SAN), HTTP-01 only:
-// new order → per authorization publish the token, tell the CA, wait → finalize with a fresh P-256 key → download.
+// new order → per authorization publish the token, check it can be fetched, tell the CA, wait → finalize with a fresh
+// P-256 key → download.
 // Tokens stay published until the whole order is done, because the CA validates each one several times.
 import acme from 'acme-client';
 import type { KeyPair } from '../tls/certificate-store.ts';
@@ -14,6 +15,8 @@ export interface OrderRequest {
   profile?: string;
   /** ARI id of the certificate this one replaces (RFC 9773 §5), so the CA can relax rate limits. */
   replaces?: string;
+  /** Resolves once the published token can be fetched as the CA will; the CA is asked to validate only then. */
+  whenAnswerable?: (name: string, token: string, keyAuthorization: string) => Promise<void>;
 }
 
 export async function orderCertificate(request: OrderRequest): Promise<KeyPair> {
@@ -29,8 +32,10 @@ export async function orderCertificate(request: OrderRequest): Promise<KeyPair> 
       if (authz.status === 'valid') continue; // reused authorization
       const challenge = authz.challenges.find((c) => c.type === 'http-01');
       if (!challenge) throw new Error(`the CA offers no http-01 challenge for ${authz.identifier.value}`);
-      challenges.add(challenge.token, await client.getChallengeKeyAuthorization(challenge));
+      const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
       published.push(challenge.token);
+      challenges.add(challenge.token, keyAuthorization);
+      await request.whenAnswerable?.(authz.identifier.value, challenge.token, keyAuthorization);
       await client.completeChallenge(challenge);
       await client.waitForValidStatus(challenge);
     }

@@ -4,13 +4,14 @@
 // remains (or inside the CA's ARI window), retries failures with exponential backoff for as long as it takes, and
 // installs the new certificate for new handshakes at once. Open connections keep the certificate they started with.
 import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import type { Config, Site } from '../config/load.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CertificateStore, KeyPair } from '../tls/certificate-store.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';
 import { createAcmeClient, DEFAULT_POLL, fetchDirectory, trustForAcme, type PollOptions } from './account.ts';
 import { ariCertId } from './ari.ts';
-import { ChallengeStore, createChallengeResponder } from './challenges.ts';
+import { ChallengeStore, createChallengeResponder, waitUntilAnswered, type ProbeTarget } from './challenges.ts';
 import { orderCertificate, requireProfile } from './issuer.ts';
 import { tryLock } from './lock.ts';
 import { nextRenewal, type Directory, type RenewalTime } from './renewal-time.ts';
@@ -18,7 +19,15 @@ import { CertStorage, describe, fitFor, type CertInfo } from './storage.ts';
 import { watchFolder } from './watch.ts';
 import type acme from 'acme-client';
 
-export interface AcmeOptions { poll?: PollOptions; now?: () => number }
+export interface AcmeOptions {
+  poll?: PollOptions;
+  now?: () => number;
+  /** How long an order waits for its HTTP-01 token to be answered on this host before asking the CA anyway. */
+  challengeWaitMs?: number;
+}
+
+/** Time for the process holding [acme] http_port (another one sharing the storage) to come up and answer. */
+const CHALLENGE_WAIT_MS = 60_000;
 
 interface SiteState {
   site: Site;
@@ -43,11 +52,17 @@ export class AcmeManager {
   private readonly log: Logger;
   private readonly poll: PollOptions;
   private readonly now: () => number;
-  private client?: Promise<acme.Client>;
   private directory?: { value: Promise<Directory>; until: number };
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
+  private readonly stopping = new AbortController();
+  private readonly challengeWaitMs: number;
+  /** This process's plain-HTTP listeners (its responder answers there), once they listen. */
+  private httpListeners: AddressInfo[] = [];
+  /** An order succeeded although nothing answered on this host: [acme] http_port reaches us through a forward,
+   *  so later orders do not wait for it. */
+  private forwarded = false;
   private readonly unwatch: Array<() => void> = [];
 
   constructor(config: Config, certificates: CertificateStore, log: Logger, options: AcmeOptions = {}) {
@@ -56,6 +71,7 @@ export class AcmeManager {
     this.log = log.child({ component: 'acme' });
     this.poll = options.poll ?? DEFAULT_POLL;
     this.now = options.now ?? Date.now;
+    this.challengeWaitMs = options.challengeWaitMs ?? CHALLENGE_WAIT_MS;
     if (config.acme.caRootPem) trustForAcme(config.acme.caRootPem);
     this.storage = new CertStorage(config.acme.storageDir);
     this.challenges = new ChallengeStore(config.acme.storageDir);
@@ -64,8 +80,12 @@ export class AcmeManager {
 
   responder() { return createChallengeResponder(this.challenges); }
 
+  /** Where this process answers HTTP-01 (its [http] listeners), once they listen. */
+  setHttpListeners(addresses: AddressInfo[]): void { this.httpListeners = addresses; }
+
   /** Before listening: every ACME site gets its stored certificate, or a temporary self-signed one so HTTPS answers. */
   async prepare(): Promise<void> {
+    this.sweepChallenges();
     for (const state of this.states.values()) {
       this.adoptStored(state);
       if (state.served) continue;
@@ -79,7 +99,7 @@ export class AcmeManager {
   start(options: { scheduler: boolean } = { scheduler: true }): void {
     for (const state of this.states.values()) {
       try {
-        this.unwatch.push(watchFolder(this.storage.domainDir(state.site.name), () => { if (!this.stopped) this.adoptStored(state); }));
+        this.unwatch.push(watchFolder(this.storage.domainDir(state.site.name), () => this.storageChanged(state, options.scheduler)));
       } catch (error) {
         this.log.warn({ domain: state.site.name, err: (error as Error).message }, 'cannot watch the storage folder; changes are seen at the next check');
       }
@@ -93,8 +113,17 @@ export class AcmeManager {
     this.schedule(0);
   }
 
+  private storageChanged(state: SiteState, scheduler: boolean): void {
+    if (this.stopped) return;
+    const before = state.corrupt;
+    this.adoptStored(state);
+    // A stored pair damaged while we run is replaced now, not at the next check_interval.
+    if (scheduler && state.corrupt !== undefined && state.corrupt !== before && !this.running) this.schedule(0);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     clearTimeout(this.timer);
     for (const unwatch of this.unwatch) unwatch();
     await this.running;
@@ -113,15 +142,21 @@ export class AcmeManager {
 
   /** One pass over all sites; then the next pass is timed for whatever comes due first. */
   async checkAll(): Promise<void> {
+    this.sweepChallenges();
     // Sites side by side: a slow order (a CA asking to wait) must not hold up another site's renewal.
     await Promise.all([...this.states.values()].map(async (state) => {
       if (this.stopped) return;
       this.adoptStored(state);
       const now = this.now();
       const renewAt = state.served ? await this.renewalTime(state) : undefined;
-      const due = !state.served || !fitFor(state.served.info, state.site.serverNames, now) || now >= renewAt!.getTime();
+      const due = !state.served || state.corrupt !== undefined || !fitFor(state.served.info, state.site.serverNames, now) || now >= renewAt!.getTime();
       if (due && now >= state.nextAttemptAt) await this.order(state, false);
     }));
+  }
+
+  private sweepChallenges(): void {
+    const removed = this.challenges.sweep();
+    if (removed.length > 0) this.log.info({ removed }, 'removed challenge tokens that stopped orders left behind');
   }
 
   private schedule(delayMs: number): void {
@@ -143,20 +178,23 @@ export class AcmeManager {
     return Math.max(delay, 50);
   }
 
-  /** Installs the stored certificate when it is fit, another certificate and not older than the served one (another process or the CLI renewed it). */
+  /** Installs the stored certificate when it is fit, another certificate and not older than the served one (another
+   *  process or the CLI renewed it). A stored pair that does not load is remembered in `corrupt`: the next check orders. */
   private adoptStored(state: SiteState): void {
     const domain = state.site.name;
     const stored = this.storage.read(domain);
-    if (stored.state === 'corrupt') {
-      if (state.corrupt !== stored.reason) this.log.error({ domain, reason: stored.reason }, `stored certificate is unusable; ${state.served ? 'keeping the one in service' : 'serving a temporary one'} and ordering a new one`);
-      state.corrupt = stored.reason;
-      return;
+    const problem = stored.state === 'corrupt' ? stored.reason : stored.state === 'ok' ? stored.problem : undefined;
+    if (problem !== undefined && state.corrupt !== problem) {
+      const serving = state.served ? 'keeping the one in service'
+        : stored.state === 'ok' && fitFor(stored.info, state.site.serverNames, this.now()) ? `serving the previous one (serial ${stored.info.serial})` : 'serving a temporary one';
+      this.log.error({ domain, reason: problem }, `stored certificate is unusable; ${serving} and ordering a new one`);
     }
-    state.corrupt = undefined;
+    state.corrupt = problem;
     if (stored.state !== 'ok' || !fitFor(stored.info, state.site.serverNames, this.now())) return;
     // Not older is enough: two certificates issued within the same second share their notAfter (second precision),
     // and the stored one is the latest written (a `certs renew` right after an order, another process).
     if (state.served && (stored.info.serial === state.served.info.serial || stored.info.notAfter < state.served.info.notAfter)) return;
+    if (stored.recovered) this.log.warn({ domain, reason: stored.recovered }, 'stored certificate recovered from an interrupted write');
     this.install(state, stored.pair, stored.info, 'storage');
   }
 
@@ -186,9 +224,8 @@ export class AcmeManager {
   }
 
   private getClient(): Promise<acme.Client> {
-    this.client ??= createAcmeClient(this.config.acme, this.poll);
-    this.client.catch(() => { this.client = undefined; });
-    return this.client;
+    return createAcmeClient(this.config.acme, this.poll, (retired) =>
+      this.log.warn({ retired_key: retired, account_key: this.config.acme.accountKeyFile }, 'the CA deactivated the ACME account: registering a new one with a new account key'));
   }
 
   private async order(state: SiteState, forced: boolean): Promise<'ok' | 'locked' | 'failed' | 'adopted'> {
@@ -211,8 +248,13 @@ export class AcmeManager {
       if (profile) requireProfile(directory, profile);
       const ari = state.served && directory.renewalInfo;
       const client = await this.getClient();
+      let unanswered = false;
       const pair = await orderCertificate({
         client, names: state.site.serverNames, challenges: this.challenges,
+        // Once one token went unanswered (or a forward is known), the order's other names do not wait again.
+        whenAnswerable: async (name, token, keyAuthorization) => {
+          if (!await this.whenAnswerable(name, token, keyAuthorization, unanswered || this.forwarded ? 0 : this.challengeWaitMs)) unanswered = true;
+        },
         ...(profile ? { profile } : {}),
         ...(ari ? { replaces: ariCertId(state.served!.pair.certPem) } : {}),
       });
@@ -228,7 +270,8 @@ export class AcmeManager {
       });
       this.install(state, pair, info, 'order');
       state.renewAt = renewAt;
-      Object.assign(state, { failures: 0, nextAttemptAt: 0, lastError: undefined });
+      Object.assign(state, { failures: 0, nextAttemptAt: 0, lastError: undefined, corrupt: undefined });
+      if (unanswered) this.forwarded = true;
       this.log.info({ domain, issuer: info.issuer, not_after: info.notAfter.toISOString(), next_renewal: renewAt.at.toISOString(), order_ms: orderMs }, 'certificate obtained');
       return 'ok';
     } catch (error) {
@@ -240,7 +283,35 @@ export class AcmeManager {
     }
   }
 
+  /** The CA is asked to validate only once the token can be fetched on this host the way it will fetch it: from
+   *  this process's responder, or from another process sharing the storage that holds [acme] http_port (it answers
+   *  from challenges/). Asking earlier fails the order, and the retry waits for retry_min. When nothing answers
+   *  within waitMs but this process has [http] listeners, the port may be forwarded to one of them (a container's
+   *  port mapping): the CA is asked anyway. False then. */
+  private async whenAnswerable(name: string, token: string, keyAuthorization: string, waitMs: number): Promise<boolean> {
+    const port = this.config.acme.httpPort;
+    const targets: ProbeTarget[] = [{ host: '127.0.0.1', port }, { host: '::1', port }];
+    for (const own of this.httpListeners) {
+      if (own.port === port && !['0.0.0.0', '::', '127.0.0.1', '::1'].includes(own.address)) targets.push({ host: own.address, port });
+    }
+    const answered = await waitUntilAnswered(targets, name, token, keyAuthorization, {
+      waitMs, signal: this.stopping.signal,
+      onWaiting: () => this.log.info({ domain: name, http_port: port, wait_s: Math.round(waitMs / 1000) },
+        'waiting for the HTTP-01 token to be answered on this host before asking the CA to validate'),
+    });
+    if (answered) return true;
+    if (this.httpListeners.length === 0) {
+      throw new Error(`nothing answers HTTP-01 on port ${port} of this host ([acme] http_port) and this process has no [http] listener: start the process that holds that port`);
+    }
+    if (waitMs > 0) {
+      this.log.warn({ domain: name, http_port: port, http: this.httpListeners.map((a) => a.port) },
+        `nothing answers HTTP-01 on port ${port} of this host within ${Math.round(waitMs / 1000)} s: asking the CA anyway, in case that port is forwarded to one of our [http] listeners (set [acme] http_port to the port the CA's connections arrive on to skip this wait)`);
+    }
+    return false;
+  }
+
   private failed(state: SiteState, error: unknown): void {
+    if (this.stopped) return; // an order abandoned by the stop is no failure to report or retry
     const domain = state.site.name;
     let message = error instanceof Error ? error.message : String(error);
     // acme-client 5.4 retries a failed connection 5 times, then loses the error in its axios interceptor.

@@ -26,5 +26,6 @@ export function startAcme(manager: AcmeManager, listening: Listening, scheduler 
     listening.runtime.log.warn({ http_port: httpPort, http: listening.http.map((a) => a.port) },
       'no [http] listener on [acme] http_port: the CA connects there, so forward that port to one of ours');
   }
+  manager.setHttpListeners(listening.http);
   manager.start({ scheduler });
 }

@@ -3,6 +3,7 @@
 // A renewal done here is written to storage; a running `gatehouse serve` sees the new files and serves them at once.
 import crypto from 'node:crypto';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pretty from 'pino-pretty';
 import { AcmeManager } from '../acme/manager.ts';
 import { CertStorage } from '../acme/storage.ts';
@@ -38,7 +39,8 @@ export function certsTable(config: Config): string {
       continue;
     }
     const next = meta?.serial === stored.info.serial && meta.next_renewal ? `${iso(new Date(meta.next_renewal))} (${meta.renewal_source ?? 'ratio'})` : 'unknown';
-    rows.push([site.name, 'acme', stored.info.issuer, iso(stored.info.notAfter), next, lastError]);
+    const source = stored.problem ? `acme (the newest is unusable, serving the one before: ${stored.problem})` : 'acme';
+    rows.push([site.name, source, stored.info.issuer, iso(stored.info.notAfter), next, lastError]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
@@ -57,6 +59,7 @@ async function renew(config: Config, domain: string, out: (text: string) => void
     server.once('error', () => resolve(undefined));
     server.listen(address.port, address.host, () => resolve(server));
   })));
+  manager.setHttpListeners(servers.flatMap((server) => (server ? [server.address() as AddressInfo] : [])));
   try {
     const started = performance.now();
     const info = await manager.renewNow(domain);

@@ -16,3 +16,23 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o64
     throw error;
   }
 }
+
+/** Points `link` at `target` in one step (a new symlink renamed over the old one, rename(2) is atomic), then
+ *  flushes the folder so the switch survives a power cut. */
+export function symlinkAtomic(target: string, link: string): void {
+  const temporary = path.join(path.dirname(link), `.${path.basename(link)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+  try {
+    fs.symlinkSync(target, temporary);
+    fs.renameSync(temporary, link);
+  } catch (error) {
+    fs.rmSync(temporary, { force: true });
+    throw error;
+  }
+  fsyncDir(path.dirname(link));
+}
+
+/** Flushes a folder's entries (new and renamed files) to disk. */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+}

@@ -106,6 +106,35 @@ test('storage: missing, valid (key 0600), truncated and mismatched files are tol
   fs.rmSync(dir, { recursive: true });
 });
 
+test('storage: one folder per issuance, current switched by one rename, the previous kept, older ones removed', async () => {
+  const dir = tmp();
+  const storage = new CertStorage(dir);
+  const domainDir = path.join(dir, 'a.test');
+  const serials: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const pair = await createSelfSigned(['a.test']);
+    storage.write('a.test', pair, { domain: 'a.test' });
+    const read = storage.read('a.test');
+    assert.equal(read.state, 'ok');
+    serials.push(read.state === 'ok' ? read.info.serial : '');
+    assert.deepEqual(read.state === 'ok' && read.pair, pair);
+  }
+  const folders = fs.readdirSync(domainDir).filter((n) => /^\d{8}T\d{6}Z-/.test(n));
+  assert.deepEqual(folders.map((n) => n.split('-')[1]).sort(), serials.slice(1).sort(), 'the current and the previous pair only');
+  const current = fs.readlinkSync(path.join(domainDir, 'current'));
+  assert.ok(current.endsWith(`-${serials[2]}`));
+  assert.equal(fs.statSync(path.join(domainDir, current, 'privkey.pem')).mode & 0o777, 0o600);
+  assert.equal(fs.readlinkSync(path.join(domainDir, 'privkey.pem')), 'current/privkey.pem');
+  assert.deepEqual(fs.readdirSync(domainDir).filter((n) => n.startsWith('.')), [], 'no temporary file left');
+
+  // The current pair damaged: the previous one is returned, with the reason.
+  fs.writeFileSync(path.join(domainDir, current, 'privkey.pem'), '-----BEGIN PRIVATE KEY-----\n');
+  const fallback = storage.read('a.test');
+  assert.equal(fallback.state === 'ok' && fallback.info.serial, serials[1]);
+  assert.match(fallback.state === 'ok' ? fallback.problem ?? '' : '', /privkey\.pem is not a PEM private key/);
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('lock: exclusive, released, taken over from a dead process', () => {
   const dir = tmp();
   const release = tryLock(dir, 'a.test')!;
@@ -147,6 +176,36 @@ test('HTTP-01 responder: any Host with a port, repeated validation, tokens share
   assert.equal((await get('/other', 'app.test')).status, 299, 'other paths are not ours');
   store.remove('tok_en-1');
   assert.equal((await get('/.well-known/acme-challenge/tok_en-1', 'app.test')).status, 404);
+});
+
+test('challenge tokens: a running order keeps its files fresh however long it takes; the sweep takes only stale ones', async (t) => {
+  const dir = tmp();
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const running = new ChallengeStore(dir, 400); // touched every 100 ms
+  running.add('slow-ca', 'slow-ca.thumb');
+  const file = path.join(dir, 'challenges', 'slow-ca');
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  fs.utimesSync(file, hourAgo, hourAgo); // as if the CA had taken an hour so far
+  const watcher = fs.watch(file);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the token file was never touched')), 30_000);
+    watcher.once('change', () => { clearTimeout(timer); resolve(); });
+  }).finally(() => watcher.close());
+  assert.ok(Date.now() - fs.statSync(file).mtimeMs < 60_000, 'touched by the running order');
+
+  const other = new ChallengeStore(dir, 60_000); // another process sharing the storage
+  fs.writeFileSync(path.join(dir, 'challenges', 'killed'), 'killed.thumb');
+  fs.utimesSync(path.join(dir, 'challenges', 'killed'), hourAgo, hourAgo);
+  assert.deepEqual(other.sweep(), ['killed']);
+  assert.equal(other.get('slow-ca'), 'slow-ca.thumb', 'the running order\'s token is kept');
+  running.remove('slow-ca');
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'challenges')), []);
+
+  // A process that exits mid-order (a stop signal) removes its tokens on the way out.
+  const module = new URL('../../src/acme/challenges.ts', import.meta.url).href;
+  execFileSync(process.execPath, ['--input-type=module', '-e',
+    `import { ChallengeStore } from ${JSON.stringify(module)}; new ChallengeStore(${JSON.stringify(dir)}).add('exiting', 'exiting.thumb'); process.exit(0);`]);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'challenges')), []);
 });
 
 test('config: tls.acme rules with file, line and key; the challenge listener; named directories', (t) => {

@@ -107,3 +107,37 @@ test('workers = 2: one worker runs the renewal scheduler, both serve its certifi
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   assert.equal(pebble.issued(), 1, 'no new order for a certificate that is still fit');
 });
+
+test('the process holding the challenge port comes up late: the other asks the CA only once its token is answered', async (t) => {
+  const pebble = await startPebble();
+  t.after(() => pebble.stop());
+  const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-certs-'));
+  t.after(() => fs.rmSync(shared, { recursive: true, force: true }));
+  const site = { 'app.test': acmeSite(['app.test'], 'http://127.0.0.1:9') };
+  const base = acmeMain(pebble, { storage: `"${shared}"` }).replace('[log]\n', '[log]\nlevel = "info"\n');
+  const dirA = writeConfig(base, site); // holds the port the CA validates on
+  const dirB = writeConfig(base.replace(`listen = ["127.0.0.1:${pebble.httpPort}"]`, `listen = ["127.0.0.1:${await freePort()}"]`), site);
+  t.after(() => { fs.rmSync(dirA, { recursive: true, force: true }); fs.rmSync(dirB, { recursive: true, force: true }); });
+
+  // B starts alone and orders: its token is published before anything listens on the CA's port.
+  const b = serve(dirB);
+  t.after(() => stop(b));
+  const failed = (line: Record<string, unknown>) => String(line.msg).startsWith('certificate order failed');
+  const waiting = 'waiting for the HTTP-01 token to be answered on this host before asking the CA to validate';
+  await b.waitFor((l) => l.msg === waiting || failed(l));
+  const a = serve(dirA); // now the process with the challenge port starts
+  t.after(() => stop(a));
+  const installed = (line: Record<string, unknown>) => line.msg === 'certificate installed for new connections';
+  const [fromA, fromB] = await Promise.all([a.waitFor(installed), b.waitFor(installed)]);
+
+  assert.deepEqual([...b.lines, ...a.lines].filter(failed).map((l) => l.err), [], 'no order failed');
+  assert.ok(b.lines.some((l) => l.msg === waiting), 'B waited for the token to be answered');
+  assert.equal(fromB.origin, 'order');
+  assert.equal(fromA.origin, 'storage');
+  assert.equal(fromA.serial, fromB.serial);
+  assert.equal(pebble.issued(), 1);
+  const port = Number(String((await a.waitFor((l) => l.msg === 'listening')).https).split(':')[1]);
+  const cert = await presented(port, 'app.test', await pebble.rootPem());
+  assert.equal(cert.authorized, true);
+  assert.equal(cert.serial, fromB.serial);
+});

@@ -18,6 +18,10 @@ export interface Pebble {
   issued(): number;
   log(): string;
   rootPem(): Promise<string>;
+  /** Stops the CA process only (its ports fall silent: "the CA is down"); stop() still cleans up. */
+  halt(): Promise<void>;
+  /** A new Pebble process on the same ports: it has forgotten every account, order and authorization (new roots too). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -45,19 +49,30 @@ export async function startPebble(opts: { validitySeconds?: number; env?: Record
       ...(opts.validitySeconds ? { certificateValidityPeriod: opts.validitySeconds } : {}),
     },
   }));
-  const child: ChildProcess = spawn('pebble', ['-config', f('pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {
-    // No random validation sleep, no random badNonce, no authorization reuse: every order validates every name.
-    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  let child: ChildProcess;
   let log = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pebble not ready in 10 s:\n${log}`)), 10_000);
-    const onData = (data: Buffer) => { log += data; if (log.includes('ACME directory available')) { clearTimeout(timer); resolve(); } };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`pebble exited ${code}:\n${log}`)); });
-  });
+  const launch = () => {
+    child = spawn('pebble', ['-config', f('pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {
+      // No random validation sleep, no random badNonce, no authorization reuse: every order validates every name.
+      env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const from = log.length;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`pebble not ready in 10 s:\n${log}`)), 10_000);
+      const onData = (data: Buffer) => { log += data; if (log.slice(from).includes('ACME directory available')) { clearTimeout(timer); resolve(); } };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`pebble exited ${code}:\n${log}`)); });
+    });
+  };
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
+  };
+  await launch();
   return {
     directoryUrl: `https://127.0.0.1:${acmePort}/dir`,
     httpPort,
@@ -71,9 +86,11 @@ export async function startPebble(opts: { validitySeconds?: number; env?: Record
         res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve(body));
       }).on('error', reject);
     }),
+    halt: kill,
+    restart: async () => { await kill(); await launch(); },
     stop: async () => {
       dns.close();
-      if (child.exitCode === null) { const gone = new Promise((r) => child.once('exit', r)); child.kill('SIGTERM'); await gone; }
+      await kill();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
