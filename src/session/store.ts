@@ -35,6 +35,31 @@ export function openSessionStore(kind: 'sqlite' | 'memory', file: string): Sessi
   return kind === 'sqlite' ? new SqliteSessionStore(file) : new MemorySessionStore();
 }
 
+/** How long a statement waits for another process's lock (SQLite's busy handler). */
+const BUSY_TIMEOUT_MS = 5_000;
+const SQLITE_BUSY = 5;
+
+/**
+ * Runs sql, again while SQLite answers SQLITE_BUSY, until BUSY_TIMEOUT_MS have passed. Some locks are not waited for
+ * by the busy handler: switching a fresh file to WAL, the exclusive lock of the last connection cleaning up as it
+ * closes, and of the first one recovering the WAL (https://sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode).
+ */
+function retryWhileBusy(db: DatabaseSync, sql: string): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
+    try {
+      db.exec(sql);
+      return;
+    } catch (error) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      // The low byte is the primary code also when SQLite reports an extended one (SQLITE_BUSY_RECOVERY, …).
+      if ((((error as { errcode?: number }).errcode ?? 0) & 0xff) !== SQLITE_BUSY || Date.now() >= deadline) throw error;
+      // Start-up only, before anything is served: a synchronous pause keeps the store's API synchronous.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+    }
+  }
+}
+
 class SqliteSessionStore implements SessionStore {
   readonly #db: DatabaseSync;
   readonly #get: StatementSync;
@@ -47,14 +72,19 @@ class SqliteSessionStore implements SessionStore {
 
   constructor(file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    this.#db = new DatabaseSync(file);
+    // The busy timeout from the first statement on: every worker of a cluster opens the file at the same moment.
+    this.#db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
     fs.chmodSync(file, 0o600);
-    // WAL: readers never wait for the writer; NORMAL sync is durable enough for sessions (a crash loses at most the last commits).
-    this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;
+    // WAL: readers never wait for the writer; NORMAL sync is durable enough for sessions (a crash loses at most the
+    // last commits). The schema is created under a write lock taken up front (BEGIN IMMEDIATE waits for it), so a
+    // second creator waits and then finds it made.
+    retryWhileBusy(this.#db, `PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+      BEGIN IMMEDIATE;
       CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, site TEXT NOT NULL, expires_at INTEGER NOT NULL, sid TEXT,
         version INTEGER NOT NULL DEFAULT 0, refresh_until INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL);
       CREATE INDEX IF NOT EXISTS sessions_sid ON sessions (site, sid);
-      CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);`);
+      CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
+      COMMIT;`);
     this.#get = this.#db.prepare('SELECT key, site, expires_at, sid, version, data FROM sessions WHERE key = ?');
     // REPLACE also resets refresh_until: saving the refreshed session ends the lease.
     this.#put = this.#db.prepare('INSERT OR REPLACE INTO sessions (key, site, expires_at, sid, version, data) VALUES (?, ?, ?, ?, ?, ?)');
