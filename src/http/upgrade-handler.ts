@@ -3,6 +3,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { upstreamHeaders } from '../auth/identity-headers.ts';
+import { PROVIDER_UNAVAILABLE } from '../auth/site-auth.ts';
 import { forwardWebSocket, writeRawError } from '../proxy/forward-websocket.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { ErrorCode } from './errors.ts';
@@ -39,7 +40,9 @@ async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: Incomin
   const auth = site.auth;
   let session;
   if (auth && !auth.skips(req.method, pathname)) {
-    session = await auth.authenticate(req.headers);
+    const found = await auth.authenticate(req.headers);
+    if (found === PROVIDER_UNAVAILABLE) return refuse('ERR_AUTH_PROVIDER_UNAVAILABLE');
+    session = found;
     if (!session) return refuse('ERR_AUTH_REQUIRED');
     ctx.user = session.identity.user;
     if (auth.policy.authorize(session.identity)) return refuse('ERR_AUTH_FORBIDDEN');

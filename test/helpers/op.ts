@@ -18,11 +18,15 @@ export interface OP {
   provider: Provider;
   /** Successful refresh_token grants so far. */
   refreshGrants(): number;
+  /** Every token endpoint answer so far (the tokens the provider issued), in order. */
+  tokenAnswers: Record<string, unknown>[];
+  /** Holds each token endpoint answer back this long after the provider has made it: a provider that hangs. */
+  tokenDelayMs: number;
   close(): Promise<void>;
 }
 
 export async function startOP(opts: { redirectUris: string[]; postLogoutRedirectUris?: string[]; clientId?: string; clientSecret?: string;
-  accessTokenTtl?: number; users?: Record<string, Record<string, unknown>> }): Promise<OP> {
+  accessTokenTtl?: number; users?: Record<string, Record<string, unknown>>; rotateRefreshTokens?: boolean }): Promise<OP> {
   const users = opts.users ?? USERS;
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -39,15 +43,27 @@ export async function startOP(opts: { redirectUris: string[]; postLogoutRedirect
     findAccount: async (_ctx, id) => (users[id] ? { accountId: id, claims: async () => ({ sub: id, ...users[id] }) } : undefined),
     ...ENTRA_LIKE_GRANTS,
     pkce: { required: () => true },
+    ...(opts.rotateRefreshTokens ? { rotateRefreshToken: true } : {}),
     features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
     ttl: { AccessToken: opts.accessTokenTtl ?? 3600, IdToken: 3600, RefreshToken: 86_400, Session: 86_400, Grant: 86_400, Interaction: 600, AuthorizationCode: 60 },
   };
   const provider = new Provider(issuer, config);
   let refreshes = 0;
   provider.on('grant.success', (ctx) => { if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes++; });
+  const op = { tokenAnswers: [] as Record<string, unknown>[], tokenDelayMs: 0 };
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path !== '/token' || ctx.status !== 200) return;
+    op.tokenAnswers.push(ctx.body as Record<string, unknown>);
+    // After the grant: the provider has already issued (and, rotating, used up the old refresh token) when it answers late.
+    if (op.tokenDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, op.tokenDelayMs));
+  });
   server.on('request', provider.callback());
   return {
     issuer, provider, refreshGrants: () => refreshes,
+    get tokenAnswers() { return op.tokenAnswers; },
+    get tokenDelayMs() { return op.tokenDelayMs; },
+    set tokenDelayMs(ms: number) { op.tokenDelayMs = ms; },
     close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }
