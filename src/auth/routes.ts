@@ -130,8 +130,10 @@ export async function handleOAuth2(auth: SiteAuth, req: AnyRequest, res: AnyResp
       const refusal = auth.policy.authorize(session.identity);
       if (refusal) return refuse('ERR_AUTH_FORBIDDEN', `${refusal.message} (rule: ${refusal.rule})`);
       const body = pathname === '/oauth2/auth' ? '' : JSON.stringify(userinfo(session.identity));
-      const headers = pathname === '/oauth2/auth' && auth.settings.setXAuthRequest ? identityHeaders(auth.settings, session) : {};
-      delete headers.authorization;
+      // The user headers only, never a token: this answer reaches the browser too, where any script of the site reads
+      // it (fetch('/oauth2/auth')). Tokens go to Gatehouse's upstreams only, so unlike oauth2-proxy there is no
+      // X-Auth-Request-Access-Token here for an nginx auth_request to copy (README, "Endpoints").
+      const headers = pathname === '/oauth2/auth' && auth.settings.setXAuthRequest ? identityHeaders(auth.settings, session, { tokens: false }) : {};
       for (const name of Object.keys(headers)) if (name.startsWith('x-forwarded-')) delete headers[name];
       common(res).writeHead(pathname === '/oauth2/auth' ? 202 : 200, {
         ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-request-id': requestId,
