@@ -51,7 +51,12 @@ async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: Incomin
 
   const group = site.groups.get(route.action.upstream)!;
   const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id), auth, session);
-  const result = await forwardWebSocket(req, socket, head, { route, group, headers, path: req.url ?? '/', requestId: ctx.id });
+  // A session's tunnel ends with the session (sign-out, expiry, …); a bearer token has no session (id '').
+  const owner = auth && session?.id ? { key: auth.sessions.key(session), session, sessions: auth.sessions } : undefined;
+  const onOpen = owner && ((upstream: Socket) => runtime.tunnels.add(owner.key, owner.session.expiresAt, socket, upstream));
+  const result = await forwardWebSocket(req, socket, head, { route, group, headers, path: req.url ?? '/', requestId: ctx.id, onOpen });
+  // Signed out while the upstream was answering: that end found no tunnel to close yet.
+  if (owner && !owner.sessions.current(owner.session)) runtime.tunnels.end(owner.key);
   ctx.upstream = result.upstream;
   ctx.error = result.error;
   ctx.cause = result.cause;

@@ -68,6 +68,7 @@ export class SiteSessions {
    *  CPU in the bench profile). Only values that passed the check get in, so nothing forged can match. */
   readonly #verified: LRUCache<string, true>;
   readonly #shared: boolean;
+  readonly #endedListeners: ((key: string) => void)[] = [];
 
   /** shared = other processes (cluster workers) use the same store: a cached session is checked against the
    *  store's version on every use (one indexed read, no decryption), so a logout or refresh in one worker is
@@ -146,9 +147,19 @@ export class SiteSessions {
   }
 
   delete(session: Session): void {
-    this.#store.delete(this.#storeKey(session.id));
+    const key = this.#storeKey(session.id);
+    this.#store.delete(key);
     this.#cache.delete(session.id);
+    this.#ended(key);
   }
+
+  /** The session's key in the store: a hash of its id, so it names the session (in events, across workers) without
+   *  being usable as a cookie. */
+  key(session: Session): string { return this.#storeKey(session.id); }
+
+  /** listener learns the key of every session that ends here: deleted (sign-out, found expired, a refresh the
+   *  provider refused) or signed out by sid (front-channel logout). */
+  onEnded(listener: (key: string) => void): void { this.#endedListeners.push(listener); }
 
   /** Only one process refreshes a session at a time (workers > 1: a lease in the store); the others wait for its save. */
   claimRefresh(session: Session, leaseMs: number): boolean {
@@ -164,11 +175,16 @@ export class SiteSessions {
   deleteBySid(sid: string): number {
     const keys = new Set(this.#store.deleteBySid(this.#site, sid));
     for (const [id] of this.#cache.entries()) if (keys.has(this.#storeKey(id))) this.#cache.delete(id);
+    for (const key of keys) this.#ended(key);
     return keys.size;
   }
 
   /** Forget the in-memory copies (as a restart would); the store keeps them. */
   dropCache(): void { this.#cache.clear(); }
+
+  #ended(key: string): void {
+    for (const listener of this.#endedListeners) listener(key);
+  }
 
   #write(session: Session, tokens: SessionTokens, how: 'put' | 'update'): Session | undefined {
     const version = crypto.randomInt(2 ** 47);

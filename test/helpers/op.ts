@@ -26,7 +26,10 @@ export interface OP {
 }
 
 export async function startOP(opts: { redirectUris: string[]; postLogoutRedirectUris?: string[]; clientId?: string; clientSecret?: string;
-  accessTokenTtl?: number; users?: Record<string, Record<string, unknown>>; rotateRefreshTokens?: boolean }): Promise<OP> {
+  accessTokenTtl?: number; users?: Record<string, Record<string, unknown>>; rotateRefreshTokens?: boolean;
+  /** ID tokens carry the provider's session id (sid), as Entra's do: oidc-provider adds it for a client registered for
+   *  back-channel logout with sessions (the URI is never called in these tests). */
+  sid?: boolean }): Promise<OP> {
   const users = opts.users ?? USERS;
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -36,6 +39,7 @@ export async function startOP(opts: { redirectUris: string[]; postLogoutRedirect
       client_id: opts.clientId ?? 'gatehouse', client_secret: opts.clientSecret ?? 'gatehouse-secret', redirect_uris: opts.redirectUris,
       post_logout_redirect_uris: opts.postLogoutRedirectUris ?? [],
       grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic',
+      ...(opts.sid ? { backchannel_logout_uri: 'https://127.0.0.1/unused', backchannel_logout_session_required: true } : {}),
     }],
     cookies: { keys: ['test-cookie-key-1'] },
     claims: { openid: ['sub', 'groups', 'roles', 'sid'], email: ['email'], profile: ['name', 'preferred_username'] },
@@ -44,7 +48,7 @@ export async function startOP(opts: { redirectUris: string[]; postLogoutRedirect
     ...ENTRA_LIKE_GRANTS,
     pkce: { required: () => true },
     ...(opts.rotateRefreshTokens ? { rotateRefreshToken: true } : {}),
-    features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+    features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true }, ...(opts.sid ? { backchannelLogout: { enabled: true } } : {}) },
     ttl: { AccessToken: opts.accessTokenTtl ?? 3600, IdToken: 3600, RefreshToken: 86_400, Session: 86_400, Grant: 86_400, Interaction: 600, AuthorizationCode: 60 },
   };
   const provider = new Provider(issuer, config);
