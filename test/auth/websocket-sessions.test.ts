@@ -152,7 +152,7 @@ test('a WebSocket ends when its session expires (cookie_expire), although it nev
   const origin = `https://app.test:${port}`;
   const op = await startOP({ redirectUris: [`${origin}/oauth2/callback`] });
   const gh = await startGatehouse({ port, sites: [{ names: ['app.test'], upstream: echo.url, auth: {
-    oidc_issuer_url: op.issuer, client_id: 'gatehouse', client_secret: 'gatehouse-secret', cookie_secret: SECRET, email_domains: ['*'], cookie_expire: '4s',
+    oidc_issuer_url: op.issuer, client_id: 'gatehouse', client_secret: 'gatehouse-secret', cookie_secret: SECRET, email_domains: ['*'], cookie_expire: '6s',
   } }] });
   t.after(async () => { await gh.stop(); await op.close(); });
   const browser = new Browser(gh.caPem);

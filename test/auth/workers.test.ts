@@ -78,6 +78,7 @@ test('workers = 2: once the access token expired while the session idled, parall
   }
 
   received.length = 0;
+  const grants = op.refreshGrants();
   const at = (port: number) => browser.request(`https://app.test:${port}/x`, { headers: { ...API, cookie } });
   const replies = await Promise.all(Array.from({ length: 20 }, () => [at(portA), at(portB)]).flat());
   assert.deepEqual(replies.map((r) => r.status), Array(40).fill(200));
@@ -88,5 +89,5 @@ test('workers = 2: once the access token expired while the session idled, parall
     if (!known || known.exp! * 1000 <= when) expired.push(token === first ? 'the idle session\'s token' : token);
   }
   assert.deepEqual(expired, [], `${expired.length} of 40 requests reached the upstream with an expired access token`);
-  assert.equal(op.refreshGrants(), 1, 'one refresh between the two workers');
+  assert.equal(op.refreshGrants() - grants, 1, 'one refresh between the two workers');
 });
