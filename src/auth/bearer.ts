@@ -3,6 +3,7 @@
 // identity it yields passes through the same policy as a browser session. Nothing is stored.
 import * as jose from 'jose';
 import type { Session } from '../session/sessions.ts';
+import { checkEntraTenant } from './entra/issuer.ts';
 import { identityFromClaims } from './identity.ts';
 import type { SiteAuth } from './site-auth.ts';
 
@@ -21,6 +22,8 @@ export async function verifyBearer(auth: SiteAuth, header: string): Promise<Sess
   try {
     const keys = await keySet(auth, issuer, issuer === siteIssuer);
     const { payload } = await jose.jwtVerify(token, keys, { issuer, audience, clockTolerance: 30 });
+    // The tenant rules of a login hold for the site's own Entra issuer here too (tid of that tenant).
+    if (settings.provider === 'entra-id' && issuer === siteIssuer && checkEntraTenant(payload as Record<string, unknown>, siteIssuer, settings.allowedTenants)) return undefined;
     const now = Date.now();
     return {
       id: '', identity: identityFromClaims(payload as Record<string, unknown>, settings.provider),

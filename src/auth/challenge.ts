@@ -31,13 +31,18 @@ export async function sendChallenge(auth: SiteAuth, req: AnyRequest, res: AnyRes
   return redirectToLogin(auth, req, res, requestId, origin, returnTo);
 }
 
+/** 503 with Retry-After: the provider cannot be reached for a login, or did not renew an expired access token in time. */
+export function sendProviderUnavailable(req: AnyRequest, res: AnyResponse, requestId: string): ErrorCode {
+  sendError(req, res, 'ERR_AUTH_PROVIDER_UNAVAILABLE', requestId, { 'retry-after': '5' });
+  return 'ERR_AUTH_PROVIDER_UNAVAILABLE';
+}
+
 export async function redirectToLogin(auth: SiteAuth, req: AnyRequest, res: AnyResponse, requestId: string, origin: string, returnTo: string): Promise<ErrorCode | undefined> {
   let login;
   try {
     login = await startLogin(auth.oidc, auth.loginCookies, auth.settings.redirectUrl ?? `${origin}/oauth2/callback`, returnTo, req.headers.cookie);
   } catch {
-    sendError(req, res, 'ERR_AUTH_PROVIDER_UNAVAILABLE', requestId, { 'retry-after': '5' });
-    return 'ERR_AUTH_PROVIDER_UNAVAILABLE';
+    return sendProviderUnavailable(req, res, requestId);
   }
   common(res).writeHead(302, { location: login.location, 'set-cookie': login.setCookies, 'cache-control': 'no-store', 'content-length': '0', 'x-request-id': requestId }).end();
   return undefined;

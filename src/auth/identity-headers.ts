@@ -19,8 +19,9 @@ export function removeGatehouseCookies(headers: Record<string, string | string[]
   else headers.cookie = kept;
 }
 
-/** The identity headers of a session, by name. */
-export function identityHeaders(settings: AuthSettings, session: Session): Record<string, string> {
+/** The identity headers of a session, by name; with tokens = false without the access/ID token headers (for an
+ *  answer that reaches the browser: tokens go to upstreams only). */
+export function identityHeaders(settings: AuthSettings, session: Session, { tokens = true } = {}): Record<string, string> {
   const id = session.identity;
   const out: Record<string, string> = {};
   const user = settings.preferEmailToUser && id.email ? id.email : id.user;
@@ -30,6 +31,7 @@ export function identityHeaders(settings: AuthSettings, session: Session): Recor
   put(families.map((f) => `${f}-email`), id.email);
   put(families.map((f) => `${f}-preferred-username`), id.preferredUsername);
   put(families.map((f) => `${f}-groups`), id.groups.length > 0 ? id.groups.join(',') : undefined);
+  if (!tokens) return out;
   if (settings.passAccessToken) {
     put([...(settings.setXAuthRequest ? ['x-auth-request-access-token'] : []), 'x-forwarded-access-token'], session.accessToken);
   }

@@ -4,12 +4,12 @@ import { sendError, type ErrorCode } from '../http/errors.ts';
 import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import { clearCookie, readCookie, setCookie } from '../session/cookies.ts';
-import { redirectToLogin } from './challenge.ts';
+import { redirectToLogin, sendProviderUnavailable } from './challenge.ts';
 import { identityHeaders, userinfo } from './identity-headers.ts';
 import { endSessionUrl, redeemCallback } from './oidc/callback.ts';
 import { providerErrorFields } from './oidc/client.ts';
 import { requestOrigin, validateReturnUrl } from './redirect.ts';
-import type { SiteAuth } from './site-auth.ts';
+import { PROVIDER_UNAVAILABLE, type SiteAuth } from './site-auth.ts';
 
 export interface OAuth2Outcome { error?: ErrorCode; cause?: Error }
 
@@ -65,7 +65,7 @@ export async function handleOAuth2(auth: SiteAuth, req: AnyRequest, res: AnyResp
       }
       const session = auth.sessions.create({
         identity: established.identity, idToken: tokens.idToken, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken,
-        accessExpiresAt: tokens.accessExpiresAt, sid: typeof tokens.claims.sid === 'string' ? tokens.claims.sid : undefined,
+        accessExpiresAt: tokens.accessExpiresAt, accessLifetimeMs: tokens.accessLifetimeMs, sid: typeof tokens.claims.sid === 'string' ? tokens.claims.sid : undefined,
       }, auth.settings.cookieExpireMs);
       log.info({ req_id: requestId, user: session.identity.user }, 'login');
       const cookies = [...clearLogin, setCookie(auth.sessions.cookieName, auth.sessions.cookieValue(session), { maxAgeSeconds: auth.settings.cookieExpireMs / 1000, sameSite: auth.settings.sameSite })];
@@ -126,12 +126,15 @@ export async function handleOAuth2(auth: SiteAuth, req: AnyRequest, res: AnyResp
     case '/oauth2/auth':
     case '/oauth2/userinfo': {
       const session = await auth.authenticate(req.headers);
+      if (session === PROVIDER_UNAVAILABLE) return { error: sendProviderUnavailable(req, res, requestId) };
       if (!session) return refuse('ERR_AUTH_REQUIRED');
       const refusal = auth.policy.authorize(session.identity);
       if (refusal) return refuse('ERR_AUTH_FORBIDDEN', `${refusal.message} (rule: ${refusal.rule})`);
       const body = pathname === '/oauth2/auth' ? '' : JSON.stringify(userinfo(session.identity));
-      const headers = pathname === '/oauth2/auth' && auth.settings.setXAuthRequest ? identityHeaders(auth.settings, session) : {};
-      delete headers.authorization;
+      // The user headers only, never a token: this answer reaches the browser too, where any script of the site reads
+      // it (fetch('/oauth2/auth')). Tokens go to Gatehouse's upstreams only, so unlike oauth2-proxy there is no
+      // X-Auth-Request-Access-Token here for an nginx auth_request to copy (README, "Endpoints").
+      const headers = pathname === '/oauth2/auth' && auth.settings.setXAuthRequest ? identityHeaders(auth.settings, session, { tokens: false }) : {};
       for (const name of Object.keys(headers)) if (name.startsWith('x-forwarded-')) delete headers[name];
       common(res).writeHead(pathname === '/oauth2/auth' ? 202 : 200, {
         ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-request-id': requestId,

@@ -12,18 +12,33 @@ import { checkEntraTenant, hasGroupOverage } from './entra/issuer.ts';
 import { graphGroups, GraphGroupsError } from './entra/graph-groups.ts';
 import { identityFromClaims } from './identity.ts';
 import { ownedAuthHeaders } from './identity-headers.ts';
-import { OidcClient, providerErrorFields, type FetchLike } from './oidc/client.ts';
+import { OidcClient, PROVIDER_TIMEOUT_S, providerErrorFields, type FetchLike } from './oidc/client.ts';
 import { refreshTokens, type TokenSet } from './oidc/callback.ts';
 import { Policy, type Refusal } from './policy.ts';
 
-/** Refresh this long before the access token expires, so upstreams never receive one that is about to lapse. */
-const REFRESH_MARGIN_MS = 60_000;
-/** After a failed refresh (provider down), the session's current tokens are used this long before trying again. */
-const REFRESH_RETRY_MS = 30_000;
-/** How long one process may take to refresh a session before another may try (cluster workers). */
-const REFRESH_LEASE_MS = 30_000;
+/** Refresh once a quarter of the access token's lifetime is left, at most a minute ahead of its expiry, so upstreams
+ *  never receive one that is about to lapse: a one-hour token 60 s ahead, a 30 s token 7.5 s ahead (a fixed minute
+ *  refreshed tokens of a minute or less on every request). */
+const REFRESH_MARGIN_SHARE = 0.25;
+const REFRESH_MARGIN_MAX_MS = 60_000;
+/** After a failed refresh (provider down), the next one is tried this long after, by any worker. */
+const REFRESH_RETRY_MS = 10_000;
+/** How long a request waits for its session's refresh. The refresh itself goes on until the provider answers (at most
+ *  PROVIDER_TIMEOUT_S) and its result is kept: with rotating refresh tokens, dropping a late answer loses the session. */
+const REFRESH_WAIT_MS = 10_000;
+/** While another worker refreshes a session, the store is looked at this often for its result. */
+const REFRESH_POLL_MS = 25;
+/** How long one process may take to refresh a session before another may try (cluster workers): longer than the
+ *  provider request may take, so two processes never spend one rotating refresh token (reuse revokes the grant). */
+const REFRESH_LEASE_MS = (PROVIDER_TIMEOUT_S + 15) * 1000;
 /** Errors after which the session is over and the user must log in again (RFC 6749 §5.2, OpenID Connect Core §3.1.2.6). */
 const FATAL_REFRESH_ERRORS = new Set(['invalid_grant', 'interaction_required', 'login_required', 'consent_required', 'invalid_client']);
+const WAIT_OVER = Symbol('wait over');
+
+/** What authenticate() answers when the access token the site sends upstream has expired and no refresh completed in
+ *  time: the request gets 503 with Retry-After, never the expired token. */
+export const PROVIDER_UNAVAILABLE = 'provider-unavailable';
+export type Authenticated = Session | undefined | typeof PROVIDER_UNAVAILABLE;
 
 export class SiteAuth {
   readonly settings: AuthSettings;
@@ -39,6 +54,8 @@ export class SiteAuth {
   readonly #log: Logger;
   readonly #refreshing = new Map<string, Promise<Session | undefined>>();
   readonly #refreshFailedAt = new Map<string, number>();
+  /** Whether requests send the access token upstream: then an expired one must never be used. */
+  readonly #sendsAccessToken: boolean;
 
   constructor(siteName: string, siteNames: readonly string[], settings: AuthSettings, store: SessionStore,
     options: { cacheSize: number; sharedStore: boolean; fetch?: FetchLike }, log: Logger) {
@@ -46,12 +63,10 @@ export class SiteAuth {
     this.siteNames = siteNames;
     this.#log = log.child({ site: siteName });
     this.oidc = new OidcClient(settings, this.#log, options.fetch);
+    this.#sendsAccessToken = settings.passAccessToken || (settings.passAuthorizationHeader && settings.authorizationToken === 'access_token');
     this.sessions = new SiteSessions(siteName, settings.secret, settings.cookieName, store, options.cacheSize, {
       shared: options.sharedStore,
-      inMemory: {
-        accessToken: settings.passAccessToken || (settings.passAuthorizationHeader && settings.authorizationToken === 'access_token'),
-        idToken: settings.passAuthorizationHeader && settings.authorizationToken === 'id_token',
-      },
+      inMemory: { accessToken: this.#sendsAccessToken, idToken: settings.passAuthorizationHeader && settings.authorizationToken === 'id_token' },
     });
     this.loginCookies = new LoginStateCookies(settings.secret, settings.cookieName);
     this.policy = new Policy(settings);
@@ -63,10 +78,11 @@ export class SiteAuth {
     return this.settings.skipAuthRoutes.some((r) => (r.method === undefined || r.method === method) && r.pattern.test(pathname) !== r.negate);
   }
 
-  /** The session of this request (refreshed when due), a bearer identity, or undefined when anonymous. */
-  async authenticate(headers: Record<string, string | string[] | undefined>): Promise<Session | undefined> {
+  /** The session of this request (refreshed when due), a bearer identity, undefined when anonymous, or
+   *  PROVIDER_UNAVAILABLE when its expired access token could not be renewed in time. */
+  async authenticate(headers: Record<string, string | string[] | undefined>): Promise<Authenticated> {
     const session = this.sessions.fromCookie(readCookie(headers.cookie, this.sessions.cookieName));
-    if (session) return this.#refreshDue(session) ? this.#refreshOnce(session) : session;
+    if (session) return this.#refreshDue(session) ? this.#refreshed(session) : session;
     if (this.settings.skipJwtBearerTokens && typeof headers.authorization === 'string') return verifyBearer(this, headers.authorization);
     return undefined;
   }
@@ -96,23 +112,63 @@ export class SiteAuth {
   }
 
   #refreshDue(session: Session, now = Date.now()): boolean {
-    if (!session.refreshable) return false;
-    const failedAt = this.#refreshFailedAt.get(session.id);
-    if (failedAt !== undefined && now - failedAt < REFRESH_RETRY_MS) return false;
-    if (session.accessExpiresAt !== undefined && session.accessExpiresAt - REFRESH_MARGIN_MS <= now) return true;
+    if (session.accessExpiresAt !== undefined) {
+      const margin = Math.min(REFRESH_MARGIN_MAX_MS, (session.accessLifetimeMs ?? Infinity) * REFRESH_MARGIN_SHARE);
+      if (session.accessExpiresAt - margin <= now) return true;
+    }
     return this.settings.cookieRefreshMs > 0 && now - session.refreshedAt >= this.settings.cookieRefreshMs;
   }
 
-  /** Single-flight: however many requests arrive at once, one refresh per session reaches the provider. */
+  /** The site sends the access token upstream, and it has expired. */
+  #expired(session: Session): boolean {
+    return this.#sendsAccessToken && session.accessExpiresAt !== undefined && session.accessExpiresAt <= Date.now();
+  }
+
+  /**
+   * A session whose refresh is due, with tokens fit to send upstream. The request waits (at most REFRESH_WAIT_MS) for
+   * the refresh; when it does not complete, a still valid access token serves, an expired one never does.
+   */
+  async #refreshed(session: Session): Promise<Authenticated> {
+    if (!session.refreshable) {
+      if (!this.#expired(session)) return session;
+      // Nothing can renew its token: the session is over, a new login gets a new one.
+      this.#log.info('access token expired and no refresh token; session ended');
+      this.sessions.delete(session);
+      return undefined;
+    }
+    const failedAt = this.#refreshFailedAt.get(session.id);
+    let result: Session | undefined | typeof WAIT_OVER = session;
+    if (failedAt === undefined || Date.now() - failedAt >= REFRESH_RETRY_MS) {
+      let timer: NodeJS.Timeout | undefined;
+      const waitOver = new Promise<typeof WAIT_OVER>((resolve) => { timer = setTimeout(resolve, REFRESH_WAIT_MS, WAIT_OVER); });
+      result = await Promise.race([this.#refreshOnce(session), waitOver]).finally(() => clearTimeout(timer));
+      if (result === WAIT_OVER) result = session;
+    }
+    return result && this.#expired(result) ? PROVIDER_UNAVAILABLE : result;
+  }
+
+  /** Single-flight: however many requests arrive at once, one refresh per session reaches the provider, and it runs
+   *  to its end whether or not they still wait for it. With workers > 1 the process holding the store's lease
+   *  refreshes, the others watch the store for its result. */
   #refreshOnce(session: Session): Promise<Session | undefined> {
     let pending = this.#refreshing.get(session.id);
     if (!pending) {
-      // Another worker process holds the refresh lease: its result reaches us through the store's version.
-      if (!this.sessions.claimRefresh(session, REFRESH_LEASE_MS)) return Promise.resolve(session);
-      pending = this.#refresh(session).finally(() => this.#refreshing.delete(session.id));
+      pending = (this.sessions.claimRefresh(session, REFRESH_LEASE_MS) ? this.#refresh(session) : this.#watch(session))
+        .finally(() => this.#refreshing.delete(session.id));
       this.#refreshing.set(session.id, pending);
     }
     return pending;
+  }
+
+  /** Another worker holds the refresh lease: its result is its save (a new version in the store) or the session's
+   *  end. Should the lease end without either (that worker failed or stopped), this process takes it over. */
+  async #watch(session: Session): Promise<Session | undefined> {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, REFRESH_POLL_MS).unref());
+      const current = this.sessions.current(session);
+      if (current !== session) return current;
+      if (this.sessions.claimRefresh(session, REFRESH_LEASE_MS)) return this.#refresh(session);
+    }
   }
 
   async #refresh(session: Session): Promise<Session | undefined> {
@@ -129,8 +185,9 @@ export class SiteAuth {
         this.sessions.delete(session);
         return undefined;
       }
-      this.#log.warn({ provider_error: providerErrorFields(error) }, 'refresh failed; keeping the session and retrying later');
+      this.#log.warn({ provider_error: providerErrorFields(error), retry_ms: REFRESH_RETRY_MS }, 'refresh failed; keeping the session and retrying later');
       this.#refreshFailedAt.set(session.id, Date.now());
+      this.sessions.deferRefresh(session, REFRESH_RETRY_MS);
       return session;
     }
     this.#refreshFailedAt.delete(session.id);
@@ -140,9 +197,11 @@ export class SiteAuth {
       this.sessions.delete(session);
       return undefined;
     }
-    return this.sessions.save(
-      { ...session, identity: result.identity, accessExpiresAt: tokens.accessExpiresAt, refreshedAt: Date.now() },
+    const saved = this.sessions.update(
+      { ...session, identity: result.identity, accessExpiresAt: tokens.accessExpiresAt, accessLifetimeMs: tokens.accessLifetimeMs, refreshedAt: Date.now() },
       { idToken: tokens.idToken, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken },
     );
+    if (!saved) this.#log.info('refresh completed after the session ended; its tokens are dropped');
+    return saved;
   }
 }

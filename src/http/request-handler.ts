@@ -2,10 +2,11 @@
 //   begin (id, access log) → site by Host = SNI → /oauth2/* of the site | path, deny rules, route →
 //   authenticate (cookie → session → refresh when due) → challenge when anonymous (302 navigation / 401 other) →
 //   authorize (policy, 403) → action: proxy with identity headers | serve files | fixed status.
-import { sendChallenge } from '../auth/challenge.ts';
+import { sendChallenge, sendProviderUnavailable } from '../auth/challenge.ts';
 import { upstreamHeaders } from '../auth/identity-headers.ts';
 import { requestOrigin } from '../auth/redirect.ts';
 import { handleOAuth2 } from '../auth/routes.ts';
+import { PROVIDER_UNAVAILABLE } from '../auth/site-auth.ts';
 import type { Session } from '../session/sessions.ts';
 import { logWhenDone } from '../observability/access-log.ts';
 import { forwardHttp } from '../proxy/forward-http.ts';
@@ -49,7 +50,9 @@ async function handleRequest(runtime: Runtime, ctx: RequestContext, req: AnyRequ
   const auth = site.auth;
   let session: Session | undefined;
   if (auth && !auth.skips(req.method, pathname)) {
-    session = await auth.authenticate(req.headers);
+    const found = await auth.authenticate(req.headers);
+    if (found === PROVIDER_UNAVAILABLE) { ctx.error = sendProviderUnavailable(req, res, ctx.id); return; }
+    session = found;
     if (!session) {
       ctx.error = await sendChallenge(auth, req, res, ctx.id, pathname, requestOrigin(req.headers, host));
       return;

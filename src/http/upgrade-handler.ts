@@ -3,6 +3,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { upstreamHeaders } from '../auth/identity-headers.ts';
+import { PROVIDER_UNAVAILABLE } from '../auth/site-auth.ts';
 import { forwardWebSocket, writeRawError } from '../proxy/forward-websocket.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { ErrorCode } from './errors.ts';
@@ -39,7 +40,9 @@ async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: Incomin
   const auth = site.auth;
   let session;
   if (auth && !auth.skips(req.method, pathname)) {
-    session = await auth.authenticate(req.headers);
+    const found = await auth.authenticate(req.headers);
+    if (found === PROVIDER_UNAVAILABLE) return refuse('ERR_AUTH_PROVIDER_UNAVAILABLE');
+    session = found;
     if (!session) return refuse('ERR_AUTH_REQUIRED');
     ctx.user = session.identity.user;
     if (auth.policy.authorize(session.identity)) return refuse('ERR_AUTH_FORBIDDEN');
@@ -48,7 +51,12 @@ async function handleUpgrade(runtime: Runtime, ctx: RequestContext, req: Incomin
 
   const group = site.groups.get(route.action.upstream)!;
   const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, host, ctx.id), auth, session);
-  const result = await forwardWebSocket(req, socket, head, { route, group, headers, path: path.normalized + path.query, requestId: ctx.id });
+  // A session's tunnel ends with the session (sign-out, expiry, …); a bearer token has no session (id '').
+  const owner = auth && session?.id ? { key: auth.sessions.key(session), session, sessions: auth.sessions } : undefined;
+  const onOpen = owner && ((upstream: Socket) => runtime.tunnels.add(owner.key, owner.session.expiresAt, socket, upstream));
+  const result = await forwardWebSocket(req, socket, head, { route, group, headers, path: path.normalized + path.query, requestId: ctx.id, onOpen });
+  // Signed out while the upstream was answering: that end found no tunnel to close yet.
+  if (owner && !owner.sessions.current(owner.session)) runtime.tunnels.end(owner.key);
   ctx.upstream = result.upstream;
   ctx.error = result.error;
   ctx.cause = result.cause;

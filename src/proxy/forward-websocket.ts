@@ -16,13 +16,20 @@ proxy.on('error', (_error, _req, socket) => {
   if (socket && 'destroy' in socket) (socket as Socket).destroy();
 });
 /** Per-request facts the proxy's shared 'proxyReqWs' event needs: how long to wait, whom to tell of the answer. */
-const pending = new WeakMap<IncomingMessage, { readTimeoutMs: number; answered(): void }>();
+const pending = new WeakMap<IncomingMessage, { readTimeoutMs: number; answered(upstream?: Socket): void }>();
 proxy.on('proxyReqWs', (proxyReq, req) => {
   const entry = pending.get(req);
   if (!entry) return;
   proxyReq.setTimeout(entry.readTimeoutMs, () => proxyReq.destroy(Object.assign(new Error('upstream did not answer the upgrade in time'), { code: 'ERR_UPSTREAM_TIMEOUT' })));
-  proxyReq.once('upgrade', entry.answered);
-  proxyReq.once('response', entry.answered);
+  proxyReq.once('upgrade', (_res, upstream: Socket) => entry.answered(upstream));
+  proxyReq.once('response', () => entry.answered());
+});
+/** What to call once a tunnel is open, by upstream socket. http-proxy-3 emits 'open' right after it has piped the two
+ *  sockets and before a byte flows (the bytes that came with the 101 wait in the socket's buffer until then). */
+const opening = new WeakMap<Socket, () => void>();
+proxy.on('open', (upstream) => {
+  opening.get(upstream)?.();
+  opening.delete(upstream);
 });
 
 export interface UpgradeResult { upstream: string; error?: ErrorCode; cause?: Error }
@@ -30,6 +37,8 @@ export interface UpgradeResult { upstream: string; error?: ErrorCode; cause?: Er
 /** Resolves when the upstream has answered (or failed); the tunnel then lives on by itself. */
 export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buffer, options: {
   route: Route; group: UpstreamGroupPool; headers: Record<string, string | string[]>; path: string; requestId: string;
+  /** Called with the upstream socket once the tunnel is piped, before any byte passes it (and before this resolves). */
+  onOpen?: (upstream: Socket) => void;
 }): Promise<UpgradeResult> {
   const { route, group } = options;
   const server = group.attemptOrder()[0]!;
@@ -40,7 +49,16 @@ export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buf
     const settle = (result: UpgradeResult) => { socket.off('close', onClose); pending.delete(req); resolve(result); };
     const onClose = () => settle({ upstream: server.origin });
     socket.once('close', onClose);
-    pending.set(req, { readTimeoutMs: route.readTimeoutMs, answered: () => { answered = true; group.markUp(server); settle({ upstream: server.origin }); } });
+    pending.set(req, {
+      readTimeoutMs: route.readTimeoutMs,
+      answered: (upstream) => {
+        answered = true;
+        group.markUp(server);
+        const { onOpen } = options;
+        if (upstream && onOpen) opening.set(upstream, () => onOpen(upstream));
+        settle({ upstream: server.origin });
+      },
+    });
     proxy.ws(req, socket, head, { target: server.origin, connectTimeout: route.connectTimeoutMs }, (error) => {
       // Once the upstream has answered, the client socket carries WebSocket frames (or the relayed answer):
       // an error then ends the tunnel, it must not write an HTTP error page into the stream.

@@ -19,6 +19,8 @@ const STOP_MESSAGE = 'gatehouse:stop';
 const LISTENING_MESSAGE = 'gatehouse:listening';
 const READINESS_QUERY = 'gatehouse:readiness?';
 const READINESS_ANSWER = 'gatehouse:readiness';
+/** A session ended in one worker: the primary passes it on to the others, which close its WebSockets. */
+const SESSION_ENDED = 'gatehouse:session-ended';
 /** How long /ready waits for each worker's answer; a worker that does not answer in time is not ready. */
 const READINESS_WAIT_MS = 2_000;
 /** How long a reload waits for its new workers to listen before it gives up and keeps the old ones. */
@@ -42,6 +44,11 @@ export function runsAcmeScheduler(): boolean {
   return !cluster.isWorker || process.env[ACME_SCHEDULER_ENV] === '1';
 }
 
+/** In a worker: tells the other workers, through the primary, that a session ended here. */
+export function shareSessionEnded(key: string): void {
+  if (cluster.isWorker) process.send?.({ type: SESSION_ENDED, key });
+}
+
 /**
  * In a worker, once it listens: tells the primary (a reload waits for this before it retires old workers), and
  * answers the primary's [metrics] listener: readiness over the cluster channel, metrics through prom-client's.
@@ -49,8 +56,9 @@ export function runsAcmeScheduler(): boolean {
 export function reportListening(runtime: Runtime): void {
   if (!cluster.isWorker) return;
   if (runtime.metrics) shareWithPrimary(runtime.metrics);
-  process.on('message', (message: { type?: string; id?: number }) => {
+  process.on('message', (message: { type?: string; id?: number; key?: string }) => {
     if (message?.type === READINESS_QUERY) process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(runtime) });
+    if (message?.type === SESSION_ENDED && typeof message.key === 'string') runtime.tunnels.end(message.key);
   });
   process.send?.(LISTENING_MESSAGE);
 }
@@ -85,6 +93,10 @@ export async function runPrimary(count: number, log: Logger, graceMs: number, ch
   /** Workers a reload started that have not yet said they listen. */
   const starting = new Set<Worker>();
   for (let i = 0; i < count; i++) fork(i === 0);
+  cluster.on('message', (from, message: { type?: string }) => {
+    if (message?.type !== SESSION_ENDED) return;
+    for (const worker of liveWorkers()) if (worker !== from && worker.isConnected()) worker.send(message);
+  });
   const health = metricsListen ? await serveClusterHealth(metricsListen, () => liveWorkers().filter((w) => !retiring.has(w) && !starting.has(w))) : undefined;
   log.info({ workers: count, ...(health ? { metrics: `${metricsListen!.host}:${(health.address() as { port: number }).port}` } : {}) }, 'primary started');
 

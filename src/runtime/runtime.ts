@@ -9,9 +9,11 @@ import type { Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { TrustedProxies } from '../proxy/trusted-proxies.ts';
 import { UpstreamGroupPool } from '../proxy/upstream-pools.ts';
+import { WebSocketTunnels } from '../proxy/websocket-tunnels.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
 import { NameIndex } from '../tls/name-index.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
+import { shareSessionEnded } from './cluster.ts';
 
 export interface SiteRuntime {
   config: Site;
@@ -43,6 +45,8 @@ export interface Runtime {
   plainHttpResponders: PlainHttpResponder[];
   /** The server-side session store, open when some site has [auth]. */
   sessionStore?: SessionStore;
+  /** This process's WebSockets by session, closed when their session ends. */
+  tunnels: WebSocketTunnels;
   /** Prometheus metrics, kept when a [metrics] listener is configured. */
   metrics?: Metrics;
   /** Starts background work: OpenID discovery (with retries) and expired-session sweeps. */
@@ -65,6 +69,9 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
       : undefined,
   }));
   const auths = siteList.flatMap((site) => (site.auth ? [site.auth] : []));
+  const tunnels = new WebSocketTunnels();
+  // The end of a session closes its WebSockets here and, with workers > 1, in every other worker.
+  for (const auth of auths) auth.sessions.onEnded((key) => { tunnels.end(key); shareSessionEnded(key); });
   let sweeper: NodeJS.Timeout | undefined;
   const sites = new NameIndex<SiteRuntime>();
   for (const site of siteList) for (const name of site.config.serverNames) sites.set(name, site);
@@ -84,6 +91,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     trustedProxies: new TrustedProxies(config.proxy.trusted_proxies),
     plainHttpResponders: [],
     sessionStore,
+    tunnels,
     ...(config.metrics.listen ? { metrics: new Metrics(certificates) } : {}),
     start() {
       for (const auth of auths) auth.oidc.start();

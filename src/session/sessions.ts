@@ -39,6 +39,8 @@ export interface Session {
   refreshable: boolean;
   /** When the access token expires (ms since epoch); undefined = unknown. */
   accessExpiresAt?: number;
+  /** How long the access token lives from its issue (expires_in); refresh is due in its last quarter. */
+  accessLifetimeMs?: number;
   /** The provider's session id (ID token sid), for RP- and front-channel logout. */
   sid?: string;
   createdAt: number;
@@ -66,6 +68,7 @@ export class SiteSessions {
    *  CPU in the bench profile). Only values that passed the check get in, so nothing forged can match. */
   readonly #verified: LRUCache<string, true>;
   readonly #shared: boolean;
+  readonly #endedListeners: ((key: string) => void)[] = [];
 
   /** shared = other processes (cluster workers) use the same store: a cached session is checked against the
    *  store's version on every use (one indexed read, no decryption), so a logout or refresh in one worker is
@@ -119,15 +122,22 @@ export class SiteSessions {
 
   /** Stores the session with new tokens, or with the ones already stored; returns what the cache now holds. */
   save(session: Session, tokens: SessionTokens = this.tokens(session)): Session {
-    const version = crypto.randomInt(2 ** 47);
-    const { refreshable: _, ...fields } = session;
-    const stored = { ...fields, ...tokens, version };
-    const key = this.#storeKey(session.id);
-    const data = seal(this.#dataKey, Buffer.from(JSON.stringify(stored)), `${this.#site}|${key}`);
-    this.#store.put({ key, site: this.#site, expiresAt: session.expiresAt, sid: session.sid, version, data });
-    const cached = this.#inMemoryPart(stored);
-    this.#cache.set(session.id, cached);
-    return cached;
+    return this.#write(session, tokens, 'put')!;
+  }
+
+  /** Like save, but only while the session is still stored: a refresh that completes after a sign-out must not bring
+   *  the session back. Undefined when it is gone. */
+  update(session: Session, tokens: SessionTokens): Session | undefined {
+    return this.#write(session, tokens, 'update');
+  }
+
+  /** The session as stored now: the same object while no other save changed it, a fresh copy after one (another
+   *  worker's refresh), undefined once it has ended. One indexed read while nothing changed. */
+  current(session: Session): Session | undefined {
+    const version = this.#store.version(this.#storeKey(session.id));
+    if (version === session.version) return session;
+    this.#cache.delete(session.id);
+    return version === undefined ? undefined : this.#load(session.id);
   }
 
   /** The session's tokens as stored (a store read and a decryption: for refresh and logout, not for every request). */
@@ -137,24 +147,58 @@ export class SiteSessions {
   }
 
   delete(session: Session): void {
-    this.#store.delete(this.#storeKey(session.id));
+    const key = this.#storeKey(session.id);
+    this.#store.delete(key);
     this.#cache.delete(session.id);
+    this.#ended(key);
   }
 
-  /** Only one process refreshes a session at a time; the others keep using its current (still valid) tokens. */
+  /** The session's key in the store: a hash of its id, so it names the session (in events, across workers) without
+   *  being usable as a cookie. */
+  key(session: Session): string { return this.#storeKey(session.id); }
+
+  /** listener learns the key of every session that ends here: deleted (sign-out, found expired, a refresh the
+   *  provider refused) or signed out by sid (front-channel logout). */
+  onEnded(listener: (key: string) => void): void { this.#endedListeners.push(listener); }
+
+  /** Only one process refreshes a session at a time (workers > 1: a lease in the store); the others wait for its save. */
   claimRefresh(session: Session, leaseMs: number): boolean {
     return !this.#shared || this.#store.claimRefresh(this.#storeKey(session.id), Date.now(), leaseMs);
+  }
+
+  /** After a failed refresh: no process tries the next one for ms. */
+  deferRefresh(session: Session, ms: number): void {
+    if (this.#shared) this.#store.holdRefresh(this.#storeKey(session.id), Date.now() + ms);
   }
 
   /** Front-channel logout: every session of this provider session. */
   deleteBySid(sid: string): number {
     const keys = new Set(this.#store.deleteBySid(this.#site, sid));
     for (const [id] of this.#cache.entries()) if (keys.has(this.#storeKey(id))) this.#cache.delete(id);
+    for (const key of keys) this.#ended(key);
     return keys.size;
   }
 
   /** Forget the in-memory copies (as a restart would); the store keeps them. */
   dropCache(): void { this.#cache.clear(); }
+
+  #ended(key: string): void {
+    for (const listener of this.#endedListeners) listener(key);
+  }
+
+  #write(session: Session, tokens: SessionTokens, how: 'put' | 'update'): Session | undefined {
+    const version = crypto.randomInt(2 ** 47);
+    const { refreshable: _, ...fields } = session;
+    const stored = { ...fields, ...tokens, version };
+    const key = this.#storeKey(session.id);
+    const data = seal(this.#dataKey, Buffer.from(JSON.stringify(stored)), `${this.#site}|${key}`);
+    const row = { key, site: this.#site, expiresAt: session.expiresAt, sid: session.sid, version, data };
+    if (how === 'put') this.#store.put(row);
+    else if (!this.#store.update(row)) { this.#cache.delete(session.id); return undefined; }
+    const cached = this.#inMemoryPart(stored);
+    this.#cache.set(session.id, cached);
+    return cached;
+  }
 
   #load(id: string): Session | undefined {
     const stored = this.#read(id);

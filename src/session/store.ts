@@ -19,6 +19,8 @@ export interface StoredSession {
 export interface SessionStore {
   get(key: string): StoredSession | undefined;
   put(session: StoredSession): void;
+  /** Replaces a stored session; false (and nothing stored) when it is gone, e.g. signed out meanwhile. */
+  update(session: StoredSession): boolean;
   delete(key: string): void;
   /** Keys of the site's sessions with this provider sid (they are then deleted). */
   deleteBySid(site: string, sid: string): string[];
@@ -26,6 +28,8 @@ export interface SessionStore {
   version(key: string): number | undefined;
   /** Takes the refresh lease of a session for leaseMs; false when another process holds it. */
   claimRefresh(key: string, now: number, leaseMs: number): boolean;
+  /** Sets the end of a session's refresh lease (after a failed refresh: when the next may be tried, by any process). */
+  holdRefresh(key: string, until: number): void;
   /** Drops expired sessions. */
   sweep(now: number): void;
   close(): void;
@@ -35,31 +39,65 @@ export function openSessionStore(kind: 'sqlite' | 'memory', file: string): Sessi
   return kind === 'sqlite' ? new SqliteSessionStore(file) : new MemorySessionStore();
 }
 
+/** How long a statement waits for another process's lock (SQLite's busy handler). */
+const BUSY_TIMEOUT_MS = 5_000;
+const SQLITE_BUSY = 5;
+
+/**
+ * Runs sql, again while SQLite answers SQLITE_BUSY, until BUSY_TIMEOUT_MS have passed. Some locks are not waited for
+ * by the busy handler: switching a fresh file to WAL, the exclusive lock of the last connection cleaning up as it
+ * closes, and of the first one recovering the WAL (https://sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode).
+ */
+function retryWhileBusy(db: DatabaseSync, sql: string): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
+    try {
+      db.exec(sql);
+      return;
+    } catch (error) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      // The low byte is the primary code also when SQLite reports an extended one (SQLITE_BUSY_RECOVERY, …).
+      if ((((error as { errcode?: number }).errcode ?? 0) & 0xff) !== SQLITE_BUSY || Date.now() >= deadline) throw error;
+      // Start-up only, before anything is served: a synchronous pause keeps the store's API synchronous.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+    }
+  }
+}
+
 class SqliteSessionStore implements SessionStore {
   readonly #db: DatabaseSync;
   readonly #get: StatementSync;
   readonly #put: StatementSync;
+  readonly #update: StatementSync;
   readonly #delete: StatementSync;
   readonly #bySid: StatementSync;
   readonly #sweep: StatementSync;
   readonly #version: StatementSync;
   readonly #claim: StatementSync;
+  readonly #hold: StatementSync;
 
   constructor(file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    this.#db = new DatabaseSync(file);
+    // The busy timeout from the first statement on: every worker of a cluster opens the file at the same moment.
+    this.#db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
     fs.chmodSync(file, 0o600);
-    // WAL: readers never wait for the writer; NORMAL sync is durable enough for sessions (a crash loses at most the last commits).
-    this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;
+    // WAL: readers never wait for the writer; NORMAL sync is durable enough for sessions (a crash loses at most the
+    // last commits). The schema is created under a write lock taken up front (BEGIN IMMEDIATE waits for it), so a
+    // second creator waits and then finds it made.
+    retryWhileBusy(this.#db, `PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+      BEGIN IMMEDIATE;
       CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, site TEXT NOT NULL, expires_at INTEGER NOT NULL, sid TEXT,
         version INTEGER NOT NULL DEFAULT 0, refresh_until INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL);
       CREATE INDEX IF NOT EXISTS sessions_sid ON sessions (site, sid);
-      CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);`);
+      CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
+      COMMIT;`);
     this.#get = this.#db.prepare('SELECT key, site, expires_at, sid, version, data FROM sessions WHERE key = ?');
     // REPLACE also resets refresh_until: saving the refreshed session ends the lease.
     this.#put = this.#db.prepare('INSERT OR REPLACE INTO sessions (key, site, expires_at, sid, version, data) VALUES (?, ?, ?, ?, ?, ?)');
+    this.#update = this.#db.prepare('UPDATE sessions SET site = ?, expires_at = ?, sid = ?, version = ?, refresh_until = 0, data = ? WHERE key = ?');
     this.#version = this.#db.prepare('SELECT version FROM sessions WHERE key = ?');
     this.#claim = this.#db.prepare('UPDATE sessions SET refresh_until = ? WHERE key = ? AND refresh_until < ?');
+    this.#hold = this.#db.prepare('UPDATE sessions SET refresh_until = ? WHERE key = ?');
     this.#delete = this.#db.prepare('DELETE FROM sessions WHERE key = ?');
     this.#bySid = this.#db.prepare('DELETE FROM sessions WHERE site = ? AND sid = ? RETURNING key');
     this.#sweep = this.#db.prepare('DELETE FROM sessions WHERE expires_at < ?');
@@ -72,8 +110,10 @@ class SqliteSessionStore implements SessionStore {
   }
 
   put(s: StoredSession): void { this.#put.run(s.key, s.site, s.expiresAt, s.sid ?? null, s.version, s.data); }
+  update(s: StoredSession): boolean { return Number(this.#update.run(s.site, s.expiresAt, s.sid ?? null, s.version, s.data, s.key).changes) === 1; }
   version(key: string): number | undefined { return (this.#version.get(key) as { version: number } | undefined)?.version; }
   claimRefresh(key: string, now: number, leaseMs: number): boolean { return Number(this.#claim.run(now + leaseMs, key, now).changes) === 1; }
+  holdRefresh(key: string, until: number): void { this.#hold.run(until, key); }
   delete(key: string): void { this.#delete.run(key); }
   deleteBySid(site: string, sid: string): string[] { return (this.#bySid.all(site, sid) as { key: string }[]).map((r) => r.key); }
   sweep(now: number): void { this.#sweep.run(now); }
@@ -84,6 +124,11 @@ class MemorySessionStore implements SessionStore {
   readonly #rows = new Map<string, StoredSession>();
   get(key: string) { return this.#rows.get(key); }
   put(s: StoredSession) { this.#rows.set(s.key, s); }
+  update(s: StoredSession) {
+    if (!this.#rows.has(s.key)) return false;
+    this.#rows.set(s.key, s);
+    return true;
+  }
   delete(key: string) { this.#rows.delete(key); }
   deleteBySid(site: string, sid: string) {
     const keys = [...this.#rows.values()].filter((s) => s.site === site && s.sid === sid).map((s) => s.key);
@@ -92,6 +137,7 @@ class MemorySessionStore implements SessionStore {
   }
   version(key: string) { return this.#rows.get(key)?.version; }
   claimRefresh() { return true; }
+  holdRefresh() {}
   sweep(now: number) { for (const [key, s] of this.#rows) if (s.expiresAt < now) this.#rows.delete(key); }
   close() { this.#rows.clear(); }
 }

@@ -116,3 +116,17 @@ test('AADSTS errors: refused authorization, interaction_required on refresh ends
   assert.deepEqual(logged?.provider_error?.error_codes, [50076]);
   assert.ok(logged?.provider_error?.trace_id);
 });
+
+test('tenant issuer: a token whose tid is another tenant is refused, at the callback and as a bearer token', async (t) => {
+  const s = await setup(t, TENANT_A, { email_domains: ['*'], skip_jwt_bearer_tokens: true });
+  s.entra.persona = 'crossTenant';
+  const page = await s.browser().navigate(`${s.origin}/`);
+  assert.equal(page.status, 403, 'iss names the configured tenant, tid another one');
+  assert.match(page.body, /rule: tenant/);
+
+  const bearer = async (persona: string) => (await s.browser().request(`${s.origin}/x`, {
+    headers: { ...API, authorization: `Bearer ${(await s.entra.issue(persona)).id_token}` },
+  })).status;
+  assert.equal(await bearer('member'), 200, 'a token of the configured tenant passes');
+  assert.equal(await bearer('crossTenant'), 401, 'the same check holds for bearer tokens');
+});

@@ -145,3 +145,29 @@ test('HTTP/2: a session cookie sent as one of several cookie fields is found, an
   assert.equal(h['x-auth-request-user'], 'alice@example.test');
   assert.equal(h.cookie, 'theme=dark; lang=en');
 });
+
+test('/oauth2/auth and /oauth2/userinfo never hand a token to the browser, with pass_access_token and the Bearer header on', async (t) => {
+  const f = await startAuthFixture({ auth: { set_xauthrequest: true } });
+  t.after(() => f.close());
+  const b = f.browser();
+  await b.navigate(`${f.origin}/`, 'alice');
+  const auth = f.gh.runtime.siteList[0]!.auth!;
+  const stored = auth.sessions.tokens(auth.sessions.fromCookie(b.sessionCookie(f.origin)![1])!);
+  const tokens = [stored.accessToken, stored.idToken, stored.refreshToken].filter((token) => token !== undefined);
+  assert.equal(tokens.length, 3, 'access, ID and refresh token');
+  // What fetch('/oauth2/auth') in a page of the site sees: every response header but Set-Cookie, and the body.
+  const sameOrigin = { accept: '*/*', 'sec-fetch-mode': 'cors', 'sec-fetch-site': 'same-origin', 'sec-fetch-dest': 'empty' };
+  const check = await b.request(`${f.origin}/oauth2/auth`, { headers: sameOrigin });
+  assert.equal(check.status, 202);
+  assert.equal(check.headers['x-auth-request-user'], 'alice@example.test', 'the identity headers are there');
+  const info = await b.request(`${f.origin}/oauth2/userinfo`, { headers: sameOrigin });
+  assert.equal(info.status, 200);
+  for (const reply of [check, info]) {
+    const seen = JSON.stringify(reply.headers) + reply.body;
+    assert.deepEqual(tokens.filter((token) => seen.includes(token)), [], `${reply.url.pathname} carries no token`);
+  }
+  // The upstream still gets them.
+  const upstream = (await b.request(`${f.origin}/x`, { headers: { accept: 'application/json' } })).json<{ headers: Record<string, string> }>().headers;
+  assert.equal(upstream['x-auth-request-access-token'], stored.accessToken);
+  assert.equal(upstream.authorization, `Bearer ${stored.accessToken}`);
+});

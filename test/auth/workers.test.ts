@@ -2,6 +2,8 @@
 // store stand in for two workers here: a logout in one is honoured at once by the other, and a refresh due in
 // both reaches the provider once (a lease in the store), the other worker picking up the refreshed tokens.
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
 import { Browser, freePort, SECRET, startGatehouse } from '../helpers/gatehouse-auth.ts';
@@ -42,4 +44,50 @@ test('two workers on one session store: logout and refresh are seen by both; one
   // Logout at A: B refuses the same cookie on the very next request.
   await browser.request(`https://app.test:${portA}/oauth2/sign_out`);
   assert.equal((await at(portB)).status, 401);
+});
+
+test('workers = 2: once the access token expired while the session idled, parallel requests on both workers never carry it', async (t) => {
+  // The upstream records every access token it receives and when; the provider says afterwards whether it had expired.
+  const received: { token: string; at: number }[] = [];
+  const upstream = http.createServer((req, res) => {
+    received.push({ token: String(req.headers['x-forwarded-access-token']), at: Date.now() });
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => { upstream.closeAllConnections(); upstream.close(() => resolve()); }));
+  const [portA, portB] = [await freePort(), await freePort()];
+  // Six seconds: long enough to be refreshed ahead of its expiry (a quarter of it), short enough to idle past.
+  const op = await startOP({ redirectUris: [`https://app.test:${portA}/oauth2/callback`], accessTokenTtl: 6 });
+  const site = [{ names: ['app.test'], upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, auth: {
+    oidc_issuer_url: op.issuer, client_id: 'gatehouse', client_secret: 'gatehouse-secret', cookie_secret: SECRET, email_domains: ['*'],
+    pass_access_token: true, redirect_url: `https://app.test:${portA}/oauth2/callback`,
+  } }];
+  const a = await startGatehouse({ port: portA, sites: site, global: 'workers = 2' });
+  const b = await startGatehouse({ port: portB, dir: a.dir, sites: site, global: 'workers = 2' });
+  t.after(async () => { await a.stop(); await b.stop(); await op.close(); });
+
+  const browser = new Browser(a.caPem);
+  assert.equal((await browser.navigate(`https://app.test:${portA}/`, 'alice')).status, 200);
+  const cookie = [...browser.cookies(`app.test:${portA}`)].map(([k, v]) => `${k}=${v}`).join('; ');
+  const first = received.at(-1)!.token;
+  // Idle until the provider holds the token expired (its exp; find() would still return it within its clock tolerance).
+  const issued = (await op.provider.AccessToken.find(first))!;
+  for (const deadline = Date.now() + 60_000; !issued.isExpired;) {
+    assert.ok(Date.now() < deadline, 'the provider never expired the access token');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+
+  received.length = 0;
+  const grants = op.refreshGrants();
+  const at = (port: number) => browser.request(`https://app.test:${port}/x`, { headers: { ...API, cookie } });
+  const replies = await Promise.all(Array.from({ length: 20 }, () => [at(portA), at(portB)]).flat());
+  assert.deepEqual(replies.map((r) => r.status), Array(40).fill(200));
+  assert.equal(received.length, 40);
+  const expired: string[] = [];
+  for (const { token, at: when } of received) {
+    const known = await op.provider.AccessToken.find(token, { ignoreExpiration: true });
+    if (!known || known.exp! * 1000 <= when) expired.push(token === first ? 'the idle session\'s token' : token);
+  }
+  assert.deepEqual(expired, [], `${expired.length} of 40 requests reached the upstream with an expired access token`);
+  assert.equal(op.refreshGrants() - grants, 1, 'one refresh between the two workers');
 });

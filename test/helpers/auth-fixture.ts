@@ -5,11 +5,11 @@ import { startOP, type OP } from './op.ts';
 
 export interface AuthFixture { op: OP; gh: TestGatehouse; backend: EchoBackend; origin: string; browser(): Browser; restart(): Promise<void>; close(): Promise<void> }
 
-export async function startAuthFixture(opts: { auth?: Record<string, string | number | boolean | string[] | undefined>; accessTokenTtl?: number; dir?: string; port?: number } = {}): Promise<AuthFixture> {
+export async function startAuthFixture(opts: { auth?: Record<string, string | number | boolean | string[] | undefined>; accessTokenTtl?: number; rotateRefreshTokens?: boolean; dir?: string; port?: number } = {}): Promise<AuthFixture> {
   const backend = await startEchoBackend();
   const port = opts.port ?? await freePort();
   const origin = `https://app.test:${port}`;
-  const op = await startOP({ redirectUris: [`${origin}/oauth2/callback`], postLogoutRedirectUris: [`${origin}/`, `${origin}/bye`], accessTokenTtl: opts.accessTokenTtl });
+  const op = await startOP({ redirectUris: [`${origin}/oauth2/callback`], postLogoutRedirectUris: [`${origin}/`, `${origin}/bye`], accessTokenTtl: opts.accessTokenTtl, rotateRefreshTokens: opts.rotateRefreshTokens });
   const sites = [{
       names: ['app.test'], upstream: backend.url,
       auth: {

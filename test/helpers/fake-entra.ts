@@ -22,6 +22,8 @@ export interface Persona {
   mfaOnRefresh?: boolean;
   /** Graph answers 403 (no User.Read consent). */
   graphDenied?: boolean;
+  /** The tenant named in the token's iss when it is not tid's: a token that claims one tenant and comes from another. */
+  issuerTid?: string;
 }
 
 export const PERSONAS: Record<string, Persona> = {
@@ -33,6 +35,7 @@ export const PERSONAS: Record<string, Persona> = {
   overageDenied: { tid: TENANT_A, oid: '55555555-2a4d-4a39-9c1e-5b8f1d2e3a4b', preferred_username: 'big2@contoso.com', groups: Array.from({ length: 201 }, (_, i) => `g-${i}`), graphDenied: true },
   unassigned: { tid: TENANT_A, oid: '66666666-2a4d-4a39-9c1e-5b8f1d2e3a4b', authorizeError: { error: 'access_denied', code: 50105 } },
   mfa: { tid: TENANT_A, oid: '77777777-2a4d-4a39-9c1e-5b8f1d2e3a4b', preferred_username: 'mfa@contoso.com', mfaOnRefresh: true },
+  crossTenant: { tid: TENANT_B, issuerTid: TENANT_A, oid: '88888888-2a4d-4a39-9c1e-5b8f1d2e3a4b', preferred_username: 'mallory@fabrikam.com', email: 'mallory@fabrikam.com' },
 };
 
 interface Code { persona: Persona; nonce: string; challenge: string; method: string; redirectUri: string; used: boolean }
@@ -45,6 +48,8 @@ export interface FakeEntra {
   seen: { authorize: URLSearchParams[]; graphCalls: number; refreshes: number };
   fetch(url: string, init: RequestInit): Promise<Response>;
   rewrite(url: string): string;
+  /** The token response the emulator gives a persona (for bearer-token tests). */
+  issue(persona: string): Promise<{ id_token: string; access_token: string }>;
   close(): Promise<void>;
 }
 
@@ -154,7 +159,7 @@ export async function startFakeEntra(opts: { clientId: string; clientSecret: str
       sid: '00a1b2c3-d4e5-f6a7-b8c9-d0e1f2a3b4c5',
     };
     const idToken = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
-      .setIssuer(`${LOGIN}/${persona.tid}/v2.0`).setAudience(opts.clientId)
+      .setIssuer(`${LOGIN}/${persona.issuerTid ?? persona.tid}/v2.0`).setAudience(opts.clientId)
       .setSubject(crypto.createHash('sha256').update(`${persona.oid}|${opts.clientId}`).digest('base64url'))
       .setIssuedAt(now).setNotBefore(now).setExpirationTime(now + 3600).sign(privateKey as CryptoKey);
     const accessToken = `eyJ0eXAiOiJKV1QiLCJub25jZSI6${crypto.randomBytes(48).toString('base64url')}`;
@@ -174,6 +179,7 @@ export async function startFakeEntra(opts: { clientId: string; clientSecret: str
     set persona(name: string) { state.persona = name; },
     rewrite,
     fetch: (u, init) => fetch(rewrite(String(u)), init),
+    issue: (persona) => tokens(PERSONAS[persona]!),
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }

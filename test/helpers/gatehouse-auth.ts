@@ -33,6 +33,18 @@ export interface TestGatehouse {
 
 /** Writes config/ into dir (reused when given, so a second start finds the first one's sessions) and serves it. */
 export async function startGatehouse(opts: { sites: SiteSpec[]; port?: number; dir?: string; fetch?: FetchLike; global?: string }): Promise<TestGatehouse> {
+  const dir = writeAuthConfig(opts);
+  const { runtime, listening, logs, stop } = await serveFolder(dir, { fetch: opts.fetch });
+  const port = listening.https[0]!.port;
+  return {
+    dir, port, caPem: fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8'), runtime, listening, logs,
+    origin: (host) => `https://${host}:${port}`,
+    stop,
+  };
+}
+
+/** Writes the config folder startGatehouse serves (test CA in ca.pem), for a test that runs `gatehouse serve` on it. */
+export function writeAuthConfig(opts: { sites: SiteSpec[]; port?: number; dir?: string; global?: string }): string {
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-auth-'));
   const names = opts.sites.flatMap((s) => s.names);
   if (!fs.existsSync(path.join(dir, 'srv.pem'))) {
@@ -54,13 +66,7 @@ export async function startGatehouse(opts: { sites: SiteSpec[]; port?: number; d
       ...(site.auth ? ['[auth]', toml(site.auth)] : []),
     ].join('\n'));
   });
-  const { runtime, listening, logs, stop } = await serveFolder(dir, { fetch: opts.fetch });
-  const port = listening.https[0]!.port;
-  return {
-    dir, port, caPem: fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8'), runtime, listening, logs,
-    origin: (host) => `https://${host}:${port}`,
-    stop,
-  };
+  return dir;
 }
 
 export interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string; url: URL; json<T = Record<string, unknown>>(): T }

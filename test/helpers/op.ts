@@ -17,11 +17,18 @@ export interface OP {
   provider: Provider;
   /** Successful refresh_token grants so far. */
   refreshGrants(): number;
+  /** Every token endpoint answer so far (the tokens the provider issued), in order. */
+  tokenAnswers: Record<string, unknown>[];
+  /** Holds each token endpoint answer back this long after the provider has made it: a provider that hangs. */
+  tokenDelayMs: number;
   close(): Promise<void>;
 }
 
 export async function startOP(opts: { redirectUris: string[]; postLogoutRedirectUris?: string[]; clientId?: string; clientSecret?: string;
-  accessTokenTtl?: number; users?: Record<string, Record<string, unknown>> }): Promise<OP> {
+  accessTokenTtl?: number; users?: Record<string, Record<string, unknown>>; rotateRefreshTokens?: boolean;
+  /** ID tokens carry the provider's session id (sid), as Entra's do: oidc-provider adds it for a client registered for
+   *  back-channel logout with sessions (the URI is never called in these tests). */
+  sid?: boolean }): Promise<OP> {
   const users = opts.users ?? USERS;
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -31,6 +38,7 @@ export async function startOP(opts: { redirectUris: string[]; postLogoutRedirect
       client_id: opts.clientId ?? 'gatehouse', client_secret: opts.clientSecret ?? 'gatehouse-secret', redirect_uris: opts.redirectUris,
       post_logout_redirect_uris: opts.postLogoutRedirectUris ?? [],
       grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic',
+      ...(opts.sid ? { backchannel_logout_uri: 'https://127.0.0.1/unused', backchannel_logout_session_required: true } : {}),
     }],
     cookies: { keys: ['test-cookie-key-1'] },
     claims: { openid: ['sub', 'groups', 'roles', 'sid'], email: ['email'], profile: ['name', 'preferred_username'] },
@@ -38,15 +46,27 @@ export async function startOP(opts: { redirectUris: string[]; postLogoutRedirect
     findAccount: async (_ctx, id) => (users[id] ? { accountId: id, claims: async () => ({ sub: id, ...users[id] }) } : undefined),
     ...ENTRA_LIKE_GRANTS,
     pkce: { required: () => true },
-    features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+    ...(opts.rotateRefreshTokens ? { rotateRefreshToken: true } : {}),
+    features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true }, ...(opts.sid ? { backchannelLogout: { enabled: true } } : {}) },
     ttl: { AccessToken: opts.accessTokenTtl ?? 3600, IdToken: 3600, RefreshToken: 86_400, Session: 86_400, Grant: 86_400, Interaction: 600, AuthorizationCode: 60 },
   };
   const provider = new Provider(issuer, config);
   let refreshes = 0;
   provider.on('grant.success', (ctx) => { if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes++; });
+  const op = { tokenAnswers: [] as Record<string, unknown>[], tokenDelayMs: 0 };
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path !== '/token' || ctx.status !== 200) return;
+    op.tokenAnswers.push(ctx.body as Record<string, unknown>);
+    // After the grant: the provider has already issued (and, rotating, used up the old refresh token) when it answers late.
+    if (op.tokenDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, op.tokenDelayMs));
+  });
   server.on('request', provider.callback());
   return {
     issuer, provider, refreshGrants: () => refreshes,
+    get tokenAnswers() { return op.tokenAnswers; },
+    get tokenDelayMs() { return op.tokenDelayMs; },
+    set tokenDelayMs(ms: number) { op.tokenDelayMs = ms; },
     close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }

@@ -11,36 +11,44 @@ export interface TokenSet {
   accessToken?: string;
   refreshToken?: string;
   accessExpiresAt?: number;
+  /** How long the access token lives from its issue (expires_in). */
+  accessLifetimeMs?: number;
 }
 
 /** Exchanges the code of a callback URL; throws openid-client's errors (state mismatch, provider error, bad token). */
 export async function redeemCallback(oidc: OidcClient, callbackUrl: URL, login: LoginState): Promise<TokenSet> {
   const config = await oidc.configuration();
+  const sentAt = Date.now();
   const tokens = await client.authorizationCodeGrant(config, callbackUrl, {
     pkceCodeVerifier: login.codeVerifier,
     expectedState: login.state,
     expectedNonce: login.nonce,
     idTokenExpected: true,
   });
-  return tokenSet(tokens, Date.now());
+  return tokenSet(tokens, sentAt);
 }
 
 /** Uses the refresh token; the provider may rotate it (always keep the newest) and may send a new ID token. */
 export async function refreshTokens(oidc: OidcClient, stored: SessionTokens & { refreshToken: string }): Promise<TokenSet> {
   const config = await oidc.configuration();
+  const sentAt = Date.now();
   const tokens = await client.refreshTokenGrant(config, stored.refreshToken);
-  const fresh = tokenSet(tokens, Date.now());
+  const fresh = tokenSet(tokens, sentAt);
   return { ...fresh, refreshToken: fresh.refreshToken ?? stored.refreshToken, idToken: fresh.idToken ?? stored.idToken };
 }
 
-function tokenSet(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, now: number): TokenSet {
+/** expires_in counts whole seconds (RFC 6749 §5.1) from when the provider issued the token, which lies between our
+ *  request and its answer: the expiry is reckoned from the request and a second early, for a provider that rounds its
+ *  clock down (oidc-provider does), so Gatehouse never takes for valid a token its provider already holds expired. */
+function tokenSet(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, sentAt: number): TokenSet {
   const expiresIn = tokens.expiresIn();
   return {
     claims: (tokens.claims() ?? {}) as Record<string, unknown>,
     idToken: tokens.id_token,
     accessToken: tokens.access_token,
     refreshToken: tokens.refresh_token,
-    accessExpiresAt: expiresIn !== undefined ? now + expiresIn * 1000 : undefined,
+    accessExpiresAt: expiresIn !== undefined ? sentAt + Math.max(0, expiresIn - 1) * 1000 : undefined,
+    accessLifetimeMs: expiresIn !== undefined ? expiresIn * 1000 : undefined,
   };
 }
 

@@ -10,6 +10,9 @@ export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
 const DISCOVERY_TIMEOUT_S = 10;
+/** Every later request to the provider (code exchange, refresh, keys): openid-client's default. A refresh outlives the
+ *  request that started it (site-auth.ts), so a slow provider's answer, and the refresh token it rotated, is kept. */
+export const PROVIDER_TIMEOUT_S = 30;
 
 export class OidcClient {
   readonly settings: AuthSettings;
@@ -66,7 +69,7 @@ export class OidcClient {
     if (this.#fetch) options[client.customFetch] = this.#fetch as client.CustomFetch;
     // The issuer URL, not the .well-known URL: with the latter openid-client skips the issuer check (panva/openid-client#893).
     const config = await client.discovery(url, clientId, { client_secret: clientSecret }, client.ClientSecretBasic(clientSecret), options);
-    config.timeout = DISCOVERY_TIMEOUT_S;
+    config.timeout = PROVIDER_TIMEOUT_S;
     return config;
   }
 }
