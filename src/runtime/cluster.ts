@@ -72,8 +72,9 @@ export async function runPrimary(count: number, log: Logger, graceMs: number, ch
   let crashes = 0;
   // Workers started from source get Gatehouse's V8 flags too. The single executable applies its embedded flags to
   // every process itself and shows them in process.execArgv, which node:cluster would otherwise put on the worker's
-  // command line, where the executable hands them to our CLI as arguments.
-  cluster.setupPrimary({ execArgv: isSea() ? [] : withV8Flags(process.execArgv) });
+  // command line, where the executable hands them to our CLI as arguments. Its workers get execPath as the script
+  // argument the executable ignores, and main.ts skips (it is process.argv[1] otherwise: `./gatehouse`, a PATH name).
+  cluster.setupPrimary({ execArgv: isSea() ? [] : withV8Flags(process.execArgv), ...(isSea() ? { exec: process.execPath } : {}) });
   let scheduler: Worker | undefined;
   const fork = (runsScheduler: boolean): Worker => {
     const worker = cluster.fork({ ...env, [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
