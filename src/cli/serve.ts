@@ -1,8 +1,8 @@
 // `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT; SIGHUP reloads the configuration when
 // workers > 1. Then this process is the cluster primary and every worker runs this same function (runtime/cluster.ts).
 import { prepareAcme, startAcme } from '../acme/start.ts';
-import { loadConfig } from '../config/load.ts';
-import { createLogger, flushLogger } from '../observability/logger.ts';
+import { loadConfig, type Config } from '../config/load.ts';
+import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
 import { isClusterWorker, reportListening, runPrimary, runsAcmeScheduler, sharedTicketKeys } from '../runtime/cluster.ts';
 import type { Listening } from '../runtime/listeners.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
@@ -17,8 +17,18 @@ export async function serve(configDir: string): Promise<number> {
     return reportConfigError(error);
   }
   const log = createLogger(config.log);
+  return serveConfig(config, configDir, log);
+}
+
+async function serveConfig(config: Config, configDir: string, log: Logger): Promise<number> {
   if (!isClusterWorker() && config.workers > 1) {
-    const code = await runPrimary(config.workers, log, config.lifecycle.shutdown_grace, () => loadConfig(configDir).workers, config.metrics.listen);
+    const code = await runPrimary({
+      workers: config.workers,
+      shutdownGraceMs: config.lifecycle.shutdown_grace,
+      startTimeoutMs: config.lifecycle.start_timeout,
+      metricsListen: config.metrics.listen,
+      checkConfig: () => loadConfig(configDir).workers,
+    }, log);
     await flushLogger(log);
     return code;
   }
