@@ -10,6 +10,7 @@ import { createHealthServer, runtimeReadiness, type Readiness } from '../observa
 import type { Logger } from '../observability/logger.ts';
 import { clusterMetrics, shareWithPrimary } from '../observability/metrics.ts';
 import type { Runtime } from './runtime.ts';
+import { listenOn, probeListen } from './listen.ts';
 import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
 import { withV8Flags } from './v8-flags.ts';
 
@@ -100,6 +101,8 @@ export interface PrimaryOptions {
   workers: number;
   shutdownGraceMs: number;
   startTimeoutMs: number;
+  /** Fixed-port addresses the workers will bind: checked before any worker starts. */
+  listen: Array<{ listener: 'https' | 'http'; address: ListenAddress }>;
   metricsListen?: ListenAddress;
   /** Loads the configuration again for a reload (SIGHUP) and returns its worker count; throws on errors. */
   checkConfig: () => number;
@@ -107,7 +110,8 @@ export interface PrimaryOptions {
 
 /**
  * Runs the primary until every worker has stopped. Workers re-run this program's entry with the same arguments
- * (node:cluster), see `isClusterWorker()` and serve. Resolves with the exit code.
+ * (node:cluster), see `isClusterWorker()` and serve. Resolves with the exit code; rejects with a ListenError when an
+ * address cannot be bound (before any worker started).
  */
 export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<number> {
   const { shutdownGraceMs: graceMs, startTimeoutMs: startMs } = options;
@@ -125,6 +129,8 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
   let stopping = false;
   let everListened = false;
 
+  // One clear line and exit 2 when an address is taken, before any worker starts (each would fail on its own).
+  for (const { listener, address } of options.listen) await probeListen(listener, address);
   const health = options.metricsListen ? await serveClusterHealth(options.metricsListen, () => [...live.keys()].filter((w) => !retiring.has(w) && !starting.has(w))) : undefined;
 
   // Workers started from source get Gatehouse's V8 flags too. The single executable applies its embedded flags to
@@ -280,6 +286,6 @@ async function serveClusterHealth(address: ListenAddress, serving: () => Worker[
       };
     },
   });
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(address.port, address.host, () => resolve()); });
+  await listenOn(server, 'metrics', address);
   return server;
 }

@@ -5,6 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -353,4 +354,27 @@ test('workers = 2: the primary ends once its workers have exited, even when a wo
   const code = await Promise.race([closed, new Promise<string>((resolve) => setTimeout(resolve, 30_000, 'still running'))]);
   assert.equal(code, 0, `the primary, 30 s after both workers stopped:\n${gh.lines.join('\n')}`);
   assert.ok(gh.lines.some((line) => line.includes('"msg":"primary done"')));
+});
+
+test('a listener address in use: one line naming the listener and the address, exit 2 (one process, a cluster, the cluster\'s [metrics])', { timeout: 60_000 }, async (t) => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.after(() => taken.close());
+  const port = (taken.address() as net.AddressInfo).port;
+  const cases = [
+    { main: `workers = 1\n[https]\nlisten = ["127.0.0.1:${port}"]\n`, line: `cannot listen on 127.0.0.1:${port} ([https] listen): the address is already in use (EADDRINUSE): another process listens there` },
+    { main: `workers = 2\n[https]\nlisten = ["127.0.0.1:${port}"]\n`, line: `cannot listen on 127.0.0.1:${port} ([https] listen): the address is already in use (EADDRINUSE): another process listens there` },
+    { main: `workers = 1\n[metrics]\nlisten = "127.0.0.1:${port}"\n`, line: `cannot listen on 127.0.0.1:${port} ([metrics] listen): the address is already in use (EADDRINUSE): another process listens there` },
+    { main: `workers = 2\n[metrics]\nlisten = "127.0.0.1:${port}"\n`, line: `cannot listen on 127.0.0.1:${port} ([metrics] listen): the address is already in use (EADDRINUSE): another process listens there` },
+    { main: `workers = 2\n[http]\nlisten = ["127.0.0.1:${port}"]\n`, line: `cannot listen on 127.0.0.1:${port} ([http] listen): the address is already in use (EADDRINUSE): another process listens there` },
+  ];
+  for (const { main, line } of cases) {
+    const dir = writeConfig({ main, http: main.includes('[http]'), sites: { app: siteToml(['app.test'], cert, 'http://127.0.0.1:9') } });
+    const gh = spawnGatehouse(['serve', '--config', dir]);
+    t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+    const code = await Promise.race([once(gh.child, 'close').then(([c]) => c as number), new Promise<string>((resolve) => setTimeout(resolve, 30_000, 'still running'))]);
+    assert.equal(code, 2, `${main}\n${gh.lines.join('\n')}\n${gh.stderr()}`);
+    assert.equal(gh.stderr(), `${line}\n`, main);
+    assert.ok(!gh.lines.some((l) => l.includes('"msg":"listening"') || l.includes('"level":50')), `${main}: nothing else went wrong\n${gh.lines.join('\n')}`);
+  }
 });
