@@ -42,6 +42,7 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
     server.once('close', unsubscribe);
     Object.assign(server, { keepAliveTimeout: KEEP_ALIVE_MS });
     server.setTimeout(HTTP2_IDLE_MS);
+    server.on('connection', (socket: Socket) => tracker.addConnection(socket));
     server.on('secureConnection', (socket: Socket) => {
       tracker.addSocket(socket);
       // Small responses must leave at once: with Nagle on, a keep-alive client waits for its delayed ACK (~40 ms)
