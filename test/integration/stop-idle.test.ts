@@ -2,6 +2,7 @@
 // HTTP/2 clients that went away without closing (a laptop put to sleep: Gatehouse's FIN and GOAWAY reach no one), a
 // connection that never began its TLS handshake, and a WebSocket whose upstream half-closed it. Each runs against
 // the real `gatehouse serve` process with a 60 s shutdown_grace; the stop must end well before that.
+// And outside a stop: a WebSocket whose upstream closed it is closed toward its client too, even one that went away.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -15,7 +16,7 @@ import readline from 'node:readline';
 import { test, type TestContext } from 'node:test';
 import express from 'express';
 import { WebSocket } from 'ws';
-import { siteToml, writeConfig } from '../helpers/gatehouse.ts';
+import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
 import { createTestCa } from '../helpers/pki.ts';
 
 const ca = createTestCa();
@@ -176,4 +177,22 @@ test('stop: a WebSocket whose upstream half-closed it, its client gone, does not
   tunnel.end();
   await ended;
   await gh.stop();
+});
+
+test('a WebSocket whose upstream half-closed it is closed toward its client, even a client that went away', { timeout: 60_000 }, async (t) => {
+  const upstream = await startUpstream(t);
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, upstream.url) } });
+  const relay = await startRelay(t, gh.port);
+  const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/ws`, { ca: ca.caPem, servername: 'app.test', headers: { host: 'app.test' } } as WebSocket.ClientOptions);
+  ws.on('error', () => {});
+  t.after(() => ws.terminate());
+  await once(ws, 'open');
+  relay.darken();
+  const tunnel = upstream.tunnels[0]!;
+  const ended = once(tunnel, 'end');
+  tunnel.end();
+  await ended;
+  for (const deadline = Date.now() + 30_000; gh.connections() > 0; await new Promise((resolve) => setTimeout(resolve, 25))) {
+    assert.ok(Date.now() < deadline, 'the client connection is still open 30 s after the upstream closed the WebSocket');
+  }
 });
