@@ -192,6 +192,7 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => { finish = resolve; });
   const stopAll = (reason: string, code: number) => {
+    if (stopping) return; // a signal after a failed start: that stop is under way, with its exit code
     stopping = true;
     exitCode = code;
     for (const timer of restarts) clearTimeout(timer);
