@@ -336,6 +336,26 @@ test('workers = 2: a worker that never listens is killed after start_timeout, lo
   assert.equal(code, 0, gh.lines.join('\n'));
 });
 
+test('workers = 2: when the workers\' first start fails with exit 2 (here their configuration), the primary ends with exit 2', { timeout: 60_000 }, async (t) => {
+  // The key file is a FIFO again: the primary reads the real key, the workers read what the test writes next, not a key.
+  const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-fifo-'));
+  t.after(() => fs.rmSync(keyDir, { recursive: true, force: true }));
+  const fifo = path.join(keyDir, 'app.key');
+  execFileSync('mkfifo', ['-m', '600', fifo]);
+  const dir = writeConfig({ main: 'workers = 2\n[lifecycle]\nshutdown_grace = "1s"\n', sites: { app: siteToml(['app.test'], { certFile: cert.certFile, keyFile: fifo }, 'http://127.0.0.1:9') } });
+  const gh = spawnGatehouse(['serve', '--config', dir]);
+  const closed = once(gh.child, 'close').then(([c]) => c as number);
+  t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
+  await fs.promises.writeFile(fifo, fs.readFileSync(cert.keyFile));
+  await gh.waitFor(/"msg":"primary started"/);
+  await fs.promises.writeFile(fifo, 'not a key\n'); // returns once a worker has opened it
+  const code = await Promise.race([closed, new Promise<string>((resolve) => setTimeout(resolve, 30_000, 'still running'))]);
+  assert.equal(code, 2, `${gh.lines.join('\n')}\n${gh.stderr()}`);
+  assert.match(gh.stderr(), /app\.toml:\d+: tls\.key: .*app\.key is not a PEM private key/);
+  assert.ok(gh.lines.some((line) => line.includes('"msg":"a worker could not start; stopping"')), gh.lines.join('\n'));
+  assert.ok(!gh.lines.some((line) => line.includes('starting a new one')), 'no restart loop');
+});
+
 test('workers = 2: the primary ends once its workers have exited, even when a worker\'s channel to it outlives the worker', { timeout: 60_000 }, async (t) => {
   // node:cluster drops a worker from cluster.workers only after both its 'exit' and its 'disconnect', which come in
   // either order; a primary that waited for that list to empty on 'exit' stayed alive when 'exit' came first (2 of 40
