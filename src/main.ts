@@ -40,13 +40,20 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * The command-line arguments. node:cluster forks a worker as `execPath <argv[1]> ...args`; in the single executable
- * argv[1] is the executable itself, so a worker sees it once more as its first argument.
+ * The command-line arguments. The single executable has no script path, so Node repeats argv[0] as argv[1]
+ * (https://nodejs.org/docs/latest-v24.x/api/single-executable-applications.html): `./gatehouse serve` gives
+ * [execPath, './gatehouse', 'serve']. node:cluster forks a worker as `execPath <exec> ...args` (runtime/cluster.ts sets
+ * exec), which the executable sees as [execPath, execPath, exec, ...args]: a worker skips three entries, whatever
+ * path, PATH lookup or symlink started the primary.
  */
 function commandLine(): string[] {
-  const skipped = isSea() && cluster.isWorker && process.argv[2] === process.execPath ? 3 : 2;
-  return process.argv.slice(skipped);
+  return process.argv.slice(isSea() && cluster.isWorker ? 3 : 2);
 }
 
 // No top-level await: the single executable runs a CommonJS bundle of this file.
-void main(commandLine()).then((code) => { process.exitCode = code; });
+void main(commandLine()).then((code) => {
+  process.exitCode = code;
+  // A command that returns has finished. A cluster worker's channel to the primary would keep it alive, neither
+  // serving nor exiting, and the primary would never learn that it failed.
+  if (cluster.isWorker) process.exit();
+});

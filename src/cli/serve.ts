@@ -1,10 +1,12 @@
 // `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT; SIGHUP reloads the configuration when
 // workers > 1. Then this process is the cluster primary and every worker runs this same function (runtime/cluster.ts).
 import { prepareAcme, startAcme } from '../acme/start.ts';
-import { loadConfig } from '../config/load.ts';
-import { createLogger, flushLogger } from '../observability/logger.ts';
+import { loadConfig, type Config } from '../config/load.ts';
+import type { ListenAddress } from '../config/schema.ts';
+import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
 import { isClusterWorker, reportListening, runPrimary, runsAcmeScheduler, sharedTicketKeys } from '../runtime/cluster.ts';
 import type { Listening } from '../runtime/listeners.ts';
+import { ListenError } from '../runtime/listen.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
 import { reportConfigError } from './check.ts';
 
@@ -17,8 +19,28 @@ export async function serve(configDir: string): Promise<number> {
     return reportConfigError(error);
   }
   const log = createLogger(config.log);
+  try {
+    return await serveConfig(config, configDir, log);
+  } catch (error) {
+    // An address that cannot be bound: one line naming the listener and the address, exit 2 like a config error.
+    if (!(error instanceof ListenError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    await flushLogger(log);
+    return 2;
+  }
+}
+
+async function serveConfig(config: Config, configDir: string, log: Logger): Promise<number> {
   if (!isClusterWorker() && config.workers > 1) {
-    const code = await runPrimary(config.workers, log, config.lifecycle.shutdown_grace, () => loadConfig(configDir).workers, config.metrics.listen);
+    const fixed = (listener: 'https' | 'http', addresses: ListenAddress[]) => addresses.map((address) => ({ listener, address }));
+    const code = await runPrimary({
+      workers: config.workers,
+      shutdownGraceMs: config.lifecycle.shutdown_grace,
+      startTimeoutMs: config.lifecycle.start_timeout,
+      listen: [...fixed('https', config.https.listen), ...fixed('http', config.http.listen)],
+      metricsListen: config.metrics.listen,
+      checkConfig: () => loadConfig(configDir).workers,
+    }, log);
     await flushLogger(log);
     return code;
   }

@@ -97,6 +97,8 @@ export const globalSchema = z.strictObject({
   lifecycle: z.strictObject({
     /** In-flight requests get this long to finish after SIGTERM/SIGINT. */
     shutdown_grace: duration.default(30_000),
+    /** workers > 1: a worker that does not listen this long after it was started is killed and replaced. */
+    start_timeout: duration.default(60_000),
   }).prefault({}),
   /** Automatic certificates (sites with `[tls] acme = true`), after Caddy/CertMagic. */
   acme: z.strictObject({

@@ -17,7 +17,11 @@ proxy.on('error', (_error, _req, socket) => {
 });
 /** Per-request facts the proxy's shared 'proxyReqWs' event needs: how long to wait, whom to tell of the answer. */
 const pending = new WeakMap<IncomingMessage, { readTimeoutMs: number; answered(upstream?: Socket): void }>();
-proxy.on('proxyReqWs', (proxyReq, req) => {
+proxy.on('proxyReqWs', (proxyReq, req, socket) => {
+  // A WebSocket is over once its server has closed the TCP connection (RFC 6455 §7.1.1: the server closes first).
+  // http-proxy-3 then only half-closes the client's side and waits for the client's FIN, which a client that went
+  // away never sends: the client connection is closed whole instead, as soon as what was relayed is out.
+  proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket) => upstream.once('end', () => socket.destroySoon()));
   const entry = pending.get(req);
   if (!entry) return;
   proxyReq.setTimeout(entry.readTimeoutMs, () => proxyReq.destroy(Object.assign(new Error('upstream did not answer the upgrade in time'), { code: 'ERR_UPSTREAM_TIMEOUT' })));

@@ -10,6 +10,7 @@ import { createHealthServer, runtimeReadiness, type Readiness } from '../observa
 import type { Logger } from '../observability/logger.ts';
 import { clusterMetrics, shareWithPrimary } from '../observability/metrics.ts';
 import type { Runtime } from './runtime.ts';
+import { listenOn, probeListen } from './listen.ts';
 import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
 import { withV8Flags } from './v8-flags.ts';
 
@@ -23,8 +24,6 @@ const READINESS_ANSWER = 'gatehouse:readiness';
 const SESSION_ENDED = 'gatehouse:session-ended';
 /** How long /ready waits for each worker's answer; a worker that does not answer in time is not ready. */
 const READINESS_WAIT_MS = 2_000;
-/** How long a reload waits for its new workers to listen before it gives up and keeps the old ones. */
-const RELOAD_START_MS = 60_000;
 
 /** In a worker: the ticket keys the primary handed down. */
 export function sharedTicketKeys(): Buffer | undefined {
@@ -69,103 +68,196 @@ if (cluster.isWorker) {
   process.on('message', (message) => { if (message === STOP_MESSAGE) requestStop('primary'); });
 }
 
+/** The exit code of a start that no restart can fix: a configuration error, or a listener address that cannot be bound. */
+const START_ERROR_EXIT = 2;
+
+/**
+ * How long the primary waits before it replaces a worker that died: 0.5 s, doubling with each death up to 30 s, so a
+ * worker that fails at once does not spin. A worker that had served for `healthyMs` before it died starts the count
+ * over, so one crash after a day of service is not punished for crashes long gone (Kubernetes resets its crash-loop
+ * back-off the same way once a container has run for a while).
+ */
+export class RestartBackoff {
+  private deaths = 0;
+  private readonly firstMs: number;
+  private readonly maxMs: number;
+  private readonly healthyMs: number;
+  constructor(firstMs = 500, maxMs = 30_000, healthyMs = 60_000) {
+    this.firstMs = firstMs;
+    this.maxMs = maxMs;
+    this.healthyMs = healthyMs;
+  }
+
+  /** `servedMs`: how long the dead worker had been listening; undefined when it never listened. */
+  next(servedMs: number | undefined): number {
+    if (servedMs !== undefined && servedMs >= this.healthyMs) this.deaths = 0;
+    this.deaths++;
+    return Math.min(this.maxMs, this.firstMs * 2 ** Math.min(this.deaths - 1, 16));
+  }
+}
+
+/** What the primary knows of one worker. */
+interface Supervised {
+  /** Set when it reported listening. */
+  listeningAt?: number;
+  /** Kills it when it has not listened within start_timeout. */
+  startTimer: NodeJS.Timeout;
+  timedOut: boolean;
+}
+
+export interface PrimaryOptions {
+  workers: number;
+  shutdownGraceMs: number;
+  startTimeoutMs: number;
+  /** Fixed-port addresses the workers will bind: checked before any worker starts. */
+  listen: Array<{ listener: 'https' | 'http'; address: ListenAddress }>;
+  metricsListen?: ListenAddress;
+  /** Loads the configuration again for a reload (SIGHUP) and returns its worker count; throws on errors. */
+  checkConfig: () => number;
+}
+
 /**
  * Runs the primary until every worker has stopped. Workers re-run this program's entry with the same arguments
- * (node:cluster), see `isClusterWorker()` and serve. Resolves with the exit code.
- * `checkConfig` loads the configuration again for a reload (SIGHUP) and returns its worker count; it throws on errors.
+ * (node:cluster), see `isClusterWorker()` and serve. Resolves with the exit code; rejects with a ListenError when an
+ * address cannot be bound (before any worker started).
  */
-export async function runPrimary(count: number, log: Logger, graceMs: number, checkConfig: () => number, metricsListen?: ListenAddress): Promise<number> {
+export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<number> {
+  const { shutdownGraceMs: graceMs, startTimeoutMs: startMs } = options;
   const env = { [TICKET_KEYS_ENV]: crypto.randomBytes(48).toString('hex') };
-  let stopping = false;
-  let crashes = 0;
-  // Workers started from source get Gatehouse's V8 flags too. The single executable applies its embedded flags to
-  // every process itself and shows them in process.execArgv, which node:cluster would otherwise put on the worker's
-  // command line, where the executable hands them to our CLI as arguments.
-  cluster.setupPrimary({ execArgv: isSea() ? [] : withV8Flags(process.execArgv) });
-  let scheduler: Worker | undefined;
-  const fork = (runsScheduler: boolean): Worker => {
-    const worker = cluster.fork({ ...env, [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
-    if (runsScheduler) scheduler = worker;
-    return worker;
-  };
+  // The primary's own bookkeeping of live workers, kept from fork to 'exit'. Not cluster.workers: node:cluster removes
+  // a worker from it only once both its process has exited and its channel has closed, in either order, so the last
+  // worker's 'exit' can still find itself (or another dead worker) listed there.
+  const live = new Map<Worker, Supervised>();
   /** Workers a reload replaced (draining) or started and then gave up on: their exit is expected. */
   const retiring = new Set<Worker>();
   /** Workers a reload started that have not yet said they listen. */
   const starting = new Set<Worker>();
-  for (let i = 0; i < count; i++) fork(i === 0);
+  const restarts = new Set<NodeJS.Timeout>();
+  const backoff = new RestartBackoff();
+  let stopping = false;
+  let everListened = false;
+
+  // One clear line and exit 2 when an address is taken, before any worker starts (each would fail on its own).
+  for (const { listener, address } of options.listen) await probeListen(listener, address);
+  const health = options.metricsListen ? await serveClusterHealth(options.metricsListen, () => [...live.keys()].filter((w) => !retiring.has(w) && !starting.has(w))) : undefined;
+
+  // Workers started from source get Gatehouse's V8 flags too. The single executable applies its embedded flags to
+  // every process itself and shows them in process.execArgv, which node:cluster would otherwise put on the worker's
+  // command line, where the executable hands them to our CLI as arguments. Its workers get execPath as the script
+  // argument the executable ignores, and main.ts skips (it is process.argv[1] otherwise: `./gatehouse`, a PATH name).
+  cluster.setupPrimary({ execArgv: isSea() ? [] : withV8Flags(process.execArgv), ...(isSea() ? { exec: process.execPath } : {}) });
+  let scheduler: Worker | undefined;
+  const fork = (runsScheduler: boolean): Worker => {
+    const worker = cluster.fork({ ...env, [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
+    const state: Supervised = { timedOut: false, startTimer: setTimeout(() => {
+      state.timedOut = true;
+      log.error({ worker_pid: worker.process.pid, start_timeout_ms: startMs }, 'worker did not listen within start_timeout; killing it');
+      // Not worker.kill(): node:cluster first asks the worker to disconnect, which a hung worker never answers.
+      worker.process.kill('SIGKILL');
+    }, startMs) };
+    live.set(worker, state);
+    worker.on('message', (message) => {
+      if (message !== LISTENING_MESSAGE) return;
+      clearTimeout(state.startTimer);
+      state.listeningAt = Date.now();
+      everListened = true;
+    });
+    if (runsScheduler) scheduler = worker;
+    return worker;
+  };
+  const send = (worker: Worker, message: string) => { if (worker.isConnected()) worker.send(message); };
+  for (let i = 0; i < options.workers; i++) fork(i === 0);
   cluster.on('message', (from, message: { type?: string }) => {
     if (message?.type !== SESSION_ENDED) return;
-    for (const worker of liveWorkers()) if (worker !== from && worker.isConnected()) worker.send(message);
+    for (const worker of live.keys()) if (worker !== from && worker.isConnected()) worker.send(message);
   });
-  const health = metricsListen ? await serveClusterHealth(metricsListen, () => liveWorkers().filter((w) => !retiring.has(w) && !starting.has(w))) : undefined;
-  log.info({ workers: count, ...(health ? { metrics: `${metricsListen!.host}:${(health.address() as { port: number }).port}` } : {}) }, 'primary started');
+  log.info({ workers: options.workers, ...(health ? { metrics: `${options.metricsListen!.host}:${(health.address() as { port: number }).port}` } : {}) }, 'primary started');
 
   whenReloadRequested(() => {
     if (stopping || starting.size > 0) { log.warn('reload ignored: a stop or another reload is under way'); return; }
     let next: number;
     try {
-      next = checkConfig();
+      next = options.checkConfig();
     } catch (error) {
       log.error({ err: { message: (error as Error).message } }, 'reload refused: the configuration has errors; the workers keep the running one');
       return;
     }
     // nginx's way: new workers start with the new configuration beside the old ones (same listeners: node:cluster's
     // shared handle, or SO_REUSEPORT on fixed ports); once all of them listen, the old ones drain and stop.
-    const old = liveWorkers().filter((w) => !retiring.has(w));
+    const old = [...live.keys()].filter((w) => !retiring.has(w));
     const oldScheduler = scheduler;
     log.info({ workers: next, replacing: old.length }, 'reloading: starting workers with the new configuration');
     const fresh = Array.from({ length: next }, (_, i) => fork(i === 0));
     for (const worker of fresh) starting.add(worker);
-    void allListening(fresh, RELOAD_START_MS).then((ok) => {
+    void allListening(fresh).then((ok) => {
       starting.clear();
       if (stopping) return; // the stop order went to every worker, old and new
       const retire = ok ? old : fresh;
-      for (const worker of retire) { retiring.add(worker); if (worker.isConnected()) worker.send(STOP_MESSAGE); }
+      for (const worker of retire) { retiring.add(worker); send(worker, STOP_MESSAGE); }
       if (ok) { log.info({ workers: next }, 'reloaded'); return; }
       scheduler = oldScheduler;
       log.error('reload failed: a new worker did not start (see its log lines); the old workers keep serving');
     });
   });
 
-  const exitCode = await new Promise<number>((resolve) => {
-    cluster.on('exit', (worker, code, signal) => {
-      const expected = retiring.delete(worker) || starting.has(worker);
-      if (stopping) {
-        if (liveWorkers().length === 0) resolve(0);
-        return;
-      }
-      if (expected) return;
-      // A worker that dies is a bug; keep serving with a replacement, slower and slower if it keeps dying.
-      crashes++;
-      const delay = Math.min(30_000, 250 * 2 ** Math.min(crashes, 7));
-      log.error({ worker_pid: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker exited; starting a new one');
-      const wasScheduler = worker === scheduler;
-      setTimeout(() => { if (!stopping) fork(wasScheduler); }, delay).unref();
-    });
-    whenStopRequested((reason) => {
-      stopping = true;
-      log.info({ reason, grace_ms: graceMs }, 'stopping workers');
-      const workers = liveWorkers();
-      if (workers.length === 0) resolve(0);
-      for (const worker of workers) worker.send(STOP_MESSAGE);
-      // A worker stuck past its own grace period is killed, so the primary always ends.
-      setTimeout(() => { for (const w of liveWorkers()) w.kill('SIGKILL'); }, graceMs + 5_000).unref();
-    }, (signal) => {
-      log.warn({ signal }, 'second signal: exiting now');
-      for (const w of liveWorkers()) w.kill('SIGKILL');
-      resolve(1);
-    });
+  let exitCode = 0;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => { finish = resolve; });
+  const stopAll = (reason: string, code: number) => {
+    if (stopping) return; // a signal after a failed start: that stop is under way, with its exit code
+    stopping = true;
+    exitCode = code;
+    for (const timer of restarts) clearTimeout(timer);
+    log.info({ reason, grace_ms: graceMs }, 'stopping workers');
+    if (live.size === 0) return finish();
+    for (const worker of live.keys()) send(worker, STOP_MESSAGE);
+    // A worker stuck past its own grace period is killed, so the primary always ends.
+    setTimeout(() => { for (const worker of live.keys()) worker.process.kill('SIGKILL'); }, graceMs + 5_000).unref();
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    const state = live.get(worker);
+    if (!state) return;
+    live.delete(worker);
+    // Our end of a dead worker's channel: left open (a process it started may hold the other end), it would keep the
+    // primary alive after its last worker.
+    if (worker.process.connected) worker.process.disconnect();
+    clearTimeout(state.startTimer);
+    const expected = retiring.delete(worker) || starting.has(worker);
+    if (stopping) {
+      if (live.size === 0) finish();
+      return;
+    }
+    if (expected) return;
+    const served = state.listeningAt === undefined ? undefined : Date.now() - state.listeningAt;
+    const reason = state.timedOut ? 'did not listen within start_timeout'
+      : `${signal ? `killed by ${signal}` : `exited with code ${code}`}${served === undefined ? ' before it listened' : ''}`;
+    if (served === undefined && !everListened && code === START_ERROR_EXIT) {
+      // Its configuration or a listener address failed (its own line says which): every restart would fail alike.
+      log.error({ worker_pid: worker.process.pid, code, reason }, 'a worker could not start; stopping');
+      stopAll('a worker could not start', START_ERROR_EXIT);
+      return;
+    }
+    // A worker that dies is a bug, or a hung start; keep serving with a replacement, slower and slower if it keeps dying.
+    const delay = backoff.next(served);
+    log.error({ worker_pid: worker.process.pid, code, signal, reason, ...(served === undefined ? {} : { served_ms: served }), restart_in_ms: delay }, 'worker exited; starting a new one');
+    const wasScheduler = worker === scheduler;
+    const timer = setTimeout(() => { restarts.delete(timer); if (!stopping) fork(wasScheduler); }, delay);
+    restarts.add(timer);
   });
+  whenStopRequested((reason) => stopAll(reason, 0), (signal) => {
+    log.warn({ signal }, 'second signal: exiting now');
+    for (const worker of live.keys()) worker.process.kill('SIGKILL');
+    exitCode = 1;
+    finish();
+  });
+  await finished;
   if (health) { health.closeAllConnections(); await new Promise((resolve) => health.close(resolve)); }
   return exitCode;
 }
 
-function liveWorkers(): Worker[] {
-  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-}
-
-/** True once every worker has reported listening; false as soon as one exits, or when `ms` pass first. */
-function allListening(workers: Worker[], ms: number): Promise<boolean> {
+/** True once every worker has reported listening; false as soon as one exits (the primary kills one that is late). */
+function allListening(workers: Worker[]): Promise<boolean> {
   return new Promise((resolve) => {
     const waiting = new Set(workers);
     const onExit = () => finish(false);
@@ -175,9 +267,7 @@ function allListening(workers: Worker[], ms: number): Promise<boolean> {
       if (waiting.size === 0) finish(true);
     };
     const listeners = workers.map((worker) => [worker, onMessage(worker)] as const);
-    const timer = setTimeout(() => finish(false), ms);
     function finish(ok: boolean) {
-      clearTimeout(timer);
       for (const [worker, listener] of listeners) { worker.off('message', listener); worker.off('exit', onExit); }
       resolve(ok);
     }
@@ -209,6 +299,6 @@ async function serveClusterHealth(address: ListenAddress, serving: () => Worker[
       };
     },
   });
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(address.port, address.host, () => resolve()); });
+  await listenOn(server, 'metrics', address);
   return server;
 }

@@ -7,11 +7,25 @@ export class ConnectionTracker {
   private readonly sockets = new Set<Socket>();
   private readonly busy = new Map<Socket, number>();
   private readonly sessions = new Set<ServerHttp2Session>();
+  /** TCP connections to an HTTPS listener whose TLS handshake has not completed, by their addresses. */
+  private readonly handshaking = new Map<string, Socket>();
   private stopping = false;
 
+  /** A TCP connection to an HTTPS listener, before its TLS handshake ('connection'); addSocket() follows once it is secure. */
+  addConnection(socket: Socket): void {
+    const key = addresses(socket);
+    this.handshaking.set(key, socket);
+    socket.once('close', () => { if (this.handshaking.get(key) === socket) this.handshaking.delete(key); });
+  }
+
   addSocket(socket: Socket): void {
+    this.handshaking.delete(addresses(socket));
     this.sockets.add(socket);
     socket.once('close', () => { this.sockets.delete(socket); this.busy.delete(socket); });
+    // During a stop, a connection whose sending side we have closed (after its last response, or a GOAWAY) is
+    // closed whole at once, as nginx closes it, instead of waiting for the client's FIN: a client that went away
+    // (asleep, out of reach) never sends one, and would hold the stop for the whole grace period.
+    socket.once('finish', () => { if (this.stopping) socket.destroy(); });
   }
 
   addSession(session: ServerHttp2Session): void {
@@ -38,11 +52,19 @@ export class ConnectionTracker {
 
   get size(): number { return this.sockets.size; }
 
-  /** Closes idle connections now, lets busy ones finish, and destroys the rest after graceMs. */
+  /**
+   * Closes idle connections now, lets busy ones finish, and destroys the rest after graceMs. Idle: no request in
+   * flight on an HTTP/1.1 connection, no stream on an HTTP/2 one (GOAWAY, RFC 9113 §6.8), and no TLS handshake
+   * completed yet (no request can have started).
+   */
   async drain(graceMs: number): Promise<void> {
     this.stopping = true;
+    for (const socket of this.handshaking.values()) socket.destroy();
     for (const session of this.sessions) session.close();
-    for (const socket of this.sockets) if (!this.busy.has(socket) && !this.isHttp2(socket)) socket.end();
+    for (const socket of this.sockets) {
+      if (socket.writableFinished) socket.destroy();
+      else if (!this.busy.has(socket) && !this.isHttp2(socket)) socket.end();
+    }
     if (this.sockets.size === 0) return;
     await new Promise<void>((resolve) => {
       const check = setInterval(() => { if (this.sockets.size === 0) finish(); }, 25);
@@ -59,4 +81,9 @@ export class ConnectionTracker {
   private isHttp2(socket: Socket): boolean {
     return (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2';
   }
+}
+
+/** Both ends of a connection: the same for the TCP socket and the TLS socket on top of it. */
+function addresses(socket: Socket): string {
+  return `${socket.localAddress}|${socket.localPort}|${socket.remoteAddress}|${socket.remotePort}`;
 }

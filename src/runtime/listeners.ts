@@ -4,12 +4,12 @@ import cluster from 'node:cluster';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import type { ListenAddress } from '../config/schema.ts';
 import { createPlainHttpHandler } from '../http/plain-http-handler.ts';
 import { createRequestHandler } from '../http/request-handler.ts';
 import { createUpgradeHandler } from '../http/upgrade-handler.ts';
 import { createHealthServer, runtimeHealth } from '../observability/health.ts';
 import { ConnectionTracker } from './connection-tracker.ts';
+import { listenOn } from './listen.ts';
 import type { Runtime } from './runtime.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
 
@@ -42,6 +42,7 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
     server.once('close', unsubscribe);
     Object.assign(server, { keepAliveTimeout: KEEP_ALIVE_MS });
     server.setTimeout(HTTP2_IDLE_MS);
+    server.on('connection', (socket: Socket) => tracker.addConnection(socket));
     server.on('secureConnection', (socket: Socket) => {
       tracker.addSocket(socket);
       // Small responses must leave at once: with Nagle on, a keep-alive client waits for its delayed ACK (~40 ms)
@@ -72,12 +73,19 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
     return server;
   });
 
-  const https = await Promise.all(httpsServers.map((server, i) => listen(server, config.https.listen[i]!)));
-  httpsPort = config.http.https_port ?? https[0]!.port;
-  const plain = await Promise.all(httpServers.map((server, i) => listen(server, config.http.listen[i]!)));
   // In a cluster the primary serves [metrics] for all workers (runtime/cluster.ts).
   const healthServer = config.metrics.listen && !cluster.isWorker ? createHealthServer(runtimeHealth(runtime)) : undefined;
-  const metrics = healthServer ? await listen(healthServer, config.metrics.listen!) : undefined;
+  let https: AddressInfo[], plain: AddressInfo[], metrics: AddressInfo | undefined;
+  try {
+    https = await settled(httpsServers.map((server, i) => listenOn(server, 'https', config.https.listen[i]!)));
+    httpsPort = config.http.https_port ?? https[0]!.port;
+    plain = await settled(httpServers.map((server, i) => listenOn(server, 'http', config.http.listen[i]!)));
+    metrics = healthServer ? await listenOn(healthServer, 'metrics', config.metrics.listen!) : undefined;
+  } catch (error) {
+    // An address that cannot be bound (ListenError): release the ones that were, so nothing keeps the process alive.
+    for (const server of [...httpsServers, ...httpServers, ...(healthServer ? [healthServer] : [])]) if (server.listening) server.close();
+    throw error;
+  }
   runtime.start();
   runtime.log.info({ https: https.map(format), http: plain.map(format), ...(metrics ? { metrics: format(metrics) } : {}), sites: runtime.siteList.map((s) => s.config.name) }, 'listening');
 
@@ -103,17 +111,12 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
   };
 }
 
-function listen(server: http.Server | http2.Http2SecureServer, address: ListenAddress): Promise<AddressInfo> {
-  // Cluster workers on a fixed port each bind their own socket with SO_REUSEPORT, so the kernel spreads
-  // connections evenly (nginx `listen … reuseport`); port 0 keeps node:cluster's shared handle (one common port).
-  const own = cluster.isWorker && address.port !== 0;
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port: address.port, host: address.host, ...(own ? { exclusive: true, reusePort: true } : {}) }, () => {
-      server.off('error', reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
+/** Promise.all that waits for every attempt, so none is still binding when the caller cleans up after a failure. */
+async function settled<T>(promises: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((result) => (result as PromiseFulfilledResult<T>).value);
 }
 
 function format(address: AddressInfo): string {

@@ -83,7 +83,71 @@ test('single executable: version, check and serve with an empty environment', { 
     const [code] = await once(child, 'exit') as [number | null];
     assert.equal(code, 0, 'SIGTERM stops the binary gracefully');
   });
+
+  // The binary's workers re-run it through node:cluster; whatever name started the primary (a relative path, a
+  // PATH lookup, a symlink), every worker must see `serve` as its command, listen and answer.
+  await t.test('serve, workers = 2: started as ./gatehouse, ./dist/gatehouse, through PATH, a symlink and by absolute path', async (st) => {
+    const conf = path.join(cwd, 'conf-workers');
+    writeWorkersConfig(conf, backend.url, pairs['a.test']);
+    const links = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-sea-link-'));
+    st.after(() => fs.rmSync(links, { recursive: true, force: true }));
+    fs.symlinkSync(BINARY, path.join(links, 'gh'));
+    const dist = path.dirname(BINARY);
+    const ways: Array<{ name: string; command: string; cwd: string; env: Record<string, string> }> = [
+      { name: './gatehouse in its own folder', command: './gatehouse', cwd: dist, env: {} },
+      { name: 'the README\'s ./dist/gatehouse', command: './dist/gatehouse', cwd: ROOT, env: {} },
+      { name: 'gatehouse through PATH', command: 'gatehouse', cwd, env: { PATH: dist } },
+      { name: 'a symlink through PATH', command: 'gh', cwd, env: { PATH: links } },
+      { name: 'the absolute path', command: BINARY, cwd, env: {} },
+    ];
+    for (const way of ways) {
+      // env -i plus PATH: spawn looks the command up in the PATH given here, as a shell would.
+      const child = spawn(way.command, ['serve', '--config', conf], { cwd: way.cwd, env: way.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const output = collect(child);
+      st.after(async () => { if (child.exitCode === null) { child.kill('SIGKILL'); await once(child, 'exit'); } });
+      const workers = await output.waitFor((lines) => lines.filter((line) => line.includes('"msg":"listening"')).length === 2, `${way.name}: two workers listening`);
+      const pids = new Set(workers.filter((line) => line.includes('"msg":"listening"')).map((line) => (JSON.parse(line) as { pid: number }).pid));
+      assert.equal(pids.size, 2, `${way.name}: two workers`);
+      const listening = JSON.parse(workers.find((line) => line.includes('"msg":"listening"'))!) as { https: string[] };
+      const port = Number(listening.https[0]!.split(':').pop());
+      const { status, body } = await get(port, 'a.test', `/via/${encodeURIComponent(way.command)}`);
+      assert.equal(status, 200, way.name);
+      assert.equal((JSON.parse(body) as { url: string }).url, `/via/${encodeURIComponent(way.command)}`, `${way.name}: proxied to the upstream`);
+      child.kill('SIGTERM');
+      const [code] = await once(child, 'close') as [number | null]; // 'close': exited and its output fully read
+      assert.equal(code, 0, `${way.name}: stops with exit 0\n${output.text()}`);
+      assert.doesNotMatch(output.text(), /unexpected argument|worker exited/, way.name);
+    }
+  });
 });
+
+/** One site (a.test → upstream), two workers, port 0 (the workers share the primary's port). */
+function writeWorkersConfig(dir: string, upstream: string, pair: { certPem: string; keyPem: string }): void {
+  fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), 'workers = 2\n\n[https]\nlisten = ["127.0.0.1:0"]\n\n[log]\naccess_log = false\n\n[lifecycle]\nshutdown_grace = "2s"\n');
+  fs.writeFileSync(path.join(dir, 'a.test.crt'), pair.certPem);
+  fs.writeFileSync(path.join(dir, 'a.test.key'), pair.keyPem, { mode: 0o600 });
+  fs.writeFileSync(path.join(dir, 'sites', 'a.test.toml'), `server_names = ["a.test"]\n\n[tls]\ncert = "a.test.crt"\nkey = "a.test.key"\n\n[[routes]]\npath = "/"\nupstream = "${upstream}"\n`);
+}
+
+/** Every line the process writes (stdout and stderr); waitFor() is bounded and shows them all when it gives up. */
+function collect(child: import('node:child_process').ChildProcess) {
+  const lines: string[] = [];
+  const changed = new EventTarget();
+  for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream }).on('line', (line) => { lines.push(line); changed.dispatchEvent(new Event('line')); });
+  child.once('exit', () => changed.dispatchEvent(new Event('line')));
+  const text = () => lines.join('\n');
+  const waitFor = (done: (lines: string[]) => boolean, what: string, ms = 60_000) => new Promise<string[]>((resolve, reject) => {
+    const check = () => {
+      if (done(lines)) { finish(); resolve(lines); } else if (child.exitCode !== null) { finish(); reject(new Error(`exited ${child.exitCode} before: ${what}\n${text()}`)); }
+    };
+    const timer = setTimeout(() => { finish(); reject(new Error(`timed out waiting for: ${what}\n${text()}`)); }, ms);
+    const finish = () => { clearTimeout(timer); changed.removeEventListener('line', check); };
+    changed.addEventListener('line', check);
+    check();
+  });
+  return { waitFor, text };
+}
 
 function writeConfig(dir: string, upstream: string, pairs: Record<string, { certPem: string; keyPem: string }>, port: number, issuer: string): void {
   fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
