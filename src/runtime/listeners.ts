@@ -3,7 +3,7 @@
 import cluster from 'node:cluster';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { createPlainHttpHandler } from '../http/plain-http-handler.ts';
 import { createRequestHandler } from '../http/request-handler.ts';
 import { createUpgradeHandler } from '../http/upgrade-handler.ts';
@@ -99,7 +99,10 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
     stop(graceMs = config.lifecycle.shutdown_grace) {
       stopped ??= (async () => {
         runtime.stopping = true;
-        const closed = [...httpsServers, ...httpServers].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+        // Only the listening sockets are closed here (net.Server's close): node:http's own close() would also destroy
+        // every connection that has no request in flight, among them those accepted a moment ago whose first request
+        // is on its way. The tracker decides what is idle.
+        const closed = [...httpsServers, ...httpServers].map((server) => new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve())));
         await tracker.drain(graceMs);
         await Promise.all(closed);
         if (healthServer) { healthServer.closeAllConnections(); await new Promise<void>((resolve) => healthServer.close(() => resolve())); }

@@ -4,14 +4,16 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { startBackend } from '../helpers/backend.ts';
+import { readAll, startBackend } from '../helpers/backend.ts';
 import { request } from '../helpers/clients.ts';
 import { Browser } from '../helpers/gatehouse-auth.ts';
 import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
@@ -22,6 +24,40 @@ const ca = createTestCa();
 const cert = ca.issue(['app.test']);
 const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
 const FIXTURE = path.resolve(import.meta.dirname, '../fixtures/primary-channel-outlives-worker.ts');
+
+test('stop(): connections accepted just before it still get their first request served (in the TLS handshake, or secure and silent)', async (t) => {
+  // A reload retires a worker a moment after the listener handed it connections: closing those at once fails requests
+  // that no other process can take. They get a few seconds to send their first request, served with Connection: close.
+  const backend = await startBackend(t, (_req, res) => res.end('served'));
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const handshaking = net.connect(gh.port, '127.0.0.1');
+  await once(handshaking, 'connect');
+  const silent = tls.connect({ port: gh.port, host: '127.0.0.1', servername: 'app.test', ca: ca.caPem, ALPNProtocols: ['http/1.1'] });
+  await once(silent, 'secureConnect');
+  const h2 = http2.connect(`https://127.0.0.1:${gh.port}`, { ca: ca.caPem, servername: 'app.test' });
+  await once(h2, 'connect');
+  await new Promise((resolve) => setImmediate(resolve));
+  const stopped = gh.stop(30_000);
+
+  // HTTP/1.1 on the connection that was secure but had not sent anything yet.
+  silent.write('GET / HTTP/1.1\r\nhost: app.test\r\n\r\n');
+  const reply = await readAll(silent);
+  assert.match(reply, /^HTTP\/1\.1 200 /);
+  assert.match(reply, /\r\nconnection: close\r\n/i);
+  // HTTP/2: the session's first stream is served, then GOAWAY.
+  const stream = h2.request({ ':path': '/', ':authority': 'app.test' });
+  const [headers] = await once(stream, 'response') as [http2.IncomingHttpHeaders];
+  assert.equal(headers[':status'], 200);
+  assert.equal(await readAll(stream), 'served');
+  // The TCP connection whose TLS handshake had not begun: the handshake and a request on top of it.
+  const late = tls.connect({ socket: handshaking, servername: 'app.test', ca: ca.caPem, ALPNProtocols: ['http/1.1'] });
+  await once(late, 'secureConnect');
+  late.write('GET / HTTP/1.1\r\nhost: app.test\r\n\r\n');
+  assert.match(await readAll(late), /^HTTP\/1\.1 200 [^]*\r\n\r\nserved$/);
+  h2.close();
+  await stopped;
+  assert.equal(gh.connections(), 0);
+});
 
 test('stop(): in-flight requests complete, new connections are refused, then it resolves', async (t) => {
   let release!: () => void;
