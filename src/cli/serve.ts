@@ -4,7 +4,7 @@ import { prepareAcme, startAcme } from '../acme/start.ts';
 import { loadConfig, type Config } from '../config/load.ts';
 import type { ListenAddress } from '../config/schema.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
-import { isClusterWorker, reportListening, runPrimary, runsAcmeScheduler, sharedTicketKeys } from '../runtime/cluster.ts';
+import { isClusterWorker, leaveCluster, reportListening, runPrimary, runsAcmeScheduler, sharedTicketKeys } from '../runtime/cluster.ts';
 import type { Listening } from '../runtime/listeners.ts';
 import { ListenError } from '../runtime/listen.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
@@ -71,7 +71,7 @@ export function stopOnSignals(listening: Listening, beforeExit: () => Promise<vo
   catchStopSignals();
   whenStopRequested((reason) => {
     log.info({ reason, grace_ms: listening.runtime.config.lifecycle.shutdown_grace }, 'stopping');
-    listening.stop().then(beforeExit).then(
+    listening.stop().then(beforeExit).then(() => leaveCluster()).then(
       () => flushLogger(log).then(() => process.exit(0)),
       (error: unknown) => { log.error({ err: error }, 'stop failed'); return flushLogger(log).then(() => process.exit(1)); },
     );

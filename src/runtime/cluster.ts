@@ -20,6 +20,9 @@ const STOP_MESSAGE = 'gatehouse:stop';
 const LISTENING_MESSAGE = 'gatehouse:listening';
 const READINESS_QUERY = 'gatehouse:readiness?';
 const READINESS_ANSWER = 'gatehouse:readiness';
+/** A worker whose listeners are closed asks, and the primary answers: see leaveCluster(). */
+const LEAVING_QUERY = 'gatehouse:leaving?';
+const LEAVING_ANSWER = 'gatehouse:leaving';
 /** A session ended in one worker: the primary passes it on to the others, which close its WebSockets. */
 const SESSION_ENDED = 'gatehouse:session-ended';
 /** How long /ready waits for each worker's answer; a worker that does not answer in time is not ready. */
@@ -60,6 +63,23 @@ export function reportListening(runtime: Runtime): void {
     if (message?.type === SESSION_ENDED && typeof message.key === 'string') runtime.tunnels.end(message.key);
   });
   process.send?.(LISTENING_MESSAGE);
+}
+
+/**
+ * In a worker whose listeners are closed, before it exits: one round trip to the primary. The primary of node:cluster
+ * accepts connections and hands them to workers over this channel; one it handed over before it learned that this
+ * worker's listener closed arrives ahead of the answer, and node:cluster gives it back to be served by another worker.
+ * A worker that exited with it in flight would leave that client hanging on a connection nobody serves.
+ */
+export function leaveCluster(timeoutMs = 5_000): Promise<void> {
+  if (!cluster.isWorker || !process.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); process.off('message', onAnswer); process.send?.('gatehouse:left', () => resolve()); };
+    const onAnswer = (message: unknown) => { if (message === LEAVING_ANSWER) done(); };
+    const timer = setTimeout(done, timeoutMs);
+    process.on('message', onAnswer);
+    process.send?.(LEAVING_QUERY);
+  });
 }
 
 // Listened for from the moment the module loads: a stop order can arrive while the worker is still starting,
@@ -167,8 +187,9 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
   };
   const send = (worker: Worker, message: string) => { if (worker.isConnected()) worker.send(message); };
   for (let i = 0; i < options.workers; i++) fork(i === 0);
-  cluster.on('message', (from, message: { type?: string }) => {
-    if (message?.type !== SESSION_ENDED) return;
+  cluster.on('message', (from, message: { type?: string } | string) => {
+    if (message === LEAVING_QUERY) { send(from, LEAVING_ANSWER); return; }
+    if (typeof message !== 'object' || message?.type !== SESSION_ENDED) return;
     for (const worker of live.keys()) if (worker !== from && worker.isConnected()) worker.send(message);
   });
   log.info({ workers: options.workers, ...(health ? { metrics: `${options.metricsListen!.host}:${(health.address() as { port: number }).port}` } : {}) }, 'primary started');
