@@ -3,7 +3,7 @@
 import { prepareAcme, startAcme } from '../acme/start.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger, flushLogger } from '../observability/logger.ts';
-import { isClusterWorker, reportListening, runPrimary, runsAcmeScheduler, sharedTicketKeys } from '../runtime/cluster.ts';
+import { isClusterWorker, reportListening, runPrimary, runsAcmeScheduler } from '../runtime/cluster.ts';
 import type { Listening } from '../runtime/listeners.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
 import { reportConfigError } from './check.ts';
@@ -26,7 +26,7 @@ export async function serve(configDir: string): Promise<number> {
   // stays small (it forks, restarts, reloads and answers [metrics]).
   const { buildRuntime } = await import('../runtime/runtime.ts');
   const { startListeners } = await import('../runtime/listeners.ts');
-  const runtime = buildRuntime(config, log, { ticketKeys: sharedTicketKeys() });
+  const runtime = buildRuntime(config, log);
   // Every worker installs the stored certificates, answers the CA's challenges and picks up what is stored later
   // (acme/watch.ts); one of them runs the renewal scheduler. The lock in certs/ still keeps other processes sharing
   // the folder (another serve, `gatehouse certs renew`) from ordering the same certificate at the same time.

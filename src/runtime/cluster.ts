@@ -1,8 +1,6 @@
 // `workers = N`: N serving processes share the listeners, like nginx's worker_processes. The primary only forks,
 // restarts crashed workers and orders a graceful stop; every worker loads the config and serves on its own.
-// TLS session tickets are encrypted with one key shared by all workers, so a session resumes on any of them.
 import cluster, { type Worker } from 'node:cluster';
-import crypto from 'node:crypto';
 import { isSea } from 'node:sea';
 import http from 'node:http';
 import type { ListenAddress } from '../config/schema.ts';
@@ -13,7 +11,6 @@ import type { Runtime } from './runtime.ts';
 import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
 import { withV8Flags } from './v8-flags.ts';
 
-const TICKET_KEYS_ENV = 'GATEHOUSE_TLS_TICKET_KEYS';
 const ACME_SCHEDULER_ENV = 'GATEHOUSE_ACME_SCHEDULER';
 const STOP_MESSAGE = 'gatehouse:stop';
 const LISTENING_MESSAGE = 'gatehouse:listening';
@@ -23,12 +20,6 @@ const READINESS_ANSWER = 'gatehouse:readiness';
 const READINESS_WAIT_MS = 2_000;
 /** How long a reload waits for its new workers to listen before it gives up and keeps the old ones. */
 const RELOAD_START_MS = 60_000;
-
-/** In a worker: the ticket keys the primary handed down. */
-export function sharedTicketKeys(): Buffer | undefined {
-  const hex = process.env[TICKET_KEYS_ENV];
-  return hex ? Buffer.from(hex, 'hex') : undefined;
-}
 
 export function isClusterWorker(): boolean {
   return cluster.isWorker;
@@ -67,7 +58,6 @@ if (cluster.isWorker) {
  * `checkConfig` loads the configuration again for a reload (SIGHUP) and returns its worker count; it throws on errors.
  */
 export async function runPrimary(count: number, log: Logger, graceMs: number, checkConfig: () => number, metricsListen?: ListenAddress): Promise<number> {
-  const env = { [TICKET_KEYS_ENV]: crypto.randomBytes(48).toString('hex') };
   let stopping = false;
   let crashes = 0;
   // Workers started from source get Gatehouse's V8 flags too. The single executable applies its embedded flags to
@@ -76,7 +66,7 @@ export async function runPrimary(count: number, log: Logger, graceMs: number, ch
   cluster.setupPrimary({ execArgv: isSea() ? [] : withV8Flags(process.execArgv) });
   let scheduler: Worker | undefined;
   const fork = (runsScheduler: boolean): Worker => {
-    const worker = cluster.fork({ ...env, [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
+    const worker = cluster.fork({ [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
     if (runsScheduler) scheduler = worker;
     return worker;
   };

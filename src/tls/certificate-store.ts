@@ -4,27 +4,30 @@ import crypto from 'node:crypto';
 import tls from 'node:tls';
 import { NameIndex } from './name-index.ts';
 
-/** TLS 1.2 and 1.3 only; Node's default cipher list already leaves out everything weak. */
-export const TLS_DEFAULTS = { minVersion: 'TLSv1.2', honorCipherOrder: true } as const;
+/**
+ * TLS 1.2 and 1.3 only; Node's default cipher list already leaves out everything weak.
+ * No session resumption (no tickets, no session cache): OpenSSL resumes a session under any SNI, and Node does
+ * not keep the server name in the session (a resumed TLS 1.2 connection has `servername === false`,
+ * https://github.com/nodejs/node/issues/57175), so a resumed connection could not be tied to the site whose
+ * certificate it was made with. Every connection makes a full handshake and its SNI picks the site.
+ */
+export const TLS_DEFAULTS = { minVersion: 'TLSv1.2', honorCipherOrder: true, secureOptions: crypto.constants.SSL_OP_NO_TICKET } as const;
 
 export interface KeyPair { certPem: string; keyPem: string }
 
 export class CertificateStore {
   private contexts = new NameIndex<tls.SecureContext>();
   private readonly sites = new Map<string, { names: readonly string[]; context: tls.SecureContext; pair: KeyPair; notAfter: Date }>();
-  /** One ticket key for every context, so a TLS session resumes whichever site it was made for. */
-  private readonly ticketKeys: Buffer;
   private readonly defaultSite: string | undefined;
   private readonly listeners = new Set<(pair: KeyPair) => void>();
 
-  constructor(options: { defaultSite?: string; ticketKeys?: Buffer } = {}) {
-    this.ticketKeys = options.ticketKeys ?? crypto.randomBytes(48);
+  constructor(options: { defaultSite?: string } = {}) {
     this.defaultSite = options.defaultSite;
   }
 
   /** Installs or replaces the key pair a site's names are served with. */
   setSite(siteName: string, names: readonly string[], pair: KeyPair): void {
-    const context = tls.createSecureContext({ ...TLS_DEFAULTS, cert: pair.certPem, key: pair.keyPem, ticketKeys: this.ticketKeys });
+    const context = tls.createSecureContext({ ...TLS_DEFAULTS, cert: pair.certPem, key: pair.keyPem });
     this.sites.set(siteName, { names, context, pair, notAfter: new Date(new crypto.X509Certificate(pair.certPem).validTo) });
     const next = new NameIndex<tls.SecureContext>();
     for (const site of this.sites.values()) for (const name of site.names) next.set(name, site.context);
@@ -57,7 +60,6 @@ export class CertificateStore {
     const fallback = this.defaultPair();
     return {
       ...TLS_DEFAULTS,
-      ticketKeys: this.ticketKeys,
       ...(fallback ? { cert: fallback.certPem, key: fallback.keyPem } : {}),
       SNICallback: (servername, callback) => {
         const context = this.lookup(servername) ?? (this.defaultSite ? this.lookup(this.defaultSite) : undefined);
