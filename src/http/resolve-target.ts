@@ -18,11 +18,13 @@ export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
   const host = normalizeHost(Array.isArray(rawHost) ? rawHost[0] : rawHost);
   if (!host) return { error: 'ERR_HTTP_BAD_REQUEST' };
   // Host must name the server the TLS handshake was for; otherwise one site's certificate (and its auth policy)
-  // would answer for another (RFC 9110 §7.4, 421 Misdirected Request).
+  // would answer for another (RFC 9110 §7.4, 421 Misdirected Request). A client without SNI was given the default
+  // site's certificate, so only the default site answers it.
   const servername = tlsServername(req);
   if (servername !== undefined && servername !== host) return { error: 'ERR_TLS_MISDIRECTED' };
   const site = runtime.sites.get(host) ?? runtime.defaultSite;
   if (!site) return { error: 'ERR_SITE_UNKNOWN' };
+  if (servername === undefined && site !== runtime.defaultSite) return { error: 'ERR_TLS_MISDIRECTED' };
 
   const pathname = normalizePath(req.url ?? '');
   if (pathname === undefined) return { error: 'ERR_HTTP_BAD_REQUEST', site };

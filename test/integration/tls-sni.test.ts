@@ -203,3 +203,25 @@ test('openssl s_client -sess_in: no resumption, not even under another SNI; Host
     }, version);
   }
 });
+
+test('with default_site, a client without SNI is answered by the default site only: another site\'s Host gets 421 (HTTP/1.1 and HTTP/2)', async (t) => {
+  const gh = await twoSites(t, '[https]\ndefault_site = "a.test"\n');
+  // servername '' sends no SNI (undefined would let node:https derive one from the Host header).
+  const noSni = { ca: ca.caPem, servername: '' };
+  const h1 = async (host: string) => (await request(gh.port, { ...noSni, headers: { host } })).status;
+  const h2 = async (authority: string) => {
+    // Node sends no SNI for an IP address; the chain is verified, the name check is moot without SNI.
+    const socket = tls.connect({ host: '127.0.0.1', port: gh.port, ca: ca.caPem, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+    t.after(() => socket.destroy());
+    await new Promise((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject); });
+    return status2On(socket, authority);
+  };
+  assert.deepEqual({
+    h1: { 'a.test': await h1('a.test'), '127.0.0.1': await h1('127.0.0.1'), 'other.test': await h1('other.test'), 'b.test': await h1('b.test'), 'x.wild.test': await h1('x.wild.test') },
+    h2: { 'a.test': await h2('a.test'), 'b.test': await h2('b.test') },
+  }, {
+    h1: { 'a.test': 200, '127.0.0.1': 200, 'other.test': 200, 'b.test': 421, 'x.wild.test': 421 },
+    h2: { 'a.test': 200, 'b.test': 421 },
+  });
+  await gh.logLine((line) => line.status === 421 && line.error === 'ERR_TLS_MISDIRECTED', 'the 421 with its error code');
+});
