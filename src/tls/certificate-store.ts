@@ -76,10 +76,11 @@ export class CertificateStore {
     return {
       ...TLS_DEFAULTS,
       ...(fallback ? { cert: fallback.certPem, key: fallback.keyPem } : {}),
+      // A name no site serves, without a default site, goes on with no certificate at all, so OpenSSL ends the
+      // handshake with a handshake_failure alert, as for a client without SNI. (Passing an error here would drop
+      // the connection without any alert; Node offers no way to send unrecognized_name.)
       SNICallback: (servername, callback) => {
-        const context = this.lookup(servername) ?? (this.defaultSite ? this.lookup(this.defaultSite) : undefined);
-        if (context) callback(null, context);
-        else callback(new Error(`no certificate for server name "${servername}"`));
+        callback(null, this.lookup(servername) ?? (this.defaultSite ? this.lookup(this.defaultSite) : undefined));
       },
     };
   }

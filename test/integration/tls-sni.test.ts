@@ -66,11 +66,19 @@ test('SNI picks each site its own certificate, verified against the CA; wildcard
   }
 });
 
-test('unknown SNI and no SNI are refused when no default site is configured', async (t) => {
+test('unknown SNI and no SNI are refused with a handshake_failure alert when no default site is configured', async (t) => {
   const gh = await twoSites(t);
-  await assert.rejects(handshake(gh.port, { servername: 'unknown.test', rejectUnauthorized: false }));
-  await assert.rejects(handshake(gh.port, { rejectUnauthorized: false }), /alert|handshake/i);
-  await assert.rejects(handshake(gh.port, { servername: 'a.b.wild.test', rejectUnauthorized: false }));
+  const alert = { code: 'ERR_SSL_SSL/TLS_ALERT_HANDSHAKE_FAILURE' };
+  for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+    await assert.rejects(handshake(gh.port, { servername: 'unknown.test', rejectUnauthorized: false, maxVersion }), alert, `${maxVersion} unknown name`);
+    await assert.rejects(handshake(gh.port, { rejectUnauthorized: false, maxVersion }), alert, `${maxVersion} no SNI`);
+    await assert.rejects(handshake(gh.port, { servername: 'a.b.wild.test', rejectUnauthorized: false, maxVersion }), alert, `${maxVersion} two labels under a wildcard`);
+  }
+  // Another TLS stack sees the same alert (40), not a dropped connection.
+  const { code, output } = await sClient(gh.port, ['-servername', 'unknown.test']);
+  assert.notEqual(code, 0);
+  assert.match(output, /alert handshake failure.*SSL alert number 40/);
+  await gh.logLine((line) => line.msg === 'TLS handshake failed' && line.servername === 'unknown.test', 'the refused name in the debug log');
 });
 
 test('with default_site, unknown and missing SNI get the default site and its certificate', async (t) => {
