@@ -73,7 +73,7 @@ async function raw(port: number, text: string): Promise<{ status: number; head: 
 async function h2(port: number, headers: http2.OutgoingHttpHeaders): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
   const session = http2.connect(`https://127.0.0.1:${port}`, { ca: ca.caPem, servername: 'app.test' });
   try {
-    const stream = session.request({ ':path': '/', ':authority': 'app.test', ...headers });
+    const stream = session.request({ ':path': '/', ':authority': 'app.test', ...headers }, { endStream: true });
     stream.setEncoding('utf8');
     let body = '';
     stream.on('data', (chunk: string) => { body += chunk; });

@@ -58,7 +58,6 @@ test('TLS 1.2 offers only ECDHE with AES-GCM or ChaCha20-Poly1305 (Mozilla inter
 test('a client\'s TLS 1.2 renegotiation is refused with a no_renegotiation alert', async (t) => {
   const gh = await twoKeyTypes(t);
   const socket = tls.connect({ host: '127.0.0.1', port: gh.port, ca: ca.caPem, servername: 'ec.test', maxVersion: 'TLSv1.2', ALPNProtocols: ['http/1.1'] });
-  t.after(() => socket.destroy());
   await new Promise((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject); });
   const outcome = await new Promise<string>((resolve) => {
     // A refused renegotiation ends the connection with an error and may never call back; an allowed one calls back.
@@ -66,6 +65,7 @@ test('a client\'s TLS 1.2 renegotiation is refused with a no_renegotiation alert
     const started = socket.renegotiate({}, (error) => resolve(error ? `refused: ${(error as NodeJS.ErrnoException).code}` : 'renegotiated'));
     if (!started) resolve('not started');
   });
+  socket.destroy();
   assert.equal(outcome, 'refused: ERR_SSL_NO_RENEGOTIATION');
   // The server is unharmed: the next connection is served.
   const { output } = await sClient(gh.port, ['-tls1_2', '-servername', 'ec.test', '-CAfile', ca.caFile, '-ign_eof'], 'GET / HTTP/1.1\r\nHost: ec.test\r\nConnection: close\r\n\r\n');

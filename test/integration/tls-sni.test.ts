@@ -108,13 +108,14 @@ test('TLS 1.2 and 1.3 only; ALPN offers h2 and http/1.1; sessions never resume',
   h1.socket.destroy();
 
   // TLS 1.3: the session a client keeps after a request (OpenSSL still sends a ticket) is not resumed.
-  const first = await handshake(gh.port, { servername: 'b.test', ALPNProtocols: ['http/1.1'] });
-  const ticket = new Promise<Buffer>((resolve) => first.socket.once('session', resolve));
-  assert.equal(await statusOn(first.socket, 'b.test'), 200);
+  const first = tls.connect({ host: '127.0.0.1', port: gh.port, ca: ca.caPem, servername: 'b.test', ALPNProtocols: ['http/1.1'] });
+  const ticket = new Promise<Buffer>((resolve) => first.once('session', resolve));
+  await new Promise((resolve, reject) => { first.once('secureConnect', resolve); first.once('error', reject); });
+  assert.equal(await statusOn(first, 'b.test'), 200);
   const again = await handshake(gh.port, { servername: 'b.test', session: await ticket });
-  assert.equal(again.socket.getProtocol(), 'TLSv1.3');
-  assert.equal(again.socket.isSessionReused(), false);
+  const seen = { protocol: again.socket.getProtocol(), reused: again.socket.isSessionReused() };
   again.socket.destroy();
+  assert.deepEqual(seen, { protocol: 'TLSv1.3', reused: false });
 });
 
 test('Host must match SNI: 421 for HTTP/1.1 and HTTP/2, with a request id that is in the log', async (t) => {
