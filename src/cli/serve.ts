@@ -4,7 +4,7 @@ import { prepareAcme, startAcme } from '../acme/start.ts';
 import { loadConfig, type Config } from '../config/load.ts';
 import type { ListenAddress } from '../config/schema.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
-import { isClusterWorker, leaveCluster, reportListening, runPrimary, runsAcmeScheduler, sharedTicketKeys } from '../runtime/cluster.ts';
+import { isClusterWorker, leaveCluster, reportListening, runPrimary, runsAcmeScheduler } from '../runtime/cluster.ts';
 import type { Listening } from '../runtime/listeners.ts';
 import { ListenError } from '../runtime/listen.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
@@ -48,7 +48,7 @@ async function serveConfig(config: Config, configDir: string, log: Logger): Prom
   // stays small (it forks, restarts, reloads and answers [metrics]).
   const { buildRuntime } = await import('../runtime/runtime.ts');
   const { startListeners } = await import('../runtime/listeners.ts');
-  const runtime = buildRuntime(config, log, { ticketKeys: sharedTicketKeys() });
+  const runtime = buildRuntime(config, log);
   // Every worker installs the stored certificates, answers the CA's challenges and picks up what is stored later
   // (acme/watch.ts); one of them runs the renewal scheduler. The lock in certs/ still keeps other processes sharing
   // the folder (another serve, `gatehouse certs renew`) from ordering the same certificate at the same time.

@@ -62,6 +62,8 @@ export interface Site {
   denyPaths: RegExp[];
   /** OpenID Connect settings; undefined = a public site. */
   auth?: AuthSettings;
+  /** The Strict-Transport-Security value sent on every HTTPS response of the site; undefined = none. */
+  hsts?: string;
 }
 
 export interface FileTls { source: 'files'; certFile: string; keyFile: string; certPem: string; keyPem: string }
@@ -254,6 +256,7 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
     routes: (routes as Route[]).sort((a, b) => b.path.length - a.path.length),
     denyPaths: raw.deny_paths.map((source) => new RegExp(source)),
     auth,
+    hsts: raw.hsts && [`max-age=${Math.floor(raw.hsts.max_age / 1000)}`, ...(raw.hsts.include_subdomains ? ['includeSubDomains'] : []), ...(raw.hsts.preload ? ['preload'] : [])].join('; '),
   };
 }
 

@@ -178,6 +178,21 @@ const route = z.strictObject({
   ...proxyKnobs,
 });
 
+const YEAR_MS = 365 * 86_400_000;
+
+/**
+ * HTTP Strict Transport Security (RFC 6797): `hsts = true` is one year; a table sets max_age, include_subdomains and
+ * preload. Preload lists take a site only with includeSubDomains and at least a year (https://hstspreload.org/).
+ */
+const hsts = z.preprocess((value) => (value === true ? {} : value === false ? undefined : value), z.strictObject({
+  max_age: duration.default(YEAR_MS),
+  include_subdomains: z.boolean().default(false),
+  preload: z.boolean().default(false),
+}, { error: 'hsts is true, false or a table: { max_age = "365d", include_subdomains = true, preload = true }' })
+  .refine((h) => !h.preload || h.include_subdomains, { path: ['preload'], message: 'preload needs include_subdomains = true (hstspreload.org)' })
+  .refine((h) => !h.preload || h.max_age >= YEAR_MS, { path: ['preload'], message: 'preload needs a max_age of at least 365d (hstspreload.org)' })
+  .optional());
+
 export const siteSchema = z.strictObject({
   server_names: z.array(serverName).min(1),
   /** Either cert + key files (nginx ssl_certificate / ssl_certificate_key) or acme = true (obtained and renewed by Gatehouse). */
@@ -192,6 +207,8 @@ export const siteSchema = z.strictObject({
   deny_paths: z.array(z.string().refine((source) => { try { new RegExp(source); return true; } catch { return false; } }, 'not a valid regular expression')).default([]),
   /** OpenID Connect login in front of the whole site (oauth2-proxy's options); a site without [auth] is public. */
   auth: authSchema.optional(),
+  /** Strict-Transport-Security on every HTTPS response of the site; off unless set. */
+  hsts,
 });
 
 export type GlobalConfigInput = z.input<typeof globalSchema>;

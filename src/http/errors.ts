@@ -9,7 +9,9 @@ export const ERRORS = {
   ERR_ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this path.' },
   ERR_ACME_UNKNOWN_TOKEN: { status: 404, title: 'Not Found', detail: 'No ACME challenge with this token is pending.' },
   ERR_STATIC_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'The file does not exist.' },
-  ERR_HTTP_METHOD: { status: 405, title: 'Method Not Allowed', detail: 'This route serves files with GET and HEAD only.' },
+  ERR_HTTP_METHOD: { status: 405, title: 'Method Not Allowed', detail: 'This route serves files with GET and HEAD only.', allow: 'GET, HEAD' },
+  // TRACE echoes a request back, cookies and credentials included (cross-site tracing); nginx answers it 405 too.
+  ERR_HTTP_TRACE: { status: 405, title: 'Method Not Allowed', detail: 'TRACE and TRACK are not served.', allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' },
   ERR_BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', detail: 'The request body exceeds the size this route accepts.' },
   ERR_AUTH_REQUIRED: { status: 401, title: 'Unauthorized', detail: 'Sign in to use this site.' },
   ERR_AUTH_FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'Your account may not use this site.' },
@@ -29,13 +31,16 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/** A 405 names the methods that are allowed (RFC 9110 §15.5.6). */
+type ErrorEntry = { status: number; title: string; detail: string; allow?: string };
+
 export function statusOf(code: ErrorCode): number { return ERRORS[code].status; }
 
 /** Renders one of our errors. Does nothing when the response has already started (the caller then aborts the stream). */
 export function sendError(req: { headers: Record<string, string | string[] | undefined>; method?: string }, res: AnyResponse,
   code: ErrorCode, requestId: string, extraHeaders: Record<string, string | string[]> = {}, options: { detail?: string; json?: boolean } = {}): void {
   if (res.headersSent || res.destroyed) return;
-  const { status, title } = ERRORS[code];
+  const { status, title, allow }: ErrorEntry = ERRORS[code];
   const detail = options.detail ? escapeHtml(options.detail) : ERRORS[code].detail;
   const wantsJson = options.json || prefersJson(req.headers.accept);
   const body = wantsJson
@@ -47,6 +52,7 @@ export function sendError(req: { headers: Record<string, string | string[] | und
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     'x-request-id': requestId,
+    ...(allow ? { allow } : {}),
     ...extraHeaders,
   });
   common(res).end(req.method === 'HEAD' ? '' : body);

@@ -36,6 +36,8 @@ async function handleRequest(runtime: Runtime, ctx: RequestContext, req: AnyRequ
 
   const target = resolveTarget(runtime, req);
   ctx.site = target.site;
+  // On every response of the site from here on, our own pages included; an upstream's own header wins.
+  if (target.site?.config.hsts) common(res).setHeader('strict-transport-security', target.site.config.hsts);
   if ('error' in target) return fail(ctx, req, res, target.error, target.cause, undefined, target.cause?.message);
   if ('oauth2' in target) {
     ctx.pathname = target.pathname;

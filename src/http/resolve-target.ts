@@ -16,15 +16,17 @@ export type Target =
   | { error: ErrorCode; site?: SiteRuntime; cause?: Error };
 
 export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
-  const rawHost = req.headers[':authority'] ?? req.headers.host;
-  const host = normalizeHost(Array.isArray(rawHost) ? rawHost[0] : rawHost);
+  const host = requestHost(req);
   if (!host) return { error: 'ERR_HTTP_BAD_REQUEST' };
   // Host must name the server the TLS handshake was for; otherwise one site's certificate (and its auth policy)
-  // would answer for another (RFC 9110 §7.4, 421 Misdirected Request).
+  // would answer for another (RFC 9110 §7.4, 421 Misdirected Request). A client without SNI was given the default
+  // site's certificate, so only the default site answers it.
   const servername = tlsServername(req);
   if (servername !== undefined && servername !== host) return { error: 'ERR_TLS_MISDIRECTED' };
   const site = runtime.sites.get(host) ?? runtime.defaultSite;
   if (!site) return { error: 'ERR_SITE_UNKNOWN' };
+  if (servername === undefined && site !== runtime.defaultSite) return { error: 'ERR_TLS_MISDIRECTED' };
+  if (req.method === 'TRACE' || req.method === 'TRACK') return { error: 'ERR_HTTP_TRACE', site };
 
   const path = normalizePath(req.url ?? '');
   if ('refused' in path) return { error: 'ERR_PATH_REFUSED', site, cause: new Error(path.refused) };
@@ -38,4 +40,20 @@ export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
   if (site.config.denyPaths.some((rule) => rule.test(pathname))) return { error: 'ERR_ROUTE_DENIED', site };
   if (!route) return { error: 'ERR_ROUTE_NOT_FOUND', site };
   return { site, route, pathname, path, host };
+}
+
+/**
+ * The host a request names: HTTP/2's :authority, else Host. Undefined (400) when it is missing or malformed, when
+ * there is more than one Host line (RFC 9112 §3.2; Node keeps only the first), or when an HTTP/2 request's Host
+ * names another host than its :authority (RFC 9113 §8.3.1).
+ */
+function requestHost(req: AnyRequest): string | undefined {
+  let hostLines = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hostLines++;
+  if (hostLines > 1) return undefined;
+  const host = normalizeHost(req.headers.host);
+  const authority = req.headers[':authority'];
+  if (authority === undefined) return host;
+  const fromAuthority = normalizeHost(Array.isArray(authority) ? authority[0] : authority);
+  return hostLines === 0 || host === fromAuthority ? fromAuthority : undefined;
 }

@@ -3,7 +3,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** Hop-by-hop headers: they describe one connection and are never forwarded (RFC 9110 §7.6.1, RFC 9113 §8.2.2).
- *  Expect is answered by Node itself (100 Continue) and undici refuses to send it. */
+ *  Expect is answered by Node itself (100 Continue) and undici refuses to send it. TE goes too, `trailers` included
+ *  (as nginx does): Gatehouse does not pass response trailers on, so it must not promise the upstream it accepts them. */
 const HOP_BY_HOP = new Set(['expect', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']);
 
 /**
@@ -58,8 +59,6 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, facts: For
     out.connection = 'upgrade';
     out.upgrade = incoming.upgrade;
   }
-  // TE: trailers is the one TE value a proxy may forward (RFC 9110 §10.1.4).
-  if (typeof incoming.te === 'string' && /\btrailers\b/i.test(incoming.te)) out.te = 'trailers';
 
   out.host = facts.host;
   out['x-real-ip'] = facts.clientAddress;

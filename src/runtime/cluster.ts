@@ -1,8 +1,6 @@
 // `workers = N`: N serving processes share the listeners, like nginx's worker_processes. The primary only forks,
 // restarts crashed workers and orders a graceful stop; every worker loads the config and serves on its own.
-// TLS session tickets are encrypted with one key shared by all workers, so a session resumes on any of them.
 import cluster, { type Worker } from 'node:cluster';
-import crypto from 'node:crypto';
 import { isSea } from 'node:sea';
 import http from 'node:http';
 import type { ListenAddress } from '../config/schema.ts';
@@ -14,7 +12,6 @@ import { listenOn, probeListen } from './listen.ts';
 import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
 import { withV8Flags } from './v8-flags.ts';
 
-const TICKET_KEYS_ENV = 'GATEHOUSE_TLS_TICKET_KEYS';
 const ACME_SCHEDULER_ENV = 'GATEHOUSE_ACME_SCHEDULER';
 const STOP_MESSAGE = 'gatehouse:stop';
 const LISTENING_MESSAGE = 'gatehouse:listening';
@@ -27,12 +24,6 @@ const LEAVING_ANSWER = 'gatehouse:leaving';
 const SESSION_ENDED = 'gatehouse:session-ended';
 /** How long /ready waits for each worker's answer; a worker that does not answer in time is not ready. */
 const READINESS_WAIT_MS = 2_000;
-
-/** In a worker: the ticket keys the primary handed down. */
-export function sharedTicketKeys(): Buffer | undefined {
-  const hex = process.env[TICKET_KEYS_ENV];
-  return hex ? Buffer.from(hex, 'hex') : undefined;
-}
 
 export function isClusterWorker(): boolean {
   return cluster.isWorker;
@@ -143,7 +134,6 @@ export interface PrimaryOptions {
  */
 export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<number> {
   const { shutdownGraceMs: graceMs, startTimeoutMs: startMs } = options;
-  const env = { [TICKET_KEYS_ENV]: crypto.randomBytes(48).toString('hex') };
   // The primary's own bookkeeping of live workers, kept from fork to 'exit'. Not cluster.workers: node:cluster removes
   // a worker from it only once both its process has exited and its channel has closed, in either order, so the last
   // worker's 'exit' can still find itself (or another dead worker) listed there.
@@ -168,7 +158,7 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
   cluster.setupPrimary({ execArgv: isSea() ? [] : withV8Flags(process.execArgv), ...(isSea() ? { exec: process.execPath } : {}) });
   let scheduler: Worker | undefined;
   const fork = (runsScheduler: boolean): Worker => {
-    const worker = cluster.fork({ ...env, [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
+    const worker = cluster.fork({ [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
     const state: Supervised = { timedOut: false, startTimer: setTimeout(() => {
       state.timedOut = true;
       log.error({ worker_pid: worker.process.pid, start_timeout_ms: startMs }, 'worker did not listen within start_timeout; killing it');

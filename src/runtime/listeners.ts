@@ -59,7 +59,7 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
       onRequest(req, res);
     });
     server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => { tracker.upgraded(socket); onUpgrade(req, socket, head); });
-    server.on('tlsClientError', (error, socket) => runtime.log.debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code }, client: socket.remoteAddress }, 'TLS handshake failed'));
+    server.on('tlsClientError', (error, socket) => runtime.log.debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code }, client: socket.remoteAddress, servername: socket.servername || undefined }, 'TLS handshake failed'));
     server.on('sessionError', (error) => runtime.log.debug({ err: error }, 'HTTP/2 session error'));
     return server;
   });

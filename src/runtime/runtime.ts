@@ -23,8 +23,6 @@ export interface SiteRuntime {
 }
 
 export interface RuntimeOptions {
-  /** TLS session-ticket keys shared by the workers of a cluster. */
-  ticketKeys?: Buffer;
   /** fetch for requests to identity providers and Microsoft Graph (tests inject one that reaches an emulator). */
   fetch?: FetchLike;
 }
@@ -77,7 +75,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
   for (const site of siteList) for (const name of site.config.serverNames) sites.set(name, site);
   const defaultSite = config.https.default_site ? sites.get(config.https.default_site) : undefined;
 
-  const certificates = new CertificateStore({ defaultSite: defaultSite?.config.name, ticketKeys: options.ticketKeys });
+  const certificates = new CertificateStore({ defaultSite: defaultSite?.config.name });
   // ACME sites get their certificate from prepareAcme() (stored or temporary self-signed) before the listeners start.
   for (const site of siteList) if (site.config.tls.source === 'files') certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export interface TestCa { dir: string; caFile: string; caPem: string; issue(names: string[], label?: string): LeafFiles }
+export interface TestCa { dir: string; caFile: string; caPem: string; issue(names: string[], label?: string, key?: 'ec' | 'rsa'): LeafFiles }
 export interface LeafFiles { certFile: string; keyFile: string; certPem: string }
 
 function openssl(...args: string[]): void {
@@ -25,10 +25,12 @@ export function createTestCa(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gateho
     dir,
     caFile,
     caPem: fs.readFileSync(caFile, 'utf8'),
-    issue(names, label = names[0]!.replace(/[^\w.-]/g, '_')) {
+    /** A leaf certificate for the names, with a P-256 key (or RSA 2048, for RSA key-exchange cipher suites). */
+    issue(names, label = names[0]!.replace(/[^\w.-]/g, '_'), key = 'ec') {
       const base = path.join(dir, `${label}-${++serial}`);
       const san = names.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
-      openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${names[0]}`);
+      const newkey = key === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+      openssl('req', ...newkey, '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${names[0]}`);
       fs.writeFileSync(`${base}.ext`, `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
       openssl('x509', '-req', '-in', `${base}.csr`, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', `${base}.pem`, '-days', '30', '-extfile', `${base}.ext`);
       return { certFile: `${base}.pem`, keyFile: `${base}.key`, certPem: fs.readFileSync(`${base}.pem`, 'utf8') };

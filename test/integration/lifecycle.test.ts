@@ -174,7 +174,7 @@ test('npm start\'s demo: a fresh folder gets a self-signed certificate and the e
   assert.equal(code, 0);
 });
 
-test('workers = 2: both workers serve one port, TLS sessions resume across them, a killed worker is replaced', async (t) => {
+test('workers = 2: both workers serve one port, a killed worker is replaced', async (t) => {
   const { gh } = await serveApp(t, 'workers = 2\n');
   const listeningLines = async (n: number) => {
     for (;;) {
@@ -189,18 +189,12 @@ test('workers = 2: both workers serve one port, TLS sessions resume across them,
   const port = Number(workers[0]!.https[0]!.split(':').pop());
 
   const tls = await import('node:tls');
-  const first = tls.connect({ host: '127.0.0.1', port, ca: ca.caPem, servername: 'app.test' });
-  const ticket = await new Promise<Buffer>((resolve, reject) => { first.once('session', resolve); first.once('error', reject); });
-  first.destroy();
-  const resumed: boolean[] = [];
   for (let i = 0; i < 12; i++) {
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: ca.caPem, servername: 'app.test', session: ticket, ALPNProtocols: ['http/1.1'] });
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: ca.caPem, servername: 'app.test', ALPNProtocols: ['http/1.1'] });
     await once(socket, 'secureConnect');
-    resumed.push(socket.isSessionReused());
     socket.end('GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n');
     for await (const _ of socket) { /* read the answer so the access log has a line */ }
   }
-  assert.deepEqual(resumed, resumed.map(() => true), 'every connection resumed, whichever worker took it');
   const served = async () => new Set(gh.lines.filter((line) => line.includes('"msg":"request"')).map((line) => (JSON.parse(line) as { pid: number }).pid));
   await until(async () => (await served()).size === 2, 'both workers answered requests');
 

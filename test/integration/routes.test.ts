@@ -70,7 +70,8 @@ test('static files: content, index file, ETag and Last-Modified with 304, no esc
   assert.notEqual((await get(gh.port, '/static/%2e%2e/outside.txt')).body, 'outside the route\n');
   assert.notEqual((await get(gh.port, '/static/.secret')).body, 'dotfile\n');
   assert.equal((await get(gh.port, '/static/missing.txt')).status, 404);
-  assert.equal((await request(gh.port, { ca: ca.caPem, servername: 'app.test', path: '/static/hello.txt', method: 'POST', body: 'x' })).status, 405);
+  const post = await request(gh.port, { ca: ca.caPem, servername: 'app.test', path: '/static/hello.txt', method: 'POST', body: 'x' });
+  assert.deepEqual([post.status, post.headers.allow], [405, 'GET, HEAD']);
 });
 
 test('plain HTTP: 308 to HTTPS keeping path and query, only for configured names; responders run first', async (t) => {
