@@ -164,7 +164,12 @@ export class AcmeManager {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.running = this.checkAll().catch((error: unknown) => this.log.error({ err: error }, 'certificate check failed'))
-        .finally(() => { this.running = undefined; this.schedule(this.nextDelay()); });
+        .finally(() => {
+          this.running = undefined;
+          const next = this.nextDelay();
+          this.log.debug({ next_check_ms: next }, 'certificates checked');
+          this.schedule(next);
+        });
     }, delayMs);
     this.timer.unref();
   }

@@ -84,7 +84,7 @@ test('two processes sharing certs/ order the certificate once and both serve it'
 test('workers = 2: one worker runs the renewal scheduler, both serve its certificate, the role survives a crash', async (t) => {
   const pebble = await startPebble();
   t.after(() => pebble.stop());
-  const dir = writeConfig(acmeMain(pebble).replace('workers = 1', 'workers = 2').replace('[log]\n', '[log]\nlevel = "info"\n'),
+  const dir = writeConfig(acmeMain(pebble).replace('workers = 1', 'workers = 2').replace('[log]\n', '[log]\nlevel = "debug"\n'),
     { 'app.test': acmeSite(['app.test'], 'http://127.0.0.1:9') });
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const p = serve(dir);
@@ -103,8 +103,8 @@ test('workers = 2: one worker runs the renewal scheduler, both serve its certifi
   process.kill(schedulers[0]!, 'SIGKILL');
   const next = await p.waitFor((l) => l.msg === 'renewal scheduler started' && l.pid !== schedulers[0]);
   assert.ok(!workers.has(next.pid), 'the replacement worker runs it');
-  // Its first pass over the certificates (check_interval is 1 s here) orders nothing: the stored one is still fit.
-  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  // Its first pass over the certificates orders nothing: the stored one is still fit.
+  await p.waitFor((l) => l.msg === 'certificates checked' && l.pid === next.pid);
   assert.equal(pebble.issued(), 1, 'no new order for a certificate that is still fit');
 });
 

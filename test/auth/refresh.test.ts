@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startAuthFixture } from '../helpers/auth-fixture.ts';
+import { until } from '../helpers/wait.ts';
 
 const API = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 
@@ -111,9 +112,9 @@ test('a provider that answers a refresh late: the request gives up with 503, the
   // The answers arrive after every request gave up: the signed-in user's new tokens are stored (the provider has
   // used up the old refresh token), the signed-out user's are not.
   const session = () => auth.sessions.fromCookie(value)!;
-  await until(() => issued.some((a) => a.refresh_token === auth.sessions.tokens(session()).refreshToken), 'the late refresh was stored', 30_000);
+  await until(() => issued.some((a) => a.refresh_token === auth.sessions.tokens(session()).refreshToken), 'the late refresh was stored');
   assert.notEqual(auth.sessions.tokens(session()).refreshToken, before.refreshToken);
-  await until(() => f.gh.logs.some((l) => l.msg === 'refresh completed after the session ended; its tokens are dropped'), 'the late refresh of the signed-out session was dropped', 30_000);
+  await until(() => f.gh.logs.some((l) => l.msg === 'refresh completed after the session ended; its tokens are dropped'), 'the late refresh of the signed-out session was dropped');
   auth.sessions.dropCache();
   assert.equal(auth.sessions.fromCookie(goneValue), undefined, 'a refresh that completes after the sign-out does not bring the session back');
   assert.equal((await gone.request(`${f.origin}/api/x`, { headers: { ...API, cookie: `${name}=${goneValue}` } })).status, 401);
@@ -130,9 +131,3 @@ test('a provider that answers a refresh late: the request gives up with 503, the
 });
 
 /** Polls check every 20 ms until it holds; fails after ms. */
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  for (const deadline = Date.now() + ms; !check();) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

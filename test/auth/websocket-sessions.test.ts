@@ -14,6 +14,7 @@ import { test, type TestContext } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { Browser, freePort, SECRET, startGatehouse, writeAuthConfig } from '../helpers/gatehouse-auth.ts';
 import { startOP } from '../helpers/op.ts';
+import { until } from '../helpers/wait.ts';
 
 const API = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
@@ -59,12 +60,6 @@ function closed(ws: WebSocket, ms = 20_000): Promise<number> {
   });
 }
 
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  for (const deadline = Date.now() + ms; !check();) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 test('sign-out, front-channel logout and a refused refresh close that session\'s WebSockets with 1008, both sides; others stay open', async (t) => {
   const echo = await wsEcho(t);
@@ -211,7 +206,7 @@ test('workers = 2: a sign-out served by one worker closes the session\'s WebSock
   const caPem = fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8');
   const gh = serve(t, dir);
   await gh.line((l) => l.msg === 'listening', 'a worker listening');
-  await until(() => gh.lines.filter((l) => l.msg === 'listening').length === 2, 'two workers listening', 30_000);
+  await until(() => gh.lines.filter((l) => l.msg === 'listening').length === 2, 'two workers listening');
 
   const browser = new Browser(caPem);
   assert.equal((await browser.navigate(`${origin}/`, 'alice')).status, 200);

@@ -14,6 +14,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startListeners, type Listening } from '../../src/runtime/listeners.ts';
 import { buildRuntime, type Runtime } from '../../src/runtime/runtime.ts';
+import { WAIT_MS } from './wait.ts';
 
 export interface Served {
   runtime: Runtime;
@@ -83,7 +84,7 @@ export async function startGatehouse(t: TestContext, files: Parameters<typeof wr
   const { listening, logs, stop } = await serveFolder(dir, { logLevel: 'debug' });
   t.after(stop);
   const logLine = async (matches: (line: Record<string, unknown>) => boolean, what = 'a matching log line') => {
-    for (const deadline = Date.now() + 5_000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 10))) {
+    for (const deadline = Date.now() + WAIT_MS; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 10))) {
       const found = logs.find(matches);
       if (found) return found;
     }

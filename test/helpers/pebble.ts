@@ -6,6 +6,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, startDns } from './net.ts';
+import { WAIT_MS } from './wait.ts';
 
 export interface Pebble {
   directoryUrl: string;
@@ -59,7 +60,7 @@ export async function startPebble(opts: { validitySeconds?: number; env?: Record
     });
     const from = log.length;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`pebble not ready in 10 s:\n${log}`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`pebble not ready in ${WAIT_MS / 1000} s:\n${log}`)), WAIT_MS);
       const onData = (data: Buffer) => { log += data; if (log.slice(from).includes('ACME directory available')) { clearTimeout(timer); resolve(); } };
       child.stdout!.on('data', onData);
       child.stderr!.on('data', onData);

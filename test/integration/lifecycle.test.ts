@@ -19,6 +19,7 @@ import { Browser } from '../helpers/gatehouse-auth.ts';
 import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
 import { sample, scrape } from '../helpers/metrics.ts';
 import { createTestCa } from '../helpers/pki.ts';
+import { until, WAIT_MS } from '../helpers/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
@@ -103,7 +104,7 @@ function spawnGatehouse(args: string[], cwd?: string, script = MAIN) {
   let stderr = '';
   child.stderr!.on('data', (chunk) => { stderr += chunk; });
   // Bounded, so a line that never comes fails with the log instead of the test's bare timeout.
-  const waitFor = (match: RegExp, ms = 30_000) => new Promise<string>((resolve, reject) => {
+  const waitFor = (match: RegExp, ms = WAIT_MS) => new Promise<string>((resolve, reject) => {
     const found = lines.find((line) => match.test(line));
     if (found) return resolve(found);
     const timer = setTimeout(() => reject(new Error(`no log line ${match} within ${ms} ms:\n${lines.join('\n')}\n${stderr}`)), ms);
@@ -213,15 +214,8 @@ test('workers = 2: both workers serve one port, a killed worker is replaced', as
   assert.equal(gh.lines.filter((line) => line.includes('"msg":"stopped"')).length, 2, 'both live workers drained');
 });
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
-test('a stop order that reaches workers still starting up is not lost', { timeout: 60_000 }, async (t) => {
+test('a stop order that reaches workers still starting up is not lost', { timeout: 180_000 }, async (t) => {
   // With a lost order the primary would wait out this grace period (and then kill): the test's timeout catches that.
   const { gh } = await serveApp(t, 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n');
   await gh.waitFor(/"msg":"primary started"/);
@@ -244,8 +238,8 @@ test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; 
   // Requests keep flowing through the reload; every one gets an answer from the old or the new configuration.
   let loading = true;
   const statuses: number[] = [];
-  // A request that gets no answer within 15 s counts as status 0 (and fails the test with the others' statuses).
-  const answered = (path: string) => Promise.race([get(path).then((r) => r.status, () => -1), new Promise<number>((resolve) => setTimeout(resolve, 15_000, 0))]);
+  // A request that gets no answer within 30 s counts as status 0 (and fails the test with the others' statuses).
+  const answered = (path: string) => Promise.race([get(path).then((r) => r.status, () => -1), new Promise<number>((resolve) => setTimeout(resolve, 30_000, 0))]);
   const load = (async () => { while (loading) statuses.push(await answered('/teapot')); })();
   fs.appendFileSync(path.join(dir, 'sites', 'app.toml'), teapot);
   gh.child.kill('SIGHUP');
@@ -253,7 +247,7 @@ test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; 
   await until(() => before.every((pid) => gh.lines.some((line) => line.includes(`"pid":${pid}`) && line.includes('"msg":"stopped"'))), 'the old workers drained and stopped');
   loading = false;
   await load;
-  assert.ok(statuses.length > 0 && statuses.every((s) => s === 200 || s === 418), `answers during the reload (0 = none in 15 s, -1 = error): ${statuses.join(', ')}\n${gh.lines.join('\n')}`);
+  assert.ok(statuses.length > 0 && statuses.every((s) => s === 200 || s === 418), `answers during the reload (0 = none in 30 s, -1 = error): ${statuses.join(', ')}\n${gh.lines.join('\n')}`);
   assert.equal((await get('/teapot')).status, 418, 'the new configuration serves');
   assert.equal(listening().filter((l) => !before.includes(l.pid)).length, 2, 'two new workers');
   assert.ok(!gh.lines.some((line) => /worker exited/.test(line)), 'no worker counted as crashed');
@@ -282,7 +276,7 @@ test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; 
   assert.equal((await once(single.child, 'close'))[0], 0);
 });
 
-test('a stop that arrives during a reload ends old and new workers alike', { timeout: 60_000 }, async (t) => {
+test('a stop that arrives during a reload ends old and new workers alike', { timeout: 180_000 }, async (t) => {
   // A worker the stop missed would hold the primary for this grace period: the test's timeout catches that.
   const { gh } = await serveApp(t, 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n');
   await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === 2, 'two workers listening');
@@ -294,7 +288,7 @@ test('a stop that arrives during a reload ends old and new workers alike', { tim
   assert.ok(!gh.lines.some((line) => /worker exited|reload failed/.test(line)), gh.lines.join('\n'));
 });
 
-test('workers = 2: the primary serves [metrics] for the cluster: /metrics sums the workers, /ready asks each', { timeout: 60_000 }, async (t) => {
+test('workers = 2: the primary serves [metrics] for the cluster: /metrics sums the workers, /ready asks each', { timeout: 180_000 }, async (t) => {
   const { gh } = await serveApp(t, 'workers = 2\n[metrics]\nlisten = "127.0.0.1:0"\n');
   const primary = JSON.parse(await gh.waitFor(/"msg":"primary started"/)) as { metrics: string };
   const metricsPort = Number(primary.metrics.split(':').pop());
@@ -355,7 +349,7 @@ test('workers = 2: a worker that never listens is killed after start_timeout, lo
   assert.equal(exited.reason, 'did not listen within start_timeout');
   assert.equal(exited.signal, 'SIGKILL');
 
-  await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === 2, 'two replacement workers listening', 60_000);
+  await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === 2, 'two replacement workers listening');
   const listening = gh.lines.filter((line) => line.includes('"msg":"listening"')).map((line) => JSON.parse(line) as { pid: number; https: string[] });
   assert.ok(!listening.some((l) => l.pid === killed.worker_pid));
   const reply = await request(Number(listening[0]!.https[0]!.split(':').pop()), { ca: ca.caPem, servername: 'app.test' });
@@ -366,7 +360,7 @@ test('workers = 2: a worker that never listens is killed after start_timeout, lo
   assert.equal(code, 0, gh.lines.join('\n'));
 });
 
-test('workers = 2: when the workers\' first start fails with exit 2 (here their configuration), the primary ends with exit 2', { timeout: 60_000 }, async (t) => {
+test('workers = 2: when the workers\' first start fails with exit 2 (here their configuration), the primary ends with exit 2', { timeout: 180_000 }, async (t) => {
   // The key file is a FIFO again: the primary reads the real key, the workers read what the test writes next, not a key.
   const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-fifo-'));
   t.after(() => fs.rmSync(keyDir, { recursive: true, force: true }));
@@ -386,7 +380,7 @@ test('workers = 2: when the workers\' first start fails with exit 2 (here their 
   assert.ok(!gh.lines.some((line) => line.includes('starting a new one')), 'no restart loop');
 });
 
-test('workers = 2: the primary ends once its workers have exited, even when a worker\'s channel to it outlives the worker', { timeout: 60_000 }, async (t) => {
+test('workers = 2: the primary ends once its workers have exited, even when a worker\'s channel to it outlives the worker', { timeout: 180_000 }, async (t) => {
   // node:cluster drops a worker from cluster.workers only after both its 'exit' and its 'disconnect', which come in
   // either order; a primary that waited for that list to empty on 'exit' stayed alive when 'exit' came first (2 of 40
   // stops). The fixture makes that order certain: each worker leaves its channel open in a process it starts.
@@ -397,16 +391,16 @@ test('workers = 2: the primary ends once its workers have exited, even when a wo
     for (const pid of holders) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     if (gh.child.exitCode === null) gh.child.kill('SIGKILL');
   });
-  await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === 2, 'two workers listening', 30_000);
+  await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === 2, 'two workers listening');
   gh.child.kill('SIGTERM');
-  await until(() => gh.lines.filter((line) => line.includes('"msg":"stopped"')).length === 2, 'both workers stopped', 30_000);
+  await until(() => gh.lines.filter((line) => line.includes('"msg":"stopped"')).length === 2, 'both workers stopped');
   for (const line of gh.lines.filter((l) => l.includes('"msg":"stopped"'))) holders.push((JSON.parse(line) as { holder: number }).holder);
   const code = await Promise.race([closed, new Promise<string>((resolve) => setTimeout(resolve, 30_000, 'still running'))]);
   assert.equal(code, 0, `the primary, 30 s after both workers stopped:\n${gh.lines.join('\n')}`);
   assert.ok(gh.lines.some((line) => line.includes('"msg":"primary done"')));
 });
 
-test('a listener address in use: one line naming the listener and the address, exit 2 (one process, a cluster, the cluster\'s [metrics])', { timeout: 60_000 }, async (t) => {
+test('a listener address in use: one line naming the listener and the address, exit 2 (one process, a cluster, the cluster\'s [metrics])', { timeout: 180_000 }, async (t) => {
   const taken = net.createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
   t.after(() => taken.close());

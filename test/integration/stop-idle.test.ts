@@ -179,7 +179,7 @@ test('stop: a WebSocket whose upstream half-closed it, its client gone, does not
   await gh.stop();
 });
 
-test('a WebSocket whose upstream half-closed it is closed toward its client, even a client that went away', { timeout: 60_000 }, async (t) => {
+test('a WebSocket whose upstream half-closed it is closed toward its client, even a client that went away', { timeout: 180_000 }, async (t) => {
   const upstream = await startUpstream(t);
   const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, upstream.url) } });
   const relay = await startRelay(t, gh.port);

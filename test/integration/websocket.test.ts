@@ -10,6 +10,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { refusedPort } from '../helpers/backend.ts';
 import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
 import { createTestCa } from '../helpers/pki.ts';
+import { until } from '../helpers/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
@@ -36,13 +37,6 @@ function connect(port: number, path = '/ws', headers: Record<string, string> = {
   return new WebSocket(`wss://127.0.0.1:${port}${path}`, options);
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 test('echo through the proxy, with forwarding headers set and spoofed ones dropped', async (t) => {
   const backend = await wsBackend(t);
