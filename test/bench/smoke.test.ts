@@ -11,7 +11,9 @@ import type { SystemName } from '../../bench/lib/types.ts';
 
 const SYSTEMS: SystemName[] = ['nginx', 'gatehouse'];
 
-test('bench smoke: every scenario produces figures for nginx and Gatehouse', { timeout: 180_000 }, async (t) => {
+// Idle: about 35 s. Alone on a machine loaded to 8 on 2 cores: 82 s; beside the rest of the suite on such a machine
+// it went past 180 s. The bound is there for a hang, not for speed.
+test('bench smoke: every scenario produces figures for nginx and Gatehouse', { timeout: 600_000 }, async (t) => {
   for (const tool of ['wrk', 'h2load', 'taskset']) {
     assert.ok(fs.existsSync(`/usr/bin/${tool}`), `${tool} is missing: run npm run setup (apt-get install wrk nghttp2-client util-linux)`);
   }
