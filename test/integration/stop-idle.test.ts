@@ -164,25 +164,25 @@ test('stop: a connection that never began its TLS handshake does not hold it', {
 test('stop: a WebSocket whose upstream half-closed it, its client gone, does not hold it', { timeout: 180_000 }, async (t) => {
   const upstream = await startUpstream(t);
   const gh = await serve(t, upstream.url);
-  const relay = await startRelay(t, gh.port);
-  const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/ws`, { ca: ca.caPem, servername: 'app.test', headers: { host: 'app.test' } } as WebSocket.ClientOptions);
-  ws.on('error', () => {});
-  t.after(() => ws.terminate());
-  await once(ws, 'open');
-  relay.darken();
-  // The upstream sends its FIN and keeps its socket open (half-closed); Gatehouse has read it once its own FIN
-  // comes back.
-  const tunnel = upstream.tunnels[0]!;
-  const ended = once(tunnel, 'end');
-  tunnel.end();
-  await ended;
+  await halfClosedWebSocket(t, gh.port, upstream);
   await gh.stop();
 });
 
 test('a WebSocket whose upstream half-closed it is closed toward its client, even a client that went away', { timeout: 180_000 }, async (t) => {
   const upstream = await startUpstream(t);
   const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, upstream.url) } });
-  const relay = await startRelay(t, gh.port);
+  await halfClosedWebSocket(t, gh.port, upstream);
+  for (const deadline = Date.now() + 30_000; gh.connections() > 0; await new Promise((resolve) => setTimeout(resolve, 25))) {
+    assert.ok(Date.now() < deadline, 'the client connection is still open 30 s after the upstream closed the WebSocket');
+  }
+});
+
+/**
+ * A WebSocket through a relay that then goes silent (its client gone), whose upstream sends its FIN and keeps its
+ * socket open (half-closed); resolves once Gatehouse's own FIN has come back to the upstream.
+ */
+async function halfClosedWebSocket(t: TestContext, port: number, upstream: Awaited<ReturnType<typeof startUpstream>>): Promise<void> {
+  const relay = await startRelay(t, port);
   const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/ws`, { ca: ca.caPem, servername: 'app.test', headers: { host: 'app.test' } } as WebSocket.ClientOptions);
   ws.on('error', () => {});
   t.after(() => ws.terminate());
@@ -192,7 +192,4 @@ test('a WebSocket whose upstream half-closed it is closed toward its client, eve
   const ended = once(tunnel, 'end');
   tunnel.end();
   await ended;
-  for (const deadline = Date.now() + 30_000; gh.connections() > 0; await new Promise((resolve) => setTimeout(resolve, 25))) {
-    assert.ok(Date.now() < deadline, 'the client connection is still open 30 s after the upstream closed the WebSocket');
-  }
-});
+}
