@@ -20,13 +20,13 @@ import { common, type AnyRequest, type AnyResponse } from './types.ts';
 export function createRequestHandler(runtime: Runtime): (req: AnyRequest, res: AnyResponse) => void {
   return (req, res) => {
     const ctx = beginRequest(req);
-    logWhenDone(runtime, ctx, req, res);
-    handleRequest(runtime, ctx, req, res).catch((error: Error) => {
+    const handled = handleRequest(runtime, ctx, req, res).catch((error: Error) => {
       // A thrown error here is a bug; the client still gets an answer and the process lives on.
       runtime.log.error({ req_id: ctx.id, err: error }, 'request handler failed');
       fail(ctx, req, res, 'ERR_INTERNAL', error);
       if (res.headersSent && !res.writableFinished) res.destroy();
     });
+    logWhenDone(runtime, ctx, req, res, handled);
   };
 }
 
