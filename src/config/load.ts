@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { buildAuthSettings, type AuthSettings } from './auth-settings.ts';
 import { UNSUPPORTED_AUTH_OPTIONS } from './auth-schema.ts';
 import { acmeConfig, type AcmeConfig } from './acme-config.ts';
-import { globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
+import { DEFAULT_MAX_PENDING, globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
 import { resolveSecretReferences } from './secrets.ts';
 import { parseTomlSource, TomlSyntaxError, type TomlSource } from './toml-source.ts';
 
@@ -44,7 +44,7 @@ export interface Route {
   requestBuffering: boolean;
 }
 
-export interface UpstreamGroup { name: string; servers: string[]; failTimeoutMs: number; keepalive: number }
+export interface UpstreamGroup { name: string; servers: string[]; failTimeoutMs: number; keepalive: number; maxPending: number }
 
 export interface Site {
   /** The first server name: how logs and errors name the site. */
@@ -175,7 +175,7 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
 
   const upstreams: Record<string, UpstreamGroup> = {};
   for (const [name, group] of Object.entries(raw.upstreams)) {
-    upstreams[name] = { name, servers: group.servers.map((s) => new URL(s).origin), failTimeoutMs: group.fail_timeout, keepalive: group.keepalive };
+    upstreams[name] = { name, servers: group.servers.map((s) => new URL(s).origin), failTimeoutMs: group.fail_timeout, keepalive: group.keepalive, maxPending: group.max_pending };
   }
 
   const seenPaths = new Set<string>();
@@ -251,7 +251,7 @@ function routeAction(r: RouteSettings, i: number, upstreams: Record<string, Upst
     problem(['routes', i, 'upstream'], 'upstream URLs are http:// or https:// with a host and optional port, no path, query or credentials');
     return undefined;
   }
-  upstreams[parsed] ??= { name: parsed, servers: [parsed], failTimeoutMs: 10_000, keepalive: 64 };
+  upstreams[parsed] ??= { name: parsed, servers: [parsed], failTimeoutMs: 10_000, keepalive: 64, maxPending: DEFAULT_MAX_PENDING };
   return { kind: 'proxy', upstream: parsed };
 }
 

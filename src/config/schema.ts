@@ -150,12 +150,16 @@ export const ACME_DIRECTORIES: Record<string, string> = {
   staging: 'https://acme-staging-v02.api.letsencrypt.org/directory',
 };
 
+export const DEFAULT_MAX_PENDING = 1024;
+
 const upstreamGroup = z.strictObject({
   servers: z.array(upstreamUrl).min(1),
   /** Passive health (nginx max_fails/fail_timeout): a server that refused a connection is skipped for this long. */
   fail_timeout: duration.default(10_000),
   /** Keep-alive connections per server. */
   keepalive: z.number().int().min(1).max(10_000).default(64),
+  /** Requests that may wait for a free connection when every one is busy; beyond that 503 (Envoy max_pending_requests). */
+  max_pending: z.number().int().min(0).max(1_000_000).default(DEFAULT_MAX_PENDING),
 });
 
 const route = z.strictObject({

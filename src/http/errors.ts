@@ -21,6 +21,7 @@ export const ERRORS = {
   ERR_SITE_UNKNOWN: { status: 421, title: 'Misdirected Request', detail: 'No site is configured for this host name.' },
   ERR_UPSTREAM_UNREACHABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream server could not be reached.' },
   ERR_UPSTREAM_RESET: { status: 502, title: 'Bad Gateway', detail: 'The upstream server closed the connection or sent an invalid response.' },
+  ERR_UPSTREAM_BUSY: { status: 503, title: 'Service Unavailable', detail: 'The upstream server is busy with other requests. Try again shortly.' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', detail: 'The upstream server did not answer in time.' },
   ERR_SHUTTING_DOWN: { status: 503, title: 'Service Unavailable', detail: 'The server is shutting down.' },
   ERR_INTERNAL: { status: 500, title: 'Internal Server Error', detail: 'Something went wrong on our side.' },

@@ -5,11 +5,12 @@ import type { Dispatcher } from 'undici';
 import type { Route } from '../config/load.ts';
 import type { ErrorCode } from '../http/errors.ts';
 import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';
+import { ClientClosedError, clientGone, watchClient } from './client-abort.ts';
 import { clientResponseHeaders } from './request-headers.ts';
 import type { UpstreamGroupPool, UpstreamServer } from './upstream-pools.ts';
 
 export interface ForwardResult {
-  /** The upstream server that answered (or the last one tried). */
+  /** The upstream server that answered (or the last one tried); unset when no request was sent. */
   upstream?: string;
   /** Set when Gatehouse must answer with an error itself (nothing was sent to the client yet). */
   error?: ErrorCode;
@@ -17,6 +18,8 @@ export interface ForwardResult {
   cause?: Error;
   /** Bytes of response body written to the client. */
   bytes: number;
+  /** The client went away first; the upstream exchange was aborted (or never started). */
+  clientClosed?: boolean;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -33,49 +36,65 @@ export async function forwardHttp(req: AnyRequest, res: AnyResponse, options: {
   const declaredLength = contentLength(req.headers['content-length']);
   if (declaredLength !== undefined && declaredLength > route.maxBodySize) return { error: 'ERR_BODY_TOO_LARGE', bytes: 0 };
 
+  const client = watchClient(req, res);
   let body: Buffer | Readable | null = null;
-  if (hasBody(req, declaredLength)) {
-    if (route.requestBuffering) {
-      const buffered = await readBody(req, route.maxBodySize).catch((error: Error) => error);
-      if (buffered instanceof Error) return { error: buffered instanceof BodyTooLargeError ? 'ERR_BODY_TOO_LARGE' : 'ERR_HTTP_BAD_REQUEST', cause: buffered, bytes: 0 };
-      body = buffered;
-    } else {
-      body = declaredLength === undefined ? limitBody(req, route.maxBodySize) : req;
+  try {
+    if (hasBody(req, declaredLength)) {
+      if (route.requestBuffering) {
+        const buffered = await readBody(req, route.maxBodySize).catch((error: Error) => error);
+        if (buffered instanceof Error) return { error: buffered instanceof BodyTooLargeError ? 'ERR_BODY_TOO_LARGE' : 'ERR_HTTP_BAD_REQUEST', cause: buffered, bytes: 0 };
+        body = buffered;
+      } else {
+        body = declaredLength === undefined ? limitBody(req, route.maxBodySize) : req;
+      }
     }
-  }
-  // A body stream can be sent once only; a buffered body or none can go to the next server after a refused connection.
-  const retryable = IDEMPOTENT.has(method) && !(body !== null && !Buffer.isBuffer(body));
+    // A body stream can be sent once only; a buffered body or none can go to the next server after a refused connection.
+    const retryable = IDEMPOTENT.has(method) && !(body !== null && !Buffer.isBuffer(body));
 
-  let last: ForwardResult = { error: 'ERR_UPSTREAM_UNREACHABLE', bytes: 0 };
-  for (const server of group.attemptOrder()) {
-    last = await dispatchOnce(req, res, server, group, { method, path, headers, body, route });
-    const code = (last.cause as NodeJS.ErrnoException | undefined)?.code;
-    if (!last.error || !code || !CONNECT_FAILURES.has(code)) return last;
-    group.markDown(server);
-    if (!retryable) return last;
+    let last: ForwardResult = { error: 'ERR_UPSTREAM_UNREACHABLE', bytes: 0 };
+    for (const server of group.attemptOrder()) {
+      const slot = await group.acquire(server, client.signal, route.connectTimeoutMs);
+      if (slot === 'busy') return { error: 'ERR_UPSTREAM_BUSY', cause: new Error(`all ${server.keepalive} connections to ${server.origin} are busy`), bytes: 0 };
+      // The wait above also lets a reset that came with the request (HTTP/2 HEADERS + RST_STREAM) be seen first.
+      if (slot === 'cancelled' || client.signal.aborted || clientGone(req, res)) return { clientClosed: true, bytes: 0 };
+      try {
+        last = await dispatchOnce(res, server, group, client.signal, { method, path, headers, body, route });
+      } finally {
+        slot.release();
+      }
+      const code = (last.cause as NodeJS.ErrnoException | undefined)?.code;
+      if (!last.error || !code || !CONNECT_FAILURES.has(code)) return last;
+      group.markDown(server);
+      if (!retryable) return last;
+    }
+    return last;
+  } finally {
+    client.settle();
   }
-  return last;
 }
 
-function dispatchOnce(req: AnyRequest, res: AnyResponse, server: UpstreamServer, group: UpstreamGroupPool, request: {
+function dispatchOnce(res: AnyResponse, server: UpstreamServer, group: UpstreamGroupPool, signal: AbortSignal, request: {
   method: string; path: string; headers: Record<string, string | string[]>; body: Buffer | Readable | null; route: Route;
 }): Promise<ForwardResult> {
   const { route } = request;
   const pool = group.poolFor(server, route.connectTimeoutMs);
   return new Promise((resolve) => {
+    let sent = false;
     let started = false;
     let bytes = 0;
     let stallTimer: NodeJS.Timeout | undefined;
     let flushTimer: NodeJS.Immediate | undefined;
     let controller: Dispatcher.DispatchController | undefined;
-    const done = (result: Omit<ForwardResult, 'upstream' | 'bytes'>) => {
+    const done = (result: Omit<ForwardResult, 'bytes'>) => {
       clearTimeout(stallTimer);
       clearImmediate(flushTimer);
-      res.off('close', onClientClose);
+      signal.removeEventListener('abort', onClientGone);
       resolve({ upstream: server.origin, bytes, ...result });
     };
-    const onClientClose = () => { if (!res.writableFinished && controller) abortUpstream(controller, new Error('client closed the connection')); };
-    res.on('close', onClientClose);
+    // The client went away: the upstream request is aborted and its connection closed (an HTTP/1.1 exchange cannot be
+    // cancelled otherwise), so the pool never keeps a connection busy for a response nobody reads.
+    const onClientGone = () => { if (controller) abortUpstream(controller, signal.reason as Error); };
+    signal.addEventListener('abort', onClientGone, { once: true });
 
     pool.dispatch({
       origin: server.origin,
@@ -88,7 +107,9 @@ function dispatchOnce(req: AnyRequest, res: AnyResponse, server: UpstreamServer,
     }, {
       onRequestStart(c) {
         controller = c;
-        if (res.destroyed) c.abort(new Error('client closed the connection'));
+        // Called just before the request is written to a connected socket: aborting here sends nothing.
+        if (signal.aborted) c.abort(signal.reason as Error);
+        else sent = true;
       },
       onResponseStart(_c, statusCode, headers) {
         started = true;
@@ -112,10 +133,15 @@ function dispatchOnce(req: AnyRequest, res: AnyResponse, server: UpstreamServer,
         done({});
       },
       onResponseError(_c, error) {
+        if (signal.aborted || errorCodeFor(error) === undefined) {
+          // The access log names an upstream only when the request did reach it.
+          done({ clientClosed: true, ...(sent ? {} : { upstream: undefined }) });
+          return;
+        }
         if (started || res.headersSent) {
           // Mid-stream failure: the client must see a broken response, not a short one that looks complete.
-          if ('stream' in res) res.stream.close(0x2 /* INTERNAL_ERROR */); else res.destroy(error);
           done({ cause: error });
+          if ('stream' in res) res.stream.close(0x2 /* INTERNAL_ERROR */); else res.destroy(error);
           return;
         }
         done({ error: errorCodeFor(error), cause: error });
@@ -130,9 +156,13 @@ function abortUpstream(controller: Dispatcher.DispatchController, reason: Error)
   if (controller.paused) controller.resume();
 }
 
-function errorCodeFor(error: Error): ErrorCode {
+/** Our answer for a failed exchange; undefined when the client itself went away (nobody is left to answer). */
+function errorCodeFor(error: Error): ErrorCode | undefined {
+  const cause = (error as { cause?: unknown }).cause;
+  const ours = [error, cause];
+  if (ours.some((e) => e instanceof ClientClosedError)) return undefined;
+  if (ours.some((e) => e instanceof BodyTooLargeError)) return 'ERR_BODY_TOO_LARGE';
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  if (error instanceof BodyTooLargeError || code === 'ERR_BODY_TOO_LARGE' || (error as { cause?: unknown }).cause instanceof BodyTooLargeError) return 'ERR_BODY_TOO_LARGE';
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'ERR_UPSTREAM_TIMEOUT';
   if (CONNECT_FAILURES.has(code)) return 'ERR_UPSTREAM_UNREACHABLE';
   return 'ERR_UPSTREAM_RESET';
