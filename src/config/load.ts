@@ -41,6 +41,7 @@ export interface Route {
   connectTimeoutMs: number;
   sendTimeoutMs: number;
   readTimeoutMs: number;
+  bodyTimeoutMs: number;
   requestBuffering: boolean;
 }
 
@@ -193,6 +194,7 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
       connectTimeoutMs: r.connect_timeout ?? defaults.connect_timeout,
       sendTimeoutMs: r.send_timeout ?? defaults.send_timeout,
       readTimeoutMs: r.read_timeout ?? defaults.read_timeout,
+      bodyTimeoutMs: r.body_timeout ?? defaults.body_timeout,
       requestBuffering: r.request_buffering ?? defaults.request_buffering,
     };
   });

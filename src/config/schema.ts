@@ -66,6 +66,7 @@ const proxyKnobs = {
   connect_timeout: duration.optional(),
   send_timeout: duration.optional(),
   read_timeout: duration.optional(),
+  body_timeout: duration.optional(),
   request_buffering: z.boolean().optional(),
 };
 
@@ -92,6 +93,8 @@ export const globalSchema = z.strictObject({
     connect_timeout: duration.default(60_000),
     send_timeout: duration.default(60_000),
     read_timeout: duration.default(60_000),
+    /** Longest silence between two chunks of a request body (nginx client_body_timeout): 408, or the exchange is cut. */
+    body_timeout: duration.default(60_000),
     request_buffering: z.boolean().default(false),
   }).prefault({}),
   lifecycle: z.strictObject({

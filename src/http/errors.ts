@@ -9,6 +9,7 @@ export const ERRORS = {
   ERR_ACME_UNKNOWN_TOKEN: { status: 404, title: 'Not Found', detail: 'No ACME challenge with this token is pending.' },
   ERR_STATIC_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'The file does not exist.' },
   ERR_HTTP_METHOD: { status: 405, title: 'Method Not Allowed', detail: 'This route serves files with GET and HEAD only.' },
+  ERR_BODY_TIMEOUT: { status: 408, title: 'Request Timeout', detail: 'The request body did not arrive in time.' },
   ERR_BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', detail: 'The request body exceeds the size this route accepts.' },
   ERR_AUTH_REQUIRED: { status: 401, title: 'Unauthorized', detail: 'Sign in to use this site.' },
   ERR_AUTH_FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'Your account may not use this site.' },

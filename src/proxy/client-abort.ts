@@ -1,11 +1,15 @@
 // What happens upstream when the client of a proxied request goes away first. The rule, as nginx applies it
 // (without proxy_ignore_client_abort): once the client cannot take the response any more (its HTTP/2 stream was
 // reset, its HTTP/1.1 connection closed), the upstream exchange is aborted at once and its connection is closed,
-// so no request nobody waits for holds an upstream connection.
+// so no request nobody waits for holds an upstream connection; and a request body the client did not finish is
+// never delivered upstream as a finished one: the upstream sees its connection cut mid-body, a failed request.
 // Kept in this one module so that whatever client talks to the upstream keeps the same semantics.
+import { Readable } from 'node:stream';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
 
 export class ClientClosedError extends Error { code = 'ERR_CLIENT_CLOSED'; }
+export class BodyTooLargeError extends Error { code = 'ERR_BODY_TOO_LARGE'; }
+export class BodyTimeoutError extends Error { code = 'ERR_BODY_TIMEOUT'; }
 
 /** True once the client cannot take this response any more: its HTTP/2 stream is closed, its HTTP/1.1 connection gone. */
 export function clientGone(req: AnyRequest, res: AnyResponse): boolean {
@@ -31,4 +35,50 @@ export function watchClient(req: AnyRequest, res: AnyResponse): { signal: AbortS
       res.off('close', abort);
     },
   };
+}
+
+/** Whether the client sent its whole body: HTTP/1.1 a complete message, HTTP/2 END_STREAM (a reset also ends the request stream). */
+function finishedByClient(req: AnyRequest): boolean {
+  return 'stream' in req ? req.stream.readableEnded && !req.stream.aborted : req.complete;
+}
+
+/**
+ * The request body as the upstream receives it. It ends only when the client finished it, and fails (so the upstream
+ * request fails and its connection is closed) when the client goes away mid-body, when it grows past `maxBytes`
+ * (nginx cuts chunked bodies off the same way), or when no chunk arrives for `idleMs` while one is wanted
+ * (nginx client_body_timeout: the time between two reads, not for the whole body).
+ */
+export function clientBody(req: AnyRequest, options: { maxBytes: number; idleMs: number }): Readable {
+  let received = 0;
+  let ended = false;
+  // Only while the reader wants more does a silent client count against the timeout; backpressure from the
+  // upstream does not. One timer, refreshed per chunk, ignored while not wanted.
+  let wanted = false;
+  const timer = setTimeout(() => { if (wanted) fail(new BodyTimeoutError(`no request body data for ${options.idleMs} ms`)); }, options.idleMs);
+  timer.unref();
+  const want = () => { wanted = true; timer.refresh(); };
+  const body = new Readable({
+    read() { if (!ended) { want(); req.resume(); } },
+    destroy(error, callback) { cleanup(); callback(error); },
+  });
+  const fail = (error: Error) => { if (!ended) { ended = true; body.destroy(error); } };
+  const onData = (chunk: Buffer) => {
+    wanted = false;
+    received += chunk.length;
+    if (received > options.maxBytes) return fail(new BodyTooLargeError(`request body exceeds ${options.maxBytes} bytes`));
+    if (body.push(chunk)) want(); else req.pause();
+  };
+  const onEnd = () => {
+    if (!finishedByClient(req)) return fail(new ClientClosedError('the client reset the request before its body was complete'));
+    ended = true;
+    cleanup();
+    body.push(null);
+  };
+  const onGone = () => fail(new ClientClosedError('the client closed the connection before the request body was complete'));
+  const cleanup = () => {
+    clearTimeout(timer);
+    req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onGone);
+  };
+  req.on('data', onData).once('end', onEnd).once('error', onGone).once('close', onGone);
+  return body;
 }

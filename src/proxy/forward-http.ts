@@ -1,11 +1,11 @@
 // Forwards one HTTP request (from an HTTP/1.1 or HTTP/2 client) to an upstream over a keep-alive pool and streams the
 // answer back: no buffering in either direction unless the route asks for request buffering, backpressure both ways.
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Route } from '../config/load.ts';
 import type { ErrorCode } from '../http/errors.ts';
 import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';
-import { ClientClosedError, clientGone, watchClient } from './client-abort.ts';
+import { BodyTimeoutError, BodyTooLargeError, ClientClosedError, clientBody, clientGone, watchClient } from './client-abort.ts';
 import { clientResponseHeaders } from './request-headers.ts';
 import type { UpstreamGroupPool, UpstreamServer } from './upstream-pools.ts';
 
@@ -26,8 +26,6 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** Failures where the request never reached the server: safe to try the next one. */
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
-class BodyTooLargeError extends Error { code = 'ERR_BODY_TOO_LARGE'; }
-
 export async function forwardHttp(req: AnyRequest, res: AnyResponse, options: {
   route: Route; group: UpstreamGroupPool; headers: Record<string, string | string[]>; path: string;
 }): Promise<ForwardResult> {
@@ -40,12 +38,11 @@ export async function forwardHttp(req: AnyRequest, res: AnyResponse, options: {
   let body: Buffer | Readable | null = null;
   try {
     if (hasBody(req, declaredLength)) {
+      body = clientBody(req, { maxBytes: route.maxBodySize, idleMs: route.bodyTimeoutMs });
       if (route.requestBuffering) {
-        const buffered = await readBody(req, route.maxBodySize).catch((error: Error) => error);
-        if (buffered instanceof Error) return { error: buffered instanceof BodyTooLargeError ? 'ERR_BODY_TOO_LARGE' : 'ERR_HTTP_BAD_REQUEST', cause: buffered, bytes: 0 };
+        const buffered = await readBody(body).catch((error: Error) => error);
+        if (buffered instanceof Error) return failed(buffered);
         body = buffered;
-      } else {
-        body = declaredLength === undefined ? limitBody(req, route.maxBodySize) : req;
       }
     }
     // A body stream can be sent once only; a buffered body or none can go to the next server after a refused connection.
@@ -57,6 +54,7 @@ export async function forwardHttp(req: AnyRequest, res: AnyResponse, options: {
       if (slot === 'busy') return { error: 'ERR_UPSTREAM_BUSY', cause: new Error(`all ${server.keepalive} connections to ${server.origin} are busy`), bytes: 0 };
       // The wait above also lets a reset that came with the request (HTTP/2 HEADERS + RST_STREAM) be seen first.
       if (slot === 'cancelled' || client.signal.aborted || clientGone(req, res)) return { clientClosed: true, bytes: 0 };
+      if (body !== null && !Buffer.isBuffer(body) && body.errored) { slot.release(); return failed(body.errored); }
       try {
         last = await dispatchOnce(res, server, group, client.signal, { method, path, headers, body, route });
       } finally {
@@ -70,7 +68,15 @@ export async function forwardHttp(req: AnyRequest, res: AnyResponse, options: {
     return last;
   } finally {
     client.settle();
+    // A streamed body the upstream never took (busy, cancelled) must not keep listening to the client.
+    if (body !== null && !Buffer.isBuffer(body) && !body.readableEnded) body.destroy();
   }
+}
+
+/** A request that failed on the client's side (its body): an error page, or nothing when the client is gone. */
+function failed(error: Error): ForwardResult {
+  const code = errorCodeFor(error);
+  return code === undefined ? { clientClosed: true, bytes: 0 } : { error: code, cause: error, bytes: 0 };
 }
 
 function dispatchOnce(res: AnyResponse, server: UpstreamServer, group: UpstreamGroupPool, signal: AbortSignal, request: {
@@ -162,6 +168,7 @@ function errorCodeFor(error: Error): ErrorCode | undefined {
   const ours = [error, cause];
   if (ours.some((e) => e instanceof ClientClosedError)) return undefined;
   if (ours.some((e) => e instanceof BodyTooLargeError)) return 'ERR_BODY_TOO_LARGE';
+  if (ours.some((e) => e instanceof BodyTimeoutError)) return 'ERR_BODY_TIMEOUT';
   const code = (error as NodeJS.ErrnoException).code ?? '';
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'ERR_UPSTREAM_TIMEOUT';
   if (CONNECT_FAILURES.has(code)) return 'ERR_UPSTREAM_UNREACHABLE';
@@ -178,27 +185,9 @@ function hasBody(req: AnyRequest, declaredLength: number | undefined): boolean {
   return (declaredLength ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
 }
 
-/** Passes a body of unknown length through, failing the stream once it exceeds the limit (nginx cuts chunked bodies off the same way). */
-function limitBody(source: Readable, limit: number): Readable {
-  let seen = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      seen += chunk.length;
-      if (seen > limit) callback(new BodyTooLargeError(`request body exceeds ${limit} bytes`));
-      else callback(null, chunk);
-    },
-  });
-  source.on('error', (error) => counter.destroy(error));
-  return source.pipe(counter);
-}
-
-async function readBody(source: Readable, limit: number): Promise<Buffer> {
+/** Reads a whole body (request_buffering = true); clientBody() bounds its size and the time between chunks. */
+async function readBody(source: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  let seen = 0;
-  for await (const chunk of source as AsyncIterable<Buffer>) {
-    seen += chunk.length;
-    if (seen > limit) throw new BodyTooLargeError(`request body exceeds ${limit} bytes`);
-    chunks.push(chunk);
-  }
+  for await (const chunk of source as AsyncIterable<Buffer>) chunks.push(chunk);
   return Buffer.concat(chunks);
 }

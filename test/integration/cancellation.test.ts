@@ -1,6 +1,6 @@
 // A client that goes away (HTTP/2 RST_STREAM, a closed HTTP/1.1 connection) ends its upstream exchange at once:
-// the pool is never held by requests nobody waits for, the access log says 499, and the in-flight gauge counts the
-// request until its exchange is over.
+// the pool is never held by requests nobody waits for, an unfinished request body never reaches the upstream as a
+// finished one, the access log says 499, and the in-flight gauge counts the request until its exchange is over.
 // Real TLS clients, a real Express 5 upstream and a node:http upstream that records what it saw.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -105,6 +105,92 @@ test('an upstream that does not answer: requests cancelled over HTTP/2 and HTTP/
   assert.equal((await accessLine(gh, '/h1/1')).status, 499);
 });
 
+test('a request body that does not arrive whole never reaches the upstream whole (HTTP/2 resets, HTTP/1.1 closed connections)', async (t) => {
+  // Answers a complete body, except on /hang-* (so an aborted exchange is always visible as such).
+  const upstream = await startRecorder(t, (seen) => (seen.url.startsWith('/hang') ? 'hang' : () => `got ${seen.body.length}`));
+  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, '', `
+[[routes]]
+path = "/buffered"
+upstream = "app"
+request_buffering = true
+`) } });
+  const session = connect(t, gh);
+  const put2 = (path: string, headers: Record<string, string> = {}) => {
+    const stream = session.request({ ':method': 'PUT', ':path': path, ':authority': 'app.test', ...headers });
+    stream.on('error', () => {});
+    return stream;
+  };
+  const written = (stream: http2.ClientHttp2Stream, data: string | Buffer) => new Promise((resolve) => stream.write(data, resolve));
+  // More than the 64 KiB flow-control window Gatehouse grants a stream: the client still holds some of it when it resets,
+  // so the reset cuts the body off (a browser cancelling an upload). With nothing left to send, node:http2's close()
+  // sends END_STREAM before RST_STREAM, which makes a complete body followed by a cancel.
+  const rest = Buffer.alloc(256 * 1024, 'x');
+
+  // HTTP/2, no content-length (chunked upstream): `hello` arrives, then the client resets mid-upload.
+  const chunked = put2('/h2-chunked');
+  await written(chunked, 'hello');
+  const seenChunked = await upstream.request('/h2-chunked');
+  await within(seenChunked.received(5), 10_000, 'the upstream gets the first bytes while the client still sends');
+  chunked.write(rest);
+  chunked.close(NGHTTP2_CANCEL);
+  assert.equal(await within(seenChunked.bodyEnded, 10_000, 'the upstream body ends'), 'aborted', 'an HTTP/2 body reset mid-upload is never a complete body upstream');
+  assert.equal((await accessLine(gh, '/h2-chunked')).status, 499);
+
+  // HTTP/2, content-length: 5, `hel`, then RST_STREAM (node:http2 sends END_STREAM first: nghttp2 refuses the short body).
+  const partial = put2('/h2-length', { 'content-length': '5' });
+  await written(partial, 'hel');
+  const seenPartial = await upstream.request('/h2-length');
+  await within(seenPartial.received(3), 10_000, 'the upstream gets the first bytes');
+  partial.close(NGHTTP2_CANCEL);
+  assert.equal(await within(seenPartial.bodyEnded, 10_000, 'the upstream body ends'), 'aborted');
+
+  // HTTP/2, content-length: 5, reset at once.
+  put2('/h2-at-once', { 'content-length': '5' }).close(NGHTTP2_CANCEL);
+  const atOnce = await accessLine(gh, '/h2-at-once');
+  assert.equal(atOnce.status, 499, 'logged as a client abort, not 200');
+  // Logged once Gatehouse is done with it: by then the request was either never sent (no upstream in the line) or cut off.
+  if (atOnce.upstream) assert.equal(await within((await upstream.request('/h2-at-once')).bodyEnded, 10_000, 'the upstream body ends'), 'aborted', 'never a complete empty body');
+
+  // HTTP/2, `hello` then close(NGHTTP2_CANCEL): on the wire a complete body, then a cancel. Whether or not the body's
+  // end was forwarded before the reset arrived, the exchange is aborted at once and nobody waits for its answer.
+  const cancelled = put2('/hang-cancelled');
+  await written(cancelled, 'hello');
+  const seenCancelled = await upstream.request('/hang-cancelled');
+  await within(seenCancelled.received(5), 10_000, 'the upstream gets the body');
+  cancelled.close(NGHTTP2_CANCEL);
+  assert.equal(await within(seenCancelled.responseEnded, 10_000, 'the upstream exchange ends'), 'aborted');
+  assert.equal((await accessLine(gh, '/hang-cancelled')).status, 499);
+
+  // request_buffering = true: a truncated body is never sent at all.
+  const buffered = put2('/buffered/x');
+  await written(buffered, 'hello');
+  buffered.write(rest);
+  buffered.close(NGHTTP2_CANCEL);
+  assert.equal((await accessLine(gh, '/buffered/x')).status, 499);
+  assert.equal(upstream.seen.some((s) => s.url === '/buffered/x'), false, 'a buffered body the client did not finish is never forwarded');
+
+  // HTTP/1.1: content-length 5 and chunked, the connection closed mid-body.
+  for (const [path, headers] of [['/h1-length', { 'content-length': '5' }], ['/h1-chunked', { 'transfer-encoding': 'chunked' }]] as const) {
+    const req = https.request({ host: '127.0.0.1', port: gh.port, servername: 'app.test', ca: ca.caPem, method: 'PUT', path, headers: { host: 'app.test', ...headers }, agent: false });
+    req.on('error', () => {});
+    req.write('hel');
+    const seen = await upstream.request(path);
+    await within(seen.received(3), 10_000, `the upstream gets the first bytes of ${path}`);
+    req.destroy();
+    assert.equal(await within(seen.bodyEnded, 10_000, 'the upstream body ends'), 'aborted', `${path}: a closed connection is an aborted request upstream`);
+    assert.equal((await accessLine(gh, path)).status, 499);
+  }
+
+  // A body that does arrive whole still does, streamed and buffered.
+  for (const path of ['/h2-whole', '/buffered/whole']) {
+    const whole = put2(path, { 'content-length': '5' });
+    whole.end('hello');
+    const [headers] = await once(whole, 'response') as [http2.IncomingHttpHeaders];
+    assert.equal(headers[':status'], 200);
+    assert.equal(await readAll(whole), 'got 5', path);
+  }
+});
+
 test('the in-flight gauge counts a hanging HTTP/2 request until its upstream exchange is over', async (t) => {
   const upstream = await startRecorder(t, () => 'hang');
   const gh = await startGatehouse(t, { main: '[metrics]\nlisten = "127.0.0.1:0"\n', sites: { app: site(upstream.url, '', 'read_timeout = "5m"') } });
@@ -117,4 +203,47 @@ test('the in-flight gauge counts a hanging HTTP/2 request until its upstream exc
   assert.equal(await within(seen.responseEnded, 10_000, 'the upstream sees the exchange aborted'), 'aborted');
   await accessLine(gh, '/hang');
   assert.equal(await inFlight(), 0, 'once the exchange is over nothing is in flight');
+});
+
+test('body_timeout: a request body that stalls is cut with 408 (or a reset once the response started) and the upstream sees an abort', async (t) => {
+  const upstream = await startRecorder(t, (seen) => {
+    if (seen.url !== '/early') return 'ok';
+    // Answers before reading the body, then waits for it.
+    seen.res.writeHead(200, { 'content-type': 'text/plain' });
+    seen.res.write('started');
+    return 'hang';
+  });
+  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, '', 'body_timeout = "1s"') } });
+  const session = connect(t, gh);
+
+  const slow = session.request({ ':method': 'PUT', ':path': '/slow-h2', ':authority': 'app.test', accept: 'application/json' });
+  slow.on('error', () => {});
+  slow.write('hel');
+  const [headers] = await within(once(slow, 'response') as Promise<[http2.IncomingHttpHeaders]>, 15_000, 'an answer to the stalled HTTP/2 body');
+  assert.equal(headers[':status'], 408);
+  const reply = JSON.parse(await readAll(slow)) as { error: string; request_id: string };
+  assert.equal(reply.error, 'ERR_BODY_TIMEOUT');
+  const line = await gh.logLine((l) => l.req_id === reply.request_id && l.msg === 'request', 'the 408 in the access log');
+  assert.equal(line.error, 'ERR_BODY_TIMEOUT');
+  assert.equal(await within((await upstream.request('/slow-h2')).bodyEnded, 10_000, 'the upstream body ends'), 'aborted');
+
+  const req = https.request({ host: '127.0.0.1', port: gh.port, servername: 'app.test', ca: ca.caPem, method: 'PUT', path: '/slow-h1', headers: { host: 'app.test', 'content-length': '5' }, agent: false });
+  req.on('error', () => {});
+  req.write('hel');
+  const [res] = await within(once(req, 'response') as Promise<[import('node:http').IncomingMessage]>, 15_000, 'an answer to the stalled HTTP/1.1 body');
+  assert.equal(res.statusCode, 408);
+  assert.equal(res.headers.connection, 'close', 'the unread rest of the body is not drained from the connection');
+  res.resume();
+  assert.equal(await within((await upstream.request('/slow-h1')).bodyEnded, 10_000, 'the upstream body ends'), 'aborted');
+
+  // The upstream answered before the body stalled: the response is cut, not completed.
+  const early = session.request({ ':method': 'PUT', ':path': '/early', ':authority': 'app.test' });
+  early.on('error', () => {});
+  early.write('hel');
+  const [earlyHeaders] = await once(early, 'response') as [http2.IncomingHttpHeaders];
+  assert.equal(earlyHeaders[':status'], 200);
+  const cut = new Promise<number>((resolve) => early.on('close', () => resolve(early.rstCode ?? 0)));
+  early.resume();
+  assert.notEqual(await within(cut, 15_000, 'the started response is cut'), http2.constants.NGHTTP2_NO_ERROR, 'reset, not a response that looks complete');
+  assert.equal(await within((await upstream.request('/early')).bodyEnded, 10_000, 'the upstream body ends'), 'aborted');
 });
