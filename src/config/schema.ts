@@ -75,6 +75,10 @@ export const globalSchema = z.strictObject({
     listen: z.array(listenAddress).min(1).default([{ host: '0.0.0.0', port: 443 }]),
     /** A server name of the site that answers clients without SNI or with an unknown name; unset = refuse the handshake. */
     default_site: serverName.optional(),
+    /** Streams one HTTP/2 connection may have open at once (nginx http2_max_concurrent_streams); more are refused. */
+    http2_max_concurrent_streams: z.number().int().min(1).max(2 ** 31 - 1).default(128),
+    /** Streams one HTTP/2 client may reset: this many at once, refilled at this many per 10 s (rapid reset, CVE-2023-44487). */
+    http2_max_resets: z.number().int().min(1).max(1_000_000).default(200),
   }).prefault({}),
   http: z.strictObject({
     listen: z.array(listenAddress).default([]),

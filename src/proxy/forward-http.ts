@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Route } from '../config/load.ts';
 import type { ErrorCode } from '../http/errors.ts';
+import { resetStream } from '../http/http2-limits.ts';
 import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';
 import { BodyTimeoutError, BodyTooLargeError, ClientClosedError, clientBody, clientGone, watchClient } from './client-abort.ts';
 import { clientResponseHeaders } from './request-headers.ts';
@@ -147,7 +148,7 @@ function dispatchOnce(res: AnyResponse, server: UpstreamServer, group: UpstreamG
         if (started || res.headersSent) {
           // Mid-stream failure: the client must see a broken response, not a short one that looks complete.
           done({ cause: error });
-          if ('stream' in res) res.stream.close(0x2 /* INTERNAL_ERROR */); else res.destroy(error);
+          if ('stream' in res) resetStream(res.stream); else res.destroy(error);
           return;
         }
         done({ error: errorCodeFor(error), cause: error });
