@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http2 from 'node:http2';
+import https from 'node:https';
 import { test } from 'node:test';
 import { readAll } from '../helpers/backend.ts';
 import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
@@ -87,4 +88,29 @@ test('a request waits for a busy group no longer than connect_timeout: then 503 
   assert.equal(late.status, 503);
   assert.equal((JSON.parse(late.body) as { error: string }).error, 'ERR_UPSTREAM_BUSY');
   assert.equal(upstream.seen.length, 1, 'the waiting request never reached the upstream');
+});
+
+test('a client that leaves while its upload waits in line takes nothing with it: the request is never sent, the process lives on', async (t) => {
+  const upstream = await startRecorder(t, (seen) => (seen.url === '/hold' ? 'hang' : 'ok'));
+  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, 'keepalive = 1', 'read_timeout = "5m"') } });
+  const session = connect(t, gh);
+  const hold = session.request({ ':path': '/hold', ':authority': 'app.test' });
+  hold.on('error', () => {});
+  const held = await upstream.request('/hold');
+  // Waiting in line with half a body, over both protocols; then the clients go.
+  const h1 = https.request({ host: '127.0.0.1', port: gh.port, servername: 'app.test', ca: ca.caPem, method: 'PUT', path: '/upload-h1', headers: { host: 'app.test', 'content-length': '10' }, agent: false });
+  h1.on('error', () => {});
+  await new Promise((resolve) => h1.write('hello', resolve));
+  const h2 = session.request({ ':method': 'PUT', ':path': '/upload-h2', ':authority': 'app.test' });
+  h2.on('error', () => {});
+  await new Promise((resolve) => h2.write('hello', resolve));
+  const over = (path: string) => gh.logLine((l) => l.msg === 'request' && l.path === path, `${path} over`);
+  const [h1Line, h2Line] = [over('/upload-h1'), over('/upload-h2')];
+  h1.destroy();
+  h2.close(NGHTTP2_CANCEL);
+  assert.equal((await h1Line).status, 499);
+  assert.equal((await h2Line).status, 499);
+  held.res.end('done');
+  assert.deepEqual(await within(get2(session, '/after'), 10_000, 'the next request'), { status: 200, body: 'ok' });
+  assert.deepEqual(upstream.seen.map((s) => s.url), ['/hold', '/after']);
 });
