@@ -49,12 +49,18 @@ export async function forwardHttp(req: AnyRequest, res: AnyResponse, options: {
     // A body stream can be sent once only; a buffered body or none can go to the next server after a refused connection.
     const retryable = IDEMPOTENT.has(method) && !(body !== null && !Buffer.isBuffer(body));
 
+    // HTTP/2: nothing goes upstream before the rest of the read that carried the request has been handled, so a
+    // RST_STREAM right behind its HEADERS (rapid reset) costs the upstream nothing.
+    if ('stream' in req) await new Promise((resolve) => setImmediate(resolve));
+
     let last: ForwardResult = { error: 'ERR_UPSTREAM_UNREACHABLE', bytes: 0 };
     for (const server of group.attemptOrder()) {
       const slot = await group.acquire(server, client.signal, route.connectTimeoutMs);
       if (slot === 'busy') return { error: 'ERR_UPSTREAM_BUSY', cause: new Error(`all ${server.keepalive} connections to ${server.origin} are busy`), bytes: 0 };
-      // The wait above also lets a reset that came with the request (HTTP/2 HEADERS + RST_STREAM) be seen first.
-      if (slot === 'cancelled' || client.signal.aborted || clientGone(req, res)) return { clientClosed: true, bytes: 0 };
+      if (slot === 'cancelled' || client.signal.aborted || clientGone(req, res)) {
+        if (slot !== 'cancelled') slot.release();
+        return { clientClosed: true, bytes: 0 };
+      }
       if (body !== null && !Buffer.isBuffer(body) && body.errored) { slot.release(); return failed(body.errored); }
       try {
         last = await dispatchOnce(res, server, group, client.signal, { method, path, headers, body, route });

@@ -27,6 +27,13 @@ export function getHeaders(stream: number, authority: string): Buffer {
   return frame(FRAME.HEADERS, END_STREAM | END_HEADERS, stream, block);
 }
 
+/** RST_STREAM with an error code (RFC 9113 §6.4). */
+export function rstStream(stream: number, code: number): Buffer {
+  const payload = Buffer.alloc(4);
+  payload.writeUInt32BE(code);
+  return frame(FRAME.RST_STREAM, 0, stream, payload);
+}
+
 export interface RawSession {
   socket: tls.TLSSocket;
   frames: Frame[];

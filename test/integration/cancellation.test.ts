@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import express from 'express';
 import { readAll } from '../helpers/backend.ts';
+import { getHeaders, rawSession, rstStream } from '../helpers/h2-frames.ts';
 import { sample, scrape } from '../helpers/metrics.ts';
 import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
 import { createTestCa } from '../helpers/pki.ts';
@@ -103,6 +104,22 @@ test('an upstream that does not answer: requests cancelled over HTTP/2 and HTTP/
   assert.equal(line.status, 499, 'a request whose client left before the response started is logged 499 (nginx: client closed request)');
   assert.equal(line.aborted, true);
   assert.equal((await accessLine(gh, '/h1/1')).status, 499);
+});
+
+test('requests reset in the same packet as their HEADERS never reach the upstream and hold no connection', async (t) => {
+  const upstream = await startRecorder(t, (seen) => (seen.url === '/' ? 'fresh' : 'hang'));
+  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, 'keepalive = 2', 'read_timeout = "5m"') } });
+  // Two requests first, so both upstream connections are open and idle: a request given one is written at once.
+  const session = connect(t, gh);
+  assert.deepEqual(await Promise.all([get2(session, '/'), get2(session, '/')]), [{ status: 200, body: 'fresh' }, { status: 200, body: 'fresh' }]);
+  const raw = await rawSession(gh.port, { ca: ca.caPem, servername: 'app.test' });
+  t.after(() => raw.close());
+  // Ten GET / + RST_STREAM pairs in one write (the rapid-reset pattern), more than the two connections of the group.
+  raw.send(...Array.from({ length: 10 }, (_, i) => Buffer.concat([getHeaders(2 * i + 1, 'app.test'), rstStream(2 * i + 1, NGHTTP2_CANCEL)])));
+  await gh.logLine(() => gh.logs.filter((l) => l.msg === 'request' && l.status === 499).length === 10, 'ten access lines with 499');
+  assert.deepEqual(await within(get2(session, '/'), 10_000, 'a fresh request after the resets'), { status: 200, body: 'fresh' });
+  assert.equal(upstream.seen.length, 3, 'none of the reset requests reached the upstream');
+  assert.equal(upstream.openConnections() <= 2, true);
 });
 
 test('a request body that does not arrive whole never reaches the upstream whole (HTTP/2 resets, HTTP/1.1 closed connections)', async (t) => {
