@@ -29,33 +29,41 @@ export function resetStream(stream: Http2Stream, code = NGHTTP2_INTERNAL_ERROR):
   stream.close(code);
 }
 
+/** The reset budget of each session (a token bucket), and what to do when it runs out. */
+interface ResetBudget { budget: number; tokens: number; last: number; resets: number; closing: boolean; onExceeded: (resets: number) => void }
+const budgets = new WeakMap<ServerHttp2Session, ResetBudget>();
+
 /**
  * Closes the session with GOAWAY ENHANCE_YOUR_CALM once its client has reset more streams than the budget allows:
  * `budget` at once, refilled at `budget` per 10 s (a token bucket). A reset here is a stream closed before its
  * response was complete, by the client: a browser cancelling what it no longer needs stays far below that.
  */
 export function limitResets(session: ServerHttp2Session, budget: number, onExceeded: (resets: number) => void): void {
-  let tokens = budget;
-  let last = performance.now();
-  let resets = 0;
-  let closing = false;
-  session.on('stream', (stream: Http2Stream) => {
-    // 'aborted' = the stream closed while its response was still open; the session's own end closes streams too.
-    stream.once('aborted', () => {
-      if (closing || resetByUs.has(stream) || session.destroyed) return;
-      resets++;
-      const now = performance.now();
-      tokens = Math.min(budget, tokens + ((now - last) * budget) / RESET_REFILL_MS) - 1;
-      last = now;
-      if (tokens >= 0) return;
-      closing = true;
-      onExceeded(resets);
-      // nghttp2 is in the middle of reading frames here: close once it is done.
-      process.nextTick(() => {
-        if (session.destroyed) return;
-        session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
-        session.destroy();
-      });
-    });
+  budgets.set(session, { budget, tokens: budget, last: performance.now(), resets: 0, closing: false, onExceeded });
+  session.on('stream', watchStream);
+}
+
+// Shared listeners, not closures per stream: this runs for every HTTP/2 request.
+function watchStream(stream: Http2Stream): void {
+  // 'aborted' = the stream closed while its response was still open; the session's own end closes streams too.
+  stream.on('aborted', onAborted);
+}
+
+function onAborted(this: Http2Stream): void {
+  const session = this.session as ServerHttp2Session | undefined;
+  const state = session && budgets.get(session);
+  if (!session || !state || state.closing || resetByUs.has(this) || session.destroyed) return;
+  state.resets++;
+  const now = performance.now();
+  state.tokens = Math.min(state.budget, state.tokens + ((now - state.last) * state.budget) / RESET_REFILL_MS) - 1;
+  state.last = now;
+  if (state.tokens >= 0) return;
+  state.closing = true;
+  state.onExceeded(state.resets);
+  // nghttp2 is in the middle of reading frames here: close once it is done.
+  process.nextTick(() => {
+    if (session.destroyed) return;
+    session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
+    session.destroy();
   });
 }

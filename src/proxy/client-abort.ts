@@ -16,28 +16,51 @@ export function clientGone(req: AnyRequest, res: AnyResponse): boolean {
   return 'stream' in req ? req.stream.closed || req.stream.destroyed : res.destroyed || req.socket.destroyed;
 }
 
-/**
- * A signal that fires when the client goes away before `settle()` is called. An HTTP/2 reset is seen as the stream's
- * 'aborted' event, which nghttp2 raises while it reads the RST_STREAM frame; a closed HTTP/1.1 connection as the
- * response's 'close'. (The HTTP/2 response reports itself "finished" after a reset, so that is never the test.)
- */
-export function watchClient(req: AnyRequest, res: AnyResponse): { signal: AbortSignal; settle(): void } {
-  const controller = new AbortController();
-  const abort = () => controller.abort(new ClientClosedError('the client closed the request'));
-  if (clientGone(req, res)) abort();
-  const h2 = 'stream' in req ? req.stream : undefined;
-  h2?.once('aborted', abort);
-  res.once('close', abort);
-  return {
-    signal: controller.signal,
-    settle() {
-      h2?.off('aborted', abort);
-      res.off('close', abort);
-    },
-  };
+/** What the client's going away cancels: its wait for an upstream connection, then its upstream exchange. */
+export interface Cancellable { cancel(): void }
+
+/** The client side of one proxied exchange, from the moment forwarding starts until settle(). */
+export interface ClientWatch {
+  /** True once the client went away. */
+  readonly gone: boolean;
+  /**
+   * What is cancelled when the client goes away, set by what waits on the client at the time. An object, not a
+   * closure over the exchange: storing such a closure per request cost about 15 % more CPU (more of every request
+   * survived the young-generation GC).
+   */
+  cancels: Cancellable | undefined;
+  settle(): void;
 }
 
-/** Whether the client sent its whole body: HTTP/1.1 a complete message, HTTP/2 END_STREAM (a reset also ends the request stream). */
+/**
+ * Watches for the client going away: an HTTP/2 reset is seen as the stream's 'aborted' event, which nghttp2 raises
+ * while it reads the RST_STREAM frame; a closed HTTP/1.1 connection as the response's 'close'. (The HTTP/2 response
+ * reports itself "finished" after a reset, so that is never the test.)
+ */
+export function watchClient(req: AnyRequest, res: AnyResponse): ClientWatch {
+  const h2 = 'stream' in req ? req.stream : undefined;
+  const watch = {
+    gone: clientGone(req, res),
+    cancels: undefined as Cancellable | undefined,
+    settle() {
+      h2?.off('aborted', leave);
+      res.off('close', leave);
+    },
+  };
+  function leave(): void {
+    if (watch.gone) return;
+    watch.gone = true;
+    watch.cancels?.cancel();
+  }
+  h2?.once('aborted', leave);
+  res.once('close', leave);
+  return watch;
+}
+
+/**
+ * Whether the client sent its whole body: HTTP/1.1 a complete message, HTTP/2 END_STREAM. A reset ends the HTTP/2
+ * compatibility request as well (and RST_STREAM NO_ERROR even the stream); the stream's aborted flag tells them apart.
+ */
 function finishedByClient(req: AnyRequest): boolean {
   return 'stream' in req ? req.stream.readableEnded && !req.stream.aborted : req.complete;
 }

@@ -6,6 +6,7 @@
 // instead of piling up work, and a request whose client went away leaves the line at once.
 import { Pool } from 'undici';
 import type { UpstreamGroup } from '../config/load.ts';
+import type { ClientWatch } from './client-abort.ts';
 
 export interface UpstreamServer {
   origin: string;
@@ -40,11 +41,11 @@ export class UpstreamGroupPool {
 
   /**
    * A connection slot on `server`, at once when one is free, else after the requests that waited before. 'busy' when
-   * max_pending requests already wait in this group or no slot came free within waitMs; 'cancelled' when `signal`
-   * fires first (the client went away): the request leaves the line and never reaches the upstream.
+   * max_pending requests already wait in this group or no slot came free within waitMs; 'cancelled' when the client
+   * goes away first: the request leaves the line and never reaches the upstream.
    */
-  acquire(server: UpstreamServer, signal: AbortSignal, waitMs: number): Promise<Slot | 'busy' | 'cancelled'> {
-    if (signal.aborted) return Promise.resolve('cancelled');
+  acquire(server: UpstreamServer, client: ClientWatch, waitMs: number): Promise<Slot | 'busy' | 'cancelled'> {
+    if (client.gone) return Promise.resolve('cancelled');
     if (server.active < server.keepalive) {
       server.active++;
       return Promise.resolve(this.slot(server));
@@ -54,16 +55,15 @@ export class UpstreamGroupPool {
     return new Promise((resolve) => {
       const leave = (outcome: Slot | 'busy' | 'cancelled') => {
         clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        client.cancels = undefined;
         const at = server.waiting.indexOf(grant);
         if (at >= 0) server.waiting.splice(at, 1);
         this.pending--;
         resolve(outcome);
       };
       const grant = () => { server.active++; leave(this.slot(server)); };
-      const onAbort = () => leave('cancelled');
       const timer = setTimeout(() => leave('busy'), waitMs);
-      signal.addEventListener('abort', onAbort, { once: true });
+      client.cancels = { cancel: () => leave('cancelled') };
       server.waiting.push(grant);
     });
   }
