@@ -2,7 +2,7 @@
 // http-proxy-3's classic path, see DESIGN.md "forwarding engine"), round-robin over a group's servers,
 // and passive failover: a server that refused a connection is skipped for the group's fail_timeout (nginx max_fails=1).
 // Requests take one of a server's `keepalive` connection slots for their exchange; the others wait in line, at most
-// `max_pending` per group (Envoy's max_pending_requests, nginx's upstream `queue`), so a saturated group answers 503
+// `max_pending` per group (Envoy's max_pending_requests, nginx Plus's upstream `queue`), so a saturated group answers 503
 // instead of piling up work, and a request whose client went away leaves the line at once.
 import { Pool } from 'undici';
 import type { UpstreamGroup } from '../config/load.ts';
