@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { buildAuthSettings, type AuthSettings } from './auth-settings.ts';
 import { UNSUPPORTED_AUTH_OPTIONS } from './auth-schema.ts';
 import { acmeConfig, type AcmeConfig } from './acme-config.ts';
-import { globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
+import { DEFAULT_MAX_PENDING, globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
 import { resolveSecretReferences } from './secrets.ts';
 import { parseTomlSource, TomlSyntaxError, type TomlSource } from './toml-source.ts';
 
@@ -44,10 +44,11 @@ export interface Route {
   connectTimeoutMs: number;
   sendTimeoutMs: number;
   readTimeoutMs: number;
+  bodyTimeoutMs: number;
   requestBuffering: boolean;
 }
 
-export interface UpstreamGroup { name: string; servers: string[]; failTimeoutMs: number; keepalive: number }
+export interface UpstreamGroup { name: string; servers: string[]; failTimeoutMs: number; keepalive: number; maxPending: number }
 
 export interface Site {
   /** The first server name: how logs and errors name the site. */
@@ -218,7 +219,7 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
 
   const upstreams: Record<string, UpstreamGroup> = {};
   for (const [name, group] of Object.entries(raw.upstreams)) {
-    upstreams[name] = { name, servers: group.servers.map((s) => new URL(s).origin), failTimeoutMs: group.fail_timeout, keepalive: group.keepalive };
+    upstreams[name] = { name, servers: group.servers.map((s) => new URL(s).origin), failTimeoutMs: group.fail_timeout, keepalive: group.keepalive, maxPending: group.max_pending };
   }
 
   const seenPaths = new Set<string>();
@@ -240,6 +241,7 @@ function buildSite(file: string, raw: SiteSettings, source: TomlSource, settings
       connectTimeoutMs: r.connect_timeout ?? defaults.connect_timeout,
       sendTimeoutMs: r.send_timeout ?? defaults.send_timeout,
       readTimeoutMs: r.read_timeout ?? defaults.read_timeout,
+      bodyTimeoutMs: r.body_timeout ?? defaults.body_timeout,
       requestBuffering: r.request_buffering ?? defaults.request_buffering,
     };
   });
@@ -299,7 +301,7 @@ function routeAction(r: RouteSettings, i: number, upstreams: Record<string, Upst
     problem(['routes', i, 'upstream'], 'upstream URLs are http:// or https:// with a host and optional port, no path, query or credentials');
     return undefined;
   }
-  upstreams[parsed] ??= { name: parsed, servers: [parsed], failTimeoutMs: 10_000, keepalive: 64 };
+  upstreams[parsed] ??= { name: parsed, servers: [parsed], failTimeoutMs: 10_000, keepalive: 64, maxPending: DEFAULT_MAX_PENDING };
   return { kind: 'proxy', upstream: parsed };
 }
 

@@ -66,6 +66,7 @@ const proxyKnobs = {
   connect_timeout: duration.optional(),
   send_timeout: duration.optional(),
   read_timeout: duration.optional(),
+  body_timeout: duration.optional(),
   request_buffering: z.boolean().optional(),
 };
 
@@ -74,6 +75,10 @@ export const globalSchema = z.strictObject({
     listen: z.array(listenAddress).min(1).default([{ host: '0.0.0.0', port: 443 }]),
     /** A server name of the site that answers clients without SNI or with an unknown name; unset = refuse the handshake. */
     default_site: serverName.optional(),
+    /** Streams one HTTP/2 connection may have open at once (nginx http2_max_concurrent_streams); more are refused. */
+    http2_max_concurrent_streams: z.number().int().min(1).max(2 ** 31 - 1).default(128),
+    /** Streams one HTTP/2 client may reset: this many at once, refilled at this many per 10 s (rapid reset, CVE-2023-44487). */
+    http2_max_resets: z.number().int().min(1).max(1_000_000).default(200),
   }).prefault({}),
   http: z.strictObject({
     listen: z.array(listenAddress).default([]),
@@ -92,6 +97,8 @@ export const globalSchema = z.strictObject({
     connect_timeout: duration.default(60_000),
     send_timeout: duration.default(60_000),
     read_timeout: duration.default(60_000),
+    /** Longest silence between two chunks of a request body (nginx client_body_timeout): 408, or the exchange is cut. */
+    body_timeout: duration.default(60_000),
     request_buffering: z.boolean().default(false),
   }).prefault({}),
   lifecycle: z.strictObject({
@@ -152,12 +159,16 @@ export const ACME_DIRECTORIES: Record<string, string> = {
   staging: 'https://acme-staging-v02.api.letsencrypt.org/directory',
 };
 
+export const DEFAULT_MAX_PENDING = 1024;
+
 const upstreamGroup = z.strictObject({
   servers: z.array(upstreamUrl).min(1),
   /** Passive health (nginx max_fails/fail_timeout): a server that refused a connection is skipped for this long. */
   fail_timeout: duration.default(10_000),
   /** Keep-alive connections per server. */
   keepalive: z.number().int().min(1).max(10_000).default(64),
+  /** Requests that may wait for a free connection when every one is busy; beyond that 503 (Envoy max_pending_requests). */
+  max_pending: z.number().int().min(0).max(1_000_000).default(DEFAULT_MAX_PENDING),
 });
 
 const route = z.strictObject({

@@ -12,6 +12,7 @@ export const ERRORS = {
   ERR_HTTP_METHOD: { status: 405, title: 'Method Not Allowed', detail: 'This route serves files with GET and HEAD only.', allow: 'GET, HEAD' },
   // TRACE echoes a request back, cookies and credentials included (cross-site tracing); nginx answers it 405 too.
   ERR_HTTP_TRACE: { status: 405, title: 'Method Not Allowed', detail: 'TRACE and TRACK are not served.', allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' },
+  ERR_BODY_TIMEOUT: { status: 408, title: 'Request Timeout', detail: 'The request body did not arrive in time.' },
   ERR_BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', detail: 'The request body exceeds the size this route accepts.' },
   ERR_AUTH_REQUIRED: { status: 401, title: 'Unauthorized', detail: 'Sign in to use this site.' },
   ERR_AUTH_FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'Your account may not use this site.' },
@@ -24,6 +25,7 @@ export const ERRORS = {
   ERR_SITE_UNKNOWN: { status: 421, title: 'Misdirected Request', detail: 'No site is configured for this host name.' },
   ERR_UPSTREAM_UNREACHABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream server could not be reached.' },
   ERR_UPSTREAM_RESET: { status: 502, title: 'Bad Gateway', detail: 'The upstream server closed the connection or sent an invalid response.' },
+  ERR_UPSTREAM_BUSY: { status: 503, title: 'Service Unavailable', detail: 'The upstream server is busy with other requests. Try again shortly.' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', detail: 'The upstream server did not answer in time.' },
   ERR_SHUTTING_DOWN: { status: 503, title: 'Service Unavailable', detail: 'The server is shutting down.' },
   ERR_INTERNAL: { status: 500, title: 'Internal Server Error', detail: 'Something went wrong on our side.' },

@@ -2,6 +2,7 @@
 //   begin (id, access log) → site by Host = SNI → /oauth2/* of the site | path, deny rules, route →
 //   authenticate (cookie → session → refresh when due) → challenge when anonymous (302 navigation / 401 other) →
 //   authorize (policy, 403) → action: proxy with identity headers | serve files | fixed status.
+import http2 from 'node:http2';
 import { sendChallenge, sendProviderUnavailable } from '../auth/challenge.ts';
 import { upstreamHeaders } from '../auth/identity-headers.ts';
 import { requestOrigin } from '../auth/redirect.ts';
@@ -21,13 +22,13 @@ import { common, type AnyRequest, type AnyResponse } from './types.ts';
 export function createRequestHandler(runtime: Runtime): (req: AnyRequest, res: AnyResponse) => void {
   return (req, res) => {
     const ctx = beginRequest(req);
-    logWhenDone(runtime, ctx, req, res);
-    handleRequest(runtime, ctx, req, res).catch((error: Error) => {
+    const handled = handleRequest(runtime, ctx, req, res).catch((error: Error) => {
       // A thrown error here is a bug; the client still gets an answer and the process lives on.
       runtime.log.error({ req_id: ctx.id, err: error }, 'request handler failed');
       fail(ctx, req, res, 'ERR_INTERNAL', error);
       if (res.headersSent && !res.writableFinished) res.destroy();
     });
+    logWhenDone(runtime, ctx, req, res, handled);
   };
 }
 
@@ -89,9 +90,11 @@ function fail(ctx: RequestContext, req: AnyRequest, res: AnyResponse, code: Erro
   if (code) {
     ctx.error = code;
     ctx.cause ??= cause;
-    // A body we refuse to read must not be drained from an HTTP/1.1 connection: close it instead.
-    const close = code === 'ERR_BODY_TOO_LARGE' && !('stream' in req) ? { connection: 'close' } : undefined;
-    sendError(req, res, code, ctx.id, close, { detail });
+    // A body we refuse to read must not be drained from an HTTP/1.1 connection: close it instead. An HTTP/2 client
+    // is told to stop sending it by RST_STREAM NO_ERROR after the answer (RFC 9113 §8.1).
+    const refusedBody = code === 'ERR_BODY_TOO_LARGE' || code === 'ERR_BODY_TIMEOUT';
+    sendError(req, res, code, ctx.id, refusedBody && !('stream' in req) ? { connection: 'close' } : undefined, { detail });
+    if (refusedBody && 'stream' in res) res.stream.close(http2.constants.NGHTTP2_NO_ERROR);
     return;
   }
   if (!res.headersSent) common(res).writeHead(bareStatus ?? 404, { 'content-length': '0', 'x-request-id': ctx.id }).end();

@@ -1,14 +1,26 @@
-// One access-log line and the request metrics per request, recorded when the response is over (finished or aborted).
+// One access-log line and the request metrics per request, recorded when the request is over: its response has
+// closed (finished or aborted) and Gatehouse's work for it has ended (an upstream exchange, a body still being read).
+// Until then it counts as in flight; an HTTP/2 response closes at once when its stream is reset, the work behind it
+// need not have.
 import type { RequestContext } from '../http/request-context.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 
-export function logWhenDone(runtime: Runtime, ctx: RequestContext, req: AnyRequest, res: AnyResponse): void {
+/** nginx's status for a request whose client went away before the response started ("client closed request"). */
+const CLIENT_CLOSED = 499;
+
+export function logWhenDone(runtime: Runtime, ctx: RequestContext, req: AnyRequest, res: AnyResponse, work?: Promise<unknown>): void {
   const { log, metrics } = runtime;
   const enabled = runtime.config.log.access_log;
   metrics?.requestStarted();
-  res.once('close', () => {
-    const status = res.statusCode;
+  let open = work ? 2 : 1;
+  const over = () => { if (--open === 0) record(); };
+  res.once('close', over);
+  void work?.then(over, over);
+  const record = () => {
+    // An HTTP/2 response reports itself finished after a reset; its stream knows it was aborted.
+    const complete = 'stream' in res ? !res.stream.aborted : res.writableFinished;
+    const status = complete || res.headersSent ? res.statusCode : CLIENT_CLOSED;
     metrics?.requestDone(ctx.site?.config.name ?? '', status, (performance.now() - ctx.startedAt) / 1000, ctx.error);
     if (!enabled && status < 500 && !ctx.cause) return;
     const url = req.url ?? '';
@@ -28,9 +40,9 @@ export function logWhenDone(runtime: Runtime, ctx: RequestContext, req: AnyReque
       proto: `HTTP/${req.httpVersion}`,
       ...(ctx.error ? { error: ctx.error } : {}),
       ...(ctx.cause ? { cause: ctx.cause.message } : {}),
-      ...(res.writableFinished ? {} : { aborted: true }),
+      ...(complete ? {} : { aborted: true }),
     };
     if (status >= 500 || ctx.cause) log.warn(line, 'request');
     else log.info(line, 'request');
-  });
+  };
 }

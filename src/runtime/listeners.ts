@@ -6,6 +6,7 @@ import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { createPlainHttpHandler } from '../http/plain-http-handler.ts';
 import { createRequestHandler } from '../http/request-handler.ts';
+import { limitResets, serverSettings } from '../http/http2-limits.ts';
 import { createUpgradeHandler } from '../http/upgrade-handler.ts';
 import { createHealthServer, runtimeHealth } from '../observability/health.ts';
 import { ConnectionTracker } from './connection-tracker.ts';
@@ -40,6 +41,7 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
     const server = http2.createSecureServer({ allowHTTP1: true, noDelay: true, ...runtime.certificates.serverOptions(), ALPNProtocols: ['h2', 'http/1.1'] });
     const unsubscribe = runtime.certificates.onDefaultChange((pair) => server.setSecureContext({ ...runtime.certificates.serverOptions(), cert: pair.certPem, key: pair.keyPem }));
     server.once('close', unsubscribe);
+    server.updateSettings(serverSettings(config.https));
     Object.assign(server, { keepAliveTimeout: KEEP_ALIVE_MS });
     server.setTimeout(HTTP2_IDLE_MS);
     server.on('connection', (socket: Socket) => tracker.addConnection(socket));
@@ -52,7 +54,10 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
       // while Chromium closed a WebSocket tunnel): every client socket has a listener from its first moment on.
       socket.on('error', (error) => runtime.log.debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, 'client socket error'));
     });
-    server.on('session', (session) => tracker.addSession(session));
+    server.on('session', (session) => {
+      tracker.addSession(session);
+      limitResets(session, config.https.http2_max_resets, (resets) => runtime.log.warn({ client: session.socket?.remoteAddress, resets }, 'HTTP/2 client reset too many streams: connection closed (GOAWAY ENHANCE_YOUR_CALM)'));
+    });
     // With allowHTTP1, HTTP/1.1 requests arrive here as node:http objects, HTTP/2 ones as compatibility objects.
     server.on('request', (req: AnyRequest, res: AnyResponse) => {
       if (!('stream' in req)) tracker.requestStarted(req.socket, res);

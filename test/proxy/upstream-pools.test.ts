@@ -9,7 +9,7 @@ test('close() ends even when an upstream request never finishes', async (t) => {
   const upstream = http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.write('x'); });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   t.after(() => { upstream.closeAllConnections(); upstream.close(); });
-  const group = new UpstreamGroupPool({ name: 'backend', servers: [`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`], failTimeoutMs: 10_000, keepalive: 4 });
+  const group = new UpstreamGroupPool({ name: 'backend', servers: [`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`], failTimeoutMs: 10_000, keepalive: 4, maxPending: 8 });
   const pool = group.poolFor(group.servers[0]!, 5000);
   const response = await pool.request({ path: '/', method: 'GET' });
   response.body.on('error', () => { /* destroyed by close() below */ });
