@@ -37,18 +37,15 @@ export function runsAcmeScheduler(): boolean {
   return !cluster.isWorker || process.env[ACME_SCHEDULER_ENV] === '1';
 }
 
-/** In a worker: tells the other workers, through the primary, that a session ended here. */
-export function shareSessionEnded(key: string): void {
-  if (cluster.isWorker) process.send?.({ type: SESSION_ENDED, key });
-}
-
 /**
- * In a worker, once it listens: tells the primary (a reload waits for this before it retires old workers), and
- * answers the primary's [metrics] listener: readiness over the cluster channel, metrics through prom-client's.
+ * In a worker, once it listens: tells the primary (a reload waits for this before it retires old workers), answers
+ * the primary's [metrics] listener (readiness over the cluster channel, metrics through prom-client's), and shares the
+ * end of a session with the other workers through the primary, so each closes that session's WebSockets.
  */
 export function reportListening(runtime: Runtime): void {
   if (!cluster.isWorker) return;
   if (runtime.metrics) shareWithPrimary(runtime.metrics);
+  for (const site of runtime.siteList) site.auth?.sessions.onEnded((key) => process.send?.({ type: SESSION_ENDED, key }));
   process.on('message', (message: { type?: string; id?: number; key?: string }) => {
     if (message?.type === READINESS_QUERY) process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(runtime) });
     if (message?.type === SESSION_ENDED && typeof message.key === 'string') runtime.tunnels.end(message.key);

@@ -13,7 +13,6 @@ import { WebSocketTunnels } from '../proxy/websocket-tunnels.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
 import { NameIndex } from '../tls/name-index.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
-import { shareSessionEnded } from './cluster.ts';
 
 export interface SiteRuntime {
   config: Site;
@@ -68,8 +67,8 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
   }));
   const auths = siteList.flatMap((site) => (site.auth ? [site.auth] : []));
   const tunnels = new WebSocketTunnels();
-  // The end of a session closes its WebSockets here and, with workers > 1, in every other worker.
-  for (const auth of auths) auth.sessions.onEnded((key) => { tunnels.end(key); shareSessionEnded(key); });
+  // The end of a session closes its WebSockets (in every other worker too: cluster.ts reportListening).
+  for (const auth of auths) auth.sessions.onEnded((key) => tunnels.end(key));
   let sweeper: NodeJS.Timeout | undefined;
   const sites = new NameIndex<SiteRuntime>();
   for (const site of siteList) for (const name of site.config.serverNames) sites.set(name, site);
