@@ -3,7 +3,8 @@ export const HELP = `Gatehouse: one process that replaces nginx + oauth2-proxy.
 Usage: gatehouse <command> [options]
 
 Commands:
-  serve              Load the configuration and serve (default when no command is given)
+  serve              Load the configuration and serve (default when no command is given); exit 2 on an
+                     invalid configuration or a listen address that cannot be bound
   check              Validate the configuration and exit, like nginx -t (exit 0 = valid, 2 = errors)
   certs list         Show every site's certificate: source, issuer, not-after, next renewal, last ACME error
   certs renew NAME   Order a new ACME certificate for the site NAME now (a running serve picks it up at once)
