@@ -1,7 +1,9 @@
 // Clients that talk to Gatehouse as real ones do: TLS with SNI, verifying against the test CA.
+import { once } from 'node:events';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
+import { readAll } from './backend.ts';
 
 export interface Reply { status: number; headers: IncomingHttpHeaders; body: string }
 
@@ -43,4 +45,20 @@ export function request2(port: number, options: { ca: string; servername: string
     });
     stream.on('error', reject);
   });
+}
+
+/** An HTTP/2 session to app.test that the test ends; its errors are the test's to observe on streams. */
+export function connectH2(t: import('node:test').TestContext, port: number, ca: string): http2.ClientHttp2Session {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ca, servername: 'app.test' });
+  session.on('error', () => {});
+  t.after(() => session.destroy());
+  return session;
+}
+
+/** One request on an open HTTP/2 session: status and body. */
+export async function get2(session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const stream = session.request({ ':path': path, ':authority': 'app.test', ...headers });
+  stream.on('error', () => {});
+  const [response] = await once(stream, 'response') as [http2.IncomingHttpHeaders];
+  return { status: Number(response[':status']), body: await readAll(stream) };
 }

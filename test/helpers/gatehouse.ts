@@ -107,3 +107,18 @@ upstream = "${upstream}"
 ${route}
 `;
 }
+
+/** A site file whose one route goes to the [upstreams.app] group of `upstream`, with extra group and route keys. */
+export function groupSiteToml(cert: { certFile: string; keyFile: string }, upstream: string, group = '', routes = ''): string {
+  return `server_names = ["app.test"]
+[tls]
+cert = ${JSON.stringify(cert.certFile)}
+key = ${JSON.stringify(cert.keyFile)}
+[upstreams.app]
+servers = ["${upstream}"]
+${group}
+[[routes]]
+path = "/"
+upstream = "app"
+${routes}`;
+}

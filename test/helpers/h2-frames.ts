@@ -2,6 +2,7 @@
 // streams than the server allows (it would queue them). RFC 9113 §4.1 (frames), RFC 7541 (HPACK: static table
 // entries and literals without indexing only, so there is no dynamic table to keep).
 import tls from 'node:tls';
+import { WAIT_MS } from './wait.ts';
 
 export interface Frame { type: number; flags: number; stream: number; payload: Buffer }
 
@@ -38,7 +39,7 @@ export interface RawSession {
   socket: tls.TLSSocket;
   frames: Frame[];
   /** Resolves with the first frame (seen so far or later) that matches, or rejects after `ms`. */
-  until(matches: (frame: Frame) => boolean, ms: number, what: string): Promise<Frame>;
+  until(matches: (frame: Frame) => boolean, what: string, ms?: number): Promise<Frame>;
   send(...frames: Buffer[]): void;
   close(): void;
 }
@@ -68,7 +69,7 @@ export async function rawSession(port: number, options: { ca: string; servername
     frames,
     send: (...out) => { socket.write(Buffer.concat(out)); },
     close: () => socket.destroy(),
-    until: (matches, ms, what) => {
+    until: (matches, what, ms = WAIT_MS) => {
       const found = frames.find(matches);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {

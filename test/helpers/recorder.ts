@@ -80,12 +80,3 @@ export async function startRecorder(t: TestContext, answer: (seen: Seen) => stri
     },
   };
 }
-
-/** `promise`, or a rejection naming `what` after `ms`: every wait in these tests is on an event, bounded. */
-export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms); }),
-  ]);
-}

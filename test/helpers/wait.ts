@@ -14,3 +14,12 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+export function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms); }),
+  ]);
+}

@@ -13,41 +13,18 @@ import express from 'express';
 import { readAll } from '../helpers/backend.ts';
 import { getHeaders, rawSession, rstStream } from '../helpers/h2-frames.ts';
 import { sample, scrape } from '../helpers/metrics.ts';
-import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import { groupSiteToml, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import { connectH2, get2 } from '../helpers/clients.ts';
 import { createTestCa } from '../helpers/pki.ts';
-import { startRecorder, within } from '../helpers/recorder.ts';
+import { startRecorder } from '../helpers/recorder.ts';
+import { within } from '../helpers/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
 const { NGHTTP2_CANCEL } = http2.constants;
 
-/** A site whose routes go to the [upstreams.app] group. */
-function site(upstream: string, group = '', routes = ''): string {
-  return `server_names = ["app.test"]
-[tls]
-cert = ${JSON.stringify(cert.certFile)}
-key = ${JSON.stringify(cert.keyFile)}
-[upstreams.app]
-servers = ["${upstream}"]
-${group}
-[[routes]]
-path = "/"
-upstream = "app"
-${routes}`;
-}
 
-function connect(t: import('node:test').TestContext, gh: TestGatehouse): http2.ClientHttp2Session {
-  const session = http2.connect(`https://127.0.0.1:${gh.port}`, { ca: ca.caPem, servername: 'app.test' });
-  session.on('error', () => {});
-  t.after(() => session.destroy());
-  return session;
-}
 
-async function get2(session: http2.ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
-  const stream = session.request({ ':path': path, ':authority': 'app.test' });
-  const [headers] = await once(stream, 'response') as [http2.IncomingHttpHeaders];
-  return { status: Number(headers[':status']), body: await readAll(stream) };
-}
 
 const accessLine = (gh: TestGatehouse, path: string) => gh.logLine((l) => l.msg === 'request' && l.path === path, `access log line for ${path}`);
 
@@ -64,42 +41,42 @@ test('HTTP/2 resets free upstream connections: 10 event streams cancelled with k
   const server: Server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.after(() => { server.closeAllConnections(); server.close(); });
-  const gh = await startGatehouse(t, { sites: { app: site(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'keepalive = 4') } });
+  const gh = await startGatehouse(t, { sites: { app: groupSiteToml(cert, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'keepalive = 4') } });
 
-  const session = connect(t, gh);
+  const session = connectH2(t, gh.port, ca.caPem);
   for (let i = 1; i <= 10; i++) {
     const upstreamClosed = closedEvents(String(i));
     const stream = session.request({ ':path': `/events/${i}`, ':authority': 'app.test' });
     stream.on('error', () => {});
-    const [first] = await within(once(stream, 'data') as Promise<[Buffer]>, 10_000, `event stream ${i} (keepalive = 4) sends its first event`);
+    const [first] = await within(once(stream, 'data') as Promise<[Buffer]>, `event stream ${i} (keepalive = 4) sends its first event`);
     assert.equal(String(first), `data: ${i}\n\n`);
     stream.close(NGHTTP2_CANCEL);
-    await within(upstreamClosed, 10_000, `Express sees event stream ${i} closed after the client's RST_STREAM`);
+    await within(upstreamClosed, `Express sees event stream ${i} closed after the client's RST_STREAM`);
   }
-  assert.deepEqual(await within(get2(connect(t, gh), '/ping'), 10_000, 'a fresh request after the cancels'), { status: 200, body: 'pong' });
+  assert.deepEqual(await within(get2(connectH2(t, gh.port, ca.caPem), '/ping'), 'a fresh request after the cancels'), { status: 200, body: 'pong' });
   assert.equal((await accessLine(gh, '/events/1')).status, 200, 'a cancelled response that had started keeps its status');
   assert.equal((await accessLine(gh, '/events/1')).aborted, true);
 });
 
 test('an upstream that does not answer: requests cancelled over HTTP/2 and HTTP/1.1 (more than keepalive) are aborted upstream at once', async (t) => {
   const upstream = await startRecorder(t, (seen) => (seen.url === '/fresh' ? 'fresh' : 'hang'));
-  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, 'keepalive = 2', 'read_timeout = "5m"') } });
-  const session = connect(t, gh);
+  const gh = await startGatehouse(t, { sites: { app: groupSiteToml(cert, upstream.url, 'keepalive = 2', 'read_timeout = "5m"') } });
+  const session = connectH2(t, gh.port, ca.caPem);
   for (let i = 1; i <= 5; i++) {
     const stream = session.request({ ':path': `/h2/${i}`, ':authority': 'app.test' });
     stream.on('error', () => {});
     const seen = await upstream.request(`/h2/${i}`);
     stream.close(NGHTTP2_CANCEL);
-    assert.equal(await within(seen.responseEnded, 10_000, `the upstream sees /h2/${i} aborted`), 'aborted');
+    assert.equal(await within(seen.responseEnded, `the upstream sees /h2/${i} aborted`), 'aborted');
   }
   for (let i = 1; i <= 3; i++) {
     const req = https.get({ host: '127.0.0.1', port: gh.port, servername: 'app.test', ca: ca.caPem, path: `/h1/${i}`, headers: { host: 'app.test' }, agent: false });
     req.on('error', () => {});
     const seen = await upstream.request(`/h1/${i}`);
     req.destroy();
-    assert.equal(await within(seen.responseEnded, 10_000, `the upstream sees /h1/${i} aborted`), 'aborted');
+    assert.equal(await within(seen.responseEnded, `the upstream sees /h1/${i} aborted`), 'aborted');
   }
-  assert.deepEqual(await within(get2(session, '/fresh'), 10_000, 'a fresh request after the cancels'), { status: 200, body: 'fresh' });
+  assert.deepEqual(await within(get2(session, '/fresh'), 'a fresh request after the cancels'), { status: 200, body: 'fresh' });
   const line = await accessLine(gh, '/h2/1');
   assert.equal(line.status, 499, 'a request whose client left before the response started is logged 499 (nginx: client closed request)');
   assert.equal(line.aborted, true);
@@ -108,16 +85,16 @@ test('an upstream that does not answer: requests cancelled over HTTP/2 and HTTP/
 
 test('requests reset in the same packet as their HEADERS never reach the upstream and hold no connection', async (t) => {
   const upstream = await startRecorder(t, (seen) => (seen.url === '/' ? 'fresh' : 'hang'));
-  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, 'keepalive = 2', 'read_timeout = "5m"') } });
+  const gh = await startGatehouse(t, { sites: { app: groupSiteToml(cert, upstream.url, 'keepalive = 2', 'read_timeout = "5m"') } });
   // Two requests first, so both upstream connections are open and idle: a request given one is written at once.
-  const session = connect(t, gh);
+  const session = connectH2(t, gh.port, ca.caPem);
   assert.deepEqual(await Promise.all([get2(session, '/'), get2(session, '/')]), [{ status: 200, body: 'fresh' }, { status: 200, body: 'fresh' }]);
   const raw = await rawSession(gh.port, { ca: ca.caPem, servername: 'app.test' });
   t.after(() => raw.close());
   // Ten GET / + RST_STREAM pairs in one write (the rapid-reset pattern), more than the two connections of the group.
   raw.send(...Array.from({ length: 10 }, (_, i) => Buffer.concat([getHeaders(2 * i + 1, 'app.test'), rstStream(2 * i + 1, NGHTTP2_CANCEL)])));
   await gh.logLine(() => gh.logs.filter((l) => l.msg === 'request' && l.status === 499).length === 10, 'ten access lines with 499');
-  assert.deepEqual(await within(get2(session, '/'), 10_000, 'a fresh request after the resets'), { status: 200, body: 'fresh' });
+  assert.deepEqual(await within(get2(session, '/'), 'a fresh request after the resets'), { status: 200, body: 'fresh' });
   assert.equal(upstream.seen.length, 3, 'none of the reset requests reached the upstream');
   assert.equal(upstream.openConnections() <= 2, true);
 });
@@ -125,13 +102,13 @@ test('requests reset in the same packet as their HEADERS never reach the upstrea
 test('a request body that does not arrive whole never reaches the upstream whole (HTTP/2 resets, HTTP/1.1 closed connections)', async (t) => {
   // Answers a complete body, except on /hang-* (so an aborted exchange is always visible as such).
   const upstream = await startRecorder(t, (seen) => (seen.url.startsWith('/hang') ? 'hang' : () => `got ${seen.body.length}`));
-  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, '', `
+  const gh = await startGatehouse(t, { sites: { app: groupSiteToml(cert, upstream.url, '', `
 [[routes]]
 path = "/buffered"
 upstream = "app"
 request_buffering = true
 `) } });
-  const session = connect(t, gh);
+  const session = connectH2(t, gh.port, ca.caPem);
   const put2 = (path: string, headers: Record<string, string> = {}) => {
     const stream = session.request({ ':method': 'PUT', ':path': path, ':authority': 'app.test', ...headers });
     stream.on('error', () => {});
@@ -147,35 +124,35 @@ request_buffering = true
   const chunked = put2('/h2-chunked');
   await written(chunked, 'hello');
   const seenChunked = await upstream.request('/h2-chunked');
-  await within(seenChunked.received(5), 10_000, 'the upstream gets the first bytes while the client still sends');
+  await within(seenChunked.received(5), 'the upstream gets the first bytes while the client still sends');
   chunked.write(rest);
   chunked.close(NGHTTP2_CANCEL);
-  assert.equal(await within(seenChunked.bodyEnded, 10_000, 'the upstream body ends'), 'aborted', 'an HTTP/2 body reset mid-upload is never a complete body upstream');
+  assert.equal(await within(seenChunked.bodyEnded, 'the upstream body ends'), 'aborted', 'an HTTP/2 body reset mid-upload is never a complete body upstream');
   assert.equal((await accessLine(gh, '/h2-chunked')).status, 499);
 
   // HTTP/2, content-length: 5, `hel`, then RST_STREAM (node:http2 sends END_STREAM first: nghttp2 refuses the short body).
   const partial = put2('/h2-length', { 'content-length': '5' });
   await written(partial, 'hel');
   const seenPartial = await upstream.request('/h2-length');
-  await within(seenPartial.received(3), 10_000, 'the upstream gets the first bytes');
+  await within(seenPartial.received(3), 'the upstream gets the first bytes');
   partial.close(NGHTTP2_CANCEL);
-  assert.equal(await within(seenPartial.bodyEnded, 10_000, 'the upstream body ends'), 'aborted');
+  assert.equal(await within(seenPartial.bodyEnded, 'the upstream body ends'), 'aborted');
 
   // HTTP/2, content-length: 5, reset at once.
   put2('/h2-at-once', { 'content-length': '5' }).close(NGHTTP2_CANCEL);
   const atOnce = await accessLine(gh, '/h2-at-once');
   assert.equal(atOnce.status, 499, 'logged as a client abort, not 200');
   // Logged once Gatehouse is done with it: by then the request was either never sent (no upstream in the line) or cut off.
-  if (atOnce.upstream) assert.equal(await within((await upstream.request('/h2-at-once')).bodyEnded, 10_000, 'the upstream body ends'), 'aborted', 'never a complete empty body');
+  if (atOnce.upstream) assert.equal(await within((await upstream.request('/h2-at-once')).bodyEnded, 'the upstream body ends'), 'aborted', 'never a complete empty body');
 
   // HTTP/2, `hello` then close(NGHTTP2_CANCEL): on the wire a complete body, then a cancel. Whether or not the body's
   // end was forwarded before the reset arrived, the exchange is aborted at once and nobody waits for its answer.
   const cancelled = put2('/hang-cancelled');
   await written(cancelled, 'hello');
   const seenCancelled = await upstream.request('/hang-cancelled');
-  await within(seenCancelled.received(5), 10_000, 'the upstream gets the body');
+  await within(seenCancelled.received(5), 'the upstream gets the body');
   cancelled.close(NGHTTP2_CANCEL);
-  assert.equal(await within(seenCancelled.responseEnded, 10_000, 'the upstream exchange ends'), 'aborted');
+  assert.equal(await within(seenCancelled.responseEnded, 'the upstream exchange ends'), 'aborted');
   assert.equal((await accessLine(gh, '/hang-cancelled')).status, 499);
 
   // request_buffering = true: a truncated body is never sent at all.
@@ -192,9 +169,9 @@ request_buffering = true
     req.on('error', () => {});
     req.write('hel');
     const seen = await upstream.request(path);
-    await within(seen.received(3), 10_000, `the upstream gets the first bytes of ${path}`);
+    await within(seen.received(3), `the upstream gets the first bytes of ${path}`);
     req.destroy();
-    assert.equal(await within(seen.bodyEnded, 10_000, 'the upstream body ends'), 'aborted', `${path}: a closed connection is an aborted request upstream`);
+    assert.equal(await within(seen.bodyEnded, 'the upstream body ends'), 'aborted', `${path}: a closed connection is an aborted request upstream`);
     assert.equal((await accessLine(gh, path)).status, 499);
   }
 
@@ -210,14 +187,14 @@ request_buffering = true
 
 test('the in-flight gauge counts a hanging HTTP/2 request until its upstream exchange is over', async (t) => {
   const upstream = await startRecorder(t, () => 'hang');
-  const gh = await startGatehouse(t, { main: '[metrics]\nlisten = "127.0.0.1:0"\n', sites: { app: site(upstream.url, '', 'read_timeout = "5m"') } });
+  const gh = await startGatehouse(t, { main: '[metrics]\nlisten = "127.0.0.1:0"\n', sites: { app: groupSiteToml(cert, upstream.url, '', 'read_timeout = "5m"') } });
   const inFlight = async () => sample((await scrape(gh.metrics!.port)).body, 'gatehouse_requests_in_flight');
-  const stream = connect(t, gh).request({ ':path': '/hang', ':authority': 'app.test' });
+  const stream = connectH2(t, gh.port, ca.caPem).request({ ':path': '/hang', ':authority': 'app.test' });
   stream.on('error', () => {});
   const seen = await upstream.request('/hang');
   assert.equal(await inFlight(), 1, 'the request waiting for its upstream is in flight');
   stream.close(NGHTTP2_CANCEL);
-  assert.equal(await within(seen.responseEnded, 10_000, 'the upstream sees the exchange aborted'), 'aborted');
+  assert.equal(await within(seen.responseEnded, 'the upstream sees the exchange aborted'), 'aborted');
   await accessLine(gh, '/hang');
   assert.equal(await inFlight(), 0, 'once the exchange is over nothing is in flight');
 });
@@ -230,28 +207,28 @@ test('body_timeout: a request body that stalls is cut with 408 (or a reset once 
     seen.res.write('started');
     return 'hang';
   });
-  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, '', 'body_timeout = "1s"') } });
-  const session = connect(t, gh);
+  const gh = await startGatehouse(t, { sites: { app: groupSiteToml(cert, upstream.url, '', 'body_timeout = "1s"') } });
+  const session = connectH2(t, gh.port, ca.caPem);
 
   const slow = session.request({ ':method': 'PUT', ':path': '/slow-h2', ':authority': 'app.test', accept: 'application/json' });
   slow.on('error', () => {});
   slow.write('hel');
-  const [headers] = await within(once(slow, 'response') as Promise<[http2.IncomingHttpHeaders]>, 15_000, 'an answer to the stalled HTTP/2 body');
+  const [headers] = await within(once(slow, 'response') as Promise<[http2.IncomingHttpHeaders]>, 'an answer to the stalled HTTP/2 body');
   assert.equal(headers[':status'], 408);
   const reply = JSON.parse(await readAll(slow)) as { error: string; request_id: string };
   assert.equal(reply.error, 'ERR_BODY_TIMEOUT');
   const line = await gh.logLine((l) => l.req_id === reply.request_id && l.msg === 'request', 'the 408 in the access log');
   assert.equal(line.error, 'ERR_BODY_TIMEOUT');
-  assert.equal(await within((await upstream.request('/slow-h2')).bodyEnded, 10_000, 'the upstream body ends'), 'aborted');
+  assert.equal(await within((await upstream.request('/slow-h2')).bodyEnded, 'the upstream body ends'), 'aborted');
 
   const req = https.request({ host: '127.0.0.1', port: gh.port, servername: 'app.test', ca: ca.caPem, method: 'PUT', path: '/slow-h1', headers: { host: 'app.test', 'content-length': '5' }, agent: false });
   req.on('error', () => {});
   req.write('hel');
-  const [res] = await within(once(req, 'response') as Promise<[import('node:http').IncomingMessage]>, 15_000, 'an answer to the stalled HTTP/1.1 body');
+  const [res] = await within(once(req, 'response') as Promise<[import('node:http').IncomingMessage]>, 'an answer to the stalled HTTP/1.1 body');
   assert.equal(res.statusCode, 408);
   assert.equal(res.headers.connection, 'close', 'the unread rest of the body is not drained from the connection');
   res.resume();
-  assert.equal(await within((await upstream.request('/slow-h1')).bodyEnded, 10_000, 'the upstream body ends'), 'aborted');
+  assert.equal(await within((await upstream.request('/slow-h1')).bodyEnded, 'the upstream body ends'), 'aborted');
 
   // The upstream answered before the body stalled: the response is cut, not completed.
   const early = session.request({ ':method': 'PUT', ':path': '/early', ':authority': 'app.test' });
@@ -261,6 +238,6 @@ test('body_timeout: a request body that stalls is cut with 408 (or a reset once 
   assert.equal(earlyHeaders[':status'], 200);
   const cut = new Promise<number>((resolve) => early.on('close', () => resolve(early.rstCode ?? 0)));
   early.resume();
-  assert.notEqual(await within(cut, 15_000, 'the started response is cut'), http2.constants.NGHTTP2_NO_ERROR, 'reset, not a response that looks complete');
-  assert.equal(await within((await upstream.request('/early')).bodyEnded, 10_000, 'the upstream body ends'), 'aborted');
+  assert.notEqual(await within(cut, 'the started response is cut'), http2.constants.NGHTTP2_NO_ERROR, 'reset, not a response that looks complete');
+  assert.equal(await within((await upstream.request('/early')).bodyEnded, 'the upstream body ends'), 'aborted');
 });

@@ -10,42 +10,19 @@ import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { readAll } from '../helpers/backend.ts';
 import { FRAME, getHeaders, rawSession, settingsOf } from '../helpers/h2-frames.ts';
-import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import { groupSiteToml, startGatehouse } from '../helpers/gatehouse.ts';
+import { connectH2, get2 } from '../helpers/clients.ts';
 import { createTestCa } from '../helpers/pki.ts';
-import { startRecorder, within } from '../helpers/recorder.ts';
+import { startRecorder } from '../helpers/recorder.ts';
+import { within } from '../helpers/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
 const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
 
-function site(upstream: string, group = '', routes = ''): string {
-  return `server_names = ["app.test"]
-[tls]
-cert = ${JSON.stringify(cert.certFile)}
-key = ${JSON.stringify(cert.keyFile)}
-[upstreams.app]
-servers = ["${upstream}"]
-${group}
-[[routes]]
-path = "/"
-upstream = "app"
-${routes}`;
-}
 
-function connect(t: import('node:test').TestContext, gh: TestGatehouse): http2.ClientHttp2Session {
-  const session = http2.connect(`https://127.0.0.1:${gh.port}`, { ca: ca.caPem, servername: 'app.test' });
-  session.on('error', () => {});
-  t.after(() => session.destroy());
-  return session;
-}
 
-async function get2(session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  const stream = session.request({ ':path': path, ':authority': 'app.test', ...headers });
-  stream.on('error', () => {});
-  const [response] = await once(stream, 'response') as [http2.IncomingHttpHeaders];
-  return { status: Number(response[':status']), body: await readAll(stream) };
-}
 
 test('rapid reset: a connection that opens and resets 400 streams gets GOAWAY ENHANCE_YOUR_CALM; the upstream holds nothing and others are answered', async (t) => {
   // Hono as the upstream: /slow/* never answers (each reset request would hold a connection), / answers.
@@ -63,9 +40,9 @@ test('rapid reset: a connection that opens and resets 400 streams gets GOAWAY EN
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
   await once(server, 'listening');
   t.after(() => { server.close(); (server as import('node:http').Server).closeAllConnections?.(); });
-  const gh = await startGatehouse(t, { sites: { app: site(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'keepalive = 8', 'read_timeout = "5m"') } });
+  const gh = await startGatehouse(t, { sites: { app: groupSiteToml(cert, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'keepalive = 8', 'read_timeout = "5m"') } });
 
-  const attacker = connect(t, gh);
+  const attacker = connectH2(t, gh.port, ca.caPem);
   await once(attacker, 'remoteSettings');
   const goaway = new Promise<number>((resolve) => attacker.once('goaway', (code: number) => resolve(code)));
   // Each stream is reset after one turn of the event loop, once node:http2 has sent its HEADERS (a stream closed before
@@ -76,25 +53,25 @@ test('rapid reset: a connection that opens and resets 400 streams gets GOAWAY EN
     await new Promise((resolve) => setImmediate(resolve));
     stream.close(NGHTTP2_CANCEL);
   }
-  assert.equal(await within(goaway, 15_000, 'GOAWAY for the resetting connection'), NGHTTP2_ENHANCE_YOUR_CALM);
+  assert.equal(await within(goaway, 'GOAWAY for the resetting connection'), NGHTTP2_ENHANCE_YOUR_CALM);
   await gh.logLine((l) => typeof l.msg === 'string' && l.msg.includes('reset too many streams'), 'the closed connection is logged');
-  assert.deepEqual(await within(get2(connect(t, gh), '/'), 15_000, 'another client is answered'), { status: 200, body: 'ok' });
+  assert.deepEqual(await within(get2(connectH2(t, gh.port, ca.caPem), '/'), 'another client is answered'), { status: 200, body: 'ok' });
   // Nothing the attacker started still holds the upstream: every request that reached Hono was aborted.
-  if (slowOpen > 0) await within(new Promise<void>((resolve) => { onIdle = resolve; }), 15_000, `the ${slowOpen} reset requests still open at the upstream end`);
+  if (slowOpen > 0) await within(new Promise<void>((resolve) => { onIdle = resolve; }), `the ${slowOpen} reset requests still open at the upstream end`);
   t.diagnostic(`reset requests that reached the upstream before their reset: ${slowSeen} of 400`);
 });
 
 test('concurrent streams: SETTINGS_MAX_CONCURRENT_STREAMS is 128 and streams beyond it are refused (REFUSED_STREAM)', async (t) => {
   const upstream = await startRecorder(t, () => 'hang');
-  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, '', 'read_timeout = "5m"') } });
+  const gh = await startGatehouse(t, { sites: { app: groupSiteToml(cert, upstream.url, '', 'read_timeout = "5m"') } });
   const raw = await rawSession(gh.port, { ca: ca.caPem, servername: 'app.test' });
   t.after(() => raw.close());
   // 136 requests at once, without waiting for the server's SETTINGS: streams 1, 3, …, 271.
   raw.send(...Array.from({ length: 136 }, (_, i) => getHeaders(2 * i + 1, 'app.test')));
-  const settings = await raw.until((f) => f.type === FRAME.SETTINGS && (f.flags & 0x1) === 0, 10_000, 'the server SETTINGS');
+  const settings = await raw.until((f) => f.type === FRAME.SETTINGS && (f.flags & 0x1) === 0, 'the server SETTINGS');
   assert.equal(settingsOf(settings).get(SETTINGS_MAX_CONCURRENT_STREAMS), 128);
   const refused = async (stream: number) => {
-    const reset = await raw.until((f) => (f.type === FRAME.RST_STREAM && f.stream === stream) || f.type === FRAME.GOAWAY, 10_000, `RST_STREAM for stream ${stream}`);
+    const reset = await raw.until((f) => (f.type === FRAME.RST_STREAM && f.stream === stream) || f.type === FRAME.GOAWAY, `RST_STREAM for stream ${stream}`);
     assert.equal(reset.type, FRAME.RST_STREAM, 'refused streams, not a dropped connection');
     return reset.payload.readUInt32BE(0);
   };
@@ -102,7 +79,7 @@ test('concurrent streams: SETTINGS_MAX_CONCURRENT_STREAMS is 128 and streams bey
   assert.equal(raw.frames.some((f) => f.type === FRAME.RST_STREAM && f.stream <= 255), false, 'the first 128 streams are not refused');
 
   // node:http2 clients see the limit too, and queue their own streams behind it.
-  const session = connect(t, gh);
+  const session = connectH2(t, gh.port, ca.caPem);
   await once(session, 'remoteSettings');
   assert.equal(session.remoteSettings.maxConcurrentStreams, 128);
 });

@@ -7,46 +7,23 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import { test } from 'node:test';
 import { readAll } from '../helpers/backend.ts';
-import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import { groupSiteToml, startGatehouse } from '../helpers/gatehouse.ts';
+import { connectH2, get2 } from '../helpers/clients.ts';
 import { createTestCa } from '../helpers/pki.ts';
-import { startRecorder, within } from '../helpers/recorder.ts';
+import { startRecorder } from '../helpers/recorder.ts';
+import { within } from '../helpers/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
 const { NGHTTP2_CANCEL } = http2.constants;
 
-function site(upstream: string, group = '', routes = ''): string {
-  return `server_names = ["app.test"]
-[tls]
-cert = ${JSON.stringify(cert.certFile)}
-key = ${JSON.stringify(cert.keyFile)}
-[upstreams.app]
-servers = ["${upstream}"]
-${group}
-[[routes]]
-path = "/"
-upstream = "app"
-${routes}`;
-}
 
-function connect(t: import('node:test').TestContext, gh: TestGatehouse): http2.ClientHttp2Session {
-  const session = http2.connect(`https://127.0.0.1:${gh.port}`, { ca: ca.caPem, servername: 'app.test' });
-  session.on('error', () => {});
-  t.after(() => session.destroy());
-  return session;
-}
 
-async function get2(session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  const stream = session.request({ ':path': path, ':authority': 'app.test', ...headers });
-  stream.on('error', () => {});
-  const [response] = await once(stream, 'response') as [http2.IncomingHttpHeaders];
-  return { status: Number(response[':status']), body: await readAll(stream) };
-}
 
 test('max_pending: requests beyond the line for a busy group get 503 ERR_UPSTREAM_BUSY with the id of a log line; a cancelled one leaves the line', async (t) => {
   const upstream = await startRecorder(t, (seen) => (seen.url.startsWith('/hold') ? 'hang' : 'ok'));
-  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, 'keepalive = 1\nmax_pending = 2', 'read_timeout = "5m"') } });
-  const session = connect(t, gh);
+  const gh = await startGatehouse(t, { sites: { app: groupSiteToml(cert, upstream.url, 'keepalive = 1\nmax_pending = 2', 'read_timeout = "5m"') } });
+  const session = connectH2(t, gh.port, ca.caPem);
   const json = { accept: 'application/json' };
   const open = (path: string) => {
     const stream = session.request({ ':path': path, ':authority': 'app.test', ...json });
@@ -56,7 +33,7 @@ test('max_pending: requests beyond the line for a busy group get 503 ERR_UPSTREA
   const hold = open('/hold');
   const held = await upstream.request('/hold');
   const waiting = [open('/wait/1'), open('/wait/2')];
-  const busy = await within(get2(session, '/over', json), 10_000, 'an answer to the request beyond the line');
+  const busy = await within(get2(session, '/over', json), 'an answer to the request beyond the line');
   assert.equal(busy.status, 503);
   const reply = JSON.parse(busy.body) as { error: string; request_id: string };
   assert.equal(reply.error, 'ERR_UPSTREAM_BUSY');
@@ -71,20 +48,20 @@ test('max_pending: requests beyond the line for a busy group get 503 ERR_UPSTREA
   const answered = (stream: http2.ClientHttp2Stream) => new Promise<number>((resolve) => stream.once('response', (h) => resolve(Number(h[':status']))));
   const [second, last] = [answered(waiting[1]!), answered(third)];
   held.res.end('done');
-  assert.equal(await within(answered(hold), 10_000, '/hold answered'), 200);
-  assert.equal(await within(second, 10_000, '/wait/2 answered'), 200);
-  assert.equal(await within(last, 10_000, '/wait/3 answered'), 200);
+  assert.equal(await within(answered(hold), '/hold answered'), 200);
+  assert.equal(await within(second, '/wait/2 answered'), 200);
+  assert.equal(await within(last, '/wait/3 answered'), 200);
   assert.deepEqual(upstream.seen.map((s) => s.url), ['/hold', '/wait/2', '/wait/3']);
 });
 
 test('a request waits for a busy group no longer than connect_timeout: then 503 ERR_UPSTREAM_BUSY', async (t) => {
   const upstream = await startRecorder(t, () => 'hang');
-  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, 'keepalive = 1', 'connect_timeout = "1s"\nread_timeout = "5m"') } });
-  const session = connect(t, gh);
+  const gh = await startGatehouse(t, { sites: { app: groupSiteToml(cert, upstream.url, 'keepalive = 1', 'connect_timeout = "1s"\nread_timeout = "5m"') } });
+  const session = connectH2(t, gh.port, ca.caPem);
   const hold = session.request({ ':path': '/hold', ':authority': 'app.test' });
   hold.on('error', () => {});
   await upstream.request('/hold');
-  const late = await within(get2(session, '/late', { accept: 'application/json' }), 15_000, 'an answer to the waiting request');
+  const late = await within(get2(session, '/late', { accept: 'application/json' }), 'an answer to the waiting request');
   assert.equal(late.status, 503);
   assert.equal((JSON.parse(late.body) as { error: string }).error, 'ERR_UPSTREAM_BUSY');
   assert.equal(upstream.seen.length, 1, 'the waiting request never reached the upstream');
@@ -92,8 +69,8 @@ test('a request waits for a busy group no longer than connect_timeout: then 503 
 
 test('a client that leaves while its upload waits in line takes nothing with it: the request is never sent, the process lives on', async (t) => {
   const upstream = await startRecorder(t, (seen) => (seen.url === '/hold' ? 'hang' : 'ok'));
-  const gh = await startGatehouse(t, { sites: { app: site(upstream.url, 'keepalive = 1', 'read_timeout = "5m"') } });
-  const session = connect(t, gh);
+  const gh = await startGatehouse(t, { sites: { app: groupSiteToml(cert, upstream.url, 'keepalive = 1', 'read_timeout = "5m"') } });
+  const session = connectH2(t, gh.port, ca.caPem);
   const hold = session.request({ ':path': '/hold', ':authority': 'app.test' });
   hold.on('error', () => {});
   const held = await upstream.request('/hold');
@@ -111,6 +88,6 @@ test('a client that leaves while its upload waits in line takes nothing with it:
   assert.equal((await h1Line).status, 499);
   assert.equal((await h2Line).status, 499);
   held.res.end('done');
-  assert.deepEqual(await within(get2(session, '/after'), 10_000, 'the next request'), { status: 200, body: 'ok' });
+  assert.deepEqual(await within(get2(session, '/after'), 'the next request'), { status: 200, body: 'ok' });
   assert.deepEqual(upstream.seen.map((s) => s.url), ['/hold', '/after']);
 });
