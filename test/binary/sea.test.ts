@@ -1,7 +1,7 @@
 // The single executable (dist/gatehouse) runs every CLI verb with an empty environment (no Node on PATH) from a
 // directory outside the repository, and serves (as a cluster of two workers) two sites by SNI, a proxied request
 // and a WebSocket echo, plus a third site behind a login at a real OpenID Provider.
-// The binary is rebuilt only when src/, package.json, package-lock.json or the build script changed (content hash).
+// The binary is rebuilt only when src/ (the build script src/cli/build-binary.ts among it), package.json or package-lock.json changed (content hash).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
-import { BINARY, ROOT, binaryIsFresh } from '../../scripts/build-binary.ts';
+import { BINARY, ROOT, binaryIsFresh } from '../../src/cli/build-binary.ts';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
 import { Browser } from '../helpers/gatehouse-auth.ts';
@@ -25,7 +25,7 @@ const run = promisify(execFile);
 test('single executable: version, check and serve with an empty environment', { timeout: 300_000 }, async (t) => {
   if (!binaryIsFresh()) {
     // Same Node (the pinned 24) as `npm run build:binary`; a blob from another Node would make a binary that crashes.
-    await run(process.execPath, [path.join(ROOT, 'scripts', 'build-binary.ts')], { cwd: ROOT, timeout: 240_000 });
+    await run(process.execPath, [path.join(ROOT, 'src', 'cli', 'build-binary.ts')], { cwd: ROOT, timeout: 240_000 });
   }
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-sea-'));
   t.after(() => fs.rmSync(cwd, { recursive: true, force: true }));

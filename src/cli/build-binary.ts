@@ -2,26 +2,27 @@
 // esbuild → one CommonJS bundle → `node --experimental-sea-config`
 // makes the blob → postject injects it into a stripped copy of the pinned Node binary.
 // https://nodejs.org/docs/latest-v24.x/api/single-executable-applications.html
+// Not a `gatehouse` verb: main.ts never imports it, so it is not in the bundle.
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
-import { V8_FLAGS } from '../src/runtime/v8-flags.ts';
+import { build, type BuildOptions } from 'esbuild';
+import { writeFileAtomic } from '../runtime/atomic-write.ts';
+import { V8_FLAGS } from '../runtime/v8-flags.ts';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BINARY = path.join(ROOT, 'dist', 'gatehouse');
 /** Written next to the binary after a successful build: the input hash it was built from. */
 export const STAMP = `${BINARY}.inputs-sha256`;
 /** postject's documented sentinel; Node looks for this fuse to know a blob was injected. */
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
-/** Hash of everything the binary is made from: sources, lockfile, package.json and this script. */
+/** Hash of everything the binary is made from: sources (this script among them), lockfile and package.json. */
 export function inputsHash(): string {
   const hash = crypto.createHash('sha256');
-  const files = [...listFiles(path.join(ROOT, 'src')), 'package.json', 'package-lock.json', 'scripts/build-binary.ts']
+  const files = [...listFiles(path.join(ROOT, 'src')), 'package.json', 'package-lock.json']
     .map((file) => path.relative(ROOT, path.resolve(ROOT, file))).sort();
   for (const file of files) hash.update(`${file}\0`).update(fs.readFileSync(path.join(ROOT, file))).update('\0');
   return hash.digest('hex');
@@ -46,12 +47,7 @@ export async function buildBinary(log: (line: string) => void = () => {}): Promi
   const work = `${BINARY}.building`;
 
   log('bundling src/main.ts with esbuild');
-  await build({
-    entryPoints: [path.join(ROOT, 'src', 'main.ts')], outfile: bundle, bundle: true, platform: 'node', format: 'cjs', target: 'node24',
-    legalComments: 'none', logLevel: 'warning',
-    // import.meta is empty in a CommonJS bundle: fail the build rather than ship code that silently breaks.
-    logOverride: { 'empty-import-meta': 'error' },
-  });
+  await build(bundleOptions(bundle));
   writeFileAtomic(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgv: V8_FLAGS }, null, 2));
   log('making the SEA blob');
   // process.execPath is the pinned Node 24 inside npm scripts; a blob from another Node makes a binary that segfaults.
@@ -67,6 +63,21 @@ export async function buildBinary(log: (line: string) => void = () => {}): Promi
   fs.renameSync(work, BINARY);
   writeFileAtomic(STAMP, `${hash}\n`);
   return { binary: BINARY, bytes: fs.statSync(BINARY).size, bundleBytes: fs.statSync(bundle).size, ms: Date.now() - started };
+}
+
+/**
+ * esbuild's options for the bundle (test/binary/bundle.test.ts builds the same one to see what it carries). The
+ * bundle carries every verb; `certs`, `demo` and ACME are imported when used (main.ts, acme/start.ts), and
+ * esbuild keeps such a module and what only it imports in a function that runs at that import, so `serve` never
+ * evaluates the demo's identity provider (oidc-provider, koa) nor acme-client.
+ */
+export function bundleOptions(outfile: string): BuildOptions {
+  return {
+    entryPoints: [path.join(ROOT, 'src', 'main.ts')], outfile, bundle: true, platform: 'node', format: 'cjs', target: 'node24',
+    legalComments: 'none', logLevel: 'warning',
+    // import.meta is empty in a CommonJS bundle: fail the build rather than ship code that silently breaks.
+    logOverride: { 'empty-import-meta': 'error' },
+  };
 }
 
 function listFiles(dir: string): string[] {
