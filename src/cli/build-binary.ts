@@ -6,9 +6,10 @@
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type BuildOptions } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
 import { V8_FLAGS } from '../runtime/v8-flags.ts';
 
@@ -77,6 +78,24 @@ export function bundleOptions(outfile: string): BuildOptions {
     legalComments: 'none', logLevel: 'warning',
     // import.meta is empty in a CommonJS bundle: fail the build rather than ship code that silently breaks.
     logOverride: { 'empty-import-meta': 'error' },
+    plugins: [oneMimeDb()],
+  };
+}
+
+/**
+ * mime-db is one 0.23 MB JSON table, and npm installs a copy for each mime-types major: send's, koa's and type-is's
+ * (the demo's provider) and form-data's (acme-client's axios) came out as four copies, 0.91 MB of the bundle. Every
+ * `require('mime-db')` gets the copy send uses, so serve's static files keep their types; the others read the same
+ * table (mime-types 2 and 3 read one format: https://github.com/jshttp/mime-db#data-structure).
+ */
+function oneMimeDb(): Plugin {
+  return {
+    name: 'one-mime-db',
+    setup(build) {
+      const fromSend = createRequire(createRequire(path.join(ROOT, 'package.json')).resolve('send'));
+      const mimeDb = createRequire(fromSend.resolve('mime-types')).resolve('mime-db');
+      build.onResolve({ filter: /^mime-db$/ }, () => ({ path: mimeDb }));
+    },
   };
 }
 
