@@ -15,7 +15,7 @@ import { createSelfSigned } from '../../src/tls/self-signed.ts';
 import { until } from '../helpers/wait.ts';
 
 const DEMO_ONLY = ['oidc-provider', 'koa'];
-const ACME_ONLY = ['acme-client', 'node-forge', 'axios'];
+const ACME_ONLY = ['acme-client', 'node-forge', 'axios', '@peculiar/x509'];
 
 test('the bundle carries mime-db once; serve evaluates neither the demo\'s provider nor ACME, demo does', { timeout: 240_000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bundle-'));
