@@ -3,7 +3,7 @@
 // - x-request-id: the id of the request's log line (`req_id`), so a user's report finds the line;
 // - cache-control: no-store: these answers depend on a session, a one-time login state or the configuration of the
 //   moment, and no browser or shared cache may keep or replay one (RFC 9111 §5.2.2.5);
-// - content-type and content-length for the body, none being `content-length: 0`.
+// - content-type and content-length of the body (`content-length: 0` without one).
 // The bottom floor: imports only Node's types, so every folder may use it.
 import type { OutgoingHttpHeaders } from 'node:http';
 
