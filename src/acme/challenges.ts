@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sendOwn } from '../base/own-answer.ts';
 import { sendError } from '../http/errors.ts';
-import { common } from '../http/types.ts';
 import type { PlainHttpResponder } from '../runtime/runtime.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
 
@@ -96,8 +96,7 @@ export function createChallengeResponder(store: ChallengeStore): PlainHttpRespon
       sendError(req, res, 'ERR_ACME_UNKNOWN_TOKEN', requestId);
       return true;
     }
-    common(res).writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(keyAuthorization), 'cache-control': 'no-store' });
-    common(res).end(req.method === 'HEAD' ? '' : keyAuthorization);
+    sendOwn(res, 200, requestId, { body: { type: 'text', text: keyAuthorization }, omitBody: req.method === 'HEAD' });
     return true;
   };
 }

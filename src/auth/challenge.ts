@@ -1,9 +1,10 @@
 // What an anonymous request gets: a login redirect only for a top-level navigation of a page; everything else
 // (fetch/XHR, API routes, sub-resources such as favicons and images, non-GET) gets 401, so a script sees a clean
 // error instead of a cross-origin redirect, and a favicon never starts a second login (test-infrastructure.md §2 gotcha 8).
+import { sendOwn } from '../base/own-answer.ts';
 import type { AuthSettings } from '../config/auth-settings.ts';
 import { sendError, type ErrorCode } from '../http/errors.ts';
-import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';
+import type { AnyRequest, AnyResponse } from '../http/types.ts';
 import { startLogin } from './oidc/login.ts';
 import type { SiteAuth } from './site-auth.ts';
 
@@ -44,6 +45,6 @@ export async function redirectToLogin(auth: SiteAuth, req: AnyRequest, res: AnyR
   } catch {
     return sendProviderUnavailable(req, res, requestId);
   }
-  common(res).writeHead(302, { location: login.location, 'set-cookie': login.setCookies, 'cache-control': 'no-store', 'content-length': '0', 'x-request-id': requestId }).end();
+  sendOwn(res, 302, requestId, { headers: { location: login.location, 'set-cookie': login.setCookies } });
   return undefined;
 }

@@ -1,6 +1,8 @@
 // Every error response Gatehouse itself produces comes from this table and is rendered here:
 // HTML for browsers, JSON when the client asks for it, always with the request id that is also in the log line.
-import { common, type AnyResponse } from './types.ts';
+import { sendOwn, type OwnBody } from '../base/own-answer.ts';
+import { html, renderPage } from '../base/page.ts';
+import type { AnyResponse } from './types.ts';
 
 export const ERRORS = {
   ERR_HTTP_BAD_REQUEST: { status: 400, title: 'Bad Request', detail: 'The request could not be understood.' },
@@ -43,28 +45,21 @@ export function sendError(req: { headers: Record<string, string | string[] | und
   code: ErrorCode, requestId: string, extraHeaders: Record<string, string | string[]> = {}, options: { detail?: string; json?: boolean } = {}): void {
   if (res.headersSent || res.destroyed) return;
   const { status, title, allow }: ErrorEntry = ERRORS[code];
-  const detail = options.detail ? escapeHtml(options.detail) : ERRORS[code].detail;
-  const wantsJson = options.json || prefersJson(req.headers.accept);
-  const body = wantsJson
-    ? JSON.stringify({ error: code, status, message: options.detail ?? detail, request_id: requestId })
-    : `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${status} ${title}</title></head>`
-      + `<body><h1>${status} ${title}</h1><p>${detail}</p><p><small>Request id: <code>${requestId}</code> (${code})</small></p></body></html>\n`;
-  common(res).writeHead(status, {
-    'content-type': wantsJson ? 'application/json' : 'text/html; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    'x-request-id': requestId,
-    ...(allow ? { allow } : {}),
-    ...extraHeaders,
+  const detail = options.detail ?? ERRORS[code].detail;
+  const body: OwnBody = options.json || prefersJson(req.headers.accept)
+    ? { type: 'json', text: JSON.stringify({ error: code, status, message: detail, request_id: requestId }) }
+    : { type: 'html', text: errorPage(code, status, title, detail, requestId) };
+  sendOwn(res, status, requestId, { headers: { ...(allow ? { allow } : {}), ...extraHeaders }, body, omitBody: req.method === 'HEAD' });
+}
+
+function errorPage(code: ErrorCode, status: number, title: string, detail: string, requestId: string): string {
+  return renderPage({
+    title: `${status} ${title}`,
+    body: html`<h1>${status} ${title}</h1><p>${detail}</p><p><small>Request id: <code>${requestId}</code> (${code})</small></p>`,
   });
-  common(res).end(req.method === 'HEAD' ? '' : body);
 }
 
 function prefersJson(accept: string | string[] | undefined): boolean {
   const text = Array.isArray(accept) ? accept.join(',') : accept ?? '';
   return /\bapplication\/(?:[\w.+-]+\+)?json\b/i.test(text) && !/\btext\/html\b/i.test(text);
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

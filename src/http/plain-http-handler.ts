@@ -1,6 +1,7 @@
 // The plain-HTTP listener (nginx `listen 80`): ACME HTTP-01 challenges are answered first, before any redirect,
 // auth or deny rule; every other request for a configured site is sent to HTTPS with 308 (keeps method and body).
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendOwn } from '../base/own-answer.ts';
 import { logWhenDone } from '../observability/access-log.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { normalizeHost } from '../tls/name-index.ts';
@@ -24,7 +25,6 @@ export function createPlainHttpHandler(runtime: Runtime, httpsPort: () => number
     const authority = host.includes(':') ? `[${host}]` : host;
     const port = httpsPort();
     const location = `https://${authority}${port === 443 ? '' : `:${port}`}${req.url}`;
-    res.writeHead(308, { location, 'content-length': '0', 'x-request-id': ctx.id, ...(runtime.stopping ? { connection: 'close' } : {}) });
-    res.end();
+    sendOwn(res, 308, ctx.id, { headers: { location, ...(runtime.stopping ? { connection: 'close' } : {}) } });
   };
 }

@@ -4,6 +4,7 @@
 //   authorize (policy, 403) → action: proxy with identity headers | serve files | fixed status.
 import http2 from 'node:http2';
 import { sendChallenge, sendProviderUnavailable } from '../auth/challenge.ts';
+import { sendOwn } from '../base/own-answer.ts';
 import { upstreamHeaders } from '../auth/identity-headers.ts';
 import { requestOrigin } from '../auth/redirect.ts';
 import { handleOAuth2 } from '../auth/routes.ts';
@@ -97,5 +98,5 @@ function fail(ctx: RequestContext, req: AnyRequest, res: AnyResponse, code: Erro
     if (refusedBody && 'stream' in res) res.stream.close(http2.constants.NGHTTP2_NO_ERROR);
     return;
   }
-  if (!res.headersSent) common(res).writeHead(bareStatus ?? 404, { 'content-length': '0', 'x-request-id': ctx.id }).end();
+  if (!res.headersSent) sendOwn(res, bareStatus ?? 404, ctx.id);
 }

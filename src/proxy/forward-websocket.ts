@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer } from 'http-proxy-3';
+import { ownHeaders } from '../base/own-answer.ts';
 import type { Route } from '../config/load.ts';
 import { ERRORS, type ErrorCode } from '../http/errors.ts';
 import type { UpstreamGroupPool } from './upstream-pools.ts';
@@ -82,6 +83,6 @@ export function writeRawError(socket: Socket, code: ErrorCode, requestId: string
   if (!socket.writable) { socket.destroy(); return; }
   const { status, title, detail } = ERRORS[code];
   const body = JSON.stringify({ error: code, status, message: detail, request_id: requestId });
-  const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'x-request-id': requestId, connection: 'close', ...extraHeaders };
+  const headers = ownHeaders(requestId, { connection: 'close', ...extraHeaders }, { type: 'json', text: body });
   socket.end(`HTTP/1.1 ${status} ${title}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${body}`);
 }
