@@ -3,23 +3,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { AcmeConfig } from './model.ts';
 import { ACME_DIRECTORIES, type GlobalSettings } from './schema.ts';
-
-/** [acme] with paths resolved and the named directory replaced by its URL. */
-export interface AcmeConfig {
-  directoryUrl: string;
-  email?: string;
-  termsOfServiceAgreed: boolean;
-  storageDir: string;
-  accountKeyFile: string;
-  renewRatio: number;
-  profile?: string;
-  httpPort: number;
-  checkIntervalMs: number;
-  retryMinMs: number;
-  retryMaxMs: number;
-  caRootPem?: string;
-}
 
 export function acmeConfig(raw: GlobalSettings['acme'], configDir: string, problem: (key: string, message: string) => void): AcmeConfig {
   const storageDir = path.resolve(configDir, raw.storage);

@@ -3,42 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AuthInput } from './auth-schema.ts';
-
-export interface SkipAuthRoute { method?: string; negate: boolean; pattern: RegExp }
-
-export interface AuthSettings {
-  provider: 'oidc' | 'entra-id';
-  issuer: string;
-  clientId: string;
-  clientSecret: string;
-  /** undefined = https://<Host of the request>/oauth2/callback (Host is bound to the TLS server name, so it is safe). */
-  redirectUrl?: string;
-  scope: string;
-  /** Session cookie name, always with the __Host- prefix. */
-  cookieName: string;
-  /** The decoded cookie secret; every key Gatehouse uses for this site derives from it (HKDF). */
-  secret: Buffer;
-  cookieExpireMs: number;
-  cookieRefreshMs: number;
-  sameSite: 'Lax' | 'Strict';
-  emailDomains?: string[];
-  authenticatedEmailsFile?: string;
-  allowedGroups?: string[];
-  allowedRoles?: string[];
-  /** Lower-case GUIDs, or "*"; undefined = only the configured tenant (single-tenant issuer). */
-  allowedTenants?: string[];
-  setXAuthRequest: boolean;
-  passUserHeaders: boolean;
-  passAccessToken: boolean;
-  passAuthorizationHeader: boolean;
-  authorizationToken: 'access_token' | 'id_token';
-  preferEmailToUser: boolean;
-  skipAuthRoutes: SkipAuthRoute[];
-  apiRoutes: RegExp[];
-  whitelistDomains: string[];
-  skipJwtBearerTokens: boolean;
-  extraJwtIssuers: { issuer: string; audience: string }[];
-}
+import type { AuthSettings, SkipAuthRoute } from './model.ts';
 
 type Problem = (key: (string | number)[], message: string) => void;
 

@@ -5,14 +5,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { z } from 'zod';
-import { buildAuthSettings, type AuthSettings } from './auth-settings.ts';
+import { buildAuthSettings } from './auth-settings.ts';
 import { UNSUPPORTED_AUTH_OPTIONS } from './auth-schema.ts';
-import { acmeConfig, type AcmeConfig } from './acme-config.ts';
+import { acmeConfig } from './acme-config.ts';
+import type { Config, FileTls, Route, RouteAction, Site, UpstreamGroup } from './model.ts';
 import { DEFAULT_MAX_PENDING, globalSchema, siteSchema, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
 import { resolveSecretReferences } from './secrets.ts';
 import { parseTomlSource, TomlSyntaxError, type TomlSource } from './toml-source.ts';
-
-export type { AcmeConfig };
 
 export interface ConfigProblem { file: string; line: number; key: string; message: string }
 
@@ -26,63 +25,6 @@ export class ConfigError extends Error {
 
 export function formatProblem(p: ConfigProblem): string {
   return `${p.file}:${p.line}: ${p.key ? `${p.key}: ` : ''}${p.message}`;
-}
-
-export type RouteAction =
-  | { kind: 'proxy'; upstream: string }
-  | { kind: 'static'; root: string; index: string[] }
-  | { kind: 'status'; status: number };
-
-export interface Route {
-  path: string;
-  action: RouteAction;
-  websocket: boolean;
-  /** %2F / %5C and ";" in the path are accepted (and stay literal) on this route only when it says so. */
-  allowEncodedSlashes: boolean;
-  allowPathParameters: boolean;
-  maxBodySize: number;
-  connectTimeoutMs: number;
-  sendTimeoutMs: number;
-  readTimeoutMs: number;
-  bodyTimeoutMs: number;
-  requestBuffering: boolean;
-}
-
-export interface UpstreamGroup { name: string; servers: string[]; failTimeoutMs: number; keepalive: number; maxPending: number }
-
-export interface Site {
-  /** The first server name: how logs and errors name the site. */
-  name: string;
-  file: string;
-  serverNames: string[];
-  /** Certificate files read at load time, or obtained and renewed by ACME (src/acme/) into the [acme] storage folder. */
-  tls: FileTls | { source: 'acme' };
-  upstreams: Record<string, UpstreamGroup>;
-  /** Longest prefix first, so the first match is the right one. */
-  routes: Route[];
-  denyPaths: RegExp[];
-  /** OpenID Connect settings; undefined = a public site. */
-  auth?: AuthSettings;
-  /** The Strict-Transport-Security value sent on every HTTPS response of the site; undefined = none. */
-  hsts?: string;
-}
-
-export interface FileTls { source: 'files'; certFile: string; keyFile: string; certPem: string; keyPem: string }
-
-export interface Config {
-  dir: string;
-  file: string;
-  https: GlobalSettings['https'];
-  http: GlobalSettings['http'];
-  log: GlobalSettings['log'];
-  proxy: GlobalSettings['proxy'];
-  lifecycle: GlobalSettings['lifecycle'];
-  session: GlobalSettings['session'] & { file: string };
-  metrics: GlobalSettings['metrics'];
-  /** Serving processes, "auto" resolved to the number of cores. */
-  workers: number;
-  acme: AcmeConfig;
-  sites: Site[];
 }
 
 export const MAIN_FILE = 'gatehouse.toml';

@@ -4,7 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer } from 'http-proxy-3';
-import type { Route } from '../config/load.ts';
+import type { Route } from '../config/model.ts';
 import { ERRORS, type ErrorCode } from '../http/errors.ts';
 import type { UpstreamGroupPool } from './upstream-pools.ts';
 
