@@ -4,14 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AuthInput } from './auth-schema.ts';
 import type { AuthSettings, SkipAuthRoute } from './model.ts';
-
-type Problem = (key: (string | number)[], message: string) => void;
+import type { Report } from './problems.ts';
 
 const MULTI_TENANT = /^https:\/\/[^/]+\/(common|organizations)\/v2\.0\/?$/;
 
-export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Problem): AuthSettings | undefined {
+export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Report): AuthSettings | undefined {
   let ok = true;
-  const fail: Problem = (key, message) => { ok = false; problem(['auth', ...key], message); };
+  const fail: Report = (key, message) => { ok = false; problem(['auth', ...key], message); };
 
   const secret = decodeSecret(raw.cookie_secret);
   if (!secret) fail(['cookie_secret'], 'must be 16, 24 or 32 bytes, raw or base64 encoded (openssl rand -base64 32)');
