@@ -6,7 +6,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import acme from 'acme-client';
 import { Agent, fetch } from 'undici';
-import type { AcmeConfig } from '../config/load.ts';
+import type { AcmeConfig } from '../config/model.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
 import type { Directory } from './renewal-time.ts';
 

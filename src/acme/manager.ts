@@ -5,7 +5,7 @@
 // installs the new certificate for new handshakes at once. Open connections keep the certificate they started with.
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import type { Config, Site } from '../config/load.ts';
+import type { Config, Site } from '../config/model.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CertificateStore, KeyPair } from '../tls/certificate-store.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';

@@ -2,7 +2,7 @@
 // (fetch/XHR, API routes, sub-resources such as favicons and images, non-GET) gets 401, so a script sees a clean
 // error instead of a cross-origin redirect, and a favicon never starts a second login (test-infrastructure.md §2 gotcha 8).
 import { sendOwn } from '../base/own-answer.ts';
-import type { AuthSettings } from '../config/auth-settings.ts';
+import type { AuthSettings } from '../config/model.ts';
 import { sendError, type ErrorCode } from '../http/errors.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
 import { startLogin } from './oidc/login.ts';

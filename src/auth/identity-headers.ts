@@ -1,7 +1,7 @@
 // What the upstream learns about the user: oauth2-proxy's header names, set from the verified session only.
 // Client-sent copies of every name (in any case/_/. variant) are already gone (OWNED_HEADERS in request-headers.ts);
 // Gatehouse's own cookies are removed here, so no upstream ever sees a session or login cookie.
-import type { AuthSettings } from '../config/auth-settings.ts';
+import type { AuthSettings } from '../config/model.ts';
 import { upstreamRequestHeaders, type ForwardingFacts } from '../proxy/request-headers.ts';
 import { withoutCookies } from '../session/cookies.ts';
 import type { Identity, Session } from '../session/sessions.ts';

@@ -1,7 +1,7 @@
 // Who may enter a site (fail closed): email_domains / authenticated_emails_file, allowed_groups, allowed_roles,
 // allowed_tenants. Every configured rule must admit the user; the refusal names the rule, never a token.
 import fs from 'node:fs';
-import type { AuthSettings } from '../config/auth-settings.ts';
+import type { AuthSettings } from '../config/model.ts';
 import type { Identity } from '../session/sessions.ts';
 import { emailDomain } from './identity.ts';
 

@@ -1,7 +1,7 @@
 // A site's authentication: its provider client, sessions, login-state cookies and policy, plus the two
 // operations the request path needs: authenticate (cookie → session → refresh when due, once per session) and
 // establish (tokens → identity → tenant/overage checks), used by the callback and by refresh alike.
-import type { AuthSettings } from '../config/auth-settings.ts';
+import type { AuthSettings } from '../config/model.ts';
 import type { Logger } from '../observability/logger.ts';
 import { readCookie } from '../session/cookies.ts';
 import { LoginStateCookies } from '../session/login-state.ts';

@@ -1,5 +1,6 @@
 // `gatehouse check`: validate without serving, like `nginx -t`.
-import { ConfigError, formatProblem, loadConfig } from '../config/load.ts';
+import { loadConfig } from '../config/load.ts';
+import { ConfigError, formatProblem } from '../config/problems.ts';
 
 export function check(configDir: string): number {
   try {

@@ -1,8 +1,8 @@
 // `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT; SIGHUP reloads the configuration when
 // workers > 1. Then this process is the cluster primary and every worker runs this same function (runtime/cluster.ts).
 import { prepareAcme, startAcme } from '../acme/start.ts';
-import { loadConfig, type Config } from '../config/load.ts';
-import type { ListenAddress } from '../config/schema.ts';
+import { loadConfig } from '../config/load.ts';
+import type { Config, ListenAddress } from '../config/model.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
 import { isClusterWorker, leaveCluster, reportListening, runPrimary, runsAcmeScheduler } from '../runtime/cluster.ts';
 import type { Listening } from '../runtime/listeners.ts';

@@ -1,27 +1,13 @@
 // [acme] of gatehouse.toml resolved for use: the named directory replaced by its URL, paths made absolute,
-// the extra CA root read. Problems go to the caller's collector, which adds file and line.
+// the extra CA root read. Problems are reported at their acme.* key.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { AcmeConfig } from './model.ts';
+import type { Report } from './problems.ts';
 import { ACME_DIRECTORIES, type GlobalSettings } from './schema.ts';
 
-/** [acme] with paths resolved and the named directory replaced by its URL. */
-export interface AcmeConfig {
-  directoryUrl: string;
-  email?: string;
-  termsOfServiceAgreed: boolean;
-  storageDir: string;
-  accountKeyFile: string;
-  renewRatio: number;
-  profile?: string;
-  httpPort: number;
-  checkIntervalMs: number;
-  retryMinMs: number;
-  retryMaxMs: number;
-  caRootPem?: string;
-}
-
-export function acmeConfig(raw: GlobalSettings['acme'], configDir: string, problem: (key: string, message: string) => void): AcmeConfig {
+export function acmeConfig(raw: GlobalSettings['acme'], configDir: string, problem: Report): AcmeConfig {
   const storageDir = path.resolve(configDir, raw.storage);
   let caRootPem: string | undefined;
   if (raw.ca_root !== undefined) {
@@ -30,10 +16,10 @@ export function acmeConfig(raw: GlobalSettings['acme'], configDir: string, probl
       caRootPem = fs.readFileSync(file, 'utf8');
       new crypto.X509Certificate(caRootPem);
     } catch (error) {
-      problem('ca_root', caRootPem === undefined ? `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` : `${file} is not a PEM certificate`);
+      problem(['acme', 'ca_root'], caRootPem === undefined ? `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` : `${file} is not a PEM certificate`);
     }
   }
-  if (raw.retry_max < raw.retry_min) problem('retry_max', 'retry_max is shorter than retry_min');
+  if (raw.retry_max < raw.retry_min) problem(['acme', 'retry_max'], 'retry_max is shorter than retry_min');
   return {
     directoryUrl: ACME_DIRECTORIES[raw.directory] ?? raw.directory,
     ...(raw.email ? { email: raw.email } : {}),

@@ -2,16 +2,7 @@
 // operator can paste from an oauth2-proxy .cfg. Options oauth2-proxy has and Gatehouse does not support are named in
 // UNSUPPORTED_AUTH_OPTIONS and refused with a reason, never ignored.
 import { z } from 'zod';
-import { parseDurationMs } from './units.ts';
-
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDurationMs(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (examples: "90s", "24h", "168h")` });
-    return z.NEVER;
-  }
-  return ms;
-});
+import { duration } from './units.ts';
 
 const regex = z.string().refine((source) => { try { new RegExp(source); return true; } catch { return false; } }, 'not a valid regular expression');
 

@@ -3,50 +3,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AuthInput } from './auth-schema.ts';
-
-export interface SkipAuthRoute { method?: string; negate: boolean; pattern: RegExp }
-
-export interface AuthSettings {
-  provider: 'oidc' | 'entra-id';
-  issuer: string;
-  clientId: string;
-  clientSecret: string;
-  /** undefined = https://<Host of the request>/oauth2/callback (Host is bound to the TLS server name, so it is safe). */
-  redirectUrl?: string;
-  scope: string;
-  /** Session cookie name, always with the __Host- prefix. */
-  cookieName: string;
-  /** The decoded cookie secret; every key Gatehouse uses for this site derives from it (HKDF). */
-  secret: Buffer;
-  cookieExpireMs: number;
-  cookieRefreshMs: number;
-  sameSite: 'Lax' | 'Strict';
-  emailDomains?: string[];
-  authenticatedEmailsFile?: string;
-  allowedGroups?: string[];
-  allowedRoles?: string[];
-  /** Lower-case GUIDs, or "*"; undefined = only the configured tenant (single-tenant issuer). */
-  allowedTenants?: string[];
-  setXAuthRequest: boolean;
-  passUserHeaders: boolean;
-  passAccessToken: boolean;
-  passAuthorizationHeader: boolean;
-  authorizationToken: 'access_token' | 'id_token';
-  preferEmailToUser: boolean;
-  skipAuthRoutes: SkipAuthRoute[];
-  apiRoutes: RegExp[];
-  whitelistDomains: string[];
-  skipJwtBearerTokens: boolean;
-  extraJwtIssuers: { issuer: string; audience: string }[];
-}
-
-type Problem = (key: (string | number)[], message: string) => void;
+import type { AuthSettings, SkipAuthRoute } from './model.ts';
+import type { Report } from './problems.ts';
 
 const MULTI_TENANT = /^https:\/\/[^/]+\/(common|organizations)\/v2\.0\/?$/;
 
-export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Problem): AuthSettings | undefined {
+export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Report): AuthSettings | undefined {
   let ok = true;
-  const fail: Problem = (key, message) => { ok = false; problem(['auth', ...key], message); };
+  const fail: Report = (key, message) => { ok = false; problem(['auth', ...key], message); };
 
   const secret = decodeSecret(raw.cookie_secret);
   if (!secret) fail(['cookie_secret'], 'must be 16, 24 or 32 bytes, raw or base64 encoded (openssl rand -base64 32)');

@@ -4,25 +4,7 @@
 import net from 'node:net';
 import { z } from 'zod';
 import { authSchema } from './auth-schema.ts';
-import { parseDurationMs, parseSizeBytes } from './units.ts';
-
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDurationMs(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (examples: "90s", "1m30s", "168h", 90)` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const bytes = parseSizeBytes(value);
-  if (bytes === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (examples: "10m", "128k", 1048576)` });
-    return z.NEVER;
-  }
-  return bytes;
-});
+import { duration, size } from './units.ts';
 
 export interface ListenAddress { host: string; port: number }
 

@@ -1,7 +1,7 @@
 // What every request carries through the path: its id, its site and route once known, and what the access log needs.
 import crypto from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import type { Route } from '../config/load.ts';
+import type { Route } from '../config/model.ts';
 import type { SiteRuntime } from '../runtime/runtime.ts';
 import type { ErrorCode } from './errors.ts';
 import { clientAddress, type AnyRequest } from './types.ts';

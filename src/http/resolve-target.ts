@@ -1,6 +1,6 @@
 // The first steps every request and upgrade take: find the site by Host (which must agree with SNI),
 // normalize the path, apply deny rules, pick the route by longest prefix.
-import type { Route } from '../config/load.ts';
+import type { Route } from '../config/model.ts';
 import type { Runtime, SiteRuntime } from '../runtime/runtime.ts';
 import { normalizeHost } from '../tls/name-index.ts';
 import type { ErrorCode } from './errors.ts';

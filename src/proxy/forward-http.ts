@@ -2,7 +2,7 @@
 // answer back: no buffering in either direction unless the route asks for request buffering, backpressure both ways.
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { Route } from '../config/load.ts';
+import type { Route } from '../config/model.ts';
 import type { ErrorCode } from '../http/errors.ts';
 import { resetStream } from '../http/http2-limits.ts';
 import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';

@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer } from 'http-proxy-3';
 import { ownHeaders } from '../base/own-answer.ts';
-import type { Route } from '../config/load.ts';
+import type { Route } from '../config/model.ts';
 import { ERRORS, type ErrorCode } from '../http/errors.ts';
 import type { UpstreamGroupPool } from './upstream-pools.ts';
 

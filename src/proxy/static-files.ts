@@ -2,7 +2,7 @@
 // `send` does the careful parts: no escape from the root (.. and encoded variants), dotfiles refused,
 // index files, ETag / Last-Modified with conditional requests, ranges.
 import send from 'send';
-import type { Route } from '../config/load.ts';
+import type { Route } from '../config/model.ts';
 import type { ErrorCode } from '../http/errors.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
 

@@ -5,7 +5,7 @@
 // `max_pending` per group (Envoy's max_pending_requests, nginx Plus's upstream `queue`), so a saturated group answers 503
 // instead of piling up work, and a request whose client went away leaves the line at once.
 import { Pool } from 'undici';
-import type { UpstreamGroup } from '../config/load.ts';
+import type { UpstreamGroup } from '../config/model.ts';
 import type { ClientWatch } from './client-abort.ts';
 
 export interface UpstreamServer {

@@ -3,7 +3,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { isSea } from 'node:sea';
 import http from 'node:http';
-import type { ListenAddress } from '../config/schema.ts';
+import type { ListenAddress } from '../config/model.ts';
 import { createHealthServer, runtimeReadiness, type Readiness } from '../observability/health.ts';
 import type { Logger } from '../observability/logger.ts';
 import { clusterMetrics, shareWithPrimary } from '../observability/metrics.ts';

@@ -2,7 +2,7 @@
 // (98: Address already in use)`, then exit): which listener, which address, why. `serve` prints it and exits 2.
 import cluster from 'node:cluster';
 import net, { type AddressInfo } from 'node:net';
-import type { ListenAddress } from '../config/schema.ts';
+import type { ListenAddress } from '../config/model.ts';
 
 /** The config table whose `listen` names the address. */
 export type ListenerName = 'https' | 'http' | 'metrics';

@@ -3,7 +3,7 @@
 // Building has no side effects beyond creating objects; listeners are started separately (listeners.ts).
 import { SiteAuth } from '../auth/site-auth.ts';
 import type { FetchLike } from '../auth/oidc/client.ts';
-import type { Config, Site } from '../config/load.ts';
+import type { Config, Site } from '../config/model.ts';
 import { openSessionStore, type SessionStore } from '../session/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';

@@ -13,7 +13,8 @@ import { ChallengeStore, createChallengeResponder } from '../../src/acme/challen
 import { tryLock } from '../../src/acme/lock.ts';
 import { nextRenewal } from '../../src/acme/renewal-time.ts';
 import { CertStorage, describe, renewalTimeByRatio, type CertInfo } from '../../src/acme/storage.ts';
-import { ConfigError, loadConfig } from '../../src/config/load.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { ConfigError } from '../../src/config/problems.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
 import { writeConfig } from '../helpers/gatehouse-acme.ts';
 

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, loadConfig, type ConfigProblem } from '../../src/config/load.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { ConfigError, type ConfigProblem } from '../../src/config/problems.ts';
 import { createTestCa } from '../helpers/pki.ts';
 import { writeConfig } from '../helpers/gatehouse.ts';
 

@@ -2,7 +2,8 @@
 // background with retries (an identity provider that is down at start must not stop Gatehouse from serving its
 // public sites); /ready reports whether every site's discovery has loaded.
 import * as client from 'openid-client';
-import { isLoopback, type AuthSettings } from '../../config/auth-settings.ts';
+import { isLoopback } from '../../config/auth-settings.ts';
+import type { AuthSettings } from '../../config/model.ts';
 import type { Logger } from '../../observability/logger.ts';
 
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
