@@ -1,6 +1,7 @@
 // What an anonymous request gets: a login redirect only for a top-level navigation of a page; everything else
 // (fetch/XHR, API routes, sub-resources such as favicons and images, non-GET) gets 401, so a script sees a clean
-// error instead of a cross-origin redirect, and a favicon never starts a second login: browsers fetch /favicon.ico on their own, https://fetch.spec.whatwg.org/#concept-request-destination.
+// error instead of a cross-origin redirect, and a favicon the browser fetches on its own never starts a second login
+// (request destinations: https://fetch.spec.whatwg.org/#concept-request-destination).
 import { sendOwn } from '../base/own-answer.ts';
 import type { AuthSettings } from '../config/model.ts';
 import { sendError, type ErrorCode } from '../http/errors.ts';
