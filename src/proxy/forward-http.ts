@@ -6,8 +6,9 @@ import type { Route } from '../config/model.ts';
 import type { ErrorCode } from '../http/errors.ts';
 import { resetStream } from '../http/http2-limits.ts';
 import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';
-import { BodyTimeoutError, BodyTooLargeError, ClientClosedError, clientBody, clientGone, watchClient, type Cancellable, type ClientWatch } from './client-abort.ts';
+import { ClientClosedError, clientBody, clientGone, watchClient, type Cancellable, type ClientWatch } from './client-abort.ts';
 import { clientResponseHeaders } from './request-headers.ts';
+import { errorCodeFor, isConnectFailure } from './upstream-errors.ts';
 import type { UpstreamGroupPool, UpstreamServer } from './upstream-pools.ts';
 
 export interface ForwardResult {
@@ -24,8 +25,6 @@ export interface ForwardResult {
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-/** Failures where the request never reached the server: safe to try the next one. */
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
 export async function forwardHttp(req: AnyRequest, res: AnyResponse, options: {
   route: Route; group: UpstreamGroupPool; headers: Record<string, string | string[]>; path: string;
@@ -63,8 +62,7 @@ export async function forwardHttp(req: AnyRequest, res: AnyResponse, options: {
       } finally {
         slot.release();
       }
-      const code = (last.cause as NodeJS.ErrnoException | undefined)?.code;
-      if (!last.error || !code || !CONNECT_FAILURES.has(code)) return last;
+      if (!last.error || !isConnectFailure(last.cause)) return last;
       group.markDown(server);
       if (!retryable) return last;
     }
@@ -170,19 +168,6 @@ class UpstreamExchange implements Cancellable {
 function abortUpstream(controller: Dispatcher.DispatchController, reason: Error): void {
   controller.abort(reason);
   if (controller.paused) controller.resume();
-}
-
-/** Our answer for a failed exchange; undefined when the client itself went away (nobody is left to answer). */
-function errorCodeFor(error: Error): ErrorCode | undefined {
-  const cause = (error as { cause?: unknown }).cause;
-  const ours = [error, cause];
-  if (ours.some((e) => e instanceof ClientClosedError)) return undefined;
-  if (ours.some((e) => e instanceof BodyTooLargeError)) return 'ERR_BODY_TOO_LARGE';
-  if (ours.some((e) => e instanceof BodyTimeoutError)) return 'ERR_BODY_TIMEOUT';
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'ERR_UPSTREAM_TIMEOUT';
-  if (CONNECT_FAILURES.has(code)) return 'ERR_UPSTREAM_UNREACHABLE';
-  return 'ERR_UPSTREAM_RESET';
 }
 
 function contentLength(value: string | undefined): number | undefined {

@@ -7,6 +7,7 @@ import { createProxyServer } from 'http-proxy-3';
 import { ownHeaders } from '../base/own-answer.ts';
 import type { Route } from '../config/model.ts';
 import { ERRORS, type ErrorCode } from '../http/errors.ts';
+import { errorCodeFor, isConnectFailure } from './upstream-errors.ts';
 import type { UpstreamGroupPool } from './upstream-pools.ts';
 
 const proxy = createProxyServer({ ws: true, xfwd: false, prependPath: false });
@@ -68,10 +69,8 @@ export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buf
       // Once the upstream has answered, the client socket carries WebSocket frames (or the relayed answer):
       // an error then ends the tunnel, it must not write an HTTP error page into the stream.
       if (answered) { socket.destroy(); return; }
-      const code = (error as NodeJS.ErrnoException).code ?? '';
-      if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH') group.markDown(server);
-      const errorCode: ErrorCode = code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ETIMEDOUT' ? 'ERR_UPSTREAM_TIMEOUT'
-        : code === 'ECONNREFUSED' ? 'ERR_UPSTREAM_UNREACHABLE' : 'ERR_UPSTREAM_RESET';
+      if (isConnectFailure(error)) group.markDown(server);
+      const errorCode = errorCodeFor(error) ?? 'ERR_UPSTREAM_RESET';
       writeRawError(socket, errorCode, options.requestId);
       settle({ upstream: server.origin, error: errorCode, cause: error as Error });
     });

@@ -1,0 +1,31 @@
+// The one mapping from a failed upstream exchange (an errno, an undici or http-proxy-3 code, or our own client-side
+// errors) to the error code Gatehouse answers with, for proxied requests and WebSocket upgrades alike: the same
+// failure gets the same status and code whichever way the client came (nginx: 502 when the upstream cannot be reached
+// or resets, 504 when it times out).
+import type { ErrorCode } from '../http/errors.ts';
+import { BodyTimeoutError, BodyTooLargeError, ClientClosedError } from './client-abort.ts';
+
+/**
+ * Failures where the request never reached the server: safe to try the next one, and the server is marked down.
+ * undici's codes and http-proxy-3's connect timeout (ECONNECT_TIMEOUT) included.
+ */
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNECT_TIMEOUT']);
+/** The upstream did not connect, answer or send its body in time (ERR_UPSTREAM_TIMEOUT is our own read timeout of an upgrade). */
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ECONNECT_TIMEOUT', 'ETIMEDOUT', 'ERR_UPSTREAM_TIMEOUT']);
+
+/** True when the request never reached the server (so it may go to the next one). */
+export function isConnectFailure(error: Error | undefined): boolean {
+  return CONNECT_FAILURES.has((error as NodeJS.ErrnoException | undefined)?.code ?? '');
+}
+
+/** Our answer for a failed exchange; undefined when the client itself went away (nobody is left to answer). */
+export function errorCodeFor(error: Error): ErrorCode | undefined {
+  const cause = (error as { cause?: unknown }).cause;
+  if (error instanceof ClientClosedError || cause instanceof ClientClosedError) return undefined;
+  if (error instanceof BodyTooLargeError || cause instanceof BodyTooLargeError) return 'ERR_BODY_TOO_LARGE';
+  if (error instanceof BodyTimeoutError || cause instanceof BodyTimeoutError) return 'ERR_BODY_TIMEOUT';
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  if (TIMEOUTS.has(code)) return 'ERR_UPSTREAM_TIMEOUT';
+  if (CONNECT_FAILURES.has(code)) return 'ERR_UPSTREAM_UNREACHABLE';
+  return 'ERR_UPSTREAM_RESET';
+}
