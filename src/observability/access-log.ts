@@ -1,4 +1,4 @@
-// One access-log line and the request metrics per request, recorded when the request is over: its response has
+// One access-log line and the request metrics per request (a WebSocket upgrade is one too), recorded when the request is over: its response has
 // closed (finished or aborted) and Gatehouse's work for it has ended (an upstream exchange, a body still being read).
 // Until then it counts as in flight; an HTTP/2 response closes at once when its stream is reset, the work behind it
 // need not have.
@@ -10,39 +10,52 @@ import type { Runtime } from '../runtime/runtime.ts';
 const CLIENT_CLOSED = 499;
 
 export function logWhenDone(runtime: Runtime, ctx: RequestContext, req: AnyRequest, res: AnyResponse, work?: Promise<unknown>): void {
-  const { log, metrics } = runtime;
-  const enabled = runtime.config.log.access_log;
-  metrics?.requestStarted();
+  runtime.metrics?.requestStarted();
   let open = work ? 2 : 1;
-  const over = () => { if (--open === 0) record(); };
-  res.once('close', over);
-  void work?.then(over, over);
-  const record = () => {
+  const over = () => {
+    if (--open !== 0) return;
     // An HTTP/2 response reports itself finished after a reset; its stream knows it was aborted.
     const complete = 'stream' in res ? !res.stream.aborted : res.writableFinished;
-    const status = complete || res.headersSent ? res.statusCode : CLIENT_CLOSED;
-    metrics?.requestDone(ctx.site?.config.name ?? '', status, (performance.now() - ctx.startedAt) / 1000, ctx.error);
-    if (!enabled && status < 500 && !ctx.cause) return;
-    const url = req.url ?? '';
-    const query = url.indexOf('?');
-    const line = {
-      req_id: ctx.id,
-      site: ctx.site?.config.name,
-      method: req.method,
-      // The query is left out: it may carry codes, tokens or personal data.
-      path: query < 0 ? url : url.slice(0, query),
-      status,
-      bytes: ctx.bytes,
-      ms: Math.round((performance.now() - ctx.startedAt) * 10) / 10,
-      upstream: ctx.upstream,
-      ...(ctx.user ? { user: ctx.user } : {}),
-      client: ctx.client,
-      proto: `HTTP/${req.httpVersion}`,
-      ...(ctx.error ? { error: ctx.error } : {}),
-      ...(ctx.cause ? { cause: ctx.cause.message } : {}),
-      ...(complete ? {} : { aborted: true }),
-    };
-    if (status >= 500 || ctx.cause) log.warn(line, 'request');
-    else log.info(line, 'request');
+    record(runtime, ctx, req, complete || res.headersSent ? res.statusCode : CLIENT_CLOSED, complete, 'request');
   };
+  res.once('close', over);
+  void work?.then(over, over);
+}
+
+/**
+ * A WebSocket upgrade's line and metrics, written when its work is over: answered 101 (the tunnel then lives on by
+ * itself), refused, the upstream's other answer relayed, or left by its client before any answer (499).
+ */
+export function logUpgradeWhenDone(runtime: Runtime, ctx: RequestContext, req: AnyRequest, answer: { readonly status: number | undefined }, work: Promise<unknown>): void {
+  runtime.metrics?.requestStarted();
+  const over = () => record(runtime, ctx, req, answer.status ?? CLIENT_CLOSED, answer.status !== undefined, 'upgrade');
+  void work.then(over, over);
+}
+
+function record(runtime: Runtime, ctx: RequestContext, req: AnyRequest, status: number, complete: boolean, kind: 'request' | 'upgrade'): void {
+  const { log, metrics } = runtime;
+  metrics?.requestDone(ctx.site?.config.name ?? '', status, (performance.now() - ctx.startedAt) / 1000, ctx.error);
+  if (!runtime.config.log.access_log && status < 500 && !ctx.cause) return;
+  const url = req.url ?? '';
+  const query = url.indexOf('?');
+  const line = {
+    req_id: ctx.id,
+    site: ctx.site?.config.name,
+    method: req.method,
+    // The query is left out: it may carry codes, tokens or personal data.
+    path: query < 0 ? url : url.slice(0, query),
+    status,
+    bytes: ctx.bytes,
+    ms: Math.round((performance.now() - ctx.startedAt) * 10) / 10,
+    upstream: ctx.upstream,
+    ...(ctx.user ? { user: ctx.user } : {}),
+    client: ctx.client,
+    proto: `HTTP/${req.httpVersion}`,
+    upgrade: kind === 'upgrade' ? 'websocket' : undefined,
+    ...(ctx.error ? { error: ctx.error } : {}),
+    ...(ctx.cause ? { cause: ctx.cause.message } : {}),
+    ...(complete ? {} : { aborted: true }),
+  };
+  if (status >= 500 || ctx.cause) log.warn(line, kind);
+  else log.info(line, kind);
 }

@@ -18,7 +18,7 @@ proxy.on('error', (_error, _req, socket) => {
   if (socket && 'destroy' in socket) (socket as Socket).destroy();
 });
 /** Per-request facts the proxy's shared 'proxyReqWs' event needs: how long to wait, whom to tell of the answer. */
-const pending = new WeakMap<IncomingMessage, { readTimeoutMs: number; answered(upstream?: Socket): void }>();
+const pending = new WeakMap<IncomingMessage, { readTimeoutMs: number; answered(status: number, upstream?: Socket): void }>();
 proxy.on('proxyReqWs', (proxyReq, req, socket) => {
   // A WebSocket is over once its server has closed the TCP connection (RFC 6455 §7.1.1: the server closes first).
   // http-proxy-3 then only half-closes the client's side and waits for the client's FIN, which a client that went
@@ -27,8 +27,8 @@ proxy.on('proxyReqWs', (proxyReq, req, socket) => {
   const entry = pending.get(req);
   if (!entry) return;
   proxyReq.setTimeout(entry.readTimeoutMs, () => proxyReq.destroy(Object.assign(new Error('upstream did not answer the upgrade in time'), { code: 'ERR_UPSTREAM_TIMEOUT' })));
-  proxyReq.once('upgrade', (_res, upstream: Socket) => entry.answered(upstream));
-  proxyReq.once('response', () => entry.answered());
+  proxyReq.once('upgrade', (_res, upstream: Socket) => entry.answered(101, upstream));
+  proxyReq.once('response', (res: IncomingMessage) => entry.answered(res.statusCode ?? 502));
 });
 /** What to call once a tunnel is open, by upstream socket. http-proxy-3 emits 'open' right after it has piped the two
  *  sockets and before a byte flows (the bytes that came with the 101 wait in the socket's buffer until then). */
@@ -38,7 +38,8 @@ proxy.on('open', (upstream) => {
   opening.delete(upstream);
 });
 
-export interface UpgradeResult { upstream: string; error?: ErrorCode; cause?: Error }
+/** status: 101 (the tunnel is open), the upstream's other answer relayed as is, or our error's; unset when the client left first. */
+export interface UpgradeResult { upstream: string; status?: number; error?: ErrorCode; cause?: Error }
 
 /** Resolves when the upstream has answered (or failed); the tunnel then lives on by itself. */
 export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buffer, options: {
@@ -57,12 +58,12 @@ export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buf
     socket.once('close', onClose);
     pending.set(req, {
       readTimeoutMs: route.readTimeoutMs,
-      answered: (upstream) => {
+      answered: (status, upstream) => {
         answered = true;
         group.markUp(server);
         const { onOpen } = options;
         if (upstream && onOpen) opening.set(upstream, () => onOpen(upstream));
-        settle({ upstream: server.origin });
+        settle({ upstream: server.origin, status });
       },
     });
     proxy.ws(req, socket, head, { target: server.origin, connectTimeout: route.connectTimeoutMs }, (error) => {
@@ -72,7 +73,7 @@ export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buf
       if (isConnectFailure(error)) group.markDown(server);
       const errorCode = errorCodeFor(error) ?? 'ERR_UPSTREAM_RESET';
       writeRawError(socket, errorCode, options.requestId);
-      settle({ upstream: server.origin, error: errorCode, cause: error as Error });
+      settle({ upstream: server.origin, status: ERRORS[errorCode].status, error: errorCode, cause: error as Error });
     });
   });
 }
