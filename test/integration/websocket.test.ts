@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { refusedPort } from '../helpers/backend.ts';
+import { request } from '../helpers/clients.ts';
 import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
 import { createTestCa } from '../helpers/pki.ts';
 import { until } from '../helpers/wait.ts';
@@ -162,3 +163,20 @@ test('a client that resets its connection mid-tunnel ends that tunnel only; the 
   await until(() => gh.connections() === 0, 'Gatehouse holds no client sockets');
 });
 
+
+test('one mapping of upstream failures: an upstream name that does not resolve is 502 ERR_UPSTREAM_UNREACHABLE for an upgrade as for a request', async (t) => {
+  // .invalid never resolves (RFC 6761 §6.4): the lookup fails with ENOTFOUND (EAI_AGAIN without a resolver).
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, 'http://upstream.invalid:8080') } });
+  const plain = await request(gh.port, { ca: ca.caPem, servername: 'app.test', path: '/ws', headers: { accept: 'application/json' } });
+  assert.equal(plain.status, 502);
+  assert.equal(JSON.parse(plain.body).error, 'ERR_UPSTREAM_UNREACHABLE');
+  const ws = connect(gh.port);
+  ws.on('error', () => { /* a refused upgrade ends with an error by design */ });
+  const [, response] = await once(ws, 'unexpected-response') as [unknown, http.IncomingMessage];
+  ws.terminate();
+  assert.equal(response.statusCode, 502);
+  const id = response.headers['x-request-id'];
+  const line = await gh.logLine((l) => l.req_id === id && l.msg === 'upgrade', 'the upgrade\'s log line');
+  assert.equal(line.error, 'ERR_UPSTREAM_UNREACHABLE', 'the same code as the request (was ERR_UPSTREAM_RESET)');
+  assert.match(String(line.cause), /ENOTFOUND|EAI_AGAIN/);
+});
