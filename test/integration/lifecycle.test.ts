@@ -19,6 +19,7 @@ import { Browser } from '../helpers/gatehouse-auth.ts';
 import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
 import { sample, scrape } from '../helpers/metrics.ts';
 import { createTestCa } from '../helpers/pki.ts';
+import { spawnGatehouse } from '../helpers/spawn-gatehouse.ts';
 import { until, WAIT_MS } from '../helpers/wait.ts';
 
 const ca = createTestCa();
@@ -93,27 +94,6 @@ test('stop(): what has not finished when the grace period ends is cut', async (t
 });
 
 /** Spawns the real CLI (or another program: `script`) and resolves with the first log line that matches. */
-function spawnGatehouse(args: string[], cwd?: string, script = MAIN) {
-  const child = spawn(process.execPath, [script, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const waiters: { match: RegExp; resolve: (line: string) => void }[] = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(line);
-    for (const w of waiters.splice(0)) if (w.match.test(line)) w.resolve(line); else waiters.push(w);
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => { stderr += chunk; });
-  // Bounded, so a line that never comes fails with the log instead of the test's bare timeout.
-  const waitFor = (match: RegExp, ms = WAIT_MS) => new Promise<string>((resolve, reject) => {
-    const found = lines.find((line) => match.test(line));
-    if (found) return resolve(found);
-    const timer = setTimeout(() => reject(new Error(`no log line ${match} within ${ms} ms:\n${lines.join('\n')}\n${stderr}`)), ms);
-    waiters.push({ match, resolve: (line) => { clearTimeout(timer); resolve(line); } });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`gatehouse exited ${code} before logging ${match}:\n${lines.join('\n')}\n${stderr}`)); });
-  });
-  return { child, lines, waitFor, stderr: () => stderr };
-}
-
 /** An echo backend and `gatehouse serve` for app.test in front of it (`main` goes into gatehouse.toml); both end with the test. */
 async function serveApp(t: TestContext, main = ''): Promise<{ gh: ReturnType<typeof spawnGatehouse>; dir: string; backend: { url: string } }> {
   const backend = await startEchoBackend();
