@@ -119,9 +119,13 @@ export class Gatehouse implements Listening {
     this.#config = config;
     this.#current = next;
     this.#listeners.useCertificates();
-    this.#serve(next, false);
     this.#retire(old);
-    this.log.info({ sites: next.runtime.siteList.map((s) => s.config.name), draining: old.active }, 'reloaded');
+    this.#serve(next, false);
+  }
+
+  #addresses() {
+    const listeners = this.#listeners!;
+    return { https: listeners.https.map(formatAddress), http: listeners.http.map(formatAddress), ...(listeners.metrics ? { metrics: formatAddress(listeners.metrics) } : {}) };
   }
 
   /** Stops accepting, drains within graceMs (default: [lifecycle] shutdown_grace), then closes every configuration. */
@@ -181,8 +185,7 @@ export class Gatehouse implements Listening {
     const { runtime, acme } = generation;
     if (first) runtime.start();
     if (acme) startAcme(acme, this, this.#options.acmeScheduler ?? true);
-    const listeners = this.#listeners!;
-    runtime.log.info({ https: listeners.https.map(formatAddress), http: listeners.http.map(formatAddress), ...(listeners.metrics ? { metrics: formatAddress(listeners.metrics) } : {}), sites: runtime.siteList.map((s) => s.config.name) }, 'listening');
+    runtime.log.info({ ...this.#addresses(), sites: runtime.siteList.map((s) => s.config.name) }, first ? 'listening' : 'reloaded');
     for (const listener of this.#onRuntime) listener(runtime);
   }
 
