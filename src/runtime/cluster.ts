@@ -1,5 +1,5 @@
 // `workers = N`: N serving processes share the listeners, like nginx's worker_processes. The primary only forks,
-// restarts crashed workers and orders a graceful stop; every worker loads the config and serves on its own.
+// restarts crashed workers, orders reloads and graceful stops; every worker loads the config and serves on its own.
 import cluster, { type Worker } from 'node:cluster';
 import { isSea } from 'node:sea';
 import http from 'node:http';
