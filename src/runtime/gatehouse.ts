@@ -111,6 +111,7 @@ export class Gatehouse implements Listening {
       await this.#whenReady(next.runtime, config.lifecycle.start_timeout);
       if (this.#stopped) throw new Error('reload abandoned: Gatehouse is stopping');
       await this.#listeners.apply(config);
+      if (this.#stopped) throw new Error('reload abandoned: Gatehouse is stopping');
     } catch (error) {
       await this.#close(next);
       throw error;

@@ -1,6 +1,6 @@
 // Everything a running Gatehouse needs to answer requests, built from a validated Config:
 // sites by name, certificates by SNI, upstream pools, trust rules and the logger.
-// Building has no side effects beyond creating objects; listeners are started separately (listeners.ts).
+// Building has no side effects beyond creating objects; gatehouse.ts provisions, starts, reloads and closes it.
 import { SiteAuth } from '../auth/site-auth.ts';
 import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config, Site } from '../config/model.ts';
