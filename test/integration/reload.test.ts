@@ -1,4 +1,4 @@
-// Reload in place (SIGHUP, workers = 1): the new configuration is provisioned beside the running one and swapped in.
+// Reload in place (SIGHUP; with workers > 1 the primary has each worker reload): the new configuration is provisioned beside the running one and swapped in.
 // The listeners stay open, requests under way and open WebSockets / HTTP/2 sessions carry on, new requests and
 // handshakes get the new routes, sites and certificates; a configuration with errors is refused and the old serves on.
 import assert from 'node:assert/strict';
@@ -13,20 +13,22 @@ import { connectH2, get2, request } from '../helpers/clients.ts';
 import { siteToml, writeConfig } from '../helpers/gatehouse.ts';
 import { createTestCa } from '../helpers/pki.ts';
 import { spawnGatehouse } from '../helpers/spawn-gatehouse.ts';
-import { within } from '../helpers/wait.ts';
+import { until, within } from '../helpers/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
 const teapot = '[[routes]]\npath = "/teapot"\nstatus = 418\n';
 
-async function serveApp(t: TestContext) {
+async function serveApp(t: TestContext, workers: number) {
   const backend = await startEchoBackend();
   t.after(() => backend.close());
-  const dir = writeConfig({ sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  const dir = writeConfig({ main: `workers = ${workers}\n`, sites: { app: siteToml(['app.test'], cert, backend.url) } });
   const gh = spawnGatehouse(['serve', '--config', dir]);
   t.after(() => { if (gh.child.exitCode === null) gh.child.kill('SIGKILL'); });
-  const listening = JSON.parse(await gh.waitFor(/"msg":"listening"/)) as { https: string[] };
-  return { gh, dir, backend, port: Number(listening.https[0]!.split(':').pop()) };
+  await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === workers, 'every worker listening');
+  const listening = JSON.parse(gh.lines.find((line) => line.includes('"msg":"listening"'))!) as { https: string[] };
+  const reloaded = (count: number) => until(() => gh.lines.filter((line) => line.includes('"msg":"reloaded"') && line.includes('"sites"')).length >= count, 'every process reloaded in place');
+  return { gh, dir, backend, port: Number(listening.https[0]!.split(':').pop()), reloaded };
 }
 
 /** The next message on a WebSocket. */
@@ -35,8 +37,8 @@ function message(ws: WebSocket): Promise<string> {
 }
 
 
-test('workers = 1: SIGHUP reloads in place under load: no failed request, the WebSocket and HTTP/2 session opened before carry on, the new route serves; a broken config is refused', async (t) => {
-  const { gh, dir, port } = await serveApp(t);
+for (const workers of [1, 2]) test(`workers = ${workers}: SIGHUP reloads in place under load: no failed request, the WebSocket and HTTP/2 session opened before carry on, the new route serves; a broken config is refused`, async (t) => {
+  const { gh, dir, port, reloaded } = await serveApp(t, workers);
   const get = (p: string) => request(port, { ca: ca.caPem, servername: 'app.test', path: p });
   assert.equal((await get('/teapot')).status, 200, 'the old configuration proxies /teapot');
 
@@ -54,7 +56,7 @@ test('workers = 1: SIGHUP reloads in place under load: no failed request, the We
   const load = (async () => { while (loading) statuses.push(await get('/teapot').then((r) => r.status, () => -1)); })();
   fs.appendFileSync(path.join(dir, 'sites', 'app.toml'), teapot);
   gh.child.kill('SIGHUP');
-  await gh.waitFor(/"msg":"reloaded"/);
+  await reloaded(workers);
   // Some requests after the swap as well.
   const after = statuses.length;
   while (statuses.length < after + 5) await new Promise((resolve) => setImmediate(resolve));
@@ -88,7 +90,7 @@ test('workers = 1: SIGHUP reloads in place under load: no failed request, the We
 });
 
 test('workers = 1: a reload applies new sites and certificates to new handshakes; a connection made before keeps its certificate', async (t) => {
-  const { gh, dir, backend, port } = await serveApp(t);
+  const { gh, dir, backend, port, reloaded } = await serveApp(t, 1);
   const peer = (servername: string) => new Promise<{ serial: string; socket: tls.TLSSocket }>((resolve, reject) => {
     const socket = tls.connect({ port, host: '127.0.0.1', servername, ca: ca.caPem, ALPNProtocols: ['http/1.1'] }, () => resolve({ serial: socket.getPeerCertificate().serialNumber, socket }));
     socket.once('error', reject);
@@ -103,7 +105,7 @@ test('workers = 1: a reload applies new sites and certificates to new handshakes
   fs.writeFileSync(path.join(dir, 'sites', 'app.toml'), siteToml(['app.test'], renewed, backend.url));
   fs.writeFileSync(path.join(dir, 'sites', 'b.toml'), siteToml(['b.test'], b, backend.url));
   gh.child.kill('SIGHUP');
-  await gh.waitFor(/"msg":"reloaded"/);
+  await reloaded(1);
 
   const now = await peer('app.test');
   now.socket.destroy();
