@@ -1,5 +1,6 @@
-// Wiring ACME into `serve`: prepareAcme() before the listeners start (installs stored or temporary certificates and
-// the HTTP-01 responder, no network), startAcme() once they listen (the scheduler orders and renews), stop on shutdown.
+// Wiring ACME into the lifecycle (runtime/gatehouse.ts): prepareAcme() when a configuration is provisioned (installs
+// stored or temporary certificates and the HTTP-01 responder, no network), startAcme() once it serves (the scheduler
+// orders and renews), stop when it is replaced or Gatehouse stops.
 import type { Listening } from '../runtime/listeners.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { AcmeManager, AcmeOptions } from './manager.ts';

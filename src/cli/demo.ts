@@ -11,8 +11,7 @@ import { startEchoBackend } from '../demo/echo-backend.ts';
 import { startDemoIdentityProvider } from '../demo/identity-provider.ts';
 import { createLogger } from '../observability/logger.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
-import { startListeners, type Listening } from '../runtime/listeners.ts';
-import { buildRuntime } from '../runtime/runtime.ts';
+import { createGatehouse, type Gatehouse } from '../runtime/gatehouse.ts';
 import { catchStopSignals } from '../runtime/process-signals.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';
 import { reportConfigError } from './check.ts';
@@ -20,15 +19,15 @@ import { stopOnSignals } from './serve.ts';
 
 export const DEMO_PORT = 8443;
 
-export interface RunningDemo { listening: Listening; url: string; issuer: string; stop(): Promise<void> }
+export interface RunningDemo { gatehouse: Gatehouse; url: string; issuer: string; stop(): Promise<void> }
 
 export async function demo(stateDir = path.resolve('certs', 'demo'), port = DEMO_PORT): Promise<number> {
   catchStopSignals();
   let running: RunningDemo;
   try { running = await startDemo(stateDir, port); } catch (error) { return reportConfigError(error); }
-  const { log } = running.listening.runtime;
+  const { log } = running.gatehouse;
   log.info(`demo ready: open ${running.url}/ (self-signed certificate: accept it, or curl -k) and sign in as alice or bob, any password`);
-  stopOnSignals(running.listening, () => running.stop());
+  stopOnSignals(running.gatehouse, () => running.stop());
   return new Promise(() => {});
 }
 
@@ -79,9 +78,8 @@ skip_auth_routes = ["^/public/"]
 `, 0o600);
   let config;
   try { config = loadConfig(stateDir); } catch (error) { await helpers(); throw error; }
-  const log = createLogger(config.log);
-  const listening = await startListeners(buildRuntime(config, log));
-  return { listening, url: `https://localhost:${listening.https[0]!.port}`, issuer: idp.issuer, stop: helpers };
+  const gatehouse = await createGatehouse(config, { log: createLogger(config.log) }).start();
+  return { gatehouse, url: `https://localhost:${gatehouse.https[0]!.port}`, issuer: idp.issuer, stop: helpers };
 }
 
 async function ensureCertificate(stateDir: string): Promise<void> {

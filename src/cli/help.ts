@@ -21,7 +21,9 @@ Options:
 
 Signals: SIGTERM and SIGINT stop accepting connections, let in-flight requests finish within
 [lifecycle] shutdown_grace (default 30s), then exit. A second signal exits at once. With workers > 1
-(default: one per core) signal the primary; it stops the workers the same way. SIGHUP to the primary
-reloads the configuration: new workers start with it, then the old ones drain (workers > 1 only; an
-invalid configuration is refused and logged, and the running one stays).
+(default: one per core) signal the primary; it stops the workers the same way. SIGHUP reloads the
+configuration in place (with workers > 1, signal the primary: each worker reloads): listeners,
+in-flight requests, WebSockets and HTTP/2 sessions stay open, new ones get the new configuration; an
+invalid configuration is refused and logged, and the running one stays. A new workers count starts
+new workers, then the old ones drain (a single process refuses it: restart to apply).
 `;

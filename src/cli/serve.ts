@@ -1,11 +1,12 @@
-// `gatehouse serve`: load, build, listen; stop gracefully on SIGTERM / SIGINT; SIGHUP reloads the configuration when
-// workers > 1. Then this process is the cluster primary and every worker runs this same function (runtime/cluster.ts).
-import { prepareAcme, startAcme } from '../acme/start.ts';
+// `gatehouse serve`: load, provision, listen (runtime/gatehouse.ts); stop gracefully on SIGTERM / SIGINT; SIGHUP
+// reloads the configuration in place. With workers > 1 this process is the cluster primary and every worker runs this
+// same function (runtime/cluster.ts); the primary passes a reload on to each worker.
 import { loadConfig } from '../config/load.ts';
+import { ConfigError, formatProblem } from '../config/problems.ts';
 import type { Config, ListenAddress } from '../config/model.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
-import { isClusterWorker, leaveCluster, reportListening, runPrimary, runsAcmeScheduler } from '../runtime/cluster.ts';
-import type { Listening } from '../runtime/listeners.ts';
+import { isClusterWorker, leaveCluster, reportListening, runPrimary, runsAcmeScheduler, whenReloadOrdered } from '../runtime/cluster.ts';
+import type { Gatehouse } from '../runtime/gatehouse.ts';
 import { ListenError } from '../runtime/listen.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
 import { reportConfigError } from './check.ts';
@@ -46,32 +47,42 @@ async function serveConfig(config: Config, configDir: string, log: Logger): Prom
   }
   // Imported here, not at the top: a cluster primary never serves, and without the proxy, auth and TLS code it
   // stays small (it forks, restarts, reloads and answers [metrics]).
-  const { buildRuntime } = await import('../runtime/runtime.ts');
-  const { startListeners } = await import('../runtime/listeners.ts');
-  const runtime = buildRuntime(config, log);
+  const { createGatehouse } = await import('../runtime/gatehouse.ts');
   // Every worker installs the stored certificates, answers the CA's challenges and picks up what is stored later
   // (acme/watch.ts); one of them runs the renewal scheduler. The lock in certs/ still keeps other processes sharing
   // the folder (another serve, `gatehouse certs renew`) from ordering the same certificate at the same time.
-  const acme = await prepareAcme(runtime);
-  const listening = await startListeners(runtime);
-  if (acme) startAcme(acme, listening, runsAcmeScheduler());
-  reportListening(runtime);
-  whenReloadRequested(() => {
-    if (isClusterWorker()) log.info('SIGHUP reached a worker: the primary reloads (signal it, not the workers)');
-    else log.warn('reload needs workers > 1 (a rolling restart of the workers); with one process, restart it to apply a new configuration');
-  });
-  // Not awaited: an order in flight is abandoned (its lock file is removed on exit) rather than delaying shutdown.
-  stopOnSignals(listening, async () => { void acme?.stop(); });
+  const gatehouse = await createGatehouse(config, { log, acmeScheduler: runsAcmeScheduler() }).start();
+  reportListening(gatehouse);
+  // SIGHUP (a single process) or the primary's reload order (a worker): the new configuration is provisioned beside
+  // the running one and swapped in; listeners, WebSockets and HTTP/2 sessions stay open.
+  const reload = () => {
+    let next: Config;
+    try {
+      next = loadConfig(configDir);
+    } catch (error) {
+      const problems = error instanceof ConfigError ? error.problems.map(formatProblem) : [(error as Error).message];
+      log.error({ problems }, 'reload refused: the configuration has errors; the running one keeps serving');
+      return;
+    }
+    if (next.workers !== config.workers && !isClusterWorker()) {
+      log.error({ workers: next.workers, running: config.workers }, 'reload refused: a new `workers` count needs new processes; restart Gatehouse to apply it');
+      return;
+    }
+    gatehouse.reload(next).catch((error: Error) => log.error({ err: { message: error.message } }, 'reload failed; the running configuration keeps serving'));
+  };
+  if (isClusterWorker()) whenReloadOrdered(reload);
+  else whenReloadRequested(reload);
+  stopOnSignals(gatehouse);
   return new Promise(() => {});
 }
 
 /** First stop request (signal or the primary's order): graceful stop within the grace period, then exit 0. A second signal: exit at once. */
-export function stopOnSignals(listening: Listening, beforeExit: () => Promise<void> = async () => {}): void {
-  const log = listening.runtime.log;
+export function stopOnSignals(gatehouse: Gatehouse, beforeExit: () => Promise<void> = async () => {}): void {
+  const { log } = gatehouse;
   catchStopSignals();
   whenStopRequested((reason) => {
-    log.info({ reason, grace_ms: listening.runtime.config.lifecycle.shutdown_grace }, 'stopping');
-    listening.stop().then(beforeExit).then(() => leaveCluster()).then(
+    log.info({ reason, grace_ms: gatehouse.config.lifecycle.shutdown_grace }, 'stopping');
+    gatehouse.stop().then(beforeExit).then(() => leaveCluster()).then(
       () => flushLogger(log).then(() => process.exit(0)),
       (error: unknown) => { log.error({ err: error }, 'stop failed'); return flushLogger(log).then(() => process.exit(1)); },
     );

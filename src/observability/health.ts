@@ -30,11 +30,3 @@ export function runtimeReadiness(runtime: Runtime): Readiness {
   const sites = runtime.siteList.filter((s) => s.auth).map((s) => ({ site: s.config.name, provider_ready: s.auth!.oidc.ready }));
   return { ready: runtime.ready() && !runtime.stopping, sites };
 }
-
-/** Health sources of a single process (workers = 1). */
-export function runtimeHealth(runtime: Runtime): HealthSources {
-  return {
-    readiness: async () => runtimeReadiness(runtime),
-    metrics: async () => ({ text: await runtime.metrics!.registry.metrics(), contentType: runtime.metrics!.registry.contentType }),
-  };
-}

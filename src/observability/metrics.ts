@@ -19,8 +19,12 @@ export class Metrics {
   readonly #inFlight: client.Gauge;
   readonly #errors: client.Counter<'site' | 'error'>;
   readonly #renewalFailures: client.Counter<'site'>;
+  /** The certificates whose expiry is reported: a reload hands the same metrics to the new configuration's store. */
+  certificates: CertificateStore;
 
   constructor(certificates: CertificateStore) {
+    this.certificates = certificates;
+    const metrics = this;
     const registers = [this.registry];
     this.#requests = new client.Counter({ name: 'gatehouse_requests_total', help: 'HTTP requests answered, by site and status code', labelNames: ['site', 'code'], registers });
     this.#duration = new client.Histogram({
@@ -36,7 +40,7 @@ export class Metrics {
       aggregator: 'max',
       collect() {
         this.reset();
-        for (const { site, notAfter } of certificates.expiries()) this.set({ site }, notAfter.getTime() / 1000);
+        for (const { site, notAfter } of metrics.certificates.expiries()) this.set({ site }, notAfter.getTime() / 1000);
       },
     });
     client.collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });

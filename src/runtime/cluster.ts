@@ -1,5 +1,5 @@
 // `workers = N`: N serving processes share the listeners, like nginx's worker_processes. The primary only forks,
-// restarts crashed workers and orders a graceful stop; every worker loads the config and serves on its own.
+// restarts crashed workers, orders reloads and graceful stops; every worker loads the config and serves on its own.
 import cluster, { type Worker } from 'node:cluster';
 import { isSea } from 'node:sea';
 import http from 'node:http';
@@ -14,6 +14,8 @@ import { withV8Flags } from './v8-flags.ts';
 
 const ACME_SCHEDULER_ENV = 'GATEHOUSE_ACME_SCHEDULER';
 const STOP_MESSAGE = 'gatehouse:stop';
+/** The primary's order to reload the configuration in place (SIGHUP with an unchanged worker count). */
+const RELOAD_MESSAGE = 'gatehouse:reload';
 const LISTENING_MESSAGE = 'gatehouse:listening';
 const READINESS_QUERY = 'gatehouse:readiness?';
 const READINESS_ANSWER = 'gatehouse:readiness';
@@ -37,20 +39,37 @@ export function runsAcmeScheduler(): boolean {
   return !cluster.isWorker || process.env[ACME_SCHEDULER_ENV] === '1';
 }
 
+/** What a worker reports from: the configuration it serves now, and the ones a reload replaced that still run. */
+export interface ServingWorker {
+  readonly runtime: Runtime;
+  onRuntime(listener: (runtime: Runtime) => void): void;
+  endTunnels(key: string): void;
+}
+
 /**
- * In a worker, once it listens: tells the primary (a reload waits for this before it retires old workers), answers
- * the primary's [metrics] listener (readiness over the cluster channel, metrics through prom-client's), and shares the
- * end of a session with the other workers through the primary, so each closes that session's WebSockets.
+ * In a worker, once it listens: tells the primary (a rolling restart waits for this before it retires old workers),
+ * answers the primary's [metrics] listener (readiness over the cluster channel, metrics through prom-client's), and
+ * shares the end of a session with the other workers through the primary, so each closes that session's WebSockets.
+ * A reload's runtime is shared the same way.
  */
-export function reportListening(runtime: Runtime): void {
+export function reportListening(gatehouse: ServingWorker): void {
   if (!cluster.isWorker) return;
-  if (runtime.metrics) shareWithPrimary(runtime.metrics);
-  for (const site of runtime.siteList) site.auth?.sessions.onEnded((key) => process.send?.({ type: SESSION_ENDED, key }));
+  const share = (runtime: Runtime) => {
+    if (runtime.metrics) shareWithPrimary(runtime.metrics);
+    for (const site of runtime.siteList) site.auth?.sessions.onEnded((key) => process.send?.({ type: SESSION_ENDED, key }));
+  };
+  share(gatehouse.runtime);
+  gatehouse.onRuntime(share);
   process.on('message', (message: { type?: string; id?: number; key?: string }) => {
-    if (message?.type === READINESS_QUERY) process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(runtime) });
-    if (message?.type === SESSION_ENDED && typeof message.key === 'string') runtime.tunnels.end(message.key);
+    if (message?.type === READINESS_QUERY) process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(gatehouse.runtime) });
+    if (message?.type === SESSION_ENDED && typeof message.key === 'string') gatehouse.endTunnels(message.key);
   });
   process.send?.(LISTENING_MESSAGE);
+}
+
+/** In a worker: what the primary's reload order does (the worker reloads its configuration in place). */
+export function whenReloadOrdered(reload: () => void): void {
+  process.on('message', (message) => { if (message === RELOAD_MESSAGE) reload(); });
 }
 
 /**
@@ -143,6 +162,8 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
   const backoff = new RestartBackoff();
   let stopping = false;
   let everListened = false;
+  /** The worker count being served: a reload that changes it replaces the workers, one that keeps it reloads them in place. */
+  let workers = options.workers;
 
   // One clear line and exit 2 when an address is taken, before any worker starts (each would fail on its own).
   for (const { listener, address } of options.listen) await probeListen(listener, address);
@@ -190,9 +211,16 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
       log.error({ err: { message: (error as Error).message } }, 'reload refused: the configuration has errors; the workers keep the running one');
       return;
     }
-    // nginx's way: new workers start with the new configuration beside the old ones (same listeners: node:cluster's
-    // shared handle, or SO_REUSEPORT on fixed ports); once all of them listen, the old ones drain and stop.
     const old = [...live.keys()].filter((w) => !retiring.has(w));
+    if (next === workers) {
+      // Each worker reloads in place (runtime/gatehouse.ts): no connection is cut, no process replaced.
+      log.info({ workers: old.length }, 'reloading: each worker loads the new configuration in place');
+      for (const worker of old) send(worker, RELOAD_MESSAGE);
+      return;
+    }
+    // A new worker count needs new processes. nginx's way: new workers start with the new configuration beside the
+    // old ones (same listeners: node:cluster's shared handle, or SO_REUSEPORT on fixed ports); once all of them
+    // listen, the old ones drain and stop.
     const oldScheduler = scheduler;
     log.info({ workers: next, replacing: old.length }, 'reloading: starting workers with the new configuration');
     const fresh = Array.from({ length: next }, (_, i) => fork(i === 0));
@@ -202,7 +230,7 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
       if (stopping) return; // the stop order went to every worker, old and new
       const retire = ok ? old : fresh;
       for (const worker of retire) { retiring.add(worker); send(worker, STOP_MESSAGE); }
-      if (ok) { log.info({ workers: next }, 'reloaded'); return; }
+      if (ok) { workers = next; log.info({ workers: next }, 'reloaded'); return; }
       scheduler = oldScheduler;
       log.error('reload failed: a new worker did not start (see its log lines); the old workers keep serving');
     });

@@ -1,15 +1,18 @@
-// Starts the HTTPS listeners (HTTP/2 and HTTP/1.1 on one port by ALPN, certificate by SNI) and the plain-HTTP
-// listeners, and stops them gracefully. One server object per listen address, all sharing the same handlers.
+// The HTTPS listeners (HTTP/2 and HTTP/1.1 on one port by ALPN, certificate by SNI), the plain-HTTP listeners and the
+// [metrics] listener, one server object per listen address. They outlive a configuration: every handshake, request
+// and upgrade reads the current one (`current()`), so a reload swaps what they serve without closing a socket, and
+// apply() opens the addresses a new configuration adds and closes the ones it drops (nginx keeps its listening
+// sockets across a reload the same way).
 import cluster from 'node:cluster';
 import http from 'node:http';
 import http2 from 'node:http2';
-import net, { type AddressInfo, type Socket } from 'node:net';
-import { createPlainHttpHandler } from '../http/plain-http-handler.ts';
+import net, { type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Config, ListenAddress } from '../config/model.ts';
 import { limitResets, serverSettings } from '../http/http2-limits.ts';
-import { createRequestHandler, createUpgradeHandler } from '../http/pipeline.ts';
-import { createHealthServer, runtimeHealth } from '../observability/health.ts';
+import { createHealthServer, runtimeReadiness } from '../observability/health.ts';
 import { ConnectionTracker } from './connection-tracker.ts';
-import { listenOn } from './listen.ts';
+import { listenOn, type ListenerName } from './listen.ts';
 import type { Runtime } from './runtime.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
 
@@ -30,17 +33,116 @@ export interface Listening {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function startListeners(runtime: Runtime): Promise<Listening> {
-  const tracker = new ConnectionTracker();
-  const onRequest = createRequestHandler(runtime);
-  const onUpgrade = createUpgradeHandler(runtime);
-  const { config } = runtime;
+/** What the listeners hand each request to: the handlers of the configuration being served. */
+export interface Handlers {
+  runtime: Runtime;
+  request(req: AnyRequest, res: AnyResponse): void;
+  upgrade(req: http.IncomingMessage, socket: Socket, head: Buffer): void;
+  plain(req: http.IncomingMessage, res: http.ServerResponse): void;
+}
 
-  const httpsServers = config.https.listen.map(() => {
-    const server = http2.createSecureServer({ allowHTTP1: true, noDelay: true, ...runtime.certificates.serverOptions(), ALPNProtocols: ['h2', 'http/1.1'] });
-    const unsubscribe = runtime.certificates.onDefaultChange((pair) => server.setSecureContext({ ...runtime.certificates.serverOptions(), cert: pair.certPem, key: pair.keyPem }));
-    server.once('close', unsubscribe);
-    server.updateSettings(serverSettings(config.https));
+interface Bound<S extends Server> { server: S; address: AddressInfo }
+
+const key = (address: ListenAddress) => `${address.host}|${address.port}`;
+
+export class Listeners {
+  readonly #tracker = new ConnectionTracker();
+  readonly #current: () => Handlers;
+  readonly #https = new Map<string, Bound<http2.Http2SecureServer>>();
+  readonly #http = new Map<string, Bound<http.Server>>();
+  #health?: { key: string } & Bound<http.Server>;
+  #unsubscribe = () => {};
+
+  constructor(current: () => Handlers) {
+    this.#current = current;
+  }
+
+  get https(): AddressInfo[] { return [...this.#https.values()].map((bound) => bound.address); }
+  get http(): AddressInfo[] { return [...this.#http.values()].map((bound) => bound.address); }
+  get metrics(): AddressInfo | undefined { return this.#health?.address; }
+  connections(): number { return this.#tracker.size; }
+
+  /** The HTTPS port the plain-HTTP redirect names: the configured one, else the first one bound (a config may say 0). */
+  httpsPort(config: Config): number {
+    return config.http.https_port ?? this.https[0]?.port ?? config.https.listen[0]!.port;
+  }
+
+  /**
+   * Makes the open listeners those of `config`: kept addresses stay open (their settings follow the config), new ones
+   * are bound, dropped ones stop accepting (their connections finish as they would). When an address cannot be bound
+   * (ListenError), the ones bound here are closed again and nothing else changed.
+   */
+  async apply(config: Config): Promise<void> {
+    const opened: Server[] = [];
+    const bind = async <S extends Server>(map: Map<string, Bound<S>>, name: ListenerName, addresses: ListenAddress[], create: () => S) => {
+      const fresh = addresses.filter((address) => !map.has(key(address)));
+      const bound = await settled(fresh.map(async (address) => {
+        const server = create();
+        opened.push(server);
+        return { server, address: await listenOn(server, name, address) };
+      }));
+      return new Map(fresh.map((address, i) => [key(address), bound[i]!]));
+    };
+    let https, plain, health;
+    try {
+      https = await bind(this.#https, 'https', config.https.listen, () => this.#httpsServer());
+      plain = await bind(this.#http, 'http', config.http.listen, () => this.#httpServer());
+      // In a cluster the primary serves [metrics] for all workers (runtime/cluster.ts).
+      const metrics = cluster.isWorker ? undefined : config.metrics.listen;
+      health = metrics && this.#health?.key !== key(metrics)
+        ? { key: key(metrics), ...(await bind(new Map(), 'metrics', [metrics], () => this.#healthServer())).values().next().value! }
+        : undefined;
+    } catch (error) {
+      for (const server of opened) if (server.listening) server.close();
+      throw error;
+    }
+    // In the configuration's order: the first HTTPS listener is the one the redirect names.
+    reorder(this.#https, config.https.listen, https);
+    reorder(this.#http, config.http.listen, plain);
+    for (const { server } of this.#https.values()) server.updateSettings(serverSettings(config.https));
+    const metrics = cluster.isWorker ? undefined : config.metrics.listen;
+    if (health || (!metrics && this.#health)) this.#closeHealth();
+    if (health) this.#health = health;
+    this.useCertificates();
+  }
+
+  /**
+   * Follows the current configuration's certificate store: the certificate for clients without SNI is set on each
+   * server (SNI is answered per handshake from the current store), and again whenever the default site's changes.
+   */
+  useCertificates(): void {
+    this.#unsubscribe();
+    const { certificates } = this.#current().runtime;
+    const update = () => { for (const { server } of this.#https.values()) server.setSecureContext(this.#tlsOptions()); };
+    this.#unsubscribe = certificates.onDefaultChange(update);
+    update();
+  }
+
+  /** Stops accepting, lets the connections finish within graceMs (connection-tracker.ts), then cuts the rest. */
+  async stop(graceMs: number): Promise<void> {
+    this.#unsubscribe();
+    // Only the listening sockets are closed here (net.Server's close): node:http's own close() would also destroy
+    // every connection that has no request in flight, among them those accepted a moment ago whose first request
+    // is on its way. The tracker decides what is idle.
+    const servers = [...this.#https.values(), ...this.#http.values()].map((bound) => bound.server);
+    const closed = servers.map((server) => new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve())));
+    await this.#tracker.drain(graceMs);
+    await Promise.all(closed);
+    this.#closeHealth();
+  }
+
+  #tlsOptions(): http2.SecureServerOptions {
+    return {
+      ...this.#current().runtime.certificates.serverOptions(),
+      // The store of the configuration being served now, not the one the server was made with.
+      SNICallback: (servername, callback) => callback(null, this.#current().runtime.certificates.select(servername)),
+    };
+  }
+
+  #httpsServer(): http2.Http2SecureServer {
+    const tracker = this.#tracker;
+    const log = () => this.#current().runtime.log;
+    const server = http2.createSecureServer({ allowHTTP1: true, noDelay: true, ...this.#tlsOptions(), ALPNProtocols: ['h2', 'http/1.1'] });
     Object.assign(server, { keepAliveTimeout: KEEP_ALIVE_MS });
     server.setTimeout(HTTP2_IDLE_MS);
     server.on('connection', (socket: Socket) => tracker.addConnection(socket));
@@ -51,71 +153,58 @@ export async function startListeners(runtime: Runtime): Promise<Listening> {
       socket.setNoDelay(true);
       // A client that resets a connection must never become an uncaught 'error' (seen once as EPIPE/ECONNRESET
       // while Chromium closed a WebSocket tunnel): every client socket has a listener from its first moment on.
-      socket.on('error', (error) => runtime.log.debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, 'client socket error'));
+      socket.on('error', (error) => log().debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, 'client socket error'));
     });
     server.on('session', (session) => {
       tracker.addSession(session);
-      limitResets(session, config.https.http2_max_resets, (resets) => runtime.log.warn({ client: session.socket?.remoteAddress, resets }, 'HTTP/2 client reset too many streams: connection closed (GOAWAY ENHANCE_YOUR_CALM)'));
+      limitResets(session, this.#current().runtime.config.https.http2_max_resets, (resets) => log().warn({ client: session.socket?.remoteAddress, resets }, 'HTTP/2 client reset too many streams: connection closed (GOAWAY ENHANCE_YOUR_CALM)'));
     });
     // With allowHTTP1, HTTP/1.1 requests arrive here as node:http objects, HTTP/2 ones as compatibility objects.
     server.on('request', (req: AnyRequest, res: AnyResponse) => {
       if (!('stream' in req)) tracker.requestStarted(req.socket, res);
-      onRequest(req, res);
+      this.#current().request(req, res);
     });
-    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => { tracker.upgraded(socket); onUpgrade(req, socket, head); });
-    server.on('tlsClientError', (error, socket) => runtime.log.debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code }, client: socket.remoteAddress, servername: socket.servername || undefined }, 'TLS handshake failed'));
-    server.on('sessionError', (error) => runtime.log.debug({ err: error }, 'HTTP/2 session error'));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { tracker.upgraded(socket as Socket); this.#current().upgrade(req, socket as Socket, head); });
+    server.on('tlsClientError', (error, socket) => log().debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code }, client: socket.remoteAddress, servername: socket.servername || undefined }, 'TLS handshake failed'));
+    server.on('sessionError', (error) => log().debug({ err: error }, 'HTTP/2 session error'));
     return server;
-  });
-
-  // The redirect names the HTTPS port actually bound (a config may say port 0, as tests do).
-  let httpsPort = config.http.https_port ?? config.https.listen[0]!.port;
-  const plainHandler = createPlainHttpHandler(runtime, () => httpsPort);
-  const httpServers = config.http.listen.map(() => {
-    const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => { tracker.requestStarted(req.socket, res); plainHandler(req, res); });
-    server.on('connection', (socket) => tracker.addSocket(socket));
-    return server;
-  });
-
-  // In a cluster the primary serves [metrics] for all workers (runtime/cluster.ts).
-  const healthServer = config.metrics.listen && !cluster.isWorker ? createHealthServer(runtimeHealth(runtime)) : undefined;
-  let https: AddressInfo[], plain: AddressInfo[], metrics: AddressInfo | undefined;
-  try {
-    https = await settled(httpsServers.map((server, i) => listenOn(server, 'https', config.https.listen[i]!)));
-    httpsPort = config.http.https_port ?? https[0]!.port;
-    plain = await settled(httpServers.map((server, i) => listenOn(server, 'http', config.http.listen[i]!)));
-    metrics = healthServer ? await listenOn(healthServer, 'metrics', config.metrics.listen!) : undefined;
-  } catch (error) {
-    // An address that cannot be bound (ListenError): release the ones that were, so nothing keeps the process alive.
-    for (const server of [...httpsServers, ...httpServers, ...(healthServer ? [healthServer] : [])]) if (server.listening) server.close();
-    throw error;
   }
-  runtime.start();
-  runtime.log.info({ https: https.map(format), http: plain.map(format), ...(metrics ? { metrics: format(metrics) } : {}), sites: runtime.siteList.map((s) => s.config.name) }, 'listening');
 
-  let stopped: Promise<void> | undefined;
-  return {
-    runtime,
-    https,
-    http: plain,
-    metrics,
-    connections: () => tracker.size,
-    stop(graceMs = config.lifecycle.shutdown_grace) {
-      stopped ??= (async () => {
-        runtime.stopping = true;
-        // Only the listening sockets are closed here (net.Server's close): node:http's own close() would also destroy
-        // every connection that has no request in flight, among them those accepted a moment ago whose first request
-        // is on its way. The tracker decides what is idle.
-        const closed = [...httpsServers, ...httpServers].map((server) => new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve())));
-        await tracker.drain(graceMs);
-        await Promise.all(closed);
-        if (healthServer) { healthServer.closeAllConnections(); await new Promise<void>((resolve) => healthServer.close(() => resolve())); }
-        await runtime.close();
-        runtime.log.info('stopped');
-      })();
-      return stopped;
-    },
-  };
+  #httpServer(): http.Server {
+    const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => { this.#tracker.requestStarted(req.socket, res); this.#current().plain(req, res); });
+    server.on('connection', (socket) => this.#tracker.addSocket(socket));
+    return server;
+  }
+
+  #healthServer(): http.Server {
+    return createHealthServer({
+      readiness: async () => runtimeReadiness(this.#current().runtime),
+      metrics: async () => {
+        const { registry } = this.#current().runtime.metrics!;
+        return { text: await registry.metrics(), contentType: registry.contentType };
+      },
+    });
+  }
+
+  #closeHealth(): void {
+    const health = this.#health;
+    this.#health = undefined;
+    if (!health) return;
+    health.server.closeAllConnections();
+    health.server.close();
+  }
+}
+
+/**
+ * The map of `addresses` in their order, from the kept and the just bound servers. A listener the new configuration
+ * drops stops accepting; its open connections are served to their end.
+ */
+function reorder<S extends Server>(map: Map<string, Bound<S>>, addresses: ListenAddress[], added: Map<string, Bound<S>>): void {
+  const next = new Map<string, Bound<S>>();
+  for (const address of addresses) next.set(key(address), map.get(key(address)) ?? added.get(key(address))!);
+  for (const [k, bound] of map) if (!next.has(k)) net.Server.prototype.close.call(bound.server);
+  map.clear();
+  for (const [k, bound] of next) map.set(k, bound);
 }
 
 /** Promise.all that waits for every attempt, so none is still binding when the caller cleans up after a failure. */
@@ -126,6 +215,6 @@ async function settled<T>(promises: Promise<T>[]): Promise<T[]> {
   return results.map((result) => (result as PromiseFulfilledResult<T>).value);
 }
 
-function format(address: AddressInfo): string {
+export function formatAddress(address: AddressInfo): string {
   return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
 }

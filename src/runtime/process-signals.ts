@@ -30,7 +30,7 @@ export function catchStopSignals(): void {
   process.on('SIGHUP', () => onReload?.());
 }
 
-/** What SIGHUP does in this process (cluster primary: a rolling restart with the new configuration). */
+/** What SIGHUP does in this process (a reload in place; the cluster primary passes it on to the workers). */
 export function whenReloadRequested(reload: () => void): void {
   onReload = reload;
 }

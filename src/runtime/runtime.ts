@@ -1,6 +1,6 @@
 // Everything a running Gatehouse needs to answer requests, built from a validated Config:
 // sites by name, certificates by SNI, upstream pools, trust rules and the logger.
-// Building has no side effects beyond creating objects; listeners are started separately (listeners.ts).
+// Building has no side effects beyond creating objects; gatehouse.ts provisions, starts, reloads and closes it.
 import { SiteAuth } from '../auth/site-auth.ts';
 import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config, Site } from '../config/model.ts';
@@ -24,6 +24,10 @@ export interface SiteRuntime {
 export interface RuntimeOptions {
   /** fetch for requests to identity providers and Microsoft Graph (tests inject one that reaches an emulator). */
   fetch?: FetchLike;
+  /** The session store to use instead of opening one (a reload keeps the running one when its settings are unchanged). */
+  sessionStore?: SessionStore;
+  /** The metrics to keep counting in (a reload keeps the running ones: counters never go back to 0). */
+  metrics?: Metrics;
 }
 
 const SESSION_SWEEP_MS = 10 * 60_000;
@@ -56,7 +60,9 @@ export interface Runtime {
 }
 
 export function buildRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Runtime {
-  const sessionStore = config.sites.some((site) => site.auth) ? openSessionStore(config.session.store, config.session.file) : undefined;
+  // A store handed in is the caller's to close; one opened here is closed by close().
+  const ownStore = !options.sessionStore;
+  const sessionStore = config.sites.some((site) => site.auth) ? options.sessionStore ?? openSessionStore(config.session.store, config.session.file) : undefined;
   const siteList = config.sites.map((site): SiteRuntime => ({
     config: site,
     groups: new Map(Object.values(site.upstreams).map((group) => [group.name, new UpstreamGroupPool(group)])),
@@ -89,7 +95,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     plainHttpResponders: [],
     sessionStore,
     tunnels,
-    ...(config.metrics.listen ? { metrics: new Metrics(certificates) } : {}),
+    ...(config.metrics.listen ? { metrics: reuseMetrics(options.metrics, certificates) ?? new Metrics(certificates) } : {}),
     start() {
       for (const auth of auths) auth.oidc.start();
       if (sessionStore) {
@@ -103,7 +109,12 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
       clearInterval(sweeper);
       for (const auth of auths) auth.oidc.stop();
       await Promise.all(siteList.flatMap((site) => [...site.groups.values()].map((group) => group.close())));
-      sessionStore?.close();
+      if (ownStore) sessionStore?.close();
     },
   };
+}
+
+function reuseMetrics(metrics: Metrics | undefined, certificates: CertificateStore): Metrics | undefined {
+  if (metrics) metrics.certificates = certificates;
+  return metrics;
 }

@@ -59,6 +59,11 @@ export class CertificateStore {
     return this.contexts.get(servername.toLowerCase());
   }
 
+  /** The context a handshake with this SNI gets: the site's, else the default site's, else none. */
+  select(servername: string): tls.SecureContext | undefined {
+    return this.lookup(servername) ?? (this.defaultSite ? this.lookup(this.defaultSite) : undefined);
+  }
+
   /** The pair served to clients without SNI (and with unknown names), if a default site is configured. */
   defaultPair(): KeyPair | undefined {
     return this.defaultSite ? this.sites.get(this.defaultSite)?.pair : undefined;
@@ -79,9 +84,7 @@ export class CertificateStore {
       // A name no site serves, without a default site, goes on with no certificate at all, so OpenSSL ends the
       // handshake with a handshake_failure alert, as for a client without SNI. (Passing an error here would drop
       // the connection without any alert; Node offers no way to send unrecognized_name.)
-      SNICallback: (servername, callback) => {
-        callback(null, this.lookup(servername) ?? (this.defaultSite ? this.lookup(this.defaultSite) : undefined));
-      },
+      SNICallback: (servername, callback) => callback(null, this.select(servername)),
     };
   }
 }

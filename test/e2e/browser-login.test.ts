@@ -18,7 +18,7 @@ test('Chromium: protected page → login → back on the page → WebSocket → 
   const demo = await startDemo(dir, await freePort(), true);
   let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
   // The browser goes first, so no connection of it is reset by Gatehouse stopping.
-  t.after(async () => { await browser?.close(); await demo.listening.stop(1000); await demo.stop(); });
+  t.after(async () => { await browser?.close(); await demo.gatehouse.stop(1000); await demo.stop(); });
   browser = await chromium.launch({
     executablePath: CHROMIUM, headless: true, timeout: 30_000,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],

@@ -8,25 +8,27 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import type { AcmeManager, AcmeOptions } from '../../src/acme/manager.ts';
-import { prepareAcme, startAcme } from '../../src/acme/start.ts';
 import type { FetchLike } from '../../src/auth/oidc/client.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { startListeners, type Listening } from '../../src/runtime/listeners.ts';
-import { buildRuntime, type Runtime } from '../../src/runtime/runtime.ts';
+import { createGatehouse, type Gatehouse } from '../../src/runtime/gatehouse.ts';
+import type { Listening } from '../../src/runtime/listeners.ts';
+import type { Runtime } from '../../src/runtime/runtime.ts';
 import { WAIT_MS } from './wait.ts';
 
 export interface Served {
-  runtime: Runtime;
+  gatehouse: Gatehouse;
+  /** The runtime of the configuration being served (a reload replaces it). */
+  readonly runtime: Runtime;
   listening: Listening;
-  acme?: AcmeManager;
+  readonly acme?: AcmeManager;
   /** Every log line so far, parsed (set GATEHOUSE_TEST_LOG=1 to see them on stderr as well). */
   logs: Record<string, unknown>[];
   /** Stops ACME, then the listeners (1 s grace). */
   stop(): Promise<void>;
 }
 
-/** load → build → prepareAcme → listen → startAcme for one config folder, as `gatehouse serve` does. */
+/** load → createGatehouse → start for one config folder, as `gatehouse serve` does. */
 export async function serveFolder(dir: string, options: { logLevel?: 'debug' | 'info'; fetch?: FetchLike; acme?: AcmeOptions } = {}): Promise<Served> {
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -39,11 +41,16 @@ export async function serveFolder(dir: string, options: { logLevel?: 'debug' | '
       done();
     },
   });
-  const runtime = buildRuntime(loadConfig(dir), createLogger({ level: options.logLevel ?? 'info', format: 'json' }, sink), { fetch: options.fetch });
-  const acme = await prepareAcme(runtime, options.acme);
-  const listening = await startListeners(runtime);
-  if (acme) startAcme(acme, listening);
-  return { runtime, listening, ...(acme ? { acme } : {}), logs, stop: async () => { await acme?.stop(); await listening.stop(1_000); } };
+  const log = createLogger({ level: options.logLevel ?? 'info', format: 'json' }, sink);
+  const gatehouse = await createGatehouse(loadConfig(dir), { log, fetch: options.fetch, acme: options.acme }).start();
+  return {
+    gatehouse,
+    get runtime() { return gatehouse.runtime; },
+    listening: gatehouse,
+    get acme() { return gatehouse.acme; },
+    logs,
+    stop: () => gatehouse.stop(1_000),
+  };
 }
 
 export interface TestGatehouse extends Listening {

@@ -1,7 +1,7 @@
 // Graceful stop: in-flight requests finish within the grace period, new connections are refused, the rest is cut
 // when the grace period ends; the real process does the same on SIGTERM and exits 0.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http2 from 'node:http2';
@@ -9,7 +9,6 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
@@ -19,11 +18,11 @@ import { Browser } from '../helpers/gatehouse-auth.ts';
 import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
 import { sample, scrape } from '../helpers/metrics.ts';
 import { createTestCa } from '../helpers/pki.ts';
-import { until, WAIT_MS } from '../helpers/wait.ts';
+import { spawnGatehouse } from '../helpers/spawn-gatehouse.ts';
+import { until } from '../helpers/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
-const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
 const FIXTURE = path.resolve(import.meta.dirname, '../fixtures/primary-channel-outlives-worker.ts');
 
 test('stop(): connections accepted just before it still get their first request served (in the TLS handshake, or secure and silent)', async (t) => {
@@ -93,27 +92,6 @@ test('stop(): what has not finished when the grace period ends is cut', async (t
 });
 
 /** Spawns the real CLI (or another program: `script`) and resolves with the first log line that matches. */
-function spawnGatehouse(args: string[], cwd?: string, script = MAIN) {
-  const child = spawn(process.execPath, [script, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const waiters: { match: RegExp; resolve: (line: string) => void }[] = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(line);
-    for (const w of waiters.splice(0)) if (w.match.test(line)) w.resolve(line); else waiters.push(w);
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => { stderr += chunk; });
-  // Bounded, so a line that never comes fails with the log instead of the test's bare timeout.
-  const waitFor = (match: RegExp, ms = WAIT_MS) => new Promise<string>((resolve, reject) => {
-    const found = lines.find((line) => match.test(line));
-    if (found) return resolve(found);
-    const timer = setTimeout(() => reject(new Error(`no log line ${match} within ${ms} ms:\n${lines.join('\n')}\n${stderr}`)), ms);
-    waiters.push({ match, resolve: (line) => { clearTimeout(timer); resolve(line); } });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`gatehouse exited ${code} before logging ${match}:\n${lines.join('\n')}\n${stderr}`)); });
-  });
-  return { child, lines, waitFor, stderr: () => stderr };
-}
-
 /** An echo backend and `gatehouse serve` for app.test in front of it (`main` goes into gatehouse.toml); both end with the test. */
 async function serveApp(t: TestContext, main = ''): Promise<{ gh: ReturnType<typeof spawnGatehouse>; dir: string; backend: { url: string } }> {
   const backend = await startEchoBackend();
@@ -225,9 +203,9 @@ test('a stop order that reaches workers still starting up is not lost', { timeou
   assert.ok(!gh.lines.some((line) => /worker exited/.test(line)), gh.lines.join('\n'));
 });
 
-test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; an invalid config is refused; one process survives SIGHUP', async (t) => {
+test('workers = 2: SIGHUP reloads each worker in place and a new worker count with a rolling restart, with no failed request; an invalid config is refused', async (t) => {
   const teapot = '[[routes]]\npath = "/teapot"\nstatus = 418\n';
-  const { gh, dir, backend } = await serveApp(t, 'workers = 2\n[lifecycle]\nshutdown_grace = "5s"\n');
+  const { gh, dir } = await serveApp(t, 'workers = 2\n[lifecycle]\nshutdown_grace = "5s"\n');
   const listening = () => gh.lines.filter((line) => line.includes('"msg":"listening"')).map((line) => JSON.parse(line) as { pid: number; https: string[] });
   await until(() => listening().length === 2, 'two workers listening');
   const before = listening().map((l) => l.pid);
@@ -235,21 +213,28 @@ test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; 
   const get = (path: string) => request(port, { ca: ca.caPem, servername: 'app.test', path });
   assert.equal((await get('/teapot')).status, 200, 'the old configuration proxies /teapot');
 
-  // Requests keep flowing through the reload; every one gets an answer from the old or the new configuration.
+  // Requests keep flowing through both reloads; every one gets an answer from the old or the new configuration.
   let loading = true;
   const statuses: number[] = [];
   // A request that gets no answer within 30 s counts as status 0 (and fails the test with the others' statuses).
   const answered = (path: string) => Promise.race([get(path).then((r) => r.status, () => -1), new Promise<number>((resolve) => setTimeout(resolve, 30_000, 0))]);
   const load = (async () => { while (loading) statuses.push(await answered('/teapot')); })();
+  // The same worker count: each worker reloads in place, no process is replaced.
   fs.appendFileSync(path.join(dir, 'sites', 'app.toml'), teapot);
   gh.child.kill('SIGHUP');
-  await gh.waitFor(/"msg":"reloaded"/);
+  await until(() => before.every((pid) => gh.lines.some((line) => line.includes(`"pid":${pid}`) && line.includes('"msg":"reloaded"'))), 'both workers reloaded in place');
+  assert.equal((await get('/teapot')).status, 418, 'the new configuration serves');
+  assert.equal(listening().length, 2, 'no new worker');
+  // A new worker count needs new processes: a rolling restart.
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), fs.readFileSync(path.join(dir, 'gatehouse.toml'), 'utf8').replace('workers = 2', 'workers = 3'));
+  gh.child.kill('SIGHUP');
+  await until(() => gh.lines.some((line) => /"workers":3,"msg":"reloaded"|"msg":"reloaded".*"workers":3/.test(line)), 'the rolling restart to 3 workers');
   await until(() => before.every((pid) => gh.lines.some((line) => line.includes(`"pid":${pid}`) && line.includes('"msg":"stopped"'))), 'the old workers drained and stopped');
   loading = false;
   await load;
-  assert.ok(statuses.length > 0 && statuses.every((s) => s === 200 || s === 418), `answers during the reload (0 = none in 30 s, -1 = error): ${statuses.join(', ')}\n${gh.lines.join('\n')}`);
-  assert.equal((await get('/teapot')).status, 418, 'the new configuration serves');
-  assert.equal(listening().filter((l) => !before.includes(l.pid)).length, 2, 'two new workers');
+  assert.ok(statuses.length > 0 && statuses.every((s) => s === 200 || s === 418), `answers during the reloads (0 = none in 30 s, -1 = error): ${statuses.join(', ')}\n${gh.lines.join('\n')}`);
+  assert.equal((await get('/teapot')).status, 418, 'the new workers serve the new configuration');
+  assert.equal(listening().filter((l) => !before.includes(l.pid)).length, 3, 'three new workers');
   assert.ok(!gh.lines.some((line) => /worker exited/.test(line)), 'no worker counted as crashed');
 
   // A broken file: the reload is refused with file, line and key, and the running workers keep serving.
@@ -262,26 +247,16 @@ test('workers = 2: SIGHUP reloads with a rolling restart and no failed request; 
   gh.child.kill('SIGTERM');
   const [code] = await once(gh.child, 'close');
   assert.equal(code, 0);
-
-  // One process: SIGHUP (whose default action would end it) is logged and ignored.
-  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), fs.readFileSync(path.join(dir, 'gatehouse.toml'), 'utf8').replace('workers = 2', 'workers = 1'));
-  fs.writeFileSync(path.join(dir, 'sites', 'app.toml'), siteToml(['app.test'], cert, backend.url));
-  const single = spawnGatehouse(['serve', '--config', dir]);
-  t.after(() => { if (single.child.exitCode === null) single.child.kill('SIGKILL'); });
-  const line = JSON.parse(await single.waitFor(/"msg":"listening"/)) as { https: string[] };
-  single.child.kill('SIGHUP');
-  await single.waitFor(/reload needs workers > 1/);
-  assert.equal((await request(Number(line.https[0]!.split(':').pop()), { ca: ca.caPem, servername: 'app.test' })).status, 200);
-  single.child.kill('SIGTERM');
-  assert.equal((await once(single.child, 'close'))[0], 0);
 });
 
 test('a stop that arrives during a reload ends old and new workers alike', { timeout: 180_000 }, async (t) => {
   // A worker the stop missed would hold the primary for this grace period: the test's timeout catches that.
-  const { gh } = await serveApp(t, 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n');
+  const { gh, dir } = await serveApp(t, 'workers = 2\n[lifecycle]\nshutdown_grace = "300s"\n');
   await until(() => gh.lines.filter((line) => line.includes('"msg":"listening"')).length === 2, 'two workers listening');
+  // A new worker count: the reload starts new workers beside the old ones.
+  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), fs.readFileSync(path.join(dir, 'gatehouse.toml'), 'utf8').replace('workers = 2', 'workers = 3'));
   gh.child.kill('SIGHUP');
-  await gh.waitFor(/"msg":"reloading/);
+  await gh.waitFor(/"msg":"reloading: starting workers/);
   gh.child.kill('SIGTERM');
   const [code] = await once(gh.child, 'close');
   assert.equal(code, 0);
