@@ -11,31 +11,50 @@ import { version } from './cli/version.ts';
 async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: {
-      config: { type: 'string', short: 'c', default: 'config' },
-      port: { type: 'string', short: 'p' },
-      help: { type: 'boolean', short: 'h' },
-    } });
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c', default: 'config' },
+        port: { type: 'string', short: 'p' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n\n${HELP}`);
     return 64;
   }
   const [command = 'serve', ...rest] = parsed.positionals;
-  if (parsed.values.help || command === 'help') { process.stdout.write(HELP); return 0; }
+  if (parsed.values.help || command === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
   // certs and demo are imported when used: `serve` then never loads acme-client, oidc-provider or koa (memory, start-up).
   if (command === 'certs') return (await import('./cli/certs.ts')).certs(parsed.values.config, rest);
-  if (rest.length > 0) { process.stderr.write(`unexpected argument: ${rest[0]}\n\n${HELP}`); return 64; }
+  if (rest.length > 0) {
+    process.stderr.write(`unexpected argument: ${rest[0]}\n\n${HELP}`);
+    return 64;
+  }
   switch (command) {
-    case 'serve': return serve(parsed.values.config);
-    case 'check': return check(parsed.values.config);
+    case 'serve':
+      return serve(parsed.values.config);
+    case 'check':
+      return check(parsed.values.config);
     case 'demo': {
       const { demo, DEMO_PORT } = await import('./cli/demo.ts');
       const port = Number(parsed.values.port ?? DEMO_PORT);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) { process.stderr.write(`--port takes a port number, got ${parsed.values.port}\n`); return 64; }
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        process.stderr.write(`--port takes a port number, got ${parsed.values.port}\n`);
+        return 64;
+      }
       return demo(undefined, port);
     }
-    case 'version': process.stdout.write(`${version()}\n`); return 0;
-    default: process.stderr.write(`unknown command: ${command}\n\n${HELP}`); return 64;
+    case 'version':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    default:
+      process.stderr.write(`unknown command: ${command}\n\n${HELP}`);
+      return 64;
   }
 }
 

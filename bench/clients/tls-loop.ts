@@ -5,9 +5,19 @@
 import tls from 'node:tls';
 import { percentile } from '../lib/stats.ts';
 
-interface Options { port: number; names: string[]; path: string; connections: number; resume: boolean; seconds: number; headers: Record<string, string> }
+interface Options {
+  port: number;
+  names: string[];
+  path: string;
+  connections: number;
+  resume: boolean;
+  seconds: number;
+  headers: Record<string, string>;
+}
 const o = JSON.parse(process.argv[2]!) as Options;
-const extra = Object.entries(o.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+const extra = Object.entries(o.headers)
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join('');
 const latencies: number[] = [];
 let errors = 0;
 let resumed = 0;
@@ -19,13 +29,29 @@ function request(name: string, session: Buffer | undefined): Promise<Buffer | un
     const started = performance.now();
     let ticket: Buffer | undefined;
     let head = '';
-    const socket = tls.connect({ host: '127.0.0.1', port: o.port, servername: name, session, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
-    socket.on('session', (s: Buffer) => { ticket = s; });
-    socket.on('secureConnect', () => { if (socket.isSessionReused()) resumed++; });
-    socket.on('data', (chunk: Buffer) => { if (head.length < 12) head += chunk.toString('latin1', 0, 12); });
-    socket.on('error', () => { /* counted on close */ });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port: o.port,
+      servername: name,
+      session,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.on('session', (s: Buffer) => {
+      ticket = s;
+    });
+    socket.on('secureConnect', () => {
+      if (socket.isSessionReused()) resumed++;
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (head.length < 12) head += chunk.toString('latin1', 0, 12);
+    });
+    socket.on('error', () => {
+      /* counted on close */
+    });
     socket.on('close', () => {
-      if (head.startsWith('HTTP/1.1 200')) latencies.push(performance.now() - started); else errors++;
+      if (head.startsWith('HTTP/1.1 200')) latencies.push(performance.now() - started);
+      else errors++;
       resolve(ticket ?? session);
     });
     // write, not end: a half-closed client makes nginx abandon the request (499) as if the client had gone away.
@@ -46,4 +72,6 @@ const started = performance.now();
 await Promise.all(Array.from({ length: o.connections }, loop));
 const seconds = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
-process.stdout.write(`${JSON.stringify({ requests: latencies.length, seconds, errors, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99), resumed: resumed / Math.max(1, latencies.length + errors) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ requests: latencies.length, seconds, errors, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99), resumed: resumed / Math.max(1, latencies.length + errors) })}\n`,
+);

@@ -10,7 +10,10 @@ export const SESSION_COOKIE = '_oauth2_proxy=bench-session-token-0123456789abcde
 export const SMALL_BODY = '0123456789'.repeat(10);
 
 export function siteNames(count: number): string[] {
-  return ['localhost', ...Array.from({ length: count - 1 }, (_, i) => `site-${String(i + 2).padStart(2, '0')}.bench.test`)];
+  return [
+    'localhost',
+    ...Array.from({ length: count - 1 }, (_, i) => `site-${String(i + 2).padStart(2, '0')}.bench.test`),
+  ];
 }
 
 /** One self-signed ECDSA P-256 certificate per name, made once per harness run and shared by all systems. */
@@ -53,9 +56,18 @@ ${nginxHttpCommon(dir)}
 `;
 }
 
-export function nginxProxyConf(o: { dir: string; port: number; upstreamPort: number; names: readonly string[]; certDir: string; authPort?: number }): string {
+export function nginxProxyConf(o: {
+  dir: string;
+  port: number;
+  upstreamPort: number;
+  names: readonly string[];
+  certDir: string;
+  authPort?: number;
+}): string {
   const auth = o.authPort !== undefined;
-  const servers = o.names.map((name, i) => `  server {
+  const servers = o.names
+    .map(
+      (name, i) => `  server {
     listen 127.0.0.1:${o.port} ssl http2${i === 0 ? ' default_server backlog=4096' : ''};
     server_name ${name};
     ssl_certificate ${o.certDir}/${name}.crt;
@@ -69,7 +81,9 @@ ${auth ? '      auth_request /_auth;\n' : ''}      proxy_pass http://backend;
       proxy_set_header Connection $connection_upgrade;
       proxy_read_timeout 60s;
     }
-${auth ? `    location = /_auth {
+${
+  auth
+    ? `    location = /_auth {
       internal;
       proxy_pass http://auth/auth;
       proxy_pass_request_body off;
@@ -78,7 +92,11 @@ ${auth ? `    location = /_auth {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
-` : ''}  }`).join('\n');
+`
+    : ''
+}  }`,
+    )
+    .join('\n');
   return `worker_processes 1;
 ${nginxCommon(o.dir)}
 http {
@@ -91,8 +109,15 @@ ${auth ? `  upstream auth { server 127.0.0.1:${o.authPort}; keepalive 64; keepal
 `;
 }
 
-export function caddyfile(o: { port: number; upstreamPort: number; names: readonly string[]; certDir: string }): string {
-  const sites = o.names.map((name) => `https://${name}:${o.port} {
+export function caddyfile(o: {
+  port: number;
+  upstreamPort: number;
+  names: readonly string[];
+  certDir: string;
+}): string {
+  const sites = o.names
+    .map(
+      (name) => `https://${name}:${o.port} {
 	bind 127.0.0.1
 	tls ${o.certDir}/${name}.crt ${o.certDir}/${name}.key
 	reverse_proxy 127.0.0.1:${o.upstreamPort} {
@@ -101,7 +126,9 @@ export function caddyfile(o: { port: number; upstreamPort: number; names: readon
 			keepalive_idle_conns_per_host 64
 		}
 	}
-}`).join('\n');
+}`,
+    )
+    .join('\n');
   return `{
 	admin off
 	auto_https off
@@ -115,10 +142,19 @@ ${sites}
 }
 
 /** A Gatehouse config folder: gatehouse.toml + one site file per name, certificates referenced by absolute path. */
-export function writeGatehouseConfig(o: { dir: string; port: number; upstreamPort: number; names: readonly string[]; certDir: string; siteToml?: string }): void {
+export function writeGatehouseConfig(o: {
+  dir: string;
+  port: number;
+  upstreamPort: number;
+  names: readonly string[];
+  certDir: string;
+  siteToml?: string;
+}): void {
   fs.mkdirSync(path.join(o.dir, 'sites'), { recursive: true });
   // One serving process, like nginx's worker_processes 1 here: the comparison is per pinned core.
-  fs.writeFileSync(path.join(o.dir, 'gatehouse.toml'), `workers = 1
+  fs.writeFileSync(
+    path.join(o.dir, 'gatehouse.toml'),
+    `workers = 1
 
 [https]
 listen = ["127.0.0.1:${o.port}"]
@@ -130,9 +166,12 @@ access_log = false
 
 [lifecycle]
 shutdown_grace = "1s"
-`);
+`,
+  );
   for (const name of o.names) {
-    fs.writeFileSync(path.join(o.dir, 'sites', `${name}.toml`), `server_names = ["${name}"]
+    fs.writeFileSync(
+      path.join(o.dir, 'sites', `${name}.toml`),
+      `server_names = ["${name}"]
 
 [tls]
 cert = "${o.certDir}/${name}.crt"
@@ -145,6 +184,7 @@ keepalive = 64
 [[routes]]
 path = "/"
 upstream = "backend"
-${o.siteToml ?? ''}`);
+${o.siteToml ?? ''}`,
+    );
   }
 }

@@ -11,10 +11,18 @@ import type { LoadResult, LoadSpec, Target } from './types.ts';
 const CLIENTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'clients');
 
 /** `cookies`: Cookie values to rotate through, one per request (wrk only, through clients/rotate-cookies.lua). */
-export async function runLoad(spec: LoadSpec, target: Target, seconds: number, headers: Record<string, string>, cookies?: string[]): Promise<LoadResult> {
+export async function runLoad(
+  spec: LoadSpec,
+  target: Target,
+  seconds: number,
+  headers: Record<string, string>,
+  cookies?: string[],
+): Promise<LoadResult> {
   const host = target.names[0]!; // "localhost", which /etc/hosts maps to 127.0.0.1 (wrk and h2load take SNI from the URL)
   const url = `https://${host}:${target.port}${spec.path}`;
-  const sent = cookies ? Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'cookie')) : headers;
+  const sent = cookies
+    ? Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'cookie'))
+    : headers;
   const headerArgs = Object.entries(sent).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
   if (cookies && spec.tool !== 'wrk') throw new Error(`rotating cookies needs wrk, not ${spec.tool}`);
   switch (spec.tool) {
@@ -23,16 +31,40 @@ export async function runLoad(spec: LoadSpec, target: Target, seconds: number, h
       try {
         const script = scratch ? ['-s', path.join(CLIENTS, 'rotate-cookies.lua')] : [];
         if (scratch) fs.writeFileSync(path.join(scratch, 'cookies.txt'), `${cookies!.join('\n')}\n`);
-        const args = ['-t1', `-c${spec.connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', ...script, ...headerArgs, ...(spec.close ? ['-H', 'Connection: close'] : []), url, ...(scratch ? ['--', path.join(scratch, 'cookies.txt')] : [])];
+        const args = [
+          '-t1',
+          `-c${spec.connections}`,
+          `-d${seconds}s`,
+          '--timeout',
+          '5s',
+          '--latency',
+          ...script,
+          ...headerArgs,
+          ...(spec.close ? ['-H', 'Connection: close'] : []),
+          url,
+          ...(scratch ? ['--', path.join(scratch, 'cookies.txt')] : []),
+        ];
         return parseWrk(await output('wrk', args, seconds));
-      } finally { if (scratch) fs.rmSync(scratch, { recursive: true, force: true }); }
+      } finally {
+        if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+      }
     }
     case 'h2load': {
       const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-h2load-')), 'requests.tsv');
       try {
-        const args = ['-t1', `-c${spec.connections}`, `-m${spec.streams}`, `-D${seconds}`, ...headerArgs, `--log-file=${log}`, url];
+        const args = [
+          '-t1',
+          `-c${spec.connections}`,
+          `-m${spec.streams}`,
+          `-D${seconds}`,
+          ...headerArgs,
+          `--log-file=${log}`,
+          url,
+        ];
         return parseH2load(await output('h2load', args, seconds), fs.readFileSync(log, 'utf8'));
-      } finally { fs.rmSync(path.dirname(log), { recursive: true, force: true }); }
+      } finally {
+        fs.rmSync(path.dirname(log), { recursive: true, force: true });
+      }
     }
     case 'tls-loop':
     case 'ws-echo': {
@@ -46,7 +78,9 @@ export async function runLoad(spec: LoadSpec, target: Target, seconds: number, h
 async function output(command: string, args: string[], seconds: number): Promise<string> {
   const proc = start(command, 'client', command, args);
   let stdout = '';
-  proc.child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+  proc.child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), (seconds + 15) * 1000);
   const code = await new Promise<number | null>((resolve) => proc.child.on('close', resolve));
   clearTimeout(timer);
@@ -65,23 +99,43 @@ export function parseWrk(text: string): LoadResult {
   };
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text);
-  const errors = (socketErrors ? socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0) + (non2xx ? Number(non2xx[1]) : 0);
-  return { requests: Number(total[1]), seconds: Number(total[2]) * UNIT_MS[total[3]!]! / 1000, errors, p50Ms: latency('50'), p99Ms: latency('99') };
+  const errors =
+    (socketErrors ? socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0) +
+    (non2xx ? Number(non2xx[1]) : 0);
+  return {
+    requests: Number(total[1]),
+    seconds: (Number(total[2]) * UNIT_MS[total[3]!]!) / 1000,
+    errors,
+    p50Ms: latency('50'),
+    p99Ms: latency('99'),
+  };
 }
 
 /** h2load prints no percentiles, so they come from its per-request log (start µs, status, duration µs). */
 export function parseH2load(text: string, log: string): LoadResult {
   const finished = /finished in ([\d.]+)(us|ms|s|m), ([\d.]+) req\/s/.exec(text);
-  const requests = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(text);
+  const requests =
+    /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(text);
   const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(text);
   if (!finished || !requests || !status) throw new Error(`unexpected h2load output:\n${text}`);
-  const durations = log.split('\n').filter(Boolean).map((line) => line.split('\t'))
-    .filter((cols) => cols[1] !== '-1').map((cols) => Number(cols[2]) / 1000).sort((a, b) => a - b);
+  const durations = log
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split('\t'))
+    .filter((cols) => cols[1] !== '-1')
+    .map((cols) => Number(cols[2]) / 1000)
+    .sort((a, b) => a - b);
   const ok = Number(status[1]);
   return {
     requests: ok,
-    seconds: Number(finished[1]) * UNIT_MS[finished[2]!]! / 1000,
-    errors: Number(requests[1]) + Number(requests[2]) + Number(requests[3]) + Number(status[2]) + Number(status[3]) + Number(status[4]),
+    seconds: (Number(finished[1]) * UNIT_MS[finished[2]!]!) / 1000,
+    errors:
+      Number(requests[1]) +
+      Number(requests[2]) +
+      Number(requests[3]) +
+      Number(status[2]) +
+      Number(status[3]) +
+      Number(status[4]),
     p50Ms: percentile(durations, 0.5),
     p99Ms: percentile(durations, 0.99),
   };

@@ -17,10 +17,14 @@ export const PINNED = CORES >= 2;
  * which runs beside other test files and must not starve them (its figures are not compared).
  */
 let layout: 'split' | 'one-core' = 'split';
-export function setLayout(value: 'split' | 'one-core'): void { layout = value; }
+export function setLayout(value: 'split' | 'one-core'): void {
+  layout = value;
+}
 export function layoutDescription(): string {
   if (!PINNED) return 'not pinned (one core)';
-  return layout === 'split' ? 'server side pinned to core 0, load generator and upstream on core 1' : `everything on core ${CORES - 1} (smoke layout)`;
+  return layout === 'split'
+    ? 'server side pinned to core 0, load generator and upstream on core 1'
+    : `everything on core ${CORES - 1} (smoke layout)`;
 }
 function coreFor(side: Side): string {
   if (layout === 'one-core') return String(CORES - 1);
@@ -30,7 +34,12 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) |
 
 export type Side = 'proxy' | 'client';
 
-export interface Proc { name: string; child: ChildProcess; pid: number; log: string[] }
+export interface Proc {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  log: string[];
+}
 
 /** Starts `command args` on the given side's core; stdout/stderr are kept (last lines) for error messages. */
 export function start(name: string, side: Side, command: string, args: string[], options: SpawnOptions = {}): Proc {
@@ -38,7 +47,10 @@ export function start(name: string, side: Side, command: string, args: string[],
   // taskset execs the command, so the pid we hold is the server's own.
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   const log: string[] = [];
-  const keep = (chunk: Buffer) => { log.push(...chunk.toString().split('\n').filter(Boolean)); if (log.length > 40) log.splice(0, log.length - 40); };
+  const keep = (chunk: Buffer) => {
+    log.push(...chunk.toString().split('\n').filter(Boolean));
+    if (log.length > 40) log.splice(0, log.length - 40);
+  };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`);
@@ -58,9 +70,13 @@ export async function stop(proc: Proc, graceMs = 3000): Promise<void> {
 export async function waitForPort(proc: Proc, port: number, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited (${proc.child.exitCode}):\n${proc.log.join('\n')}`);
+    if (proc.child.exitCode !== null)
+      throw new Error(`${proc.name} exited (${proc.child.exitCode}):\n${proc.log.join('\n')}`);
     const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
       socket.on('error', () => resolve(false));
     });
     if (ok) return;
@@ -94,7 +110,9 @@ export function peakRssBytes(pids: readonly number[]): number {
     try {
       const match = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
       total += match ? Number(match[1]) * 1024 : 0;
-    } catch { /* exited */ }
+    } catch {
+      /* exited */
+    }
   }
   return total;
 }
@@ -105,7 +123,9 @@ function readStat(pid: number): { ppid: number; ticks: number } | undefined {
     // Fields after the command name, which may itself contain spaces and parentheses: see proc(5).
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
     return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 /** The first line a command prints (stdout or stderr: `nginx -v` writes to stderr), or undefined when it is not installed. */

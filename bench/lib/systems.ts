@@ -26,7 +26,12 @@ export interface Running {
 }
 
 export interface StartOptions {
-  dir: string; certDir: string; names: string[]; upstreamPort: number; scenario: Scenario; gatehouseBinary?: string;
+  dir: string;
+  certDir: string;
+  names: string[];
+  upstreamPort: number;
+  scenario: Scenario;
+  gatehouseBinary?: string;
   /** Extra Node flags for the Node systems run from source (e.g. --cpu-prof). */
   nodeArgs?: string[];
   /** Checkout whose src/ runs as gatehouse-baseline. */
@@ -37,7 +42,14 @@ export interface StartOptions {
 
 /** Which Debian package provides a missing peer; undefined when it is installed. */
 export function missingPackage(system: SystemName): string | undefined {
-  const has = (command: string) => { try { execFileSync('sh', ['-c', `command -v ${command} || test -x /usr/sbin/${command}`], { stdio: 'ignore' }); return true; } catch { return false; } };
+  const has = (command: string) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${command} || test -x /usr/sbin/${command}`], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
   if (system === 'caddy') return has('caddy') ? undefined : 'caddy';
   if (system === 'nginx' || system === 'nginx-auth') return has('nginx') ? undefined : 'nginx-light';
   return undefined;
@@ -49,41 +61,109 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
   const port = await freePort();
   const procs: Proc[] = [];
   const running: Running = {
-    port, dir, procs,
+    port,
+    dir,
+    procs,
     pids: () => procs.flatMap((proc) => processTree(proc.pid)),
-    stop: async (graceMs?: number) => { for (const proc of procs.reverse()) await stop(proc, graceMs); },
+    stop: async (graceMs?: number) => {
+      for (const proc of procs.reverse()) await stop(proc, graceMs);
+    },
   };
   try {
     if (system === 'gatehouse' || system === 'gatehouse-baseline') {
       const root = system === 'gatehouse' ? ROOT : o.baselineRoot;
       if (!root) throw new Error('gatehouse-baseline needs --baseline <checkout>');
       const siteToml = o.scenario.gatehouse?.siteToml;
-      writeGatehouseConfig({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir,
-        siteToml: typeof siteToml === 'function' ? await siteToml({ port, names: o.names }) : siteToml });
-      const extraFlags = system === 'gatehouse' ? o.gatehouseNodeOptions?.split(/\s+/).filter(Boolean) ?? [] : [];
+      writeGatehouseConfig({
+        dir,
+        port,
+        upstreamPort: o.upstreamPort,
+        names: o.names,
+        certDir: o.certDir,
+        siteToml: typeof siteToml === 'function' ? await siteToml({ port, names: o.names }) : siteToml,
+      });
+      const extraFlags = system === 'gatehouse' ? (o.gatehouseNodeOptions?.split(/\s+/).filter(Boolean) ?? []) : [];
       const env = { ...process.env, ...o.scenario.gatehouse?.env };
       // From source, Gatehouse runs with the V8 flags the single executable carries (as the README says to run it).
-      procs.push(o.gatehouseBinary && system === 'gatehouse'
-        ? start(system, 'proxy', o.gatehouseBinary, ['serve', '--config', dir], { env: { ...env, ...(extraFlags.length > 0 ? { NODE_OPTIONS: extraFlags.join(' ') } : {}) } })
-        : start(system, 'proxy', process.execPath, [...withV8Flags([...extraFlags, ...(o.nodeArgs ?? [])]), path.join(root, 'src', 'main.ts'), 'serve', '--config', dir], { env }));
+      procs.push(
+        o.gatehouseBinary && system === 'gatehouse'
+          ? start(system, 'proxy', o.gatehouseBinary, ['serve', '--config', dir], {
+              env: { ...env, ...(extraFlags.length > 0 ? { NODE_OPTIONS: extraFlags.join(' ') } : {}) },
+            })
+          : start(
+              system,
+              'proxy',
+              process.execPath,
+              [
+                ...withV8Flags([...extraFlags, ...(o.nodeArgs ?? [])]),
+                path.join(root, 'src', 'main.ts'),
+                'serve',
+                '--config',
+                dir,
+              ],
+              { env },
+            ),
+      );
     } else if (system === 'node-undici-https' || system === 'node-undici-h2compat') {
-      const options = { port, upstreamPort: o.upstreamPort, cert: path.join(o.certDir, `${o.names[0]}.crt`), key: path.join(o.certDir, `${o.names[0]}.key`), server: system === 'node-undici-https' ? 'https' : 'http2' };
-      procs.push(start(system, 'proxy', process.execPath, [...(o.nodeArgs ?? []), path.join(BENCH, 'servers', 'undici-forwarder.ts'), JSON.stringify(options)]));
+      const options = {
+        port,
+        upstreamPort: o.upstreamPort,
+        cert: path.join(o.certDir, `${o.names[0]}.crt`),
+        key: path.join(o.certDir, `${o.names[0]}.key`),
+        server: system === 'node-undici-https' ? 'https' : 'http2',
+      };
+      procs.push(
+        start(system, 'proxy', process.execPath, [
+          ...(o.nodeArgs ?? []),
+          path.join(BENCH, 'servers', 'undici-forwarder.ts'),
+          JSON.stringify(options),
+        ]),
+      );
     } else if (system === 'nginx' || system === 'nginx-auth') {
       let authPort: number | undefined;
       if (system === 'nginx-auth') {
         authPort = await freePort();
-        const auth = start('auth service', 'proxy', process.execPath, [path.join(BENCH, 'servers', 'auth.ts'), String(authPort), SESSION_COOKIE]);
+        const auth = start('auth service', 'proxy', process.execPath, [
+          path.join(BENCH, 'servers', 'auth.ts'),
+          String(authPort),
+          SESSION_COOKIE,
+        ]);
         procs.push(auth);
         await waitForPort(auth, authPort);
       }
-      fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxProxyConf({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir, authPort }));
-      procs.push(start(system, 'proxy', NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log'), '-g', 'daemon off;']));
+      fs.writeFileSync(
+        path.join(dir, 'nginx.conf'),
+        nginxProxyConf({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir, authPort }),
+      );
+      procs.push(
+        start(system, 'proxy', NGINX, [
+          '-p',
+          dir,
+          '-c',
+          path.join(dir, 'nginx.conf'),
+          '-e',
+          path.join(dir, 'error.log'),
+          '-g',
+          'daemon off;',
+        ]),
+      );
     } else {
-      fs.writeFileSync(path.join(dir, 'Caddyfile'), caddyfile({ port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir }));
+      fs.writeFileSync(
+        path.join(dir, 'Caddyfile'),
+        caddyfile({ port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir }),
+      );
       // Caddy keeps state under XDG folders; keep it inside the run folder.
-      const env = { ...process.env, XDG_DATA_HOME: path.join(dir, 'data'), XDG_CONFIG_HOME: path.join(dir, 'config'), HOME: dir };
-      procs.push(start('caddy', 'proxy', 'caddy', ['run', '--config', path.join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], { env }));
+      const env = {
+        ...process.env,
+        XDG_DATA_HOME: path.join(dir, 'data'),
+        XDG_CONFIG_HOME: path.join(dir, 'config'),
+        HOME: dir,
+      };
+      procs.push(
+        start('caddy', 'proxy', 'caddy', ['run', '--config', path.join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], {
+          env,
+        }),
+      );
     }
     await waitForPort(procs.at(-1)!, port);
     return running;
@@ -93,7 +173,12 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
   }
 }
 
-export interface Backend { port: number; proc: Proc; acceptedConnections(): Promise<number | undefined>; stop(): Promise<void> }
+export interface Backend {
+  port: number;
+  proc: Proc;
+  acceptedConnections(): Promise<number | undefined>;
+  stop(): Promise<void>;
+}
 
 /** The upstream on the client core: nginx (100 bytes at /, 1 MB at /1mb) or the Node WebSocket echo server. */
 export async function startBackend(kind: Scenario['backend'], runDir: string): Promise<Backend> {
@@ -105,21 +190,41 @@ export async function startBackend(kind: Scenario['backend'], runDir: string): P
     const big = path.join(dir, '1mb.bin');
     if (!fs.existsSync(big)) fs.writeFileSync(big, Buffer.alloc(1024 * 1024, 'x'));
     fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxBackendConf(dir, port, big));
-    proc = start('backend nginx', 'client', NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log'), '-g', 'daemon off;']);
+    proc = start('backend nginx', 'client', NGINX, [
+      '-p',
+      dir,
+      '-c',
+      path.join(dir, 'nginx.conf'),
+      '-e',
+      path.join(dir, 'error.log'),
+      '-g',
+      'daemon off;',
+    ]);
   } else {
-    proc = start('backend ws-echo', 'client', process.execPath, [path.join(BENCH, 'servers', 'ws-echo.ts'), String(port)]);
+    proc = start('backend ws-echo', 'client', process.execPath, [
+      path.join(BENCH, 'servers', 'ws-echo.ts'),
+      String(port),
+    ]);
   }
   await waitForPort(proc, port);
   return {
-    port, proc,
+    port,
+    proc,
     async acceptedConnections() {
       if (kind !== 'nginx') return undefined;
       // A fresh connection each time (agent: false), so exactly one of the counted accepts is our own.
       const text = await new Promise<string>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port, path: '/nginx_status', agent: false }, (res) => {
-          let body = '';
-          res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; }).on('end', () => resolve(body));
-        }).on('error', reject);
+        http
+          .get({ host: '127.0.0.1', port, path: '/nginx_status', agent: false }, (res) => {
+            let body = '';
+            res
+              .setEncoding('utf8')
+              .on('data', (chunk: string) => {
+                body += chunk;
+              })
+              .on('end', () => resolve(body));
+          })
+          .on('error', reject);
       });
       return Number(/\n\s*(\d+) \d+ \d+/.exec(text)?.[1]);
     },

@@ -5,8 +5,16 @@
  * node-undici-https / node-undici-h2compat: the smallest Node forwarder (servers/undici-forwarder.ts), for reference.
  * These three run only when named in --systems (and only in scenarios that compare Gatehouse).
  */
-export const SYSTEM_NAMES = ['nginx', 'gatehouse', 'nginx-auth', 'caddy', 'gatehouse-baseline', 'node-undici-https', 'node-undici-h2compat'] as const;
-export type SystemName = typeof SYSTEM_NAMES[number];
+export const SYSTEM_NAMES = [
+  'nginx',
+  'gatehouse',
+  'nginx-auth',
+  'caddy',
+  'gatehouse-baseline',
+  'node-undici-https',
+  'node-undici-h2compat',
+] as const;
+export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 /** One load generator invocation; `seconds` and the target come from the harness. */
 export type LoadSpec =

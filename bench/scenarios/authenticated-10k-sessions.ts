@@ -13,7 +13,11 @@ import type { Scenario } from '../lib/types.ts';
 import authenticatedGet, { BENCH_COOKIE_SECRET } from './authenticated-get.ts';
 
 const SESSIONS = 10_000;
-const token = (length: number) => crypto.randomBytes(Math.ceil(length * 0.75)).toString('base64url').slice(0, length);
+const token = (length: number) =>
+  crypto
+    .randomBytes(Math.ceil(length * 0.75))
+    .toString('base64url')
+    .slice(0, length);
 
 export default {
   ...authenticatedGet,
@@ -24,19 +28,41 @@ export default {
     if (!target.system.startsWith('gatehouse')) return {};
     const login = await authenticatedGet.prepare(target);
     const store = openSessionStore('sqlite', path.join(target.systemDir, 'state', 'sessions.sqlite'));
-    const sessions = new SiteSessions(target.names[0]!, Buffer.from(BENCH_COOKIE_SECRET, 'base64'), '__Host-_gatehouse', store, 1);
+    const sessions = new SiteSessions(
+      target.names[0]!,
+      Buffer.from(BENCH_COOKIE_SECRET, 'base64'),
+      '__Host-_gatehouse',
+      store,
+      1,
+    );
     const cookies = [login.headers!.cookie!];
     for (let i = 1; i < SESSIONS; i++) {
       const email = `user${i}@example.test`;
-      const session = sessions.create({
-        identity: { user: email, email, preferredUsername: email, sub: crypto.randomUUID(), groups: Array.from({ length: 5 }, () => crypto.randomUUID()), roles: [] },
-        accessToken: token(2_000), idToken: token(1_300), refreshToken: token(1_200),
-        accessExpiresAt: Date.now() + 3_600_000,
-      }, 3_600_000);
+      const session = sessions.create(
+        {
+          identity: {
+            user: email,
+            email,
+            preferredUsername: email,
+            sub: crypto.randomUUID(),
+            groups: Array.from({ length: 5 }, () => crypto.randomUUID()),
+            roles: [],
+          },
+          accessToken: token(2_000),
+          idToken: token(1_300),
+          refreshToken: token(1_200),
+          accessExpiresAt: Date.now() + 3_600_000,
+        },
+        3_600_000,
+      );
       cookies.push(`${sessions.cookieName}=${sessions.cookieValue(session)}`);
     }
     store.close();
-    await requestEach(cookies, `https://${target.names[0]}:${target.port}`, fs.readFileSync(path.join(target.dir, 'certs', `${target.names[0]}.crt`), 'utf8'));
+    await requestEach(
+      cookies,
+      `https://${target.names[0]}:${target.port}`,
+      fs.readFileSync(path.join(target.dir, 'certs', `${target.names[0]}.crt`), 'utf8'),
+    );
     return { cookies };
   },
 } satisfies Scenario;
@@ -46,13 +72,15 @@ async function requestEach(cookies: string[], origin: string, ca: string): Promi
   const pool = new Pool(origin, { connections: 50, connect: { ca } });
   try {
     let next = 0;
-    await Promise.all(Array.from({ length: 50 }, async () => {
-      while (next < cookies.length) {
-        const response = await pool.request({ path: '/', method: 'GET', headers: { cookie: cookies[next++]! } });
-        await response.body.dump();
-        if (response.statusCode !== 200) throw new Error(`a seeded session was refused: ${response.statusCode}`);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        while (next < cookies.length) {
+          const response = await pool.request({ path: '/', method: 'GET', headers: { cookie: cookies[next++]! } });
+          await response.body.dump();
+          if (response.statusCode !== 200) throw new Error(`a seeded session was refused: ${response.statusCode}`);
+        }
+      }),
+    );
   } finally {
     await pool.close();
   }

@@ -43,7 +43,9 @@ pass_authorization_header = true
     const browser = new Browser(fs.readFileSync(path.join(target.dir, 'certs', `${target.names[0]}.crt`), 'utf8'));
     const landed = await browser.navigate(`${origin}/`, 'alice');
     if (landed.status !== 200) throw new Error(`login for the bench failed: ${landed.status} at ${landed.url.href}`);
-    const cookie = [...browser.cookies(`${target.names[0]}:${target.port}`)].map(([name, value]) => `${name}=${value}`).join('; ');
+    const cookie = [...browser.cookies(`${target.names[0]}:${target.port}`)]
+      .map(([name, value]) => `${name}=${value}`)
+      .join('; ');
     return { headers: { cookie } };
   },
   async teardown() {

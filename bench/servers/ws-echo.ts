@@ -2,7 +2,9 @@
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
 
-const server = http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }).end('ws echo\n'); });
+const server = http.createServer((_req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain' }).end('ws echo\n');
+});
 new WebSocketServer({ server, perMessageDeflate: false }).on('connection', (socket) => {
   socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
 });

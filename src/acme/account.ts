@@ -11,7 +11,11 @@ import { writeFileAtomic } from '../runtime/atomic-write.ts';
 import type { Directory } from './renewal-time.ts';
 
 /** acme-client polls pending orders with exponential backoff; its default starts at 5 s, 1 s answers sooner. */
-export interface PollOptions { backoffMin: number; backoffMax: number; backoffAttempts: number }
+export interface PollOptions {
+  backoffMin: number;
+  backoffMax: number;
+  backoffAttempts: number;
+}
 export const DEFAULT_POLL: PollOptions = { backoffMin: 1000, backoffMax: 30_000, backoffAttempts: 12 };
 
 const extraRoots = new Set<string>();
@@ -36,20 +40,31 @@ export async function acmeGet(url: string): Promise<{ status: number; body: unkn
   }
   const text = await response.text();
   let body: unknown = text;
-  try { body = JSON.parse(text); } catch { /* not JSON: keep the text for the error message */ }
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* not JSON: keep the text for the error message */
+  }
   return { status: response.status, body, retryAfter: response.headers.get('retry-after') };
 }
 
 /** Reads the account key, or creates it exactly once even when two processes start together (link fails if it exists). */
 export async function loadOrCreateAccountKey(file: string): Promise<string> {
-  try { return fs.readFileSync(file, 'utf8'); } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the ACME account key ${file}: ${(error as Error).message}`);
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new Error(`cannot read the ACME account key ${file}: ${(error as Error).message}`);
   }
   const candidate = `${file}.${process.pid}.new`;
   writeFileAtomic(candidate, (await acme.crypto.createPrivateEcdsaKey()).toString(), 0o600);
-  try { fs.linkSync(candidate, file); } catch (error) {
+  try {
+    fs.linkSync(candidate, file);
+  } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  } finally { fs.rmSync(candidate, { force: true }); }
+  } finally {
+    fs.rmSync(candidate, { force: true });
+  }
   return fs.readFileSync(file, 'utf8');
 }
 
@@ -61,12 +76,18 @@ const ACME_REQUEST_TIMEOUT_MS = 60_000;
  *  account (RFC 8555 §7.3.1), or registers it anew when the CA has forgotten it (a CA reset or restarted, an
  *  account removed), where a client kept from before would get accountDoesNotExist on every request. A deactivated
  *  account refuses its key for good (RFC 8555 §7.3.6): that key is kept aside and a new one registers a new account. */
-export async function createAcmeClient(config: AcmeConfig, poll: PollOptions = DEFAULT_POLL,
-  onKeyRetired: (retiredFile: string) => void = () => {}): Promise<acme.Client> {
+export async function createAcmeClient(
+  config: AcmeConfig,
+  poll: PollOptions = DEFAULT_POLL,
+  onKeyRetired: (retiredFile: string) => void = () => {},
+): Promise<acme.Client> {
   acme.axios.defaults.timeout = ACME_REQUEST_TIMEOUT_MS;
   const register = async (accountKey: string) => {
     const client = new acme.Client({ directoryUrl: config.directoryUrl, accountKey, ...poll });
-    await client.createAccount({ termsOfServiceAgreed: config.termsOfServiceAgreed, ...(config.email ? { contact: [`mailto:${config.email}`] } : {}) });
+    await client.createAccount({
+      termsOfServiceAgreed: config.termsOfServiceAgreed,
+      ...(config.email ? { contact: [`mailto:${config.email}`] } : {}),
+    });
     return client;
   };
   const accountKey = await loadOrCreateAccountKey(config.accountKeyFile);
@@ -84,7 +105,11 @@ export async function createAcmeClient(config: AcmeConfig, poll: PollOptions = D
 /** Moves a refused account key aside (never deleted), unless another process sharing the storage already replaced it. */
 function retireAccountKey(file: string, refusedKey: string): string | undefined {
   let stored: string;
-  try { stored = fs.readFileSync(file, 'utf8'); } catch { return undefined; }
+  try {
+    stored = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
   if (stored !== refusedKey) return undefined;
   const retired = `${file}.deactivated-${new Date().toISOString().replace(/[-:]|\.\d{3}/g, '')}`;
   fs.renameSync(file, retired);

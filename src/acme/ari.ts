@@ -3,7 +3,11 @@
 import * as x509 from '@peculiar/x509';
 import { acmeGet } from './account.ts';
 
-export interface RenewalWindow { start: Date; end: Date; explanationUrl?: string }
+export interface RenewalWindow {
+  start: Date;
+  end: Date;
+  explanationUrl?: string;
+}
 
 /** RFC 9773 §4.1: base64url(AKI keyIdentifier) "." base64url(DER serial number, without tag and length). */
 export function ariCertId(certPem: string): string {
@@ -27,7 +31,13 @@ export function parseRenewalInfo(body: unknown): RenewalWindow {
   const window = (body as { suggestedWindow?: { start?: unknown; end?: unknown } } | null)?.suggestedWindow;
   const start = typeof window?.start === 'string' ? new Date(window.start) : undefined;
   const end = typeof window?.end === 'string' ? new Date(window.end) : undefined;
-  if (!start || !end || Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end.getTime() < start.getTime()) {
+  if (
+    !start ||
+    !end ||
+    Number.isNaN(start.getTime()) ||
+    Number.isNaN(end.getTime()) ||
+    end.getTime() < start.getTime()
+  ) {
     throw new Error(`malformed renewalInfo response: ${JSON.stringify(body)?.slice(0, 200)}`);
   }
   const explanation = (body as { explanationURL?: unknown }).explanationURL;
@@ -40,12 +50,16 @@ export function pickRenewalTime(window: RenewalWindow, random = Math.random): Da
 }
 
 /** Fetches the CA's window for a certificate; the answer's Retry-After says when to ask again (default 6 h). */
-export async function fetchRenewalInfo(renewalInfoUrl: string, certPem: string): Promise<{ window: RenewalWindow; retryAfterMs: number }> {
+export async function fetchRenewalInfo(
+  renewalInfoUrl: string,
+  certPem: string,
+): Promise<{ window: RenewalWindow; retryAfterMs: number }> {
   const url = `${renewalInfoUrl.replace(/\/$/, '')}/${ariCertId(certPem)}`;
   const response = await acmeGet(url);
   if (response.status !== 200) throw new Error(`renewalInfo ${url} answered ${response.status}`);
   const retryAfter = Number(response.retryAfter);
-  const retryAfterMs = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 86_400) * 1000 : 6 * 3_600_000;
+  const retryAfterMs =
+    Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 86_400) * 1000 : 6 * 3_600_000;
   return { window: parseRenewalInfo(response.body), retryAfterMs };
 }
 

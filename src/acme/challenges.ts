@@ -54,14 +54,22 @@ export class ChallengeStore {
     if (!TOKEN.test(token)) return undefined;
     const own = this.tokens.get(token);
     if (own !== undefined) return own;
-    try { return fs.readFileSync(path.join(this.dir, token), 'utf8'); } catch { return undefined; }
+    try {
+      return fs.readFileSync(path.join(this.dir, token), 'utf8');
+    } catch {
+      return undefined;
+    }
   }
 
   /** Removes what killed orders left in challenges/ (token files and half-written ones) untouched for staleMs;
    *  another live process's tokens are touched more often than that. Returns the names removed. */
   sweep(now = Date.now()): string[] {
     let names: string[];
-    try { names = fs.readdirSync(this.dir); } catch { return []; }
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
     const removed: string[] = [];
     for (const name of names) {
       if (this.tokens.has(name)) continue;
@@ -70,14 +78,21 @@ export class ChallengeStore {
         if (now - fs.statSync(file).mtimeMs <= this.staleMs) continue;
         fs.rmSync(file, { force: true });
         removed.push(name);
-      } catch { /* removed meanwhile by another process */ }
+      } catch {
+        /* removed meanwhile by another process */
+      }
     }
     return removed;
   }
 
   private touch(): void {
     const now = new Date();
-    for (const token of this.tokens.keys()) try { fs.utimesSync(path.join(this.dir, token), now, now); } catch { /* gone */ }
+    for (const token of this.tokens.keys())
+      try {
+        fs.utimesSync(path.join(this.dir, token), now, now);
+      } catch {
+        /* gone */
+      }
   }
 
   private readonly removeOwn = (): void => {
@@ -101,26 +116,53 @@ export function createChallengeResponder(store: ChallengeStore): PlainHttpRespon
   };
 }
 
-export interface ProbeTarget { host: string; port: number }
+export interface ProbeTarget {
+  host: string;
+  port: number;
+}
 
 /** GETs the token the way the CA will (RFC 8555 §8.3) from one address: true when the key authorization comes back. */
-export function answers(target: ProbeTarget, domain: string, token: string, keyAuthorization: string, timeoutMs = 5_000): Promise<boolean> {
+export function answers(
+  target: ProbeTarget,
+  domain: string,
+  token: string,
+  keyAuthorization: string,
+  timeoutMs = 5_000,
+): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get({ host: target.host, port: target.port, path: `${PREFIX}${token}`, headers: { host: domain }, timeout: timeoutMs, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; if (body.length > 4096) req.destroy(); });
-      res.on('end', () => resolve(res.statusCode === 200 && body === keyAuthorization));
-      res.on('error', () => resolve(false));
-    });
+    const req = http.get(
+      {
+        host: target.host,
+        port: target.port,
+        path: `${PREFIX}${token}`,
+        headers: { host: domain },
+        timeout: timeoutMs,
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body += chunk;
+          if (body.length > 4096) req.destroy();
+        });
+        res.on('end', () => resolve(res.statusCode === 200 && body === keyAuthorization));
+        res.on('error', () => resolve(false));
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
   });
 }
 
 /** Asks the targets until one answers the token (true), or waitMs passed (false); a stop (signal) ends it at once. */
-export async function waitUntilAnswered(targets: readonly ProbeTarget[], domain: string, token: string, keyAuthorization: string,
-  options: { waitMs: number; signal?: AbortSignal; onWaiting?: () => void }): Promise<boolean> {
+export async function waitUntilAnswered(
+  targets: readonly ProbeTarget[],
+  domain: string,
+  token: string,
+  keyAuthorization: string,
+  options: { waitMs: number; signal?: AbortSignal; onWaiting?: () => void },
+): Promise<boolean> {
   const deadline = Date.now() + options.waitMs;
   for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
     for (const target of targets) if (await answers(target, domain, token, keyAuthorization)) return true;

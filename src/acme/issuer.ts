@@ -39,7 +39,10 @@ export async function orderCertificate(request: OrderRequest): Promise<KeyPair> 
       await client.completeChallenge(challenge);
       await client.waitForValidStatus(challenge);
     }
-    const [keyPem, csr] = await acme.crypto.createCsr({ commonName: names[0], altNames: [...names] }, await acme.crypto.createPrivateEcdsaKey());
+    const [keyPem, csr] = await acme.crypto.createCsr(
+      { commonName: names[0], altNames: [...names] },
+      await acme.crypto.createPrivateEcdsaKey(),
+    );
     const finalized = await client.finalizeOrder(order, csr);
     const certPem = await client.getCertificate(finalized);
     return { certPem: certPem.endsWith('\n') ? certPem : `${certPem}\n`, keyPem: keyPem.toString() };
@@ -51,5 +54,8 @@ export async function orderCertificate(request: OrderRequest): Promise<KeyPair> 
 /** A profile the CA does not list is an error, not a silent fallback to its default certificate. */
 export function requireProfile(directory: Directory, profile: string): void {
   const offered = Object.keys(directory.meta?.profiles ?? {});
-  if (!offered.includes(profile)) throw new Error(`the CA does not offer the ACME profile "${profile}" (offers: ${offered.join(', ') || 'no profiles'})`);
+  if (!offered.includes(profile))
+    throw new Error(
+      `the CA does not offer the ACME profile "${profile}" (offers: ${offered.join(', ') || 'no profiles'})`,
+    );
 }

@@ -6,7 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export interface LockOwner { pid: number; host: string; since: string }
+export interface LockOwner {
+  pid: number;
+  host: string;
+  since: string;
+}
 
 /** Returns a release function, or undefined when another process holds a live lock. */
 export function tryLock(storageDir: string, domain: string, staleMs = 15 * 60_000): (() => void) | undefined {
@@ -16,10 +20,24 @@ export function tryLock(storageDir: string, domain: string, staleMs = 15 * 60_00
     try {
       const fd = fs.openSync(file, 'wx', 0o644);
       const owner: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString() };
-      try { fs.writeFileSync(fd, JSON.stringify(owner)); } finally { fs.closeSync(fd); }
+      try {
+        fs.writeFileSync(fd, JSON.stringify(owner));
+      } finally {
+        fs.closeSync(fd);
+      }
       let released = false;
       // Heartbeat: an order that waits long (a CA's Retry-After) keeps its lock fresh, so nobody takes it over.
-      const heartbeat = setInterval(() => { try { const now = new Date(); fs.utimesSync(file, now, now); } catch { /* gone */ } }, Math.max(staleMs / 4, 1000)).unref();
+      const heartbeat = setInterval(
+        () => {
+          try {
+            const now = new Date();
+            fs.utimesSync(file, now, now);
+          } catch {
+            /* gone */
+          }
+        },
+        Math.max(staleMs / 4, 1000),
+      ).unref();
       const release = () => {
         if (released) return;
         released = true;
@@ -50,7 +68,11 @@ function isStale(file: string, staleMs: number): boolean {
   }
   if (Date.now() - mtime > staleMs) return true;
   if (owner.host === os.hostname() && typeof owner.pid === 'number' && owner.pid !== process.pid) {
-    try { process.kill(owner.pid, 0); } catch (error) { return (error as NodeJS.ErrnoException).code === 'ESRCH'; }
+    try {
+      process.kill(owner.pid, 0);
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ESRCH';
+    }
   }
   return false;
 }

@@ -40,7 +40,10 @@ interface SiteState {
   corrupt?: string;
 }
 
-export type AcmeEvents = { installed: [domain: string, info: CertInfo, origin: 'storage' | 'order']; failed: [domain: string, message: string] };
+export type AcmeEvents = {
+  installed: [domain: string, info: CertInfo, origin: 'storage' | 'order'];
+  failed: [domain: string, message: string];
+};
 
 export class AcmeManager {
   readonly events = new EventEmitter<AcmeEvents>();
@@ -75,13 +78,18 @@ export class AcmeManager {
     if (config.acme.caRootPem) trustForAcme(config.acme.caRootPem);
     this.storage = new CertStorage(config.acme.storageDir);
     this.challenges = new ChallengeStore(config.acme.storageDir);
-    for (const site of config.sites) if (site.tls.source === 'acme') this.states.set(site.name, { site, failures: 0, nextAttemptAt: 0 });
+    for (const site of config.sites)
+      if (site.tls.source === 'acme') this.states.set(site.name, { site, failures: 0, nextAttemptAt: 0 });
   }
 
-  responder() { return createChallengeResponder(this.challenges); }
+  responder() {
+    return createChallengeResponder(this.challenges);
+  }
 
   /** Where this process answers HTTP-01 (its [http] listeners), once they listen. */
-  setHttpListeners(addresses: AddressInfo[]): void { this.httpListeners = addresses; }
+  setHttpListeners(addresses: AddressInfo[]): void {
+    this.httpListeners = addresses;
+  }
 
   /** Before listening: every ACME site gets its stored certificate, or a temporary self-signed one so HTTPS answers. */
   async prepare(): Promise<void> {
@@ -89,8 +97,15 @@ export class AcmeManager {
     for (const state of this.states.values()) {
       this.adoptStored(state);
       if (state.served) continue;
-      this.certificates.setSite(state.site.name, state.site.serverNames, await createSelfSigned(state.site.serverNames, 7));
-      this.log.info({ domain: state.site.name }, 'no valid stored certificate yet: serving a temporary self-signed one while the order runs');
+      this.certificates.setSite(
+        state.site.name,
+        state.site.serverNames,
+        await createSelfSigned(state.site.serverNames, 7),
+      );
+      this.log.info(
+        { domain: state.site.name },
+        'no valid stored certificate yet: serving a temporary self-signed one while the order runs',
+      );
     }
   }
 
@@ -99,14 +114,21 @@ export class AcmeManager {
   start(options: { scheduler: boolean } = { scheduler: true }): void {
     for (const state of this.states.values()) {
       try {
-        this.unwatch.push(watchFolder(this.storage.domainDir(state.site.name), () => this.storageChanged(state, options.scheduler)));
+        this.unwatch.push(
+          watchFolder(this.storage.domainDir(state.site.name), () => this.storageChanged(state, options.scheduler)),
+        );
       } catch (error) {
-        this.log.warn({ domain: state.site.name, err: (error as Error).message }, 'cannot watch the storage folder; changes are seen at the next check');
+        this.log.warn(
+          { domain: state.site.name, err: (error as Error).message },
+          'cannot watch the storage folder; changes are seen at the next check',
+        );
       }
     }
     if (!options.scheduler) {
       // The scheduler's process stores what it orders; should a watch miss it, the next look does not.
-      this.timer = setInterval(() => { for (const state of this.states.values()) this.adoptStored(state); }, this.config.acme.checkIntervalMs).unref();
+      this.timer = setInterval(() => {
+        for (const state of this.states.values()) this.adoptStored(state);
+      }, this.config.acme.checkIntervalMs).unref();
       return;
     }
     this.log.info({ sites: [...this.states.keys()] }, 'renewal scheduler started');
@@ -132,10 +154,14 @@ export class AcmeManager {
   /** `gatehouse certs renew <domain>`: order now, whatever the renewal time says. Throws with the CA's error text. */
   async renewNow(domain: string): Promise<CertInfo> {
     const state = this.states.get(domain);
-    if (!state) throw new Error(`${domain} is not a site with tls.acme = true (sites: ${[...this.states.keys()].join(', ') || 'none'})`);
+    if (!state)
+      throw new Error(
+        `${domain} is not a site with tls.acme = true (sites: ${[...this.states.keys()].join(', ') || 'none'})`,
+      );
     this.adoptStored(state);
     const result = await this.order(state, true);
-    if (result === 'locked') throw new Error(`another Gatehouse process is ordering ${domain} right now (lock in ${this.storage.dir}/locks)`);
+    if (result === 'locked')
+      throw new Error(`another Gatehouse process is ordering ${domain} right now (lock in ${this.storage.dir}/locks)`);
     if (result !== 'ok') throw new Error(state.lastError);
     return state.served!.info;
   }
@@ -144,14 +170,20 @@ export class AcmeManager {
   async checkAll(): Promise<void> {
     this.sweepChallenges();
     // Sites side by side: a slow order (a CA asking to wait) must not hold up another site's renewal.
-    await Promise.all([...this.states.values()].map(async (state) => {
-      if (this.stopped) return;
-      this.adoptStored(state);
-      const now = this.now();
-      const renewAt = state.served ? await this.renewalTime(state) : undefined;
-      const due = !state.served || state.corrupt !== undefined || !fitFor(state.served.info, state.site.serverNames, now) || now >= renewAt!.getTime();
-      if (due && now >= state.nextAttemptAt) await this.order(state, false);
-    }));
+    await Promise.all(
+      [...this.states.values()].map(async (state) => {
+        if (this.stopped) return;
+        this.adoptStored(state);
+        const now = this.now();
+        const renewAt = state.served ? await this.renewalTime(state) : undefined;
+        const due =
+          !state.served ||
+          state.corrupt !== undefined ||
+          !fitFor(state.served.info, state.site.serverNames, now) ||
+          now >= renewAt!.getTime();
+        if (due && now >= state.nextAttemptAt) await this.order(state, false);
+      }),
+    );
   }
 
   private sweepChallenges(): void {
@@ -163,7 +195,8 @@ export class AcmeManager {
     if (this.stopped) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      this.running = this.checkAll().catch((error: unknown) => this.log.error({ err: error }, 'certificate check failed'))
+      this.running = this.checkAll()
+        .catch((error: unknown) => this.log.error({ err: error }, 'certificate check failed'))
         .finally(() => {
           this.running = undefined;
           const next = this.nextDelay();
@@ -190,16 +223,24 @@ export class AcmeManager {
     const stored = this.storage.read(domain);
     const problem = stored.state === 'corrupt' ? stored.reason : stored.state === 'ok' ? stored.problem : undefined;
     if (problem !== undefined && state.corrupt !== problem) {
-      const serving = state.served ? 'keeping the one in service'
-        : stored.state === 'ok' && fitFor(stored.info, state.site.serverNames, this.now()) ? `serving the previous one (serial ${stored.info.serial})` : 'serving a temporary one';
+      const serving = state.served
+        ? 'keeping the one in service'
+        : stored.state === 'ok' && fitFor(stored.info, state.site.serverNames, this.now())
+          ? `serving the previous one (serial ${stored.info.serial})`
+          : 'serving a temporary one';
       this.log.error({ domain, reason: problem }, `stored certificate is unusable; ${serving} and ordering a new one`);
     }
     state.corrupt = problem;
     if (stored.state !== 'ok' || !fitFor(stored.info, state.site.serverNames, this.now())) return;
     // Not older is enough: two certificates issued within the same second share their notAfter (second precision),
     // and the stored one is the latest written (a `certs renew` right after an order, another process).
-    if (state.served && (stored.info.serial === state.served.info.serial || stored.info.notAfter < state.served.info.notAfter)) return;
-    if (stored.recovered) this.log.warn({ domain, reason: stored.recovered }, 'stored certificate recovered from an interrupted write');
+    if (
+      state.served &&
+      (stored.info.serial === state.served.info.serial || stored.info.notAfter < state.served.info.notAfter)
+    )
+      return;
+    if (stored.recovered)
+      this.log.warn({ domain, reason: stored.recovered }, 'stored certificate recovered from an interrupted write');
     this.install(state, stored.pair, stored.info, 'storage');
   }
 
@@ -207,15 +248,25 @@ export class AcmeManager {
     this.certificates.setSite(state.site.name, state.site.serverNames, pair);
     state.served = { info, pair };
     state.renewAt = undefined;
-    this.log.info({ domain: state.site.name, issuer: info.issuer, serial: info.serial, not_after: info.notAfter.toISOString(), origin }, 'certificate installed for new connections');
+    this.log.info(
+      {
+        domain: state.site.name,
+        issuer: info.issuer,
+        serial: info.serial,
+        not_after: info.notAfter.toISOString(),
+        origin,
+      },
+      'certificate installed for new connections',
+    );
     this.events.emit('installed', state.site.name, info, origin);
   }
 
   private async renewalTime(state: SiteState): Promise<Date> {
     if (state.renewAt && state.renewAt.until > this.now()) return state.renewAt.at;
     const directory = await this.getDirectory().catch(() => ({}) as Directory);
-    state.renewAt = await nextRenewal(state.served!, this.config.acme.renewRatio, directory, this.now(),
-      (error) => this.log.warn({ domain: state.site.name, err: error.message }, 'ARI lookup failed; renewing by ratio'));
+    state.renewAt = await nextRenewal(state.served!, this.config.acme.renewRatio, directory, this.now(), (error) =>
+      this.log.warn({ domain: state.site.name, err: error.message }, 'ARI lookup failed; renewing by ratio'),
+    );
     return state.renewAt.at;
   }
 
@@ -223,14 +274,20 @@ export class AcmeManager {
     if (!this.directory || this.directory.until < this.now()) {
       const value = fetchDirectory(this.config.acme.directoryUrl);
       this.directory = { value, until: this.now() + 86_400_000 };
-      value.catch(() => { this.directory = undefined; });
+      value.catch(() => {
+        this.directory = undefined;
+      });
     }
     return this.directory.value;
   }
 
   private getClient(): Promise<acme.Client> {
     return createAcmeClient(this.config.acme, this.poll, (retired) =>
-      this.log.warn({ retired_key: retired, account_key: this.config.acme.accountKeyFile }, 'the CA deactivated the ACME account: registering a new one with a new account key'));
+      this.log.warn(
+        { retired_key: retired, account_key: this.config.acme.accountKeyFile },
+        'the CA deactivated the ACME account: registering a new one with a new account key',
+      ),
+    );
   }
 
   private async order(state: SiteState, forced: boolean): Promise<'ok' | 'locked' | 'failed' | 'adopted'> {
@@ -246,7 +303,10 @@ export class AcmeManager {
       this.adoptStored(state); // it may have finished an order while we waited for the lock
       if (!forced && state.served && state.served.info.serial !== previous) return 'adopted';
       const started = performance.now();
-      this.log.info({ domain, names: state.site.serverNames, directory: this.config.acme.directoryUrl, forced }, 'ordering certificate');
+      this.log.info(
+        { domain, names: state.site.serverNames, directory: this.config.acme.directoryUrl, forced },
+        'ordering certificate',
+      );
       // The directory first: an unreachable CA gives a clear error at once (acme-client would retry for 75 s, then fail obscurely).
       const directory = await this.getDirectory();
       const { profile } = this.config.acme;
@@ -255,29 +315,65 @@ export class AcmeManager {
       const client = await this.getClient();
       let unanswered = false;
       const pair = await orderCertificate({
-        client, names: state.site.serverNames, challenges: this.challenges,
+        client,
+        names: state.site.serverNames,
+        challenges: this.challenges,
         // Once one token went unanswered (or a forward is known), the order's other names do not wait again.
         whenAnswerable: async (name, token, keyAuthorization) => {
-          if (!await this.whenAnswerable(name, token, keyAuthorization, unanswered || this.forwarded ? 0 : this.challengeWaitMs)) unanswered = true;
+          if (
+            !(await this.whenAnswerable(
+              name,
+              token,
+              keyAuthorization,
+              unanswered || this.forwarded ? 0 : this.challengeWaitMs,
+            ))
+          )
+            unanswered = true;
         },
         ...(profile ? { profile } : {}),
         ...(ari ? { replaces: ariCertId(state.served!.pair.certPem) } : {}),
       });
       const info = describe(pair);
-      if (!fitFor(info, state.site.serverNames, this.now())) throw new Error(`the CA issued a certificate for ${info.names.join(', ')}, valid until ${info.notAfter.toISOString()}: not usable`);
+      if (!fitFor(info, state.site.serverNames, this.now()))
+        throw new Error(
+          `the CA issued a certificate for ${info.names.join(', ')}, valid until ${info.notAfter.toISOString()}: not usable`,
+        );
       const orderMs = Math.round(performance.now() - started);
-      const renewAt = await nextRenewal({ info, pair }, this.config.acme.renewRatio, await this.getDirectory().catch(() => ({})), this.now(), () => {});
+      const renewAt = await nextRenewal(
+        { info, pair },
+        this.config.acme.renewRatio,
+        await this.getDirectory().catch(() => ({})),
+        this.now(),
+        () => {},
+      );
       // Stored before it is served, so other processes and a restart find what we serve.
       this.storage.write(domain, pair, {
-        domain, names: info.names, issuer: info.issuer, serial: info.serial, not_before: info.notBefore.toISOString(),
-        not_after: info.notAfter.toISOString(), next_renewal: renewAt.at.toISOString(), renewal_source: renewAt.source,
-        ordered_at: new Date(this.now()).toISOString(), order_ms: orderMs, directory: this.config.acme.directoryUrl,
+        domain,
+        names: info.names,
+        issuer: info.issuer,
+        serial: info.serial,
+        not_before: info.notBefore.toISOString(),
+        not_after: info.notAfter.toISOString(),
+        next_renewal: renewAt.at.toISOString(),
+        renewal_source: renewAt.source,
+        ordered_at: new Date(this.now()).toISOString(),
+        order_ms: orderMs,
+        directory: this.config.acme.directoryUrl,
       });
       this.install(state, pair, info, 'order');
       state.renewAt = renewAt;
       Object.assign(state, { failures: 0, nextAttemptAt: 0, lastError: undefined, corrupt: undefined });
       if (unanswered) this.forwarded = true;
-      this.log.info({ domain, issuer: info.issuer, not_after: info.notAfter.toISOString(), next_renewal: renewAt.at.toISOString(), order_ms: orderMs }, 'certificate obtained');
+      this.log.info(
+        {
+          domain,
+          issuer: info.issuer,
+          not_after: info.notAfter.toISOString(),
+          next_renewal: renewAt.at.toISOString(),
+          order_ms: orderMs,
+        },
+        'certificate obtained',
+      );
       return 'ok';
     } catch (error) {
       this.directory = undefined; // look at the directory again before the next attempt
@@ -293,24 +389,41 @@ export class AcmeManager {
    *  from challenges/). Asking earlier fails the order, and the retry waits for retry_min. When nothing answers
    *  within waitMs but this process has [http] listeners, the port may be forwarded to one of them (a container's
    *  port mapping): the CA is asked anyway. False then. */
-  private async whenAnswerable(name: string, token: string, keyAuthorization: string, waitMs: number): Promise<boolean> {
+  private async whenAnswerable(
+    name: string,
+    token: string,
+    keyAuthorization: string,
+    waitMs: number,
+  ): Promise<boolean> {
     const port = this.config.acme.httpPort;
-    const targets: ProbeTarget[] = [{ host: '127.0.0.1', port }, { host: '::1', port }];
+    const targets: ProbeTarget[] = [
+      { host: '127.0.0.1', port },
+      { host: '::1', port },
+    ];
     for (const own of this.httpListeners) {
-      if (own.port === port && !['0.0.0.0', '::', '127.0.0.1', '::1'].includes(own.address)) targets.push({ host: own.address, port });
+      if (own.port === port && !['0.0.0.0', '::', '127.0.0.1', '::1'].includes(own.address))
+        targets.push({ host: own.address, port });
     }
     const answered = await waitUntilAnswered(targets, name, token, keyAuthorization, {
-      waitMs, signal: this.stopping.signal,
-      onWaiting: () => this.log.info({ domain: name, http_port: port, wait_s: Math.round(waitMs / 1000) },
-        'waiting for the HTTP-01 token to be answered on this host before asking the CA to validate'),
+      waitMs,
+      signal: this.stopping.signal,
+      onWaiting: () =>
+        this.log.info(
+          { domain: name, http_port: port, wait_s: Math.round(waitMs / 1000) },
+          'waiting for the HTTP-01 token to be answered on this host before asking the CA to validate',
+        ),
     });
     if (answered) return true;
     if (this.httpListeners.length === 0) {
-      throw new Error(`nothing answers HTTP-01 on port ${port} of this host ([acme] http_port) and this process has no [http] listener: start the process that holds that port`);
+      throw new Error(
+        `nothing answers HTTP-01 on port ${port} of this host ([acme] http_port) and this process has no [http] listener: start the process that holds that port`,
+      );
     }
     if (waitMs > 0) {
-      this.log.warn({ domain: name, http_port: port, http: this.httpListeners.map((a) => a.port) },
-        `nothing answers HTTP-01 on port ${port} of this host within ${Math.round(waitMs / 1000)} s: asking the CA anyway, in case that port is forwarded to one of our [http] listeners (set [acme] http_port to the port the CA's connections arrive on to skip this wait)`);
+      this.log.warn(
+        { domain: name, http_port: port, http: this.httpListeners.map((a) => a.port) },
+        `nothing answers HTTP-01 on port ${port} of this host within ${Math.round(waitMs / 1000)} s: asking the CA anyway, in case that port is forwarded to one of our [http] listeners (set [acme] http_port to the port the CA's connections arrive on to skip this wait)`,
+      );
     }
     return false;
   }
@@ -320,16 +433,28 @@ export class AcmeManager {
     const domain = state.site.name;
     let message = error instanceof Error ? error.message : String(error);
     // acme-client 5.4 retries a failed connection 5 times, then loses the error in its axios interceptor.
-    if (/reading 'config'/.test(message)) message = `no answer from the ACME server ${this.config.acme.directoryUrl} (connection failed after retries, or no answer within 60 s)`;
+    if (/reading 'config'/.test(message))
+      message = `no answer from the ACME server ${this.config.acme.directoryUrl} (connection failed after retries, or no answer within 60 s)`;
     state.failures += 1;
     const delay = Math.min(this.config.acme.retryMinMs * 2 ** (state.failures - 1), this.config.acme.retryMaxMs);
     state.nextAttemptAt = this.now() + delay;
     state.lastError = message;
     try {
-      this.storage.writeMeta({ ...(this.storage.readMeta(domain) ?? { domain }), last_error: message, last_error_at: new Date(this.now()).toISOString() });
-    } catch (writeError) { this.log.warn({ domain, err: (writeError as Error).message }, 'cannot record the error in meta.json'); }
-    const serving = state.served ? `the certificate valid until ${state.served.info.notAfter.toISOString()}` : 'the temporary self-signed certificate';
-    this.log.error({ domain, err: message, attempt: state.failures, retry_in_s: Math.round(delay / 1000) }, `certificate order failed; still serving ${serving}`);
+      this.storage.writeMeta({
+        ...(this.storage.readMeta(domain) ?? { domain }),
+        last_error: message,
+        last_error_at: new Date(this.now()).toISOString(),
+      });
+    } catch (writeError) {
+      this.log.warn({ domain, err: (writeError as Error).message }, 'cannot record the error in meta.json');
+    }
+    const serving = state.served
+      ? `the certificate valid until ${state.served.info.notAfter.toISOString()}`
+      : 'the temporary self-signed certificate';
+    this.log.error(
+      { domain, err: message, attempt: state.failures, retry_in_s: Math.round(delay / 1000) },
+      `certificate order failed; still serving ${serving}`,
+    );
     this.events.emit('failed', domain, message);
   }
 }

@@ -6,7 +6,10 @@ import { fetchRenewalInfo, pickRenewalTime } from './ari.ts';
 import { renewalTimeByRatio, type CertInfo } from './storage.ts';
 
 /** The parts of the ACME directory we look at: ARI (RFC 9773) and profiles (draft-aaron-acme-profiles). */
-export interface Directory { renewalInfo?: string; meta?: { profiles?: Record<string, string> } }
+export interface Directory {
+  renewalInfo?: string;
+  meta?: { profiles?: Record<string, string> };
+}
 
 export interface RenewalTime {
   at: Date;
@@ -15,9 +18,18 @@ export interface RenewalTime {
   until: number;
 }
 
-export async function nextRenewal(served: { info: CertInfo; pair: KeyPair }, ratio: number, directory: Directory, now: number,
-  onAriError: (error: Error) => void): Promise<RenewalTime> {
-  const byRatio: RenewalTime = { at: renewalTimeByRatio(served.info, ratio), source: 'ratio', until: Number.POSITIVE_INFINITY };
+export async function nextRenewal(
+  served: { info: CertInfo; pair: KeyPair },
+  ratio: number,
+  directory: Directory,
+  now: number,
+  onAriError: (error: Error) => void,
+): Promise<RenewalTime> {
+  const byRatio: RenewalTime = {
+    at: renewalTimeByRatio(served.info, ratio),
+    source: 'ratio',
+    until: Number.POSITIVE_INFINITY,
+  };
   if (!directory.renewalInfo) return byRatio;
   try {
     const { window, retryAfterMs } = await fetchRenewalInfo(directory.renewalInfo, served.pair.certPem);

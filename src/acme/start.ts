@@ -22,10 +22,14 @@ export async function prepareAcme(runtime: Runtime, options: AcmeOptions = {}): 
 export function startAcme(manager: AcmeManager, listening: Listening, scheduler = true): void {
   const { httpPort } = listening.runtime.config.acme;
   if (listening.http.length === 0) {
-    listening.runtime.log.error('ACME HTTP-01 needs a plain-HTTP listener ([http] listen); certificates cannot be obtained');
+    listening.runtime.log.error(
+      'ACME HTTP-01 needs a plain-HTTP listener ([http] listen); certificates cannot be obtained',
+    );
   } else if (!listening.http.some((address) => address.port === httpPort)) {
-    listening.runtime.log.warn({ http_port: httpPort, http: listening.http.map((a) => a.port) },
-      'no [http] listener on [acme] http_port: the CA connects there, so forward that port to one of ours');
+    listening.runtime.log.warn(
+      { http_port: httpPort, http: listening.http.map((a) => a.port) },
+      'no [http] listener on [acme] http_port: the CA connects there, so forward that port to one of ours',
+    );
   }
   manager.setHttpListeners(listening.http);
   manager.start({ scheduler });

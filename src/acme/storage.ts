@@ -56,9 +56,13 @@ const LEFTOVER = /^\.(fullchain|privkey)\.pem\.[0-9a-f]+\.tmp$/;
 
 export class CertStorage {
   readonly dir: string;
-  constructor(dir: string) { this.dir = dir; }
+  constructor(dir: string) {
+    this.dir = dir;
+  }
 
-  domainDir(domain: string): string { return path.join(this.dir, domain); }
+  domainDir(domain: string): string {
+    return path.join(this.dir, domain);
+  }
 
   /** The stored pair, checked: both files parse, the key belongs to the leaf. Expiry is the caller's business. */
   read(domain: string): StoredCert {
@@ -66,9 +70,15 @@ export class CertStorage {
     const current = readLink(path.join(dir, CURRENT));
     const folders = versions(dir);
     if (current === undefined && folders.length === 0) return this.readOldLayout(domain);
-    const newest: StoredCert = current === undefined ? { state: 'corrupt', reason: `${dir}/${CURRENT} is missing` }
-      : VERSION.test(current) ? readPair(path.join(dir, current))
-      : { state: 'corrupt', reason: `${dir}/${CURRENT} points to ${JSON.stringify(current)}, not to an issuance folder` };
+    const newest: StoredCert =
+      current === undefined
+        ? { state: 'corrupt', reason: `${dir}/${CURRENT} is missing` }
+        : VERSION.test(current)
+          ? readPair(path.join(dir, current))
+          : {
+              state: 'corrupt',
+              reason: `${dir}/${CURRENT} points to ${JSON.stringify(current)}, not to an issuance folder`,
+            };
     if (newest.state === 'ok') return newest;
     const reason = newest.state === 'corrupt' ? newest.reason : `${dir}/${CURRENT} points to ${current}, which is gone`;
     for (const version of folders) {
@@ -94,7 +104,9 @@ export class CertStorage {
     try {
       const meta = JSON.parse(fs.readFileSync(path.join(this.domainDir(domain), 'meta.json'), 'utf8')) as CertMeta;
       return typeof meta === 'object' && meta !== null ? meta : undefined;
-    } catch { return undefined; }
+    } catch {
+      return undefined;
+    }
   }
 
   writeMeta(meta: CertMeta): void {
@@ -111,9 +123,11 @@ export class CertStorage {
     const previous = readLink(path.join(dir, CURRENT));
     symlinkAtomic(version, path.join(dir, CURRENT));
     for (const name of [CHAIN, KEY]) {
-      if (readLink(path.join(dir, name)) !== `${CURRENT}/${name}`) symlinkAtomic(`${CURRENT}/${name}`, path.join(dir, name));
+      if (readLink(path.join(dir, name)) !== `${CURRENT}/${name}`)
+        symlinkAtomic(`${CURRENT}/${name}`, path.join(dir, name));
     }
-    for (const old of versions(dir)) if (old !== version && old !== previous) fs.rmSync(path.join(dir, old), { recursive: true, force: true });
+    for (const old of versions(dir))
+      if (old !== version && old !== previous) fs.rmSync(path.join(dir, old), { recursive: true, force: true });
   }
 
   /** The old layout: fullchain.pem + privkey.pem as plain files. Written key first, so a crash between the two renames
@@ -122,14 +136,24 @@ export class CertStorage {
     const { stored, leftovers } = this.oldLayout(domain);
     if (stored.state !== 'ok') return stored;
     // Moved into the new layout under the domain's lock; without it (another process is writing) the next read does it.
-    const release = (() => { try { return tryLock(this.dir, domain); } catch { return undefined; } })();
+    const release = (() => {
+      try {
+        return tryLock(this.dir, domain);
+      } catch {
+        return undefined;
+      }
+    })();
     if (release) {
       try {
         if (readLink(path.join(this.domainDir(domain), CURRENT)) === undefined) {
           this.switchTo(domain, stored.pair, stored.info);
           for (const name of leftovers) fs.rmSync(path.join(this.domainDir(domain), name), { force: true });
         }
-      } catch { /* a read-only storage folder: keep serving from the old layout */ } finally { release(); }
+      } catch {
+        /* a read-only storage folder: keep serving from the old layout */
+      } finally {
+        release();
+      }
     }
     return stored;
   }
@@ -138,9 +162,20 @@ export class CertStorage {
     const dir = this.domainDir(domain);
     const stored = readPair(dir);
     let leftovers: string[] = [];
-    try { leftovers = fs.readdirSync(dir).filter((name) => LEFTOVER.test(name)); } catch { /* no folder */ }
+    try {
+      leftovers = fs.readdirSync(dir).filter((name) => LEFTOVER.test(name));
+    } catch {
+      /* no folder */
+    }
     if (stored.state === 'ok' || leftovers.length === 0) return { stored, leftovers };
-    const contents = (names: string[]) => names.flatMap((name) => { try { return [{ name, pem: fs.readFileSync(path.join(dir, name), 'utf8') }]; } catch { return []; } });
+    const contents = (names: string[]) =>
+      names.flatMap((name) => {
+        try {
+          return [{ name, pem: fs.readFileSync(path.join(dir, name), 'utf8') }];
+        } catch {
+          return [];
+        }
+      });
     const chains = contents([CHAIN, ...leftovers.filter((n) => n.startsWith(`.${CHAIN}.`))]);
     const keys = contents([KEY, ...leftovers.filter((n) => n.startsWith(`.${KEY}.`))]);
     let best: { pair: KeyPair; info: CertInfo; from: string } | undefined;
@@ -149,13 +184,25 @@ export class CertStorage {
         if (chain.name === CHAIN && key.name === KEY) continue;
         const pair = { certPem: chain.pem, keyPem: key.pem };
         let info: CertInfo;
-        try { info = describe(pair); } catch { continue; }
+        try {
+          info = describe(pair);
+        } catch {
+          continue;
+        }
         if (!best || info.notAfter > best.info.notAfter) best = { pair, info, from: `${chain.name} + ${key.name}` };
       }
     }
     if (!best) return { stored, leftovers };
     const reason = stored.state === 'corrupt' ? stored.reason : 'no fullchain.pem and privkey.pem';
-    return { stored: { state: 'ok', pair: best.pair, info: best.info, recovered: `${reason}; found the pair an interrupted write left in ${dir}: ${best.from}` }, leftovers };
+    return {
+      stored: {
+        state: 'ok',
+        pair: best.pair,
+        info: best.info,
+        recovered: `${reason}; found the pair an interrupted write left in ${dir}: ${best.from}`,
+      },
+      leftovers,
+    };
   }
 }
 
@@ -183,14 +230,27 @@ function readPair(dir: string): StoredCert {
 
 /** A symlink's target; undefined when there is none (or it is a plain file: the old layout). */
 function readLink(file: string): string | undefined {
-  try { return fs.readlinkSync(file); } catch { return undefined; }
+  try {
+    return fs.readlinkSync(file);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Issuance folders, newest first: by notBefore, then (two issued within one second) by when they were written. */
 function versions(dir: string): string[] {
   let names: string[];
-  try { names = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory() && VERSION.test(e.name)).map((e) => e.name); } catch { return []; }
-  const written = new Map(names.map((name) => [name, fs.statSync(path.join(dir, name), { throwIfNoEntry: false })?.mtimeMs ?? 0]));
+  try {
+    names = fs
+      .readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && VERSION.test(e.name))
+      .map((e) => e.name);
+  } catch {
+    return [];
+  }
+  const written = new Map(
+    names.map((name) => [name, fs.statSync(path.join(dir, name), { throwIfNoEntry: false })?.mtimeMs ?? 0]),
+  );
   const issued = (name: string) => name.slice(0, name.indexOf('-'));
   return names.sort((a, b) => issued(b).localeCompare(issued(a)) || written.get(b)! - written.get(a)!);
 }
@@ -201,12 +261,27 @@ export function describe(pair: KeyPair): CertInfo {
   if (!first) throw new Error('fullchain.pem holds no complete PEM certificate (truncated?)');
   let leaf: crypto.X509Certificate;
   let key: crypto.KeyObject;
-  try { leaf = new crypto.X509Certificate(first); } catch { throw new Error('fullchain.pem: the first certificate does not parse'); }
-  try { key = crypto.createPrivateKey(pair.keyPem); } catch { throw new Error('privkey.pem is not a PEM private key (truncated?)'); }
+  try {
+    leaf = new crypto.X509Certificate(first);
+  } catch {
+    throw new Error('fullchain.pem: the first certificate does not parse');
+  }
+  try {
+    key = crypto.createPrivateKey(pair.keyPem);
+  } catch {
+    throw new Error('privkey.pem is not a PEM private key (truncated?)');
+  }
   if (!leaf.checkPrivateKey(key)) throw new Error('privkey.pem does not belong to the certificate in fullchain.pem');
   return {
-    names: (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4).toLowerCase()),
-    issuer: leaf.issuer.split('\n').find((line) => line.startsWith('CN='))?.slice(3) ?? leaf.issuer.replaceAll('\n', ', '),
+    names: (leaf.subjectAltName ?? '')
+      .split(', ')
+      .filter((n) => n.startsWith('DNS:'))
+      .map((n) => n.slice(4).toLowerCase()),
+    issuer:
+      leaf.issuer
+        .split('\n')
+        .find((line) => line.startsWith('CN='))
+        ?.slice(3) ?? leaf.issuer.replaceAll('\n', ', '),
     serial: leaf.serialNumber.toLowerCase(),
     notBefore: new Date(leaf.validFrom),
     notAfter: new Date(leaf.validTo),
@@ -221,5 +296,9 @@ export function renewalTimeByRatio(info: CertInfo, ratio: number): Date {
 
 /** The stored certificate is fit to serve this site: valid now and covering every name. */
 export function fitFor(info: CertInfo, names: readonly string[], now = Date.now()): boolean {
-  return info.notBefore.getTime() <= now + 60_000 && info.notAfter.getTime() > now && names.every((n) => info.names.includes(n));
+  return (
+    info.notBefore.getTime() <= now + 60_000 &&
+    info.notAfter.getTime() > now &&
+    names.every((n) => info.names.includes(n))
+  );
 }

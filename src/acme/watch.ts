@@ -11,5 +11,8 @@ export function watchFolder(dir: string, onChange: () => void, settleMs = 200): 
   });
   watcher.on('error', () => watcher.close());
   watcher.unref();
-  return () => { clearTimeout(timer); watcher.close(); };
+  return () => {
+    clearTimeout(timer);
+    watcher.close();
+  };
 }

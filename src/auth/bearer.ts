@@ -14,20 +14,36 @@ export async function verifyBearer(auth: SiteAuth, header: string): Promise<Sess
   if (!match) return undefined;
   const token = match[1]!;
   let issuer: string;
-  try { issuer = String(jose.decodeJwt(token).iss); } catch { return undefined; }
+  try {
+    issuer = String(jose.decodeJwt(token).iss);
+  } catch {
+    return undefined;
+  }
   const { settings } = auth;
-  const siteIssuer = (await auth.oidc.configuration().catch(() => undefined))?.serverMetadata().issuer ?? settings.issuer;
-  const audience = issuer === siteIssuer ? settings.clientId : settings.extraJwtIssuers.find((e) => e.issuer === issuer)?.audience;
+  const siteIssuer =
+    (await auth.oidc.configuration().catch(() => undefined))?.serverMetadata().issuer ?? settings.issuer;
+  const audience =
+    issuer === siteIssuer ? settings.clientId : settings.extraJwtIssuers.find((e) => e.issuer === issuer)?.audience;
   if (!audience) return undefined;
   try {
     const keys = await keySet(auth, issuer, issuer === siteIssuer);
     const { payload } = await jose.jwtVerify(token, keys, { issuer, audience, clockTolerance: 30 });
     // The tenant rules of a login hold for the site's own Entra issuer here too (tid of that tenant).
-    if (settings.provider === 'entra-id' && issuer === siteIssuer && checkEntraTenant(payload as Record<string, unknown>, siteIssuer, settings.allowedTenants)) return undefined;
+    if (
+      settings.provider === 'entra-id' &&
+      issuer === siteIssuer &&
+      checkEntraTenant(payload as Record<string, unknown>, siteIssuer, settings.allowedTenants)
+    )
+      return undefined;
     const now = Date.now();
     return {
-      id: '', identity: identityFromClaims(payload as Record<string, unknown>, settings.provider),
-      accessToken: token, refreshable: false, createdAt: now, refreshedAt: now, expiresAt: (payload.exp ?? 0) * 1000,
+      id: '',
+      identity: identityFromClaims(payload as Record<string, unknown>, settings.provider),
+      accessToken: token,
+      refreshable: false,
+      createdAt: now,
+      refreshedAt: now,
+      expiresAt: (payload.exp ?? 0) * 1000,
     };
   } catch {
     return undefined;
@@ -36,7 +52,7 @@ export async function verifyBearer(auth: SiteAuth, header: string): Promise<Sess
 
 function keySet(auth: SiteAuth, issuer: string, isSiteIssuer: boolean): Promise<jose.JWTVerifyGetKey> {
   let sets = keySets.get(auth);
-  if (!sets) keySets.set(auth, sets = new Map());
+  if (!sets) keySets.set(auth, (sets = new Map()));
   let set = sets.get(issuer);
   if (!set) {
     set = (async () => {
@@ -45,10 +61,14 @@ function keySet(auth: SiteAuth, issuer: string, isSiteIssuer: boolean): Promise<
       if (isSiteIssuer) {
         jwksUri = String((await auth.oidc.configuration()).serverMetadata().jwks_uri);
       } else {
-        const response = await fetchImpl(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(10_000) });
+        const response = await fetchImpl(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, {
+          signal: AbortSignal.timeout(10_000),
+        });
         jwksUri = String(((await response.json()) as { jwks_uri?: string }).jwks_uri);
       }
-      return jose.createRemoteJWKSet(new URL(jwksUri), { [jose.customFetch]: (url: string, init: RequestInit) => fetchImpl(url, init) });
+      return jose.createRemoteJWKSet(new URL(jwksUri), {
+        [jose.customFetch]: (url: string, init: RequestInit) => fetchImpl(url, init),
+      });
     })();
     set.catch(() => sets!.delete(issuer));
     sets.set(issuer, set);

@@ -16,14 +16,22 @@ export function wantsLoginRedirect(req: AnyRequest, pathname: string, settings: 
   const h = req.headers;
   if (h['x-requested-with'] !== undefined) return false;
   const mode = h['sec-fetch-mode'];
-  if (mode !== undefined) return mode === 'navigate' && (h['sec-fetch-dest'] === undefined || h['sec-fetch-dest'] === 'document');
+  if (mode !== undefined)
+    return mode === 'navigate' && (h['sec-fetch-dest'] === undefined || h['sec-fetch-dest'] === 'document');
   // No fetch metadata (older clients, curl): only an explicit wish for HTML is a page navigation.
   const accept = String(h.accept ?? '');
   return /\btext\/html\b/i.test(accept) && !/^\s*application\/(?:[\w.+-]+\+)?json/i.test(accept);
 }
 
 /** Answers an anonymous request: 302 into the login for a page navigation, 401 (JSON) for everything else. */
-export async function sendChallenge(auth: SiteAuth, req: AnyRequest, res: AnyResponse, requestId: string, pathname: string, origin: string): Promise<ErrorCode | undefined> {
+export async function sendChallenge(
+  auth: SiteAuth,
+  req: AnyRequest,
+  res: AnyResponse,
+  requestId: string,
+  pathname: string,
+  origin: string,
+): Promise<ErrorCode | undefined> {
   if (!wantsLoginRedirect(req, pathname, auth.settings)) {
     sendError(req, res, 'ERR_AUTH_REQUIRED', requestId, {}, { json: true });
     return 'ERR_AUTH_REQUIRED';
@@ -39,10 +47,23 @@ export function sendProviderUnavailable(req: AnyRequest, res: AnyResponse, reque
   return 'ERR_AUTH_PROVIDER_UNAVAILABLE';
 }
 
-export async function redirectToLogin(auth: SiteAuth, req: AnyRequest, res: AnyResponse, requestId: string, origin: string, returnTo: string): Promise<ErrorCode | undefined> {
+export async function redirectToLogin(
+  auth: SiteAuth,
+  req: AnyRequest,
+  res: AnyResponse,
+  requestId: string,
+  origin: string,
+  returnTo: string,
+): Promise<ErrorCode | undefined> {
   let login;
   try {
-    login = await startLogin(auth.oidc, auth.loginCookies, auth.settings.redirectUrl ?? `${origin}/oauth2/callback`, returnTo, req.headers.cookie);
+    login = await startLogin(
+      auth.oidc,
+      auth.loginCookies,
+      auth.settings.redirectUrl ?? `${origin}/oauth2/callback`,
+      returnTo,
+      req.headers.cookie,
+    );
   } catch {
     return sendProviderUnavailable(req, res, requestId);
   }

@@ -21,19 +21,43 @@ export function removeGatehouseCookies(headers: Record<string, string | string[]
 
 /** The identity headers of a session, by name; with tokens = false without the access/ID token headers (for an
  *  answer that reaches the browser: tokens go to upstreams only). */
-export function identityHeaders(settings: AuthSettings, session: Session, { tokens = true } = {}): Record<string, string> {
+export function identityHeaders(
+  settings: AuthSettings,
+  session: Session,
+  { tokens = true } = {},
+): Record<string, string> {
   const id = session.identity;
   const out: Record<string, string> = {};
   const user = settings.preferEmailToUser && id.email ? id.email : id.user;
-  const put = (names: string[], value: string | undefined) => { if (value) for (const name of names) out[name] = headerSafe(value); };
-  const families = [...(settings.setXAuthRequest ? ['x-auth-request'] : []), ...(settings.passUserHeaders ? ['x-forwarded'] : [])];
-  put(families.map((f) => `${f}-user`), user);
-  put(families.map((f) => `${f}-email`), id.email);
-  put(families.map((f) => `${f}-preferred-username`), id.preferredUsername);
-  put(families.map((f) => `${f}-groups`), id.groups.length > 0 ? id.groups.join(',') : undefined);
+  const put = (names: string[], value: string | undefined) => {
+    if (value) for (const name of names) out[name] = headerSafe(value);
+  };
+  const families = [
+    ...(settings.setXAuthRequest ? ['x-auth-request'] : []),
+    ...(settings.passUserHeaders ? ['x-forwarded'] : []),
+  ];
+  put(
+    families.map((f) => `${f}-user`),
+    user,
+  );
+  put(
+    families.map((f) => `${f}-email`),
+    id.email,
+  );
+  put(
+    families.map((f) => `${f}-preferred-username`),
+    id.preferredUsername,
+  );
+  put(
+    families.map((f) => `${f}-groups`),
+    id.groups.length > 0 ? id.groups.join(',') : undefined,
+  );
   if (!tokens) return out;
   if (settings.passAccessToken) {
-    put([...(settings.setXAuthRequest ? ['x-auth-request-access-token'] : []), 'x-forwarded-access-token'], session.accessToken);
+    put(
+      [...(settings.setXAuthRequest ? ['x-auth-request-access-token'] : []), 'x-forwarded-access-token'],
+      session.accessToken,
+    );
   }
   if (settings.passAuthorizationHeader) {
     const token = settings.authorizationToken === 'id_token' ? session.idToken : session.accessToken;
@@ -44,8 +68,12 @@ export function identityHeaders(settings: AuthSettings, session: Session, { toke
 
 /** The upstream request's headers on any site: on an [auth] site without Gatehouse's cookies and, for a signed-in
  *  user, with the identity headers (client copies of them are dropped first, in every spelling). */
-export function upstreamHeaders(incoming: Record<string, string | string[] | undefined>, facts: ForwardingFacts,
-  auth?: { settings: AuthSettings; ownedHeaders: ReadonlySet<string> }, session?: Session): Record<string, string | string[]> {
+export function upstreamHeaders(
+  incoming: Record<string, string | string[] | undefined>,
+  facts: ForwardingFacts,
+  auth?: { settings: AuthSettings; ownedHeaders: ReadonlySet<string> },
+  session?: Session,
+): Record<string, string | string[]> {
   if (!auth) return upstreamRequestHeaders(incoming, facts);
   const headers = upstreamRequestHeaders(incoming, { ...facts, owned: auth.ownedHeaders });
   removeGatehouseCookies(headers, auth.settings);
@@ -60,7 +88,11 @@ function headerSafe(value: string): string {
 
 export function userinfo(identity: Identity): Record<string, unknown> {
   return {
-    user: identity.user, email: identity.email, preferredUsername: identity.preferredUsername, groups: identity.groups,
-    roles: identity.roles, ...(identity.tid ? { tenant: identity.tid } : {}),
+    user: identity.user,
+    email: identity.email,
+    preferredUsername: identity.preferredUsername,
+    groups: identity.groups,
+    roles: identity.roles,
+    ...(identity.tid ? { tenant: identity.tid } : {}),
   };
 }

@@ -6,7 +6,8 @@
 import type { Identity } from '../session/sessions.ts';
 
 /** Exactly one "@", a non-empty local part without spaces or controls, a domain of DNS labels. */
-const EMAIL = /^[^\s@\p{Cc}]{1,64}@((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/iu;
+const EMAIL =
+  /^[^\s@\p{Cc}]{1,64}@((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/iu;
 
 /** The address, domain lower-cased, when text is one valid email address; attacker@evil.com@company.com is not. */
 export function strictEmail(text: unknown): string | undefined {
@@ -29,7 +30,11 @@ function strings(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
-export function identityFromClaims(claims: Record<string, unknown>, provider: 'oidc' | 'entra-id', groups?: string[]): Identity {
+export function identityFromClaims(
+  claims: Record<string, unknown>,
+  provider: 'oidc' | 'entra-id',
+  groups?: string[],
+): Identity {
   const preferredUsername = text(claims.preferred_username);
   const upn = text(claims.upn);
   let email = claims.email_verified === false ? undefined : strictEmail(claims.email);

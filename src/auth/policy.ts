@@ -5,7 +5,10 @@ import type { AuthSettings } from '../config/model.ts';
 import type { Identity } from '../session/sessions.ts';
 import { emailDomain } from './identity.ts';
 
-export interface Refusal { rule: string; message: string }
+export interface Refusal {
+  rule: string;
+  message: string;
+}
 
 export class Policy {
   readonly #settings: AuthSettings;
@@ -19,11 +22,22 @@ export class Policy {
   authorize(identity: Identity): Refusal | undefined {
     const s = this.#settings;
     const who = identity.email ?? identity.user;
-    if (s.allowedTenants && !s.allowedTenants.includes('*') && !(identity.tid && s.allowedTenants.includes(identity.tid.toLowerCase()))) {
-      return { rule: 'allowed_tenants', message: `The account ${who} belongs to a directory (tenant) that may not use this site.` };
+    if (
+      s.allowedTenants &&
+      !s.allowedTenants.includes('*') &&
+      !(identity.tid && s.allowedTenants.includes(identity.tid.toLowerCase()))
+    ) {
+      return {
+        rule: 'allowed_tenants',
+        message: `The account ${who} belongs to a directory (tenant) that may not use this site.`,
+      };
     }
     if (s.emailDomains || this.#emails) {
-      if (!identity.email) return { rule: 'email_domains', message: `The account ${who} has no valid email address, and this site admits users by email.` };
+      if (!identity.email)
+        return {
+          rule: 'email_domains',
+          message: `The account ${who} has no valid email address, and this site admits users by email.`,
+        };
       const byFile = this.#emails?.has(identity.email) ?? false;
       if (!byFile && !domainAllowed(emailDomain(identity.email), s.emailDomains ?? [])) {
         const rule = s.emailDomains ? 'email_domains' : 'authenticated_emails_file';
@@ -52,7 +66,10 @@ class EmailsFile {
   #mtimeMs = -1;
   #checkedAt = 0;
 
-  constructor(file: string) { this.#file = file; this.#reload(); }
+  constructor(file: string) {
+    this.#file = file;
+    this.#reload();
+  }
 
   has(email: string): boolean {
     const now = Date.now();
@@ -66,7 +83,13 @@ class EmailsFile {
       const { mtimeMs } = fs.statSync(this.#file);
       if (mtimeMs === this.#mtimeMs) return;
       this.#mtimeMs = mtimeMs;
-      this.#emails = new Set(fs.readFileSync(this.#file, 'utf8').split(/\r?\n/).map((l) => l.trim().toLowerCase()).filter((l) => l && !l.startsWith('#')));
+      this.#emails = new Set(
+        fs
+          .readFileSync(this.#file, 'utf8')
+          .split(/\r?\n/)
+          .map((l) => l.trim().toLowerCase())
+          .filter((l) => l && !l.startsWith('#')),
+      );
     } catch {
       // Fail closed: an unreadable file admits nobody.
       this.#emails = new Set();

@@ -3,19 +3,33 @@
 // a past open-redirect advisory of an auth proxy (oauth2-proxy CVE-2020-5233, CVE-2020-11053, CVE-2021-21291).
 
 /** The absolute URL to return to, or undefined when rd is not acceptable. origin = "https://host[:port]" of the request. */
-export function validateReturnUrl(rd: string, origin: string, siteNames: readonly string[], whitelist: readonly string[]): string | undefined {
+export function validateReturnUrl(
+  rd: string,
+  origin: string,
+  siteNames: readonly string[],
+  whitelist: readonly string[],
+): string | undefined {
   if (rd.length === 0 || rd.length > 2048) return undefined;
   let decoded: string;
-  try { decoded = decodeURIComponent(rd); } catch { return undefined; }
+  try {
+    decoded = decodeURIComponent(rd);
+  } catch {
+    return undefined;
+  }
   // Whitespace, controls and backslashes are never part of a return URL we produce; browsers "fix" them into hosts.
-  for (const text of [rd, decoded]) if (/[\s\p{Cc}\\]/u.test(text) || /[\u00a0\u2000-\u200f\u2028\u2029\ufeff]/u.test(text)) return undefined;
+  for (const text of [rd, decoded])
+    if (/[\s\p{Cc}\\]/u.test(text) || /[\u00a0\u2000-\u200f\u2028\u2029\ufeff]/u.test(text)) return undefined;
   let url: URL;
   if (rd.startsWith('/')) {
     // "//evil.com" and "/\evil.com" are protocol-relative to a browser.
     if (rd.startsWith('//') || decoded.startsWith('//')) return undefined;
     url = new URL(origin + rd);
   } else {
-    try { url = new URL(rd); } catch { return undefined; }
+    try {
+      url = new URL(rd);
+    } catch {
+      return undefined;
+    }
   }
   if (url.protocol !== 'https:' || url.username !== '' || url.password !== '') return undefined;
   const self = new URL(origin);
@@ -43,6 +57,6 @@ function hostAllowed(url: URL, rule: string): boolean {
 /** "https://host[:port]" of a request whose Host was already matched against the TLS server name (host = normalized). */
 export function requestOrigin(headers: Record<string, string | string[] | undefined>, host: string): string {
   const raw = headers[':authority'] ?? headers.host;
-  const port = /:(\d{1,5})$/.exec(Array.isArray(raw) ? raw[0] ?? '' : raw ?? '')?.[1];
+  const port = /:(\d{1,5})$/.exec(Array.isArray(raw) ? (raw[0] ?? '') : (raw ?? ''))?.[1];
   return `https://${host.includes(':') ? `[${host}]` : host}${port && port !== '443' ? `:${port}` : ''}`;
 }

@@ -25,7 +25,15 @@ const ENDPOINTS: ReadonlyMap<string, Endpoint> = new Map([
   ['/oauth2/frontchannel_logout', frontchannelLogout],
 ]);
 
-export async function handleOAuth2(auth: SiteAuth, req: AnyRequest, res: AnyResponse, requestId: string, pathname: string, host: string, log: Logger): Promise<OAuth2Outcome> {
+export async function handleOAuth2(
+  auth: SiteAuth,
+  req: AnyRequest,
+  res: AnyResponse,
+  requestId: string,
+  pathname: string,
+  host: string,
+  log: Logger,
+): Promise<OAuth2Outcome> {
   const origin = requestOrigin(req.headers, host);
   const call = { auth, req, res, requestId, log, host, origin, url: new URL(origin + (req.url ?? '/')) };
   const endpoint = ENDPOINTS.get(pathname);

@@ -32,7 +32,13 @@ const REFRESH_POLL_MS = 25;
  *  provider request may take, so two processes never spend one rotating refresh token (reuse revokes the grant). */
 const REFRESH_LEASE_MS = (PROVIDER_TIMEOUT_S + 15) * 1000;
 /** Errors after which the session is over and the user must log in again (RFC 6749 §5.2, OpenID Connect Core §3.1.2.6). */
-const FATAL_REFRESH_ERRORS = new Set(['invalid_grant', 'interaction_required', 'login_required', 'consent_required', 'invalid_client']);
+const FATAL_REFRESH_ERRORS = new Set([
+  'invalid_grant',
+  'interaction_required',
+  'login_required',
+  'consent_required',
+  'invalid_client',
+]);
 const WAIT_OVER = Symbol('wait over');
 
 /** What authenticate() answers when the access token the site sends upstream has expired and no refresh completed in
@@ -57,16 +63,26 @@ export class SiteAuth {
   /** Whether requests send the access token upstream: then an expired one must never be used. */
   readonly #sendsAccessToken: boolean;
 
-  constructor(siteName: string, siteNames: readonly string[], settings: AuthSettings, store: SessionStore,
-    options: { cacheSize: number; sharedStore: boolean; fetch?: FetchLike }, log: Logger) {
+  constructor(
+    siteName: string,
+    siteNames: readonly string[],
+    settings: AuthSettings,
+    store: SessionStore,
+    options: { cacheSize: number; sharedStore: boolean; fetch?: FetchLike },
+    log: Logger,
+  ) {
     this.settings = settings;
     this.siteNames = siteNames;
     this.#log = log.child({ site: siteName });
     this.oidc = new OidcClient(settings, this.#log, options.fetch);
-    this.#sendsAccessToken = settings.passAccessToken || (settings.passAuthorizationHeader && settings.authorizationToken === 'access_token');
+    this.#sendsAccessToken =
+      settings.passAccessToken || (settings.passAuthorizationHeader && settings.authorizationToken === 'access_token');
     this.sessions = new SiteSessions(siteName, settings.secret, settings.cookieName, store, options.cacheSize, {
       shared: options.sharedStore,
-      inMemory: { accessToken: this.#sendsAccessToken, idToken: settings.passAuthorizationHeader && settings.authorizationToken === 'id_token' },
+      inMemory: {
+        accessToken: this.#sendsAccessToken,
+        idToken: settings.passAuthorizationHeader && settings.authorizationToken === 'id_token',
+      },
     });
     this.loginCookies = new LoginStateCookies(settings.secret, settings.cookieName);
     this.policy = new Policy(settings);
@@ -75,7 +91,9 @@ export class SiteAuth {
 
   /** skip_auth_routes, matched on the normalized path only: a query string or "%23" cannot widen them. */
   skips(method: string | undefined, pathname: string): boolean {
-    return this.settings.skipAuthRoutes.some((r) => (r.method === undefined || r.method === method) && r.pattern.test(pathname) !== r.negate);
+    return this.settings.skipAuthRoutes.some(
+      (r) => (r.method === undefined || r.method === method) && r.pattern.test(pathname) !== r.negate,
+    );
   }
 
   /** The session of this request (refreshed when due), a bearer identity, undefined when anonymous, or
@@ -83,7 +101,8 @@ export class SiteAuth {
   async authenticate(headers: Record<string, string | string[] | undefined>): Promise<Authenticated> {
     const session = this.sessions.fromCookie(readCookie(headers.cookie, this.sessions.cookieName));
     if (session) return this.#refreshDue(session) ? this.#refreshed(session) : session;
-    if (this.settings.skipJwtBearerTokens && typeof headers.authorization === 'string') return verifyBearer(this, headers.authorization);
+    if (this.settings.skipJwtBearerTokens && typeof headers.authorization === 'string')
+      return verifyBearer(this, headers.authorization);
     return undefined;
   }
 
@@ -98,13 +117,31 @@ export class SiteAuth {
       const refusal = checkEntraTenant(claims, metadata.issuer, this.settings.allowedTenants);
       if (refusal) return { refusal };
       if (hasGroupOverage(claims)) {
-        if (!tokens.accessToken) return { refusal: { rule: 'allowed_groups', message: 'Group membership could not be read: no access token for Microsoft Graph.' } };
+        if (!tokens.accessToken)
+          return {
+            refusal: {
+              rule: 'allowed_groups',
+              message: 'Group membership could not be read: no access token for Microsoft Graph.',
+            },
+          };
         try {
-          groups = await graphGroups(this.oidc.fetch, String(metadata.msgraph_host ?? 'graph.microsoft.com'), tokens.accessToken);
+          groups = await graphGroups(
+            this.oidc.fetch,
+            String(metadata.msgraph_host ?? 'graph.microsoft.com'),
+            tokens.accessToken,
+          );
         } catch (error) {
           if (!(error instanceof GraphGroupsError)) throw error;
-          this.#log.warn({ err: { message: error.message } }, 'group overage: Microsoft Graph lookup failed; login denied');
-          return { refusal: { rule: 'allowed_groups', message: `Group membership could not be read from Microsoft Graph (${error.message}).` } };
+          this.#log.warn(
+            { err: { message: error.message } },
+            'group overage: Microsoft Graph lookup failed; login denied',
+          );
+          return {
+            refusal: {
+              rule: 'allowed_groups',
+              message: `Group membership could not be read from Microsoft Graph (${error.message}).`,
+            },
+          };
         }
       }
     }
@@ -140,7 +177,9 @@ export class SiteAuth {
     let result: Session | undefined | typeof WAIT_OVER = session;
     if (failedAt === undefined || Date.now() - failedAt >= REFRESH_RETRY_MS) {
       let timer: NodeJS.Timeout | undefined;
-      const waitOver = new Promise<typeof WAIT_OVER>((resolve) => { timer = setTimeout(resolve, REFRESH_WAIT_MS, WAIT_OVER); });
+      const waitOver = new Promise<typeof WAIT_OVER>((resolve) => {
+        timer = setTimeout(resolve, REFRESH_WAIT_MS, WAIT_OVER);
+      });
       result = await Promise.race([this.#refreshOnce(session), waitOver]).finally(() => clearTimeout(timer));
       if (result === WAIT_OVER) result = session;
     }
@@ -153,8 +192,9 @@ export class SiteAuth {
   #refreshOnce(session: Session): Promise<Session | undefined> {
     let pending = this.#refreshing.get(session.id);
     if (!pending) {
-      pending = (this.sessions.claimRefresh(session, REFRESH_LEASE_MS) ? this.#refresh(session) : this.#watch(session))
-        .finally(() => this.#refreshing.delete(session.id));
+      pending = (
+        this.sessions.claimRefresh(session, REFRESH_LEASE_MS) ? this.#refresh(session) : this.#watch(session)
+      ).finally(() => this.#refreshing.delete(session.id));
       this.#refreshing.set(session.id, pending);
     }
     return pending;
@@ -181,11 +221,17 @@ export class SiteAuth {
     } catch (error) {
       const code = (error as { error?: string }).error;
       if (code && FATAL_REFRESH_ERRORS.has(code)) {
-        this.#log.info({ provider_error: providerErrorFields(error) }, 'refresh refused by the provider; session ended');
+        this.#log.info(
+          { provider_error: providerErrorFields(error) },
+          'refresh refused by the provider; session ended',
+        );
         this.sessions.delete(session);
         return undefined;
       }
-      this.#log.warn({ provider_error: providerErrorFields(error), retry_ms: REFRESH_RETRY_MS }, 'refresh failed; keeping the session and retrying later');
+      this.#log.warn(
+        { provider_error: providerErrorFields(error), retry_ms: REFRESH_RETRY_MS },
+        'refresh failed; keeping the session and retrying later',
+      );
       this.#refreshFailedAt.set(session.id, Date.now());
       this.sessions.deferRefresh(session, REFRESH_RETRY_MS);
       return session;
@@ -198,7 +244,13 @@ export class SiteAuth {
       return undefined;
     }
     const saved = this.sessions.update(
-      { ...session, identity: result.identity, accessExpiresAt: tokens.accessExpiresAt, accessLifetimeMs: tokens.accessLifetimeMs, refreshedAt: Date.now() },
+      {
+        ...session,
+        identity: result.identity,
+        accessExpiresAt: tokens.accessExpiresAt,
+        accessLifetimeMs: tokens.accessLifetimeMs,
+        refreshedAt: Date.now(),
+      },
       { idToken: tokens.idToken, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken },
     );
     if (!saved) this.#log.info('refresh completed after the session ended; its tokens are dropped');

@@ -9,7 +9,10 @@ import type { OutgoingHttpHeaders } from 'node:http';
 
 const CONTENT_TYPES = { html: 'text/html; charset=utf-8', json: 'application/json', text: 'text/plain' } as const;
 
-export interface OwnBody { type: keyof typeof CONTENT_TYPES; text: string }
+export interface OwnBody {
+  type: keyof typeof CONTENT_TYPES;
+  text: string;
+}
 
 /** What an own answer calls on a response; node:http's and node:http2's (compatibility API) responses both have it. */
 export interface OwnResponse {
@@ -29,8 +32,12 @@ export function ownHeaders(requestId: string, extra: OutgoingHttpHeaders = {}, b
 }
 
 /** Writes a whole own answer. `omitBody` for HEAD: the headers still describe the body a GET gets (RFC 9110 §9.3.2). */
-export function sendOwn(res: OwnResponse, status: number, requestId: string,
-  options: { headers?: OutgoingHttpHeaders; body?: OwnBody; omitBody?: boolean } = {}): void {
+export function sendOwn(
+  res: OwnResponse,
+  status: number,
+  requestId: string,
+  options: { headers?: OutgoingHttpHeaders; body?: OwnBody; omitBody?: boolean } = {},
+): void {
   res.writeHead(status, ownHeaders(requestId, options.headers, options.body));
   res.end(options.body && !options.omitBody ? options.body.text : '');
 }

@@ -7,13 +7,17 @@
 /** Markup made by html``: put into another html`` as it is. */
 export class Markup {
   readonly text: string;
-  constructor(text: string) { this.text = text; }
+  constructor(text: string) {
+    this.text = text;
+  }
 }
 
 /** A template whose values are escaped for HTML text and quoted attribute values; Markup values are kept. */
 export function html(strings: TemplateStringsArray, ...values: Array<string | number | Markup>): Markup {
   let text = strings[0]!;
-  values.forEach((value, i) => { text += (value instanceof Markup ? value.text : escapeHtml(String(value))) + strings[i + 1]!; });
+  values.forEach((value, i) => {
+    text += (value instanceof Markup ? value.text : escapeHtml(String(value))) + strings[i + 1]!;
+  });
   return new Markup(text);
 }
 
@@ -24,5 +28,15 @@ export function escapeHtml(text: string): string {
 
 /** A whole page: the same document shell for every page; `head` adds markup before the title (refresh, style). */
 export function renderPage(page: { title: string; body: Markup; head?: Markup }): string {
-  return html`<!doctype html><html lang="en"><head><meta charset="utf-8">${page.head ?? ''}<title>${page.title}</title></head><body>${page.body}</body></html>\n`.text;
+  return html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        ${page.head ?? ''}
+        <title>${page.title}</title>
+      </head>
+      <body>
+        ${page.body}
+      </body>
+    </html> `.text;
 }

@@ -24,20 +24,35 @@ const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 export function inputsHash(): string {
   const hash = crypto.createHash('sha256');
   const files = [...listFiles(path.join(ROOT, 'src')), 'package.json', 'package-lock.json']
-    .map((file) => path.relative(ROOT, path.resolve(ROOT, file))).sort();
-  for (const file of files) hash.update(`${file}\0`).update(fs.readFileSync(path.join(ROOT, file))).update('\0');
+    .map((file) => path.relative(ROOT, path.resolve(ROOT, file)))
+    .sort();
+  for (const file of files)
+    hash
+      .update(`${file}\0`)
+      .update(fs.readFileSync(path.join(ROOT, file)))
+      .update('\0');
   return hash.digest('hex');
 }
 
 /** True when dist/gatehouse exists and was built from the current inputs. */
 export function binaryIsFresh(): boolean {
-  try { return fs.readFileSync(STAMP, 'utf8').trim() === inputsHash() && fs.statSync(BINARY).isFile(); } catch { return false; }
+  try {
+    return fs.readFileSync(STAMP, 'utf8').trim() === inputsHash() && fs.statSync(BINARY).isFile();
+  } catch {
+    return false;
+  }
 }
 
-export interface BuildResult { binary: string; bytes: number; bundleBytes: number; ms: number }
+export interface BuildResult {
+  binary: string;
+  bytes: number;
+  bundleBytes: number;
+  ms: number;
+}
 
 export async function buildBinary(log: (line: string) => void = () => {}): Promise<BuildResult> {
-  if (Number(process.versions.node.split('.')[0]) < 24) throw new Error(`the SEA blob must be made by Node 24 (the Node it is injected into), got ${process.version}`);
+  if (Number(process.versions.node.split('.')[0]) < 24)
+    throw new Error(`the SEA blob must be made by Node 24 (the Node it is injected into), got ${process.version}`);
   const started = Date.now();
   const hash = inputsHash();
   const dist = path.dirname(BINARY);
@@ -49,7 +64,14 @@ export async function buildBinary(log: (line: string) => void = () => {}): Promi
 
   log('bundling src/main.ts with esbuild');
   await build(bundleOptions(bundle));
-  writeFileAtomic(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgv: V8_FLAGS }, null, 2));
+  writeFileAtomic(
+    seaConfig,
+    JSON.stringify(
+      { main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgv: V8_FLAGS },
+      null,
+      2,
+    ),
+  );
   log('making the SEA blob');
   // process.execPath is the pinned Node 24 inside npm scripts; a blob from another Node makes a binary that segfaults.
   execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { cwd: ROOT, stdio: 'pipe' });
@@ -60,10 +82,26 @@ export async function buildBinary(log: (line: string) => void = () => {}): Promi
   fs.copyFileSync(node, work);
   fs.chmodSync(work, 0o755);
   execFileSync('strip', [work], { stdio: 'pipe' });
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js'), work, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE], { stdio: 'pipe' });
+  execFileSync(
+    process.execPath,
+    [
+      path.join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js'),
+      work,
+      'NODE_SEA_BLOB',
+      blob,
+      '--sentinel-fuse',
+      FUSE,
+    ],
+    { stdio: 'pipe' },
+  );
   fs.renameSync(work, BINARY);
   writeFileAtomic(STAMP, `${hash}\n`);
-  return { binary: BINARY, bytes: fs.statSync(BINARY).size, bundleBytes: fs.statSync(bundle).size, ms: Date.now() - started };
+  return {
+    binary: BINARY,
+    bytes: fs.statSync(BINARY).size,
+    bundleBytes: fs.statSync(bundle).size,
+    ms: Date.now() - started,
+  };
 }
 
 /**
@@ -74,8 +112,14 @@ export async function buildBinary(log: (line: string) => void = () => {}): Promi
  */
 export function bundleOptions(outfile: string): BuildOptions {
   return {
-    entryPoints: [path.join(ROOT, 'src', 'main.ts')], outfile, bundle: true, platform: 'node', format: 'cjs', target: 'node24',
-    legalComments: 'none', logLevel: 'warning',
+    entryPoints: [path.join(ROOT, 'src', 'main.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    legalComments: 'none',
+    logLevel: 'warning',
     // import.meta is empty in a CommonJS bundle: fail the build rather than ship code that silently breaks.
     logOverride: { 'empty-import-meta': 'error' },
     plugins: [oneMimeDb()],
@@ -100,12 +144,16 @@ function oneMimeDb(): Plugin {
 }
 
 function listFiles(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((entry) => entry.isFile())
+  return fs
+    .readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile())
     .map((entry) => path.join(entry.parentPath, entry.name));
 }
 
 if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const result = await buildBinary((line) => process.stdout.write(`build:binary: ${line}\n`));
-  process.stdout.write(`build:binary: ${path.relative(process.cwd(), result.binary)} ${(result.bytes / 1e6).toFixed(1)} MB `
-    + `(bundle ${(result.bundleBytes / 1e6).toFixed(2)} MB) in ${(result.ms / 1000).toFixed(1)} s\n`);
+  process.stdout.write(
+    `build:binary: ${path.relative(process.cwd(), result.binary)} ${(result.bytes / 1e6).toFixed(1)} MB ` +
+      `(bundle ${(result.bundleBytes / 1e6).toFixed(2)} MB) in ${(result.ms / 1000).toFixed(1)} s\n`,
+  );
 }

@@ -6,7 +6,9 @@ export function check(configDir: string): number {
   try {
     const config = loadConfig(configDir);
     const names = config.sites.flatMap((site) => site.serverNames);
-    process.stdout.write(`${config.file}: configuration is valid (${config.sites.length} site${config.sites.length === 1 ? '' : 's'}: ${names.join(', ')})\n`);
+    process.stdout.write(
+      `${config.file}: configuration is valid (${config.sites.length} site${config.sites.length === 1 ? '' : 's'}: ${names.join(', ')})\n`,
+    );
     return 0;
   } catch (error) {
     return reportConfigError(error);

@@ -19,14 +19,25 @@ import { stopOnSignals } from './serve.ts';
 
 export const DEMO_PORT = 8443;
 
-export interface RunningDemo { gatehouse: Gatehouse; url: string; issuer: string; stop(): Promise<void> }
+export interface RunningDemo {
+  gatehouse: Gatehouse;
+  url: string;
+  issuer: string;
+  stop(): Promise<void>;
+}
 
 export async function demo(stateDir = path.resolve('certs', 'demo'), port = DEMO_PORT): Promise<number> {
   catchStopSignals();
   let running: RunningDemo;
-  try { running = await startDemo(stateDir, port); } catch (error) { return reportConfigError(error); }
+  try {
+    running = await startDemo(stateDir, port);
+  } catch (error) {
+    return reportConfigError(error);
+  }
   const { log } = running.gatehouse;
-  log.info(`demo ready: open ${running.url}/ (self-signed certificate: accept it, or curl -k) and sign in as alice or bob, any password`);
+  log.info(
+    `demo ready: open ${running.url}/ (self-signed certificate: accept it, or curl -k) and sign in as alice or bob, any password`,
+  );
   stopOnSignals(running.gatehouse, () => running.stop());
   return new Promise(() => {});
 }
@@ -37,10 +48,18 @@ export async function startDemo(stateDir: string, requestedPort: number, quiet =
   const port = requestedPort === 0 ? await freePort() : requestedPort;
   const backend = await startEchoBackend();
   const origin = `https://localhost:${port}`;
-  const idp = await startDemoIdentityProvider({ redirectUris: [`${origin}/oauth2/callback`], postLogoutRedirectUris: [`${origin}/`] });
-  const helpers = async () => { await idp.close(); await backend.close(); };
+  const idp = await startDemoIdentityProvider({
+    redirectUris: [`${origin}/oauth2/callback`],
+    postLogoutRedirectUris: [`${origin}/`],
+  });
+  const helpers = async () => {
+    await idp.close();
+    await backend.close();
+  };
   await ensureCertificate(stateDir);
-  writeFileAtomic(path.join(stateDir, 'gatehouse.toml'), `# Written by \`gatehouse demo\` on every start; edit config/ for a real setup.
+  writeFileAtomic(
+    path.join(stateDir, 'gatehouse.toml'),
+    `# Written by \`gatehouse demo\` on every start; edit config/ for a real setup.
 [https]
 listen = ["127.0.0.1:${port}"]
 default_site = "localhost"
@@ -51,8 +70,11 @@ level = "${quiet ? 'warn' : 'info'}"
 
 [session]
 path = "state/sessions.sqlite"
-`);
-  writeFileAtomic(path.join(stateDir, 'sites', 'localhost.toml'), `server_names = ["localhost"]
+`,
+  );
+  writeFileAtomic(
+    path.join(stateDir, 'sites', 'localhost.toml'),
+    `server_names = ["localhost"]
 deny_paths = ['/\\.ht']
 
 [tls]
@@ -75,9 +97,16 @@ pass_access_token = false
 # /public/ is open to anyone (curl -k https://localhost:${port}/public/ shows what the backend receives);
 # everything else asks for a login.
 skip_auth_routes = ["^/public/"]
-`, 0o600);
+`,
+    0o600,
+  );
   let config;
-  try { config = loadConfig(stateDir); } catch (error) { await helpers(); throw error; }
+  try {
+    config = loadConfig(stateDir);
+  } catch (error) {
+    await helpers();
+    throw error;
+  }
   const gatehouse = await createGatehouse(config, { log: createLogger(config.log) }).start();
   return { gatehouse, url: `https://localhost:${gatehouse.https[0]!.port}`, issuer: idp.issuer, stop: helpers };
 }
@@ -87,8 +116,14 @@ async function ensureCertificate(stateDir: string): Promise<void> {
   const keyFile = path.join(stateDir, 'localhost.key');
   try {
     const cert = new crypto.X509Certificate(fs.readFileSync(certFile));
-    if (Date.parse(cert.validTo) - Date.now() > 7 * 86_400_000 && cert.checkPrivateKey(crypto.createPrivateKey(fs.readFileSync(keyFile)))) return;
-  } catch { /* missing or unreadable: make a new one */ }
+    if (
+      Date.parse(cert.validTo) - Date.now() > 7 * 86_400_000 &&
+      cert.checkPrivateKey(crypto.createPrivateKey(fs.readFileSync(keyFile)))
+    )
+      return;
+  } catch {
+    /* missing or unreadable: make a new one */
+  }
   const pair = await createSelfSigned(['localhost', '127.0.0.1', '::1']);
   writeFileAtomic(keyFile, pair.keyPem, 0o600);
   writeFileAtomic(certFile, pair.certPem);

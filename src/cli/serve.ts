@@ -5,7 +5,14 @@ import { loadConfig } from '../config/load.ts';
 import { ConfigError, formatProblem } from '../config/problems.ts';
 import type { Config, ListenAddress } from '../config/model.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
-import { isClusterWorker, leaveCluster, reportListening, runPrimary, runsAcmeScheduler, whenReloadOrdered } from '../runtime/cluster.ts';
+import {
+  isClusterWorker,
+  leaveCluster,
+  reportListening,
+  runPrimary,
+  runsAcmeScheduler,
+  whenReloadOrdered,
+} from '../runtime/cluster.ts';
 import type { Gatehouse } from '../runtime/gatehouse.ts';
 import { ListenError } from '../runtime/listen.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
@@ -33,15 +40,19 @@ export async function serve(configDir: string): Promise<number> {
 
 async function serveConfig(config: Config, configDir: string, log: Logger): Promise<number> {
   if (!isClusterWorker() && config.workers > 1) {
-    const fixed = (listener: 'https' | 'http', addresses: ListenAddress[]) => addresses.map((address) => ({ listener, address }));
-    const code = await runPrimary({
-      workers: config.workers,
-      shutdownGraceMs: config.lifecycle.shutdown_grace,
-      startTimeoutMs: config.lifecycle.start_timeout,
-      listen: [...fixed('https', config.https.listen), ...fixed('http', config.http.listen)],
-      metricsListen: config.metrics.listen,
-      checkConfig: () => loadConfig(configDir).workers,
-    }, log);
+    const fixed = (listener: 'https' | 'http', addresses: ListenAddress[]) =>
+      addresses.map((address) => ({ listener, address }));
+    const code = await runPrimary(
+      {
+        workers: config.workers,
+        shutdownGraceMs: config.lifecycle.shutdown_grace,
+        startTimeoutMs: config.lifecycle.start_timeout,
+        listen: [...fixed('https', config.https.listen), ...fixed('http', config.http.listen)],
+        metricsListen: config.metrics.listen,
+        checkConfig: () => loadConfig(configDir).workers,
+      },
+      log,
+    );
     await flushLogger(log);
     return code;
   }
@@ -65,10 +76,17 @@ async function serveConfig(config: Config, configDir: string, log: Logger): Prom
       return;
     }
     if (next.workers !== config.workers && !isClusterWorker()) {
-      log.error({ workers: next.workers, running: config.workers }, 'reload refused: a new `workers` count needs new processes; restart Gatehouse to apply it');
+      log.error(
+        { workers: next.workers, running: config.workers },
+        'reload refused: a new `workers` count needs new processes; restart Gatehouse to apply it',
+      );
       return;
     }
-    gatehouse.reload(next).catch((error: Error) => log.error({ err: { message: error.message } }, 'reload failed; the running configuration keeps serving'));
+    gatehouse
+      .reload(next)
+      .catch((error: Error) =>
+        log.error({ err: { message: error.message } }, 'reload failed; the running configuration keeps serving'),
+      );
   };
   if (isClusterWorker()) whenReloadOrdered(reload);
   else whenReloadRequested(reload);
@@ -80,11 +98,24 @@ async function serveConfig(config: Config, configDir: string, log: Logger): Prom
 export function stopOnSignals(gatehouse: Gatehouse, beforeExit: () => Promise<void> = async () => {}): void {
   const { log } = gatehouse;
   catchStopSignals();
-  whenStopRequested((reason) => {
-    log.info({ reason, grace_ms: gatehouse.config.lifecycle.shutdown_grace }, 'stopping');
-    gatehouse.stop().then(beforeExit).then(() => leaveCluster()).then(
-      () => flushLogger(log).then(() => process.exit(0)),
-      (error: unknown) => { log.error({ err: error }, 'stop failed'); return flushLogger(log).then(() => process.exit(1)); },
-    );
-  }, (signal) => { log.warn({ signal }, 'second signal: exiting now'); process.exit(1); });
+  whenStopRequested(
+    (reason) => {
+      log.info({ reason, grace_ms: gatehouse.config.lifecycle.shutdown_grace }, 'stopping');
+      gatehouse
+        .stop()
+        .then(beforeExit)
+        .then(() => leaveCluster())
+        .then(
+          () => flushLogger(log).then(() => process.exit(0)),
+          (error: unknown) => {
+            log.error({ err: error }, 'stop failed');
+            return flushLogger(log).then(() => process.exit(1));
+          },
+        );
+    },
+    (signal) => {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    },
+  );
 }

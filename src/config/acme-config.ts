@@ -16,7 +16,12 @@ export function acmeConfig(raw: GlobalSettings['acme'], configDir: string, probl
       caRootPem = fs.readFileSync(file, 'utf8');
       new crypto.X509Certificate(caRootPem);
     } catch (error) {
-      problem(['acme', 'ca_root'], caRootPem === undefined ? `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` : `${file} is not a PEM certificate`);
+      problem(
+        ['acme', 'ca_root'],
+        caRootPem === undefined
+          ? `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`
+          : `${file} is not a PEM certificate`,
+      );
     }
   }
   if (raw.retry_max < raw.retry_min) problem(['acme', 'retry_max'], 'retry_max is shorter than retry_min');

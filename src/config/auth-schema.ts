@@ -4,11 +4,21 @@
 import { z } from 'zod';
 import { duration } from './units.ts';
 
-const regex = z.string().refine((source) => { try { new RegExp(source); return true; } catch { return false; } }, 'not a valid regular expression');
+const regex = z.string().refine((source) => {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'not a valid regular expression');
 
 export const authSchema = z.strictObject({
   /** oidc (any OpenID Provider) or entra-id (Microsoft Entra ID); "azure" is accepted as an alias of entra-id. */
-  provider: z.enum(['oidc', 'entra-id', 'azure']).transform((p) => (p === 'azure' ? 'entra-id' : p)).default('oidc'),
+  provider: z
+    .enum(['oidc', 'entra-id', 'azure'])
+    .transform((p) => (p === 'azure' ? 'entra-id' : p))
+    .default('oidc'),
   oidc_issuer_url: z.url({ protocol: /^https?$/ }),
   client_id: z.string().min(1),
   client_secret: z.string().min(1),
@@ -16,7 +26,10 @@ export const authSchema = z.strictObject({
   redirect_url: z.url({ protocol: /^https$/, message: 'redirect_url must be an https:// URL' }).optional(),
   scope: z.string().default('openid email profile offline_access'),
   /** The session cookie's name; Gatehouse always adds the __Host- prefix (Secure, Path=/, no Domain). */
-  cookie_name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'cookie names are letters, digits, "_" and "-"').default('_gatehouse'),
+  cookie_name: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'cookie names are letters, digits, "_" and "-"')
+    .default('_gatehouse'),
   /** 16, 24 or 32 bytes, raw or base64/base64url encoded (as oauth2-proxy). Keys for cookies and encryption at rest derive from it. */
   cookie_secret: z.string().min(16),
   cookie_expire: duration.default(168 * 3_600_000),
@@ -24,15 +37,30 @@ export const authSchema = z.strictObject({
   cookie_refresh: duration.default(0),
   cookie_samesite: z.enum(['lax', 'strict']).default('lax'),
   /** Accepted for pasted oauth2-proxy configs; Gatehouse cookies are always Secure and HttpOnly. */
-  cookie_secure: z.literal(true, 'Gatehouse cookies are always Secure; remove cookie_secure or set it to true').optional(),
-  cookie_httponly: z.literal(true, 'Gatehouse cookies are always HttpOnly; remove cookie_httponly or set it to true').optional(),
-  cookie_http_only: z.literal(true, 'Gatehouse cookies are always HttpOnly; remove cookie_http_only or set it to true').optional(),
+  cookie_secure: z
+    .literal(true, 'Gatehouse cookies are always Secure; remove cookie_secure or set it to true')
+    .optional(),
+  cookie_httponly: z
+    .literal(true, 'Gatehouse cookies are always HttpOnly; remove cookie_httponly or set it to true')
+    .optional(),
+  cookie_http_only: z
+    .literal(true, 'Gatehouse cookies are always HttpOnly; remove cookie_http_only or set it to true')
+    .optional(),
   email_domains: z.array(z.string().min(1)).optional(),
   authenticated_emails_file: z.string().optional(),
   allowed_groups: z.array(z.string().min(1)).optional(),
   allowed_roles: z.array(z.string().min(1)).optional(),
   /** Entra ID: tenant ids (GUIDs) whose users may sign in, or ["*"]; required with a common/organizations issuer. */
-  allowed_tenants: z.array(z.string().regex(/^(\*|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/, 'a tenant id is a GUID, or "*"')).optional(),
+  allowed_tenants: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^(\*|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/,
+          'a tenant id is a GUID, or "*"',
+        ),
+    )
+    .optional(),
   /** X-Auth-Request-User, -Email, -Preferred-Username, -Groups on the upstream request (and on /oauth2/auth answers). */
   set_xauthrequest: z.boolean().default(true),
   /** X-Forwarded-User, -Email, -Preferred-Username, -Groups on the upstream request. */
@@ -62,7 +90,7 @@ export const UNSUPPORTED_AUTH_OPTIONS: Record<string, string> = {
   http_address: 'Gatehouse serves every site itself; listeners are set in gatehouse.toml [https]/[http]',
   https_address: 'listeners are set in gatehouse.toml [https]',
   metrics_address: 'set gatehouse.toml [metrics] listen',
-  upstreams: 'upstreams are the site\'s [[routes]] and [upstreams.NAME]',
+  upstreams: "upstreams are the site's [[routes]] and [upstreams.NAME]",
   request_logging: 'access logging is gatehouse.toml [log] access_log',
   reverse_proxy: 'forwarded headers are trusted per peer with gatehouse.toml [proxy] trusted_proxies',
   cookie_domain: 'the session cookie is a __Host- cookie, bound to the exact host (no Domain attribute)',
@@ -86,12 +114,12 @@ export const UNSUPPORTED_AUTH_OPTIONS: Record<string, string> = {
   oidc_email_claim: 'the email and user rules are fixed (see README, "Who the user is")',
   user_id_claim: 'the email and user rules are fixed (see README, "Who the user is")',
   oidc_groups_claim: 'groups come from the "groups" claim (Entra overage: Microsoft Graph)',
-  oidc_jwks_url: 'keys come from the issuer\'s discovery document',
+  oidc_jwks_url: "keys come from the issuer's discovery document",
   skip_oidc_discovery: 'discovery is always used',
-  login_url: 'endpoints come from the issuer\'s discovery document',
-  redeem_url: 'endpoints come from the issuer\'s discovery document',
-  profile_url: 'endpoints come from the issuer\'s discovery document',
-  validate_url: 'endpoints come from the issuer\'s discovery document',
+  login_url: "endpoints come from the issuer's discovery document",
+  redeem_url: "endpoints come from the issuer's discovery document",
+  profile_url: "endpoints come from the issuer's discovery document",
+  validate_url: "endpoints come from the issuer's discovery document",
   htpasswd_file: 'not supported',
   trusted_ips: 'not supported',
   pass_basic_auth: 'not supported',

@@ -10,23 +10,39 @@ const MULTI_TENANT = /^https:\/\/[^/]+\/(common|organizations)\/v2\.0\/?$/;
 
 export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Report): AuthSettings | undefined {
   let ok = true;
-  const fail: Report = (key, message) => { ok = false; problem(['auth', ...key], message); };
+  const fail: Report = (key, message) => {
+    ok = false;
+    problem(['auth', ...key], message);
+  };
 
   const secret = decodeSecret(raw.cookie_secret);
   if (!secret) fail(['cookie_secret'], 'must be 16, 24 or 32 bytes, raw or base64 encoded (openssl rand -base64 32)');
 
-  const hasRule = [raw.email_domains, raw.authenticated_emails_file, raw.allowed_groups, raw.allowed_roles].some((r) => r !== undefined);
-  if (!hasRule) fail([], 'say who may enter: email_domains = ["*"] admits every user the provider signs in; or set authenticated_emails_file, allowed_groups or allowed_roles');
+  const hasRule = [raw.email_domains, raw.authenticated_emails_file, raw.allowed_groups, raw.allowed_roles].some(
+    (r) => r !== undefined,
+  );
+  if (!hasRule)
+    fail(
+      [],
+      'say who may enter: email_domains = ["*"] admits every user the provider signs in; or set authenticated_emails_file, allowed_groups or allowed_roles',
+    );
 
   let emailsFile: string | undefined;
   if (raw.authenticated_emails_file !== undefined) {
     emailsFile = path.resolve(configDir, raw.authenticated_emails_file);
-    try { fs.accessSync(emailsFile, fs.constants.R_OK); } catch { fail(['authenticated_emails_file'], `cannot read ${emailsFile}`); }
+    try {
+      fs.accessSync(emailsFile, fs.constants.R_OK);
+    } catch {
+      fail(['authenticated_emails_file'], `cannot read ${emailsFile}`);
+    }
   }
 
   if (raw.provider === 'entra-id') {
     if (MULTI_TENANT.test(raw.oidc_issuer_url) && !raw.allowed_tenants) {
-      fail(['allowed_tenants'], 'a common/organizations issuer admits every Entra tenant: list the tenant ids allowed to sign in (or ["*"] to admit all)');
+      fail(
+        ['allowed_tenants'],
+        'a common/organizations issuer admits every Entra tenant: list the tenant ids allowed to sign in (or ["*"] to admit all)',
+      );
     }
   } else if (raw.allowed_tenants) {
     fail(['allowed_tenants'], 'allowed_tenants is for provider = "entra-id"');
@@ -34,12 +50,19 @@ export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Re
 
   const issuerUrl = new URL(raw.oidc_issuer_url);
   if (issuerUrl.protocol === 'http:' && !isLoopback(issuerUrl.hostname)) {
-    fail(['oidc_issuer_url'], 'the issuer must be https:// (http:// is accepted only for a loopback issuer, as used by the demo and tests)');
+    fail(
+      ['oidc_issuer_url'],
+      'the issuer must be https:// (http:// is accepted only for a loopback issuer, as used by the demo and tests)',
+    );
   }
 
   const skipAuthRoutes = raw.skip_auth_routes.map((text, i) => {
     const route = parseSkipAuthRoute(text);
-    if (!route) fail(['skip_auth_routes', i], 'the form is "regex", "METHOD=regex" or "METHOD!=regex" with a valid regular expression');
+    if (!route)
+      fail(
+        ['skip_auth_routes', i],
+        'the form is "regex", "METHOD=regex" or "METHOD!=regex" with a valid regular expression',
+      );
     return route;
   });
 
@@ -98,7 +121,9 @@ function parseSkipAuthRoute(text: string): SkipAuthRoute | undefined {
   try {
     // Anchored at the start: "/status" must not also match "/x/status" by accident (oauth2-proxy GHSA-7rh7-c77v-6434).
     return { method, negate: operator === '!=', pattern: new RegExp(source.startsWith('^') ? source : `^${source}`) };
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 export function isLoopback(hostname: string): boolean {

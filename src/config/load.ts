@@ -28,11 +28,16 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
   const sitesDir = path.resolve(configDir, settings.sites_dir);
   let siteFiles: string[] = [];
   try {
-    siteFiles = fs.readdirSync(sitesDir).filter((f) => f.endsWith('.toml')).sort().map((f) => path.join(sitesDir, f));
+    siteFiles = fs
+      .readdirSync(sitesDir)
+      .filter((f) => f.endsWith('.toml'))
+      .sort()
+      .map((f) => path.join(sitesDir, f));
   } catch (error) {
     mainProblem(['sites_dir'], `cannot read ${sitesDir}: ${(error as NodeJS.ErrnoException).code}`);
   }
-  if (siteFiles.length === 0 && problems.count === 0) mainProblem(['sites_dir'], `no site files (*.toml) in ${sitesDir}`);
+  if (siteFiles.length === 0 && problems.count === 0)
+    mainProblem(['sites_dir'], `no site files (*.toml) in ${sitesDir}`);
 
   const sites: Site[] = [];
   const owners = new Map<string, { file: string; line: number }>();
@@ -58,18 +63,35 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
   const acme = acmeConfig(settings.acme, configDir, mainProblem);
   const acmeSites = sites.filter((site) => site.tls.source === 'acme');
   if (acmeSites.length > 0 && !acme.termsOfServiceAgreed) {
-    mainProblem(['acme', 'terms_of_service_agreed'],
-      `${acmeSites[0]!.file} uses tls.acme: set terms_of_service_agreed = true to accept the CA's terms (${acme.directoryUrl})`);
+    mainProblem(
+      ['acme', 'terms_of_service_agreed'],
+      `${acmeSites[0]!.file} uses tls.acme: set terms_of_service_agreed = true to accept the CA's terms (${acme.directoryUrl})`,
+    );
   }
   problems.throwIfAny();
 
   const { https, log, proxy, lifecycle, metrics } = settings;
   const workers = settings.workers === 'auto' ? os.availableParallelism() : settings.workers;
   // HTTP-01 needs a plain-HTTP listener: without an [http] listen, ACME sites get one on [acme] http_port.
-  const http = acmeSites.length > 0 && settings.http.listen.length === 0
-    ? { ...settings.http, listen: [{ host: '0.0.0.0', port: acme.httpPort }] } : settings.http;
+  const http =
+    acmeSites.length > 0 && settings.http.listen.length === 0
+      ? { ...settings.http, listen: [{ host: '0.0.0.0', port: acme.httpPort }] }
+      : settings.http;
   const session = { ...settings.session, file: path.resolve(configDir, settings.session.path) };
-  return deepFreeze({ dir: configDir, file: mainFile, https, http, log, proxy, lifecycle, workers, acme, session, metrics, sites });
+  return deepFreeze({
+    dir: configDir,
+    file: mainFile,
+    https,
+    http,
+    log,
+    proxy,
+    lifecycle,
+    workers,
+    acme,
+    session,
+    metrics,
+    sites,
+  });
 }
 
 /**
@@ -78,8 +100,13 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
  * everything is reported in one go; `reported` names the pruned keys, whose follow-on problems are not repeated.
  * No value when the file cannot be parsed or is still invalid once pruned.
  */
-function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: string, env: NodeJS.ProcessEnv, problems: Problems):
-  { value?: z.output<S>; source?: TomlSource; reported: KeyPath[] } {
+function readValidated<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  configDir: string,
+  env: NodeJS.ProcessEnv,
+  problems: Problems,
+): { value?: z.output<S>; source?: TomlSource; reported: KeyPath[] } {
   let source: TomlSource;
   try {
     source = parseTomlSource(fs.readFileSync(file, 'utf8'));
@@ -90,7 +117,10 @@ function readValidated<S extends z.ZodType>(file: string, schema: S, configDir: 
   }
   const wrong: KeyPath[] = [];
   const report = problems.reporter(file, source);
-  const problem: Report = (at, message) => { report(at, message); wrong.push(at); };
+  const problem: Report = (at, message) => {
+    report(at, message);
+    wrong.push(at);
+  };
   const secretProblems: { path: KeyPath; message: string }[] = [];
   const resolved = resolveSecretReferences(source.value, configDir, env, secretProblems);
   for (const p of secretProblems) problem(p.path, p.message);
@@ -121,7 +151,8 @@ function withoutKeys(value: unknown, paths: KeyPath[]): unknown {
   const copy = structuredClone(value);
   for (const at of paths) {
     let parent: unknown = copy;
-    for (const key of at.slice(0, -1)) parent = parent && typeof parent === 'object' ? (parent as Record<string | number, unknown>)[key] : undefined;
+    for (const key of at.slice(0, -1))
+      parent = parent && typeof parent === 'object' ? (parent as Record<string | number, unknown>)[key] : undefined;
     if (parent && typeof parent === 'object') delete (parent as Record<string | number, unknown>)[at.at(-1)!];
   }
   return copy;
@@ -133,7 +164,13 @@ function stringAt(value: unknown, key: string): string | undefined {
 }
 
 function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !(value instanceof RegExp) && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
+  if (
+    value &&
+    typeof value === 'object' &&
+    !(value instanceof RegExp) &&
+    !ArrayBuffer.isView(value) &&
+    !Object.isFrozen(value)
+  ) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);
   }

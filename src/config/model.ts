@@ -37,9 +37,21 @@ export interface Site {
   hsts?: string;
 }
 
-export interface FileTls { source: 'files'; certFile: string; keyFile: string; certPem: string; keyPem: string }
+export interface FileTls {
+  source: 'files';
+  certFile: string;
+  keyFile: string;
+  certPem: string;
+  keyPem: string;
+}
 
-export interface UpstreamGroup { name: string; servers: string[]; failTimeoutMs: number; keepalive: number; maxPending: number }
+export interface UpstreamGroup {
+  name: string;
+  servers: string[];
+  failTimeoutMs: number;
+  keepalive: number;
+  maxPending: number;
+}
 
 export interface Route {
   path: string;
@@ -96,7 +108,11 @@ export interface AuthSettings {
   extraJwtIssuers: { issuer: string; audience: string }[];
 }
 
-export interface SkipAuthRoute { method?: string; negate: boolean; pattern: RegExp }
+export interface SkipAuthRoute {
+  method?: string;
+  negate: boolean;
+  pattern: RegExp;
+}
 
 /** [acme] with paths resolved and the named directory replaced by its URL (acme-config.ts). */
 export interface AcmeConfig {

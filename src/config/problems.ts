@@ -2,12 +2,19 @@
 // (one `gatehouse check` lists everything that is wrong), and returns nothing unless there is none.
 import type { TomlSource } from './toml-source.ts';
 
-export interface ConfigProblem { file: string; line: number; key: string; message: string }
+export interface ConfigProblem {
+  file: string;
+  line: number;
+  key: string;
+  message: string;
+}
 
 export class ConfigError extends Error {
   readonly problems: ConfigProblem[];
   constructor(problems: ConfigProblem[]) {
-    super(`${problems.length} configuration error${problems.length === 1 ? '' : 's'}:\n${problems.map(formatProblem).join('\n')}`);
+    super(
+      `${problems.length} configuration error${problems.length === 1 ? '' : 's'}:\n${problems.map(formatProblem).join('\n')}`,
+    );
     this.problems = problems;
   }
 }
@@ -26,7 +33,9 @@ export type Report = (at: KeyPath, message: string) => void;
 export class Problems {
   readonly list: ConfigProblem[] = [];
 
-  get count(): number { return this.list.length; }
+  get count(): number {
+    return this.list.length;
+  }
 
   /** A problem that has no key: a file that cannot be read, or is not TOML. */
   atLine(file: string, line: number, message: string): void {
@@ -58,5 +67,12 @@ export function keyPath(at: ReadonlyArray<string | number>): string {
 
 /** Whether a later problem is only the consequence of a key already reported (the same key, inside it, or around it). */
 function followsFrom(key: string, reported: string[]): boolean {
-  return reported.some((r) => key === r || key.startsWith(`${r}.`) || key.startsWith(`${r}[`) || r.startsWith(`${key}.`) || r.startsWith(`${key}[`));
+  return reported.some(
+    (r) =>
+      key === r ||
+      key.startsWith(`${r}.`) ||
+      key.startsWith(`${r}[`) ||
+      r.startsWith(`${key}.`) ||
+      r.startsWith(`${key}[`),
+  );
 }

@@ -6,16 +6,22 @@ import { z } from 'zod';
 import { authSchema } from './auth-schema.ts';
 import { duration, size } from './units.ts';
 
-export interface ListenAddress { host: string; port: number }
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
 
 /** "0.0.0.0:443", "[::]:443", "127.0.0.1:0", or a bare port meaning 0.0.0.0 (nginx `listen 443`). */
 const listenAddress = z.union([z.string(), z.number()]).transform((value, ctx): ListenAddress => {
   const text = String(value).trim();
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+|localhost)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
-  const host = match ? (match[1] || match[2] || '0.0.0.0') : '';
+  const host = match ? match[1] || match[2] || '0.0.0.0' : '';
   const port = match ? Number(match[3]) : NaN;
   if (!match || port > 65535 || (host !== 'localhost' && net.isIP(host) === 0)) {
-    ctx.addIssue({ code: 'custom', message: `"${text}" is not a listen address (examples: "0.0.0.0:443", "[::]:443", 443)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${text}" is not a listen address (examples: "0.0.0.0:443", "[::]:443", 443)`,
+    });
     return z.NEVER;
   }
   return { host, port };
@@ -32,15 +38,29 @@ const cidr = z.string().refine((value) => {
 const upstreamUrl = z.string().refine((value) => {
   try {
     const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && (url.pathname === '/' || url.pathname === '')
-      && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
-  } catch { return false; }
+    return (
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
+      url.hostname !== '' &&
+      (url.pathname === '/' || url.pathname === '') &&
+      url.search === '' &&
+      url.hash === '' &&
+      url.username === '' &&
+      url.password === ''
+    );
+  } catch {
+    return false;
+  }
 }, 'upstream servers are http:// or https:// URLs with a host and optional port, no path, query or credentials');
 
-const serverName = z.string().toLowerCase().refine(
-  (name) => /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(name) && name.length <= 253,
-  'not a host name (examples: "code.example.com", "*.example.com")',
-);
+const serverName = z
+  .string()
+  .toLowerCase()
+  .refine(
+    (name) =>
+      /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(name) &&
+      name.length <= 253,
+    'not a host name (examples: "code.example.com", "*.example.com")',
+  );
 
 /** Proxy knobs that a route may set and gatehouse.toml's [proxy] defaults for every route (nginx defaults). */
 const proxyKnobs = {
@@ -53,83 +73,118 @@ const proxyKnobs = {
 };
 
 export const globalSchema = z.strictObject({
-  https: z.strictObject({
-    listen: z.array(listenAddress).min(1).default([{ host: '0.0.0.0', port: 443 }]),
-    /** A server name of the site that answers clients without SNI or with an unknown name; unset = refuse the handshake. */
-    default_site: serverName.optional(),
-    /** Streams one HTTP/2 connection may have open at once (nginx http2_max_concurrent_streams); more are refused. */
-    http2_max_concurrent_streams: z.number().int().min(1).max(2 ** 31 - 1).default(128),
-    /** Streams one HTTP/2 client may reset: this many at once, refilled at this many per 10 s (rapid reset, CVE-2023-44487). */
-    http2_max_resets: z.number().int().min(1).max(1_000_000).default(200),
-  }).prefault({}),
-  http: z.strictObject({
-    listen: z.array(listenAddress).default([]),
-    /** Port written into the 308 redirect; defaults to the first HTTPS listener's port. */
-    https_port: z.number().int().min(1).max(65535).optional(),
-  }).prefault({}),
-  log: z.strictObject({
-    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    format: z.enum(['json', 'pretty']).default('json'),
-    access_log: z.boolean().default(true),
-  }).prefault({}),
-  proxy: z.strictObject({
-    /** Peers whose X-Forwarded-For / -Proto / -Host are believed (nginx set_real_ip_from). Everyone else's are replaced. */
-    trusted_proxies: z.array(cidr).default([]),
-    max_body_size: size.default(1024 * 1024),
-    connect_timeout: duration.default(60_000),
-    send_timeout: duration.default(60_000),
-    read_timeout: duration.default(60_000),
-    /** Longest silence between two chunks of a request body (nginx client_body_timeout): 408, or the exchange is cut. */
-    body_timeout: duration.default(60_000),
-    request_buffering: z.boolean().default(false),
-  }).prefault({}),
-  lifecycle: z.strictObject({
-    /** In-flight requests get this long to finish after SIGTERM/SIGINT. */
-    shutdown_grace: duration.default(30_000),
-    /** workers > 1: a worker that does not listen this long after it was started is killed and replaced. */
-    start_timeout: duration.default(60_000),
-  }).prefault({}),
+  https: z
+    .strictObject({
+      listen: z
+        .array(listenAddress)
+        .min(1)
+        .default([{ host: '0.0.0.0', port: 443 }]),
+      /** A server name of the site that answers clients without SNI or with an unknown name; unset = refuse the handshake. */
+      default_site: serverName.optional(),
+      /** Streams one HTTP/2 connection may have open at once (nginx http2_max_concurrent_streams); more are refused. */
+      http2_max_concurrent_streams: z
+        .number()
+        .int()
+        .min(1)
+        .max(2 ** 31 - 1)
+        .default(128),
+      /** Streams one HTTP/2 client may reset: this many at once, refilled at this many per 10 s (rapid reset, CVE-2023-44487). */
+      http2_max_resets: z.number().int().min(1).max(1_000_000).default(200),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      listen: z.array(listenAddress).default([]),
+      /** Port written into the 308 redirect; defaults to the first HTTPS listener's port. */
+      https_port: z.number().int().min(1).max(65535).optional(),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      format: z.enum(['json', 'pretty']).default('json'),
+      access_log: z.boolean().default(true),
+    })
+    .prefault({}),
+  proxy: z
+    .strictObject({
+      /** Peers whose X-Forwarded-For / -Proto / -Host are believed (nginx set_real_ip_from). Everyone else's are replaced. */
+      trusted_proxies: z.array(cidr).default([]),
+      max_body_size: size.default(1024 * 1024),
+      connect_timeout: duration.default(60_000),
+      send_timeout: duration.default(60_000),
+      read_timeout: duration.default(60_000),
+      /** Longest silence between two chunks of a request body (nginx client_body_timeout): 408, or the exchange is cut. */
+      body_timeout: duration.default(60_000),
+      request_buffering: z.boolean().default(false),
+    })
+    .prefault({}),
+  lifecycle: z
+    .strictObject({
+      /** In-flight requests get this long to finish after SIGTERM/SIGINT. */
+      shutdown_grace: duration.default(30_000),
+      /** workers > 1: a worker that does not listen this long after it was started is killed and replaced. */
+      start_timeout: duration.default(60_000),
+    })
+    .prefault({}),
   /** Automatic certificates (sites with `[tls] acme = true`), after Caddy/CertMagic. */
-  acme: z.strictObject({
-    /** "production" (Let's Encrypt), "staging" (Let's Encrypt staging) or the https:// URL of any ACME directory. */
-    directory: z.string().default('production').refine(
-      (value) => value in ACME_DIRECTORIES || /^https:\/\/[^\s/]+/.test(value),
-      'use "production", "staging" or an https:// ACME directory URL'),
-    /** Contact address given to the CA (expiry and policy mails). */
-    email: z.string().regex(/^[^\s@]+@[^\s@]+$/, 'not an e-mail address').optional(),
-    /** You agree to the CA's subscriber agreement / terms of service; required before any order is placed. */
-    terms_of_service_agreed: z.boolean().default(false),
-    /** Folder for obtained certificates (<domain>/fullchain.pem, privkey.pem, meta.json), relative to the config folder. */
-    storage: z.string().default('../certs'),
-    /** The ACME account key (made once, then reused), relative to the storage folder. */
-    account_key: z.string().default('acme-account.key'),
-    /** Renew when less than this share of a certificate's lifetime remains (1/3: day 60 of 90, day 4 of 6). */
-    renew_ratio: z.number().gt(0).lt(1).default(1 / 3),
-    /** ACME profile to request (e.g. "shortlived", "tlsserver"); only where the CA offers profiles. */
-    profile: z.string().min(1).optional(),
-    /** Port the CA connects to for HTTP-01; with no [http] listen, Gatehouse listens on 0.0.0.0:<http_port>. */
-    http_port: z.number().int().min(1).max(65535).default(80),
-    /** How often every certificate is looked at (CertMagic: 10 minutes). */
-    check_interval: duration.default(600_000),
-    /** Failed orders are retried after retry_min, doubling up to retry_max, for as long as it takes. */
-    retry_min: duration.default(60_000),
-    retry_max: duration.default(6 * 3_600_000),
-    /** Extra CA certificate (PEM file, relative to the config folder) trusted for the ACME server: private CAs, Pebble. */
-    ca_root: z.string().optional(),
-  }).prefault({}),
+  acme: z
+    .strictObject({
+      /** "production" (Let's Encrypt), "staging" (Let's Encrypt staging) or the https:// URL of any ACME directory. */
+      directory: z
+        .string()
+        .default('production')
+        .refine(
+          (value) => value in ACME_DIRECTORIES || /^https:\/\/[^\s/]+/.test(value),
+          'use "production", "staging" or an https:// ACME directory URL',
+        ),
+      /** Contact address given to the CA (expiry and policy mails). */
+      email: z
+        .string()
+        .regex(/^[^\s@]+@[^\s@]+$/, 'not an e-mail address')
+        .optional(),
+      /** You agree to the CA's subscriber agreement / terms of service; required before any order is placed. */
+      terms_of_service_agreed: z.boolean().default(false),
+      /** Folder for obtained certificates (<domain>/fullchain.pem, privkey.pem, meta.json), relative to the config folder. */
+      storage: z.string().default('../certs'),
+      /** The ACME account key (made once, then reused), relative to the storage folder. */
+      account_key: z.string().default('acme-account.key'),
+      /** Renew when less than this share of a certificate's lifetime remains (1/3: day 60 of 90, day 4 of 6). */
+      renew_ratio: z
+        .number()
+        .gt(0)
+        .lt(1)
+        .default(1 / 3),
+      /** ACME profile to request (e.g. "shortlived", "tlsserver"); only where the CA offers profiles. */
+      profile: z.string().min(1).optional(),
+      /** Port the CA connects to for HTTP-01; with no [http] listen, Gatehouse listens on 0.0.0.0:<http_port>. */
+      http_port: z.number().int().min(1).max(65535).default(80),
+      /** How often every certificate is looked at (CertMagic: 10 minutes). */
+      check_interval: duration.default(600_000),
+      /** Failed orders are retried after retry_min, doubling up to retry_max, for as long as it takes. */
+      retry_min: duration.default(60_000),
+      retry_max: duration.default(6 * 3_600_000),
+      /** Extra CA certificate (PEM file, relative to the config folder) trusted for the ACME server: private CAs, Pebble. */
+      ca_root: z.string().optional(),
+    })
+    .prefault({}),
   /** Server-side login sessions of sites with [auth]. */
-  session: z.strictObject({
-    /** sqlite: sessions survive a restart (embedded node:sqlite); memory: they do not (tests, throw-away setups). */
-    store: z.enum(['sqlite', 'memory']).default('sqlite'),
-    /** The SQLite file, relative to the config folder. Tokens in it are encrypted with a key derived from each site's cookie_secret. */
-    path: z.string().default('state/sessions.sqlite'),
-    /** Decrypted sessions kept in memory in front of the store. */
-    cache_size: z.number().int().min(1).default(10_000),
-  }).prefault({}),
+  session: z
+    .strictObject({
+      /** sqlite: sessions survive a restart (embedded node:sqlite); memory: they do not (tests, throw-away setups). */
+      store: z.enum(['sqlite', 'memory']).default('sqlite'),
+      /** The SQLite file, relative to the config folder. Tokens in it are encrypted with a key derived from each site's cookie_secret. */
+      path: z.string().default('state/sessions.sqlite'),
+      /** Decrypted sessions kept in memory in front of the store. */
+      cache_size: z.number().int().min(1).default(10_000),
+    })
+    .prefault({}),
   /** Process-wide health and metrics listener (oauth2-proxy metrics_address): /ping, /ready, /metrics (Prometheus). */
-  metrics: z.strictObject({
-    listen: listenAddress.optional(),
-  }).prefault({}),
+  metrics: z
+    .strictObject({
+      listen: listenAddress.optional(),
+    })
+    .prefault({}),
   /** Folder of per-domain site files, relative to the config folder. */
   sites_dir: z.string().default('sites'),
   /** Processes that serve (like nginx worker_processes): "auto" = one per core; 1 = no cluster. */
@@ -177,14 +232,27 @@ const YEAR_MS = 365 * 86_400_000;
  * HTTP Strict Transport Security (RFC 6797): `hsts = true` is one year; a table sets max_age, include_subdomains and
  * preload. Preload lists take a site only with includeSubDomains and at least a year (https://hstspreload.org/).
  */
-const hsts = z.preprocess((value) => (value === true ? {} : value === false ? undefined : value), z.strictObject({
-  max_age: duration.default(YEAR_MS),
-  include_subdomains: z.boolean().default(false),
-  preload: z.boolean().default(false),
-}, { error: 'hsts is true, false or a table: { max_age = "365d", include_subdomains = true, preload = true }' })
-  .refine((h) => !h.preload || h.include_subdomains, { path: ['preload'], message: 'preload needs include_subdomains = true (hstspreload.org)' })
-  .refine((h) => !h.preload || h.max_age >= YEAR_MS, { path: ['preload'], message: 'preload needs a max_age of at least 365d (hstspreload.org)' })
-  .optional());
+const hsts = z.preprocess(
+  (value) => (value === true ? {} : value === false ? undefined : value),
+  z
+    .strictObject(
+      {
+        max_age: duration.default(YEAR_MS),
+        include_subdomains: z.boolean().default(false),
+        preload: z.boolean().default(false),
+      },
+      { error: 'hsts is true, false or a table: { max_age = "365d", include_subdomains = true, preload = true }' },
+    )
+    .refine((h) => !h.preload || h.include_subdomains, {
+      path: ['preload'],
+      message: 'preload needs include_subdomains = true (hstspreload.org)',
+    })
+    .refine((h) => !h.preload || h.max_age >= YEAR_MS, {
+      path: ['preload'],
+      message: 'preload needs a max_age of at least 365d (hstspreload.org)',
+    })
+    .optional(),
+);
 
 export const siteSchema = z.strictObject({
   server_names: z.array(serverName).min(1),
@@ -194,10 +262,23 @@ export const siteSchema = z.strictObject({
     key: z.string().optional(),
     acme: z.boolean().default(false),
   }),
-  upstreams: z.record(z.string().regex(/^[\w.-]+$/, 'upstream names are letters, digits, "_", "-" and "."'), upstreamGroup).default({}),
+  upstreams: z
+    .record(z.string().regex(/^[\w.-]+$/, 'upstream names are letters, digits, "_", "-" and "."'), upstreamGroup)
+    .default({}),
   routes: z.array(route).min(1),
   /** Regular expressions on the normalized path answered with 403 before routing (nginx `location ~ /\.ht { deny all; }`). */
-  deny_paths: z.array(z.string().refine((source) => { try { new RegExp(source); return true; } catch { return false; } }, 'not a valid regular expression')).default([]),
+  deny_paths: z
+    .array(
+      z.string().refine((source) => {
+        try {
+          new RegExp(source);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'not a valid regular expression'),
+    )
+    .default([]),
   /** OpenID Connect login in front of the whole site (oauth2-proxy's options); a site without [auth] is public. */
   auth: authSchema.optional(),
   /** Strict-Transport-Security on every HTTPS response of the site; off unless set. */

@@ -5,10 +5,19 @@ import path from 'node:path';
 
 const REFERENCE = /\$\{(env|file):([^}]+)\}/g;
 
-export interface SecretProblem { path: (string | number)[]; message: string }
+export interface SecretProblem {
+  path: (string | number)[];
+  message: string;
+}
 
 /** Returns a copy of `value` with every reference replaced; problems are collected, not thrown. */
-export function resolveSecretReferences(value: unknown, configDir: string, env: NodeJS.ProcessEnv, problems: SecretProblem[], at: (string | number)[] = []): unknown {
+export function resolveSecretReferences(
+  value: unknown,
+  configDir: string,
+  env: NodeJS.ProcessEnv,
+  problems: SecretProblem[],
+  at: (string | number)[] = [],
+): unknown {
   if (typeof value === 'string') {
     return value.replace(REFERENCE, (_whole, kind: string, name: string) => {
       if (kind === 'env') {
@@ -20,14 +29,23 @@ export function resolveSecretReferences(value: unknown, configDir: string, env: 
       try {
         return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
       } catch (error) {
-        problems.push({ path: at, message: `cannot read secret file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
+        problems.push({
+          path: at,
+          message: `cannot read secret file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+        });
         return '';
       }
     });
   }
-  if (Array.isArray(value)) return value.map((item, i) => resolveSecretReferences(item, configDir, env, problems, [...at, i]));
+  if (Array.isArray(value))
+    return value.map((item, i) => resolveSecretReferences(item, configDir, env, problems, [...at, i]));
   if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, resolveSecretReferences(item, configDir, env, problems, [...at, key])]));
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [
+        key,
+        resolveSecretReferences(item, configDir, env, problems, [...at, key]),
+      ]),
+    );
   }
   return value;
 }

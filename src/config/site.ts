@@ -9,13 +9,28 @@ import type { Report } from './problems.ts';
 import { DEFAULT_MAX_PENDING, type GlobalSettings, type RouteSettings, type SiteSettings } from './schema.ts';
 
 /** The site, or undefined when it has a problem (every one reported). */
-export function buildSite(file: string, raw: SiteSettings, defaults: GlobalSettings['proxy'], configDir: string, report: Report): Site | undefined {
+export function buildSite(
+  file: string,
+  raw: SiteSettings,
+  defaults: GlobalSettings['proxy'],
+  configDir: string,
+  report: Report,
+): Site | undefined {
   let found = false;
-  const problem: Report = (at, message) => { found = true; report(at, message); };
+  const problem: Report = (at, message) => {
+    found = true;
+    report(at, message);
+  };
 
   const upstreams: Record<string, UpstreamGroup> = {};
   for (const [name, group] of Object.entries(raw.upstreams)) {
-    upstreams[name] = { name, servers: group.servers.map((s) => new URL(s).origin), failTimeoutMs: group.fail_timeout, keepalive: group.keepalive, maxPending: group.max_pending };
+    upstreams[name] = {
+      name,
+      servers: group.servers.map((s) => new URL(s).origin),
+      failTimeoutMs: group.fail_timeout,
+      keepalive: group.keepalive,
+      maxPending: group.max_pending,
+    };
   }
 
   const seenPaths = new Set<string>();
@@ -25,7 +40,8 @@ export function buildSite(file: string, raw: SiteSettings, defaults: GlobalSetti
     const action = routeAction(r, i, upstreams, configDir, problem);
     if (!action) return undefined;
     // Files are looked up by the decoded path, where %2F is a separator again.
-    if (r.allow_encoded_slashes && action.kind !== 'proxy') problem(['routes', i, 'allow_encoded_slashes'], 'only a route with an upstream can allow encoded slashes');
+    if (r.allow_encoded_slashes && action.kind !== 'proxy')
+      problem(['routes', i, 'allow_encoded_slashes'], 'only a route with an upstream can allow encoded slashes');
     return {
       path: r.path,
       action,
@@ -53,18 +69,30 @@ export function buildSite(file: string, raw: SiteSettings, defaults: GlobalSetti
     routes: (routes as Route[]).sort((a, b) => b.path.length - a.path.length),
     denyPaths: raw.deny_paths.map((source) => new RegExp(source)),
     auth,
-    hsts: raw.hsts && [`max-age=${Math.floor(raw.hsts.max_age / 1000)}`, ...(raw.hsts.include_subdomains ? ['includeSubDomains'] : []), ...(raw.hsts.preload ? ['preload'] : [])].join('; '),
+    hsts:
+      raw.hsts &&
+      [
+        `max-age=${Math.floor(raw.hsts.max_age / 1000)}`,
+        ...(raw.hsts.include_subdomains ? ['includeSubDomains'] : []),
+        ...(raw.hsts.preload ? ['preload'] : []),
+      ].join('; '),
   };
 }
 
 function siteTls(raw: SiteSettings, configDir: string, problem: Report): Site['tls'] | undefined {
   const { cert, key, acme } = raw.tls;
   if (acme) {
-    if (cert !== undefined || key !== undefined) { problem(['tls', 'acme'], 'give either acme = true or cert and key, not both'); return undefined; }
+    if (cert !== undefined || key !== undefined) {
+      problem(['tls', 'acme'], 'give either acme = true or cert and key, not both');
+      return undefined;
+    }
     const wildcard = raw.server_names.findIndex((name) => name.startsWith('*.'));
     if (wildcard >= 0) {
-      problem(['server_names', wildcard], `"${raw.server_names[wildcard]}" is a wildcard, and ACME HTTP-01 cannot prove wildcards: `
-        + 'list the names one by one, or use cert and key files from a DNS-01 client');
+      problem(
+        ['server_names', wildcard],
+        `"${raw.server_names[wildcard]}" is a wildcard, and ACME HTTP-01 cannot prove wildcards: ` +
+          'list the names one by one, or use cert and key files from a DNS-01 client',
+      );
       return undefined;
     }
     return { source: 'acme' };
@@ -73,13 +101,24 @@ function siteTls(raw: SiteSettings, configDir: string, problem: Report): Site['t
     problem(['tls', cert === undefined ? 'cert' : 'key'], 'missing: a site needs cert and key files, or acme = true');
     return undefined;
   }
-  return readKeyPair(path.resolve(configDir, cert), path.resolve(configDir, key), (which, message) => problem(['tls', which], message));
+  return readKeyPair(path.resolve(configDir, cert), path.resolve(configDir, key), (which, message) =>
+    problem(['tls', which], message),
+  );
 }
 
-function routeAction(r: RouteSettings, i: number, upstreams: Record<string, UpstreamGroup>, configDir: string, problem: Report): RouteAction | undefined {
+function routeAction(
+  r: RouteSettings,
+  i: number,
+  upstreams: Record<string, UpstreamGroup>,
+  configDir: string,
+  problem: Report,
+): RouteAction | undefined {
   const chosen = (['upstream', 'root', 'status'] as const).filter((k) => r[k] !== undefined);
   if (chosen.length !== 1) {
-    problem(['routes', i], `a route needs exactly one of upstream, root or status (found ${chosen.length === 0 ? 'none' : chosen.join(', ')})`);
+    problem(
+      ['routes', i],
+      `a route needs exactly one of upstream, root or status (found ${chosen.length === 0 ? 'none' : chosen.join(', ')})`,
+    );
     return undefined;
   }
   if (r.status !== undefined) return { kind: 'status', status: r.status };
@@ -87,29 +126,55 @@ function routeAction(r: RouteSettings, i: number, upstreams: Record<string, Upst
   const target = r.upstream!;
   if (upstreams[target]) return { kind: 'proxy', upstream: target };
   if (!target.includes('://')) {
-    problem(['routes', i, 'upstream'], `no [upstreams.${target}] in this site (or give a URL such as "http://127.0.0.1:8080")`);
+    problem(
+      ['routes', i, 'upstream'],
+      `no [upstreams.${target}] in this site (or give a URL such as "http://127.0.0.1:8080")`,
+    );
     return undefined;
   }
   const parsed = globalUpstreamUrl(target);
   if (!parsed) {
-    problem(['routes', i, 'upstream'], 'upstream URLs are http:// or https:// with a host and optional port, no path, query or credentials');
+    problem(
+      ['routes', i, 'upstream'],
+      'upstream URLs are http:// or https:// with a host and optional port, no path, query or credentials',
+    );
     return undefined;
   }
-  upstreams[parsed] ??= { name: parsed, servers: [parsed], failTimeoutMs: 10_000, keepalive: 64, maxPending: DEFAULT_MAX_PENDING };
+  upstreams[parsed] ??= {
+    name: parsed,
+    servers: [parsed],
+    failTimeoutMs: 10_000,
+    keepalive: 64,
+    maxPending: DEFAULT_MAX_PENDING,
+  };
   return { kind: 'proxy', upstream: parsed };
 }
 
 function globalUpstreamUrl(text: string): string | undefined {
   try {
     const url = new URL(text);
-    const clean = (url.protocol === 'http:' || url.protocol === 'https:') && (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash && !url.username && !url.password;
+    const clean =
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
+      (url.pathname === '/' || url.pathname === '') &&
+      !url.search &&
+      !url.hash &&
+      !url.username &&
+      !url.password;
     return clean ? url.origin : undefined;
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
-function readKeyPair(certFile: string, keyFile: string, problem: (which: 'cert' | 'key', message: string) => void): FileTls | undefined {
+function readKeyPair(
+  certFile: string,
+  keyFile: string,
+  problem: (which: 'cert' | 'key', message: string) => void,
+): FileTls | undefined {
   const read = (file: string, which: 'cert' | 'key') => {
-    try { return fs.readFileSync(file, 'utf8'); } catch (error) {
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch (error) {
       problem(which, `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
       return undefined;
     }
@@ -119,8 +184,21 @@ function readKeyPair(certFile: string, keyFile: string, problem: (which: 'cert' 
   if (certPem === undefined || keyPem === undefined) return undefined;
   let leaf: crypto.X509Certificate;
   let key: crypto.KeyObject;
-  try { leaf = new crypto.X509Certificate(certPem); } catch { problem('cert', `${certFile} is not a PEM certificate`); return undefined; }
-  try { key = crypto.createPrivateKey(keyPem); } catch { problem('key', `${keyFile} is not a PEM private key`); return undefined; }
-  if (!leaf.checkPrivateKey(key)) { problem('key', `${keyFile} does not belong to the certificate in ${certFile}`); return undefined; }
+  try {
+    leaf = new crypto.X509Certificate(certPem);
+  } catch {
+    problem('cert', `${certFile} is not a PEM certificate`);
+    return undefined;
+  }
+  try {
+    key = crypto.createPrivateKey(keyPem);
+  } catch {
+    problem('key', `${keyFile} is not a PEM private key`);
+    return undefined;
+  }
+  if (!leaf.checkPrivateKey(key)) {
+    problem('key', `${keyFile} does not belong to the certificate in ${certFile}`);
+    return undefined;
+  }
   return { source: 'files', certFile, keyFile, certPem, keyPem };
 }

@@ -9,7 +9,10 @@ export interface TomlSource {
 
 export class TomlSyntaxError extends Error {
   readonly line: number;
-  constructor(message: string, line: number) { super(message); this.line = line; }
+  constructor(message: string, line: number) {
+    super(message);
+    this.line = line;
+  }
 }
 
 export function parseTomlSource(text: string): TomlSource {
@@ -23,7 +26,11 @@ export function parseTomlSource(text: string): TomlSource {
   const lines = new Map<string, number>();
   const keyName = (key: AST.TOMLKey['keys'][number]) => (key.type === 'TOMLBare' ? key.name : key.value);
   const visitValue = (node: AST.TOMLContentNode, path: (string | number)[]) => {
-    if (node.type === 'TOMLArray') node.elements.forEach((element, i) => { remember([...path, i], element.loc.start.line); visitValue(element, [...path, i]); });
+    if (node.type === 'TOMLArray')
+      node.elements.forEach((element, i) => {
+        remember([...path, i], element.loc.start.line);
+        visitValue(element, [...path, i]);
+      });
     if (node.type === 'TOMLInlineTable') node.body.forEach((kv) => visitKeyValue(kv, path));
   };
   const visitKeyValue = (kv: AST.TOMLKeyValue, parent: (string | number)[]) => {
@@ -31,11 +38,16 @@ export function parseTomlSource(text: string): TomlSource {
     remember(path, kv.loc.start.line);
     visitValue(kv.value, path);
   };
-  const remember = (path: (string | number)[], line: number) => { if (!lines.has(path.join('.'))) lines.set(path.join('.'), line); };
+  const remember = (path: (string | number)[], line: number) => {
+    if (!lines.has(path.join('.'))) lines.set(path.join('.'), line);
+  };
 
   const top = program.body[0];
   for (const node of top?.body ?? []) {
-    if (node.type === 'TOMLKeyValue') { visitKeyValue(node, []); continue; }
+    if (node.type === 'TOMLKeyValue') {
+      visitKeyValue(node, []);
+      continue;
+    }
     remember(node.resolvedKey, node.loc.start.line);
     for (const kv of node.body) visitKeyValue(kv, node.resolvedKey);
   }

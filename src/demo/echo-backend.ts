@@ -4,7 +4,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 
-export interface EchoBackend { url: string; port: number; server: http.Server; close(): Promise<void> }
+export interface EchoBackend {
+  url: string;
+  port: number;
+  server: http.Server;
+  close(): Promise<void>;
+}
 
 export async function startEchoBackend(host = '127.0.0.1', port = 0): Promise<EchoBackend> {
   const server = http.createServer((req, res) => {
@@ -26,18 +31,21 @@ export async function startEchoBackend(host = '127.0.0.1', port = 0): Promise<Ec
     url: `http://${host}:${bound}`,
     port: bound,
     server,
-    close: () => new Promise((resolve) => {
-      for (const client of sockets.clients) client.terminate();
-      sockets.close();
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        for (const client of sockets.clients) client.terminate();
+        sockets.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
 function page(seen: { method?: string; url?: string; headers: http.IncomingHttpHeaders }): string {
   const escape = (text: string) => text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
-  const rows = Object.entries(seen.headers).map(([name, value]) => `<tr><th>${escape(name)}</th><td>${escape(String(value))}</td></tr>`).join('');
+  const rows = Object.entries(seen.headers)
+    .map(([name, value]) => `<tr><th>${escape(name)}</th><td>${escape(String(value))}</td></tr>`)
+    .join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Echo backend</title>
 <style>body{font:14px system-ui;margin:2em}th{text-align:left;padding-right:1em;vertical-align:top}td{font-family:monospace;word-break:break-all}</style></head>
 <body><h1>Echo backend</h1><p>${escape(seen.method ?? '')} <code>${escape(seen.url ?? '')}</code> reached the backend with these headers:</p>

@@ -11,24 +11,66 @@ export const ERRORS = {
   ERR_ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this path.' },
   ERR_ACME_UNKNOWN_TOKEN: { status: 404, title: 'Not Found', detail: 'No ACME challenge with this token is pending.' },
   ERR_STATIC_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'The file does not exist.' },
-  ERR_HTTP_METHOD: { status: 405, title: 'Method Not Allowed', detail: 'This route serves files with GET and HEAD only.', allow: 'GET, HEAD' },
+  ERR_HTTP_METHOD: {
+    status: 405,
+    title: 'Method Not Allowed',
+    detail: 'This route serves files with GET and HEAD only.',
+    allow: 'GET, HEAD',
+  },
   // TRACE echoes a request back, cookies and credentials included (cross-site tracing); nginx answers it 405 too.
-  ERR_HTTP_TRACE: { status: 405, title: 'Method Not Allowed', detail: 'TRACE and TRACK are not served.', allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' },
+  ERR_HTTP_TRACE: {
+    status: 405,
+    title: 'Method Not Allowed',
+    detail: 'TRACE and TRACK are not served.',
+    allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
+  },
   ERR_BODY_TIMEOUT: { status: 408, title: 'Request Timeout', detail: 'The request body did not arrive in time.' },
-  ERR_BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', detail: 'The request body exceeds the size this route accepts.' },
+  ERR_BODY_TOO_LARGE: {
+    status: 413,
+    title: 'Content Too Large',
+    detail: 'The request body exceeds the size this route accepts.',
+  },
   ERR_AUTH_REQUIRED: { status: 401, title: 'Unauthorized', detail: 'Sign in to use this site.' },
   ERR_AUTH_FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'Your account may not use this site.' },
   ERR_AUTH_PROVIDER_REFUSED: { status: 403, title: 'Forbidden', detail: 'The identity provider did not sign you in.' },
-  ERR_AUTH_STATE_INVALID: { status: 400, title: 'Bad Request', detail: 'This login link is unknown, was already used or has expired. Start again from the page you wanted.' },
+  ERR_AUTH_STATE_INVALID: {
+    status: 400,
+    title: 'Bad Request',
+    detail: 'This login link is unknown, was already used or has expired. Start again from the page you wanted.',
+  },
   ERR_AUTH_REDIRECT_INVALID: { status: 400, title: 'Bad Request', detail: 'The return address is not allowed.' },
-  ERR_AUTH_LOGIN_FAILED: { status: 502, title: 'Bad Gateway', detail: 'The login could not be completed with the identity provider.' },
-  ERR_AUTH_PROVIDER_UNAVAILABLE: { status: 503, title: 'Service Unavailable', detail: 'The identity provider cannot be reached right now.' },
-  ERR_TLS_MISDIRECTED: { status: 421, title: 'Misdirected Request', detail: 'The Host header does not match the TLS server name.' },
+  ERR_AUTH_LOGIN_FAILED: {
+    status: 502,
+    title: 'Bad Gateway',
+    detail: 'The login could not be completed with the identity provider.',
+  },
+  ERR_AUTH_PROVIDER_UNAVAILABLE: {
+    status: 503,
+    title: 'Service Unavailable',
+    detail: 'The identity provider cannot be reached right now.',
+  },
+  ERR_TLS_MISDIRECTED: {
+    status: 421,
+    title: 'Misdirected Request',
+    detail: 'The Host header does not match the TLS server name.',
+  },
   ERR_SITE_UNKNOWN: { status: 421, title: 'Misdirected Request', detail: 'No site is configured for this host name.' },
   ERR_UPSTREAM_UNREACHABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream server could not be reached.' },
-  ERR_UPSTREAM_RESET: { status: 502, title: 'Bad Gateway', detail: 'The upstream server closed the connection or sent an invalid response.' },
-  ERR_UPSTREAM_BUSY: { status: 503, title: 'Service Unavailable', detail: 'The upstream server is busy with other requests. Try again shortly.' },
-  ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', detail: 'The upstream server did not answer in time.' },
+  ERR_UPSTREAM_RESET: {
+    status: 502,
+    title: 'Bad Gateway',
+    detail: 'The upstream server closed the connection or sent an invalid response.',
+  },
+  ERR_UPSTREAM_BUSY: {
+    status: 503,
+    title: 'Service Unavailable',
+    detail: 'The upstream server is busy with other requests. Try again shortly.',
+  },
+  ERR_UPSTREAM_TIMEOUT: {
+    status: 504,
+    title: 'Gateway Timeout',
+    detail: 'The upstream server did not answer in time.',
+  },
   ERR_SHUTTING_DOWN: { status: 503, title: 'Service Unavailable', detail: 'The server is shutting down.' },
   ERR_INTERNAL: { status: 500, title: 'Internal Server Error', detail: 'Something went wrong on our side.' },
 } as const;
@@ -38,28 +80,45 @@ export type ErrorCode = keyof typeof ERRORS;
 /** A 405 names the methods that are allowed (RFC 9110 §15.5.6). */
 type ErrorEntry = { status: number; title: string; detail: string; allow?: string };
 
-export function statusOf(code: ErrorCode): number { return ERRORS[code].status; }
+export function statusOf(code: ErrorCode): number {
+  return ERRORS[code].status;
+}
 
 /** Renders one of our errors. Does nothing when the response has already started (the caller then aborts the stream). */
-export function sendError(req: { headers: Record<string, string | string[] | undefined>; method?: string }, res: AnyResponse,
-  code: ErrorCode, requestId: string, extraHeaders: Record<string, string | string[]> = {}, options: { detail?: string; json?: boolean } = {}): void {
+export function sendError(
+  req: { headers: Record<string, string | string[] | undefined>; method?: string },
+  res: AnyResponse,
+  code: ErrorCode,
+  requestId: string,
+  extraHeaders: Record<string, string | string[]> = {},
+  options: { detail?: string; json?: boolean } = {},
+): void {
   if (res.headersSent || res.destroyed) return;
   const { status, title, allow }: ErrorEntry = ERRORS[code];
   const detail = options.detail ?? ERRORS[code].detail;
-  const body: OwnBody = options.json || prefersJson(req.headers.accept)
-    ? { type: 'json', text: JSON.stringify({ error: code, status, message: detail, request_id: requestId }) }
-    : { type: 'html', text: errorPage(code, status, title, detail, requestId) };
-  sendOwn(res, status, requestId, { headers: { ...(allow ? { allow } : {}), ...extraHeaders }, body, omitBody: req.method === 'HEAD' });
+  const body: OwnBody =
+    options.json || prefersJson(req.headers.accept)
+      ? { type: 'json', text: JSON.stringify({ error: code, status, message: detail, request_id: requestId }) }
+      : { type: 'html', text: errorPage(code, status, title, detail, requestId) };
+  sendOwn(res, status, requestId, {
+    headers: { ...(allow ? { allow } : {}), ...extraHeaders },
+    body,
+    omitBody: req.method === 'HEAD',
+  });
 }
 
 function errorPage(code: ErrorCode, status: number, title: string, detail: string, requestId: string): string {
   return renderPage({
     title: `${status} ${title}`,
-    body: html`<h1>${status} ${title}</h1><p>${detail}</p><p><small>Request id: <code>${requestId}</code> (${code})</small></p>`,
+    body: html`<h1>${status} ${title}</h1>
+      <p>${detail}</p>
+      <p>
+        <small>Request id: <code>${requestId}</code> (${code})</small>
+      </p>`,
   });
 }
 
 function prefersJson(accept: string | string[] | undefined): boolean {
-  const text = Array.isArray(accept) ? accept.join(',') : accept ?? '';
+  const text = Array.isArray(accept) ? accept.join(',') : (accept ?? '');
   return /\bapplication\/(?:[\w.+-]+\+)?json\b/i.test(text) && !/\btext\/html\b/i.test(text);
 }

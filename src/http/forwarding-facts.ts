@@ -3,14 +3,25 @@ import type { Runtime } from '../runtime/runtime.ts';
 import type { ForwardingFacts } from '../proxy/request-headers.ts';
 import { clientAddress, type AnyRequest } from './types.ts';
 
-export function forwardingFacts(runtime: Runtime, req: AnyRequest, host: string, requestId: string, proto: 'https' | 'http' = 'https'): ForwardingFacts {
+export function forwardingFacts(
+  runtime: Runtime,
+  req: AnyRequest,
+  host: string,
+  requestId: string,
+  proto: 'https' | 'http' = 'https',
+): ForwardingFacts {
   const peerAddress = clientAddress(req);
   const peerIsTrusted = runtime.trustedProxies.has(peerAddress);
   const forwardedFor = req.headers['x-forwarded-for'];
   return {
     peerAddress,
     peerIsTrusted,
-    clientAddress: peerIsTrusted ? runtime.trustedProxies.clientAddress(peerAddress, Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor) : peerAddress,
+    clientAddress: peerIsTrusted
+      ? runtime.trustedProxies.clientAddress(
+          peerAddress,
+          Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor,
+        )
+      : peerAddress,
     proto,
     host: hostHeader(req) ?? host,
     requestId,

@@ -30,7 +30,14 @@ export function resetStream(stream: Http2Stream, code = NGHTTP2_INTERNAL_ERROR):
 }
 
 /** The reset budget of each session (a token bucket), and what to do when it runs out. */
-interface ResetBudget { budget: number; tokens: number; last: number; resets: number; closing: boolean; onExceeded: (resets: number) => void }
+interface ResetBudget {
+  budget: number;
+  tokens: number;
+  last: number;
+  resets: number;
+  closing: boolean;
+  onExceeded: (resets: number) => void;
+}
 const budgets = new WeakMap<ServerHttp2Session, ResetBudget>();
 
 /**

@@ -29,11 +29,13 @@ const PLAIN = /^(?:\/(?!\.{1,2}(?:\/|$))[\w.~!$&'()*+,;=:@-]+)*\/?$/;
 export function normalizePath(target: string): RequestPath | { refused: string } {
   if (!target.startsWith('/')) return { refused: 'the request target is not a path' };
   // llhttp refuses these in HTTP/1.1 already; an HTTP/2 :path gets the same rule.
-  if (/[^\x21-\x7e]/.test(target)) return { refused: 'the request target holds a space, a control character or a byte outside ASCII' };
+  if (/[^\x21-\x7e]/.test(target))
+    return { refused: 'the request target holds a space, a control character or a byte outside ASCII' };
   const queryAt = target.indexOf('?');
   const raw = queryAt < 0 ? target : target.slice(0, queryAt);
   const query = queryAt < 0 ? '' : target.slice(queryAt);
-  if (PLAIN.test(raw)) return { normalized: raw, query, match: raw, encodedSlash: false, parameters: raw.includes(';') };
+  if (PLAIN.test(raw))
+    return { normalized: raw, query, match: raw, encodedSlash: false, parameters: raw.includes(';') };
 
   // IIS and some Java servers take "\" for "/"; a client never sends a fragment, and frameworks disagree on one.
   if (raw.includes('\\')) return { refused: 'a backslash in the path' };
@@ -76,8 +78,13 @@ export function normalizePath(target: string): RequestPath | { refused: string }
  * ";": servlet containers (Tomcat, Jetty, Spring) drop ";…" from each segment before routing, so "/public/..;/secret"
  * is /secret to them and "/;x/secret" too; refused unless the route says its upstream takes ";" as data.
  */
-export function refusalOnRoute(path: RequestPath, route: { allowEncodedSlashes: boolean; allowPathParameters: boolean } | undefined): string | undefined {
-  if (path.encodedSlash && !route?.allowEncodedSlashes) return 'an encoded slash (%2F) or backslash (%5C) in the path, which this route does not allow (allow_encoded_slashes)';
-  if (path.parameters && !route?.allowPathParameters) return 'a ";" in the path, which this route does not allow (allow_path_parameters)';
+export function refusalOnRoute(
+  path: RequestPath,
+  route: { allowEncodedSlashes: boolean; allowPathParameters: boolean } | undefined,
+): string | undefined {
+  if (path.encodedSlash && !route?.allowEncodedSlashes)
+    return 'an encoded slash (%2F) or backslash (%5C) in the path, which this route does not allow (allow_encoded_slashes)';
+  if (path.parameters && !route?.allowPathParameters)
+    return 'a ";" in the path, which this route does not allow (allow_path_parameters)';
   return undefined;
 }

@@ -33,7 +33,10 @@ export class RawAnswer {
   readonly socket: Socket;
   readonly head: Buffer;
   status: number | undefined;
-  constructor(socket: Socket, head: Buffer) { this.socket = socket; this.head = head; }
+  constructor(socket: Socket, head: Buffer) {
+    this.socket = socket;
+    this.head = head;
+  }
 }
 
 type Answer = AnyResponse | RawAnswer;
@@ -67,7 +70,8 @@ async function run(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: 
   const target = resolveTarget(runtime, req);
   ctx.site = target.site;
   // On every response of the site from here on, our own pages included; an upstream's own header wins.
-  if (target.site?.config.hsts && !(out instanceof RawAnswer)) common(out).setHeader('strict-transport-security', target.site.config.hsts);
+  if (target.site?.config.hsts && !(out instanceof RawAnswer))
+    common(out).setHeader('strict-transport-security', target.site.config.hsts);
   if ('error' in target) return refuse(ctx, req, out, target.error, target.cause, target.cause?.message);
   if ('oauth2' in target) return await oauth2Endpoint(runtime, ctx, req, out, target);
   ctx.route = target.route;
@@ -78,7 +82,8 @@ async function run(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: 
   let session: Session | undefined;
   if (auth && !auth.skips(req.method, target.pathname)) {
     const found = await auth.authenticate(req.headers);
-    if (found === PROVIDER_UNAVAILABLE) return refuse(ctx, req, out, 'ERR_AUTH_PROVIDER_UNAVAILABLE', undefined, undefined, RETRY_SOON);
+    if (found === PROVIDER_UNAVAILABLE)
+      return refuse(ctx, req, out, 'ERR_AUTH_PROVIDER_UNAVAILABLE', undefined, undefined, RETRY_SOON);
     if (!found) return await challenge(auth, ctx, req, out, target);
     session = found;
     if (!authorize(auth, session, ctx, req, out)) return;
@@ -88,11 +93,22 @@ async function run(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: 
   if (out instanceof RawAnswer) return await tunnel(runtime, ctx, req as IncomingMessage, out, target, session);
   const action = target.route.action;
   if (action.kind === 'status') return statusRoute(ctx, req, out, action.status);
-  if (action.kind === 'static') return served(ctx, req, out, await serveStatic(req, out, action, target.path.normalized));
+  if (action.kind === 'static')
+    return served(ctx, req, out, await serveStatic(req, out, action, target.path.normalized));
   const group = target.site.groups.get(action.upstream)!;
   const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, target.host, ctx.id), auth, session);
   // The upstream gets the path the rules matched, normalized, never the raw target (normalize-path.ts).
-  proxied(ctx, req, out, await forwardHttp(req, out, { route: target.route, group, headers, path: target.path.normalized + target.path.query }));
+  proxied(
+    ctx,
+    req,
+    out,
+    await forwardHttp(req, out, {
+      route: target.route,
+      group,
+      headers,
+      path: target.path.normalized + target.path.query,
+    }),
+  );
 }
 
 /**
@@ -110,14 +126,29 @@ function admit(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: Answ
 }
 
 /** /oauth2/* of a site with [auth]: pages, redirects and JSON (auth/routes.ts); no WebSocket is served there. */
-async function oauth2Endpoint(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: Answer, target: Extract<Target, { oauth2: true }>): Promise<void> {
+async function oauth2Endpoint(
+  runtime: Runtime,
+  ctx: RequestContext,
+  req: AnyRequest,
+  out: Answer,
+  target: Extract<Target, { oauth2: true }>,
+): Promise<void> {
   ctx.pathname = target.pathname;
   if (out instanceof RawAnswer) return refuse(ctx, req, out, 'ERR_ROUTE_NOT_FOUND');
-  Object.assign(ctx, await handleOAuth2(target.site.auth!, req, out, ctx.id, target.pathname, target.host, runtime.log));
+  Object.assign(
+    ctx,
+    await handleOAuth2(target.site.auth!, req, out, ctx.id, target.pathname, target.host, runtime.log),
+  );
 }
 
 /** Anonymous: a page navigation is sent into the login, anything else gets 401 (auth/challenge.ts); an upgrade always 401. */
-async function challenge(auth: SiteAuth, ctx: RequestContext, req: AnyRequest, out: Answer, target: Routed): Promise<void> {
+async function challenge(
+  auth: SiteAuth,
+  ctx: RequestContext,
+  req: AnyRequest,
+  out: Answer,
+  target: Routed,
+): Promise<void> {
   if (out instanceof RawAnswer) return refuse(ctx, req, out, 'ERR_AUTH_REQUIRED');
   ctx.error = await sendChallenge(auth, req, out, ctx.id, target.pathname, requestOrigin(req.headers, target.host));
 }
@@ -149,17 +180,38 @@ function proxied(ctx: RequestContext, req: AnyRequest, res: AnyResponse, result:
 }
 
 /** An upgrade on a route that proxies with `websocket` on: the tunnel (proxy/forward-websocket.ts). */
-async function tunnel(runtime: Runtime, ctx: RequestContext, req: IncomingMessage, answer: RawAnswer, target: Routed, session: Session | undefined): Promise<void> {
+async function tunnel(
+  runtime: Runtime,
+  ctx: RequestContext,
+  req: IncomingMessage,
+  answer: RawAnswer,
+  target: Routed,
+  session: Session | undefined,
+): Promise<void> {
   const { site, route } = target;
   const action = route.action;
-  if (action.kind !== 'proxy' || !route.websocket) return refuse(ctx, req, answer, action.kind === 'status' && action.status === 403 ? 'ERR_ROUTE_DENIED' : 'ERR_ROUTE_NOT_FOUND');
+  if (action.kind !== 'proxy' || !route.websocket)
+    return refuse(
+      ctx,
+      req,
+      answer,
+      action.kind === 'status' && action.status === 403 ? 'ERR_ROUTE_DENIED' : 'ERR_ROUTE_NOT_FOUND',
+    );
   const auth = site.auth;
   const group = site.groups.get(action.upstream)!;
   const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, target.host, ctx.id), auth, session);
   // A session's tunnel ends with the session (sign-out, expiry, …); a bearer token has no session (id '').
   const owner = auth && session?.id ? { key: auth.sessions.key(session), session, sessions: auth.sessions } : undefined;
-  const onOpen = owner && ((upstream: Socket) => runtime.tunnels.add(owner.key, owner.session.expiresAt, answer.socket, upstream));
-  const result = await forwardWebSocket(req, answer.socket, answer.head, { route, group, headers, path: target.path.normalized + target.path.query, requestId: ctx.id, onOpen });
+  const onOpen =
+    owner && ((upstream: Socket) => runtime.tunnels.add(owner.key, owner.session.expiresAt, answer.socket, upstream));
+  const result = await forwardWebSocket(req, answer.socket, answer.head, {
+    route,
+    group,
+    headers,
+    path: target.path.normalized + target.path.query,
+    requestId: ctx.id,
+    onOpen,
+  });
   // Signed out while the upstream was answering: that end found no tunnel to close yet.
   if (owner && !owner.sessions.current(owner.session)) runtime.tunnels.end(owner.key);
   ctx.upstream = result.upstream;
@@ -172,12 +224,23 @@ async function tunnel(runtime: Runtime, ctx: RequestContext, req: IncomingMessag
  * The one writer of our error answers; records the code (and cause) for the log line and the metrics. On an HTTP
  * response: errors.ts's page or JSON. On an upgrade's socket: raw HTTP/1.1 JSON, then the socket is closed.
  */
-function refuse(ctx: RequestContext, req: AnyRequest, out: Answer, code: ErrorCode, cause?: Error, detail?: string, headers?: Record<string, string>): void {
+function refuse(
+  ctx: RequestContext,
+  req: AnyRequest,
+  out: Answer,
+  code: ErrorCode,
+  cause?: Error,
+  detail?: string,
+  headers?: Record<string, string>,
+): void {
   ctx.error = code;
   ctx.cause ??= cause;
   if (out instanceof RawAnswer) {
     // Once answered (an open tunnel), the socket carries the upstream's stream: it is cut, never written into.
-    if (out.status !== undefined) { out.socket.destroy(); return; }
+    if (out.status !== undefined) {
+      out.socket.destroy();
+      return;
+    }
     out.status = statusOf(code);
     writeRawError(out.socket, code, ctx.id, headers);
     return;

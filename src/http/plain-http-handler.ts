@@ -8,7 +8,10 @@ import { normalizeHost } from '../tls/name-index.ts';
 import { sendError } from './errors.ts';
 import { beginRequest } from './request-context.ts';
 
-export function createPlainHttpHandler(runtime: Runtime, httpsPort: () => number): (req: IncomingMessage, res: ServerResponse) => void {
+export function createPlainHttpHandler(
+  runtime: Runtime,
+  httpsPort: () => number,
+): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const ctx = beginRequest(req);
     logWhenDone(runtime, ctx, req, res);

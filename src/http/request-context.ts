@@ -24,7 +24,12 @@ export interface RequestContext {
 }
 
 export function beginRequest(req: AnyRequest): RequestContext {
-  return { id: crypto.randomUUID().slice(0, 13).replace('-', ''), startedAt: performance.now(), client: clientAddress(req), bytes: 0 };
+  return {
+    id: crypto.randomUUID().slice(0, 13).replace('-', ''),
+    startedAt: performance.now(),
+    client: clientAddress(req),
+    bytes: 0,
+  };
 }
 
 /** The TLS server name the client sent, for HTTP/1.1 and HTTP/2 requests alike. */

@@ -32,7 +32,9 @@ export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
   if ('refused' in path) return { error: 'ERR_PATH_REFUSED', site, cause: new Error(path.refused) };
   const pathname = path.match;
   const oauth2 = site.auth !== undefined && pathname.startsWith('/oauth2/');
-  const route = oauth2 ? undefined : site.config.routes.find((r) => pathname.startsWith(r.path) || `${pathname}/` === r.path);
+  const route = oauth2
+    ? undefined
+    : site.config.routes.find((r) => pathname.startsWith(r.path) || `${pathname}/` === r.path);
   // %2F, %5C and ";" only where the route allows them (never on /oauth2/*), before any other rule.
   const refusal = refusalOnRoute(path, route);
   if (refusal) return { error: 'ERR_PATH_REFUSED', site, cause: new Error(refusal) };

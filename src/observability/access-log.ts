@@ -9,7 +9,13 @@ import type { Runtime } from '../runtime/runtime.ts';
 /** nginx's status for a request whose client went away before the response started ("client closed request"). */
 const CLIENT_CLOSED = 499;
 
-export function logWhenDone(runtime: Runtime, ctx: RequestContext, req: AnyRequest, res: AnyResponse, work?: Promise<unknown>): void {
+export function logWhenDone(
+  runtime: Runtime,
+  ctx: RequestContext,
+  req: AnyRequest,
+  res: AnyResponse,
+  work?: Promise<unknown>,
+): void {
   runtime.metrics?.requestStarted();
   let open = work ? 2 : 1;
   const over = () => {
@@ -26,13 +32,26 @@ export function logWhenDone(runtime: Runtime, ctx: RequestContext, req: AnyReque
  * A WebSocket upgrade's line and metrics, written when its work is over: answered 101 (the tunnel then lives on by
  * itself), refused, the upstream's other answer relayed, or left by its client before any answer (499).
  */
-export function logUpgradeWhenDone(runtime: Runtime, ctx: RequestContext, req: AnyRequest, answer: { readonly status: number | undefined }, work: Promise<unknown>): void {
+export function logUpgradeWhenDone(
+  runtime: Runtime,
+  ctx: RequestContext,
+  req: AnyRequest,
+  answer: { readonly status: number | undefined },
+  work: Promise<unknown>,
+): void {
   runtime.metrics?.requestStarted();
   const over = () => record(runtime, ctx, req, answer.status ?? CLIENT_CLOSED, answer.status !== undefined, 'upgrade');
   void work.then(over, over);
 }
 
-function record(runtime: Runtime, ctx: RequestContext, req: AnyRequest, status: number, complete: boolean, kind: 'request' | 'upgrade'): void {
+function record(
+  runtime: Runtime,
+  ctx: RequestContext,
+  req: AnyRequest,
+  status: number,
+  complete: boolean,
+  kind: 'request' | 'upgrade',
+): void {
   const { log, metrics } = runtime;
   metrics?.requestDone(ctx.site?.config.name ?? '', status, (performance.now() - ctx.startedAt) / 1000, ctx.error);
   if (!runtime.config.log.access_log && status < 500 && !ctx.cause) return;

@@ -5,7 +5,10 @@
 import http from 'node:http';
 import type { Runtime } from '../runtime/runtime.ts';
 
-export interface Readiness { ready: boolean; sites: Array<{ site: string; provider_ready: boolean }> }
+export interface Readiness {
+  ready: boolean;
+  sites: Array<{ site: string; provider_ready: boolean }>;
+}
 
 export interface HealthSources {
   readiness(): Promise<Readiness>;
@@ -16,17 +19,26 @@ export function createHealthServer(sources: HealthSources): http.Server {
   return http.createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/ping') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
-    const answer = path === '/ready'
-      ? sources.readiness().then((r) => res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r)))
-      : path === '/metrics'
-        ? sources.metrics().then((m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.text))
-        : Promise.resolve(res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found'));
-    answer.catch((error: Error) => { if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`); });
+    const answer =
+      path === '/ready'
+        ? sources
+            .readiness()
+            .then((r) =>
+              res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r)),
+            )
+        : path === '/metrics'
+          ? sources.metrics().then((m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.text))
+          : Promise.resolve(res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found'));
+    answer.catch((error: Error) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`);
+    });
   });
 }
 
 /** One process's own readiness. */
 export function runtimeReadiness(runtime: Runtime): Readiness {
-  const sites = runtime.siteList.filter((s) => s.auth).map((s) => ({ site: s.config.name, provider_ready: s.auth!.oidc.ready }));
+  const sites = runtime.siteList
+    .filter((s) => s.auth)
+    .map((s) => ({ site: s.config.name, provider_ready: s.auth!.oidc.ready }));
   return { ready: runtime.ready() && !runtime.stopping, sites };
 }

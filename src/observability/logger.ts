@@ -6,16 +6,38 @@ import pretty from 'pino-pretty';
 export type { Logger };
 
 const REDACT = [
-  'headers.cookie', 'headers.authorization', 'headers["set-cookie"]', 'headers["x-auth-request-access-token"]',
-  '*.cookie', '*.authorization', '*.access_token', '*.refresh_token', '*.id_token', '*.client_secret', '*.cookie_secret',
+  'headers.cookie',
+  'headers.authorization',
+  'headers["set-cookie"]',
+  'headers["x-auth-request-access-token"]',
+  '*.cookie',
+  '*.authorization',
+  '*.access_token',
+  '*.refresh_token',
+  '*.id_token',
+  '*.client_secret',
+  '*.cookie_secret',
 ];
 
-export interface LoggerOptions { level: string; format: 'json' | 'pretty' }
+export interface LoggerOptions {
+  level: string;
+  format: 'json' | 'pretty';
+}
 
 export function createLogger(options: LoggerOptions, destination?: DestinationStream): Logger {
   const base = { level: options.level, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } };
   if (destination) return pino(base, destination);
-  if (options.format === 'pretty') return pino(base, pretty({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true, sync: true }));
+  if (options.format === 'pretty')
+    return pino(
+      base,
+      pretty({
+        colorize: process.stdout.isTTY,
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname',
+        singleLine: true,
+        sync: true,
+      }),
+    );
   return pino(base, pino.destination({ sync: false }));
 }
 

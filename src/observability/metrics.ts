@@ -26,16 +26,41 @@ export class Metrics {
     this.certificates = certificates;
     const metrics = this;
     const registers = [this.registry];
-    this.#requests = new client.Counter({ name: 'gatehouse_requests_total', help: 'HTTP requests answered, by site and status code', labelNames: ['site', 'code'], registers });
+    this.#requests = new client.Counter({
+      name: 'gatehouse_requests_total',
+      help: 'HTTP requests answered, by site and status code',
+      labelNames: ['site', 'code'],
+      registers,
+    });
     this.#duration = new client.Histogram({
-      name: 'gatehouse_request_duration_seconds', help: 'Time from request to the end of the response, by site', labelNames: ['site'], registers,
+      name: 'gatehouse_request_duration_seconds',
+      help: 'Time from request to the end of the response, by site',
+      labelNames: ['site'],
+      registers,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     });
-    this.#inFlight = new client.Gauge({ name: 'gatehouse_requests_in_flight', help: 'HTTP requests being answered', registers });
-    this.#errors = new client.Counter({ name: 'gatehouse_errors_total', help: 'Requests Gatehouse answered with one of its error codes (ERR_…), by site', labelNames: ['site', 'error'], registers });
-    this.#renewalFailures = new client.Counter({ name: 'gatehouse_acme_renewal_failures_total', help: 'Failed ACME orders, by site', labelNames: ['site'], registers });
+    this.#inFlight = new client.Gauge({
+      name: 'gatehouse_requests_in_flight',
+      help: 'HTTP requests being answered',
+      registers,
+    });
+    this.#errors = new client.Counter({
+      name: 'gatehouse_errors_total',
+      help: 'Requests Gatehouse answered with one of its error codes (ERR_…), by site',
+      labelNames: ['site', 'error'],
+      registers,
+    });
+    this.#renewalFailures = new client.Counter({
+      name: 'gatehouse_acme_renewal_failures_total',
+      help: 'Failed ACME orders, by site',
+      labelNames: ['site'],
+      registers,
+    });
     new client.Gauge({
-      name: 'gatehouse_certificate_not_after_seconds', help: 'When the certificate served for a site expires (Unix time)', labelNames: ['site'], registers,
+      name: 'gatehouse_certificate_not_after_seconds',
+      help: 'When the certificate served for a site expires (Unix time)',
+      labelNames: ['site'],
+      registers,
       // Every worker serves the same certificates: the cluster total takes one value, not the sum.
       aggregator: 'max',
       collect() {

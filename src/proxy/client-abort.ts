@@ -7,9 +7,15 @@
 import { Readable } from 'node:stream';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
 
-export class ClientClosedError extends Error { code = 'ERR_CLIENT_CLOSED'; }
-export class BodyTooLargeError extends Error { code = 'ERR_BODY_TOO_LARGE'; }
-export class BodyTimeoutError extends Error { code = 'ERR_BODY_TIMEOUT'; }
+export class ClientClosedError extends Error {
+  code = 'ERR_CLIENT_CLOSED';
+}
+export class BodyTooLargeError extends Error {
+  code = 'ERR_BODY_TOO_LARGE';
+}
+export class BodyTimeoutError extends Error {
+  code = 'ERR_BODY_TIMEOUT';
+}
 
 /** True once the client cannot take this response any more: its HTTP/2 stream is closed, its HTTP/1.1 connection gone. */
 export function clientGone(req: AnyRequest, res: AnyResponse): boolean {
@@ -17,7 +23,9 @@ export function clientGone(req: AnyRequest, res: AnyResponse): boolean {
 }
 
 /** What the client's going away cancels: its wait for an upstream connection, then its upstream exchange. */
-export interface Cancellable { cancel(): void }
+export interface Cancellable {
+  cancel(): void;
+}
 
 /** The client side of one proxied exchange, from the moment forwarding starts until settle(). */
 export interface ClientWatch {
@@ -77,27 +85,49 @@ export function clientBody(req: AnyRequest, options: { maxBytes: number; idleMs:
   // Only while the reader wants more does a silent client count against the timeout; backpressure from the
   // upstream does not. One timer, refreshed per chunk, ignored while not wanted.
   let wanted = false;
-  const timer = setTimeout(() => { if (wanted) fail(new BodyTimeoutError(`no request body data for ${options.idleMs} ms`)); }, options.idleMs);
+  const timer = setTimeout(() => {
+    if (wanted) fail(new BodyTimeoutError(`no request body data for ${options.idleMs} ms`));
+  }, options.idleMs);
   timer.unref();
-  const want = () => { wanted = true; timer.refresh(); };
+  const want = () => {
+    wanted = true;
+    timer.refresh();
+  };
   const body = new Readable({
-    read() { if (!ended) { want(); req.resume(); } },
-    destroy(error, callback) { cleanup(); callback(error); },
+    read() {
+      if (!ended) {
+        want();
+        req.resume();
+      }
+    },
+    destroy(error, callback) {
+      cleanup();
+      callback(error);
+    },
   });
-  const fail = (error: Error) => { if (!ended) { ended = true; body.destroy(error); } };
+  const fail = (error: Error) => {
+    if (!ended) {
+      ended = true;
+      body.destroy(error);
+    }
+  };
   const onData = (chunk: Buffer) => {
     wanted = false;
     received += chunk.length;
-    if (received > options.maxBytes) return fail(new BodyTooLargeError(`request body exceeds ${options.maxBytes} bytes`));
-    if (body.push(chunk)) want(); else req.pause();
+    if (received > options.maxBytes)
+      return fail(new BodyTooLargeError(`request body exceeds ${options.maxBytes} bytes`));
+    if (body.push(chunk)) want();
+    else req.pause();
   };
   const onEnd = () => {
-    if (!finishedByClient(req)) return fail(new ClientClosedError('the client reset the request before its body was complete'));
+    if (!finishedByClient(req))
+      return fail(new ClientClosedError('the client reset the request before its body was complete'));
     ended = true;
     cleanup();
     body.push(null);
   };
-  const onGone = () => fail(new ClientClosedError('the client closed the connection before the request body was complete'));
+  const onGone = () =>
+    fail(new ClientClosedError('the client closed the connection before the request body was complete'));
   const cleanup = () => {
     clearTimeout(timer);
     req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onGone);

@@ -6,7 +6,14 @@ import type { Route } from '../config/model.ts';
 import type { ErrorCode } from '../http/errors.ts';
 import { resetStream } from '../http/http2-limits.ts';
 import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';
-import { ClientClosedError, clientBody, clientGone, watchClient, type Cancellable, type ClientWatch } from './client-abort.ts';
+import {
+  ClientClosedError,
+  clientBody,
+  clientGone,
+  watchClient,
+  type Cancellable,
+  type ClientWatch,
+} from './client-abort.ts';
 import { clientResponseHeaders } from './request-headers.ts';
 import { errorCodeFor, isConnectFailure } from './upstream-errors.ts';
 import type { UpstreamGroupPool, UpstreamServer } from './upstream-pools.ts';
@@ -26,13 +33,21 @@ export interface ForwardResult {
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-export async function forwardHttp(req: AnyRequest, res: AnyResponse, options: {
-  route: Route; group: UpstreamGroupPool; headers: Record<string, string | string[]>; path: string;
-}): Promise<ForwardResult> {
+export async function forwardHttp(
+  req: AnyRequest,
+  res: AnyResponse,
+  options: {
+    route: Route;
+    group: UpstreamGroupPool;
+    headers: Record<string, string | string[]>;
+    path: string;
+  },
+): Promise<ForwardResult> {
   const { route, group, headers, path } = options;
   const method = req.method ?? 'GET';
   const declaredLength = contentLength(req.headers['content-length']);
-  if (declaredLength !== undefined && declaredLength > route.maxBodySize) return { error: 'ERR_BODY_TOO_LARGE', bytes: 0 };
+  if (declaredLength !== undefined && declaredLength > route.maxBodySize)
+    return { error: 'ERR_BODY_TOO_LARGE', bytes: 0 };
 
   const client = watchClient(req, res);
   let body: Buffer | Readable | null = null;
@@ -51,12 +66,20 @@ export async function forwardHttp(req: AnyRequest, res: AnyResponse, options: {
     let last: ForwardResult = { error: 'ERR_UPSTREAM_UNREACHABLE', bytes: 0 };
     for (const server of group.attemptOrder()) {
       const slot = await group.acquire(server, client, route.connectTimeoutMs);
-      if (slot === 'busy') return { error: 'ERR_UPSTREAM_BUSY', cause: new Error(`all ${server.keepalive} connections to ${server.origin} are busy`), bytes: 0 };
+      if (slot === 'busy')
+        return {
+          error: 'ERR_UPSTREAM_BUSY',
+          cause: new Error(`all ${server.keepalive} connections to ${server.origin} are busy`),
+          bytes: 0,
+        };
       if (slot === 'cancelled' || client.gone || clientGone(req, res)) {
         if (slot !== 'cancelled') slot.release();
         return { clientClosed: true, bytes: 0 };
       }
-      if (body !== null && !Buffer.isBuffer(body) && body.errored) { slot.release(); return failed(body.errored); }
+      if (body !== null && !Buffer.isBuffer(body) && body.errored) {
+        slot.release();
+        return failed(body.errored);
+      }
       try {
         last = await dispatchOnce(res, server, group, client, { method, path, headers, body, route });
       } finally {
@@ -80,9 +103,19 @@ function failed(error: Error): ForwardResult {
   return code === undefined ? { clientClosed: true, bytes: 0 } : { error: code, cause: error, bytes: 0 };
 }
 
-function dispatchOnce(res: AnyResponse, server: UpstreamServer, group: UpstreamGroupPool, client: ClientWatch, request: {
-  method: string; path: string; headers: Record<string, string | string[]>; body: Buffer | Readable | null; route: Route;
-}): Promise<ForwardResult> {
+function dispatchOnce(
+  res: AnyResponse,
+  server: UpstreamServer,
+  group: UpstreamGroupPool,
+  client: ClientWatch,
+  request: {
+    method: string;
+    path: string;
+    headers: Record<string, string | string[]>;
+    body: Buffer | Readable | null;
+    route: Route;
+  },
+): Promise<ForwardResult> {
   const { route } = request;
   const pool = group.poolFor(server, route.connectTimeoutMs);
   return new Promise((resolve) => {
@@ -98,59 +131,75 @@ function dispatchOnce(res: AnyResponse, server: UpstreamServer, group: UpstreamG
       resolve({ upstream: server.origin, bytes, ...result });
     };
 
-    pool.dispatch({
-      origin: server.origin,
-      path: request.path,
-      method: request.method,
-      headers: request.headers,
-      body: request.body,
-      headersTimeout: route.readTimeoutMs,
-      bodyTimeout: route.readTimeoutMs,
-    }, {
-      onRequestStart(c) {
-        // Called just before the request is written to a connected socket: aborting here sends nothing. undici checks
-        // an idle socket before reusing it (asynchronously), so an HTTP/2 RST_STREAM that came in the same read as
-        // the HEADERS (rapid reset) is seen here first (a test holds it: the upstream gets none of them).
-        if (client.gone) return c.abort(new ClientClosedError('the client closed the request'));
-        sent = true;
-        client.cancels = new UpstreamExchange(c);
+    pool.dispatch(
+      {
+        origin: server.origin,
+        path: request.path,
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
+        headersTimeout: route.readTimeoutMs,
+        bodyTimeout: route.readTimeoutMs,
       },
-      onResponseStart(_c, statusCode, headers) {
-        started = true;
-        group.markUp(server);
-        common(res).writeHead(statusCode, clientResponseHeaders(headers));
-        // Headers leave with the first body chunk, in one TLS record and one syscall (flushing them alone cost a
-        // second write per response: 15 % of the keep-alive profile). A slow or streaming upstream (server-sent
-        // events) still gets them out within one event-loop turn.
-        flushTimer = setImmediate(() => { if (!res.headersSent && 'flushHeaders' in res) res.flushHeaders(); });
+      {
+        onRequestStart(c) {
+          // Called just before the request is written to a connected socket: aborting here sends nothing. undici checks
+          // an idle socket before reusing it (asynchronously), so an HTTP/2 RST_STREAM that came in the same read as
+          // the HEADERS (rapid reset) is seen here first (a test holds it: the upstream gets none of them).
+          if (client.gone) return c.abort(new ClientClosedError('the client closed the request'));
+          sent = true;
+          client.cancels = new UpstreamExchange(c);
+        },
+        onResponseStart(_c, statusCode, headers) {
+          started = true;
+          group.markUp(server);
+          common(res).writeHead(statusCode, clientResponseHeaders(headers));
+          // Headers leave with the first body chunk, in one TLS record and one syscall (flushing them alone cost a
+          // second write per response: 15 % of the keep-alive profile). A slow or streaming upstream (server-sent
+          // events) still gets them out within one event-loop turn.
+          flushTimer = setImmediate(() => {
+            if (!res.headersSent && 'flushHeaders' in res) res.flushHeaders();
+          });
+        },
+        onResponseData(c, chunk) {
+          bytes += chunk.length;
+          if (common(res).write(chunk)) return;
+          // The client reads slower than the upstream sends: pause the upstream, give up after send_timeout.
+          c.pause();
+          stallTimer = setTimeout(
+            () =>
+              abortUpstream(
+                c,
+                Object.assign(new Error('client did not read for send_timeout'), { code: 'ERR_SEND_TIMEOUT' }),
+              ),
+            route.sendTimeoutMs,
+          );
+          res.once('drain', () => {
+            clearTimeout(stallTimer);
+            c.resume();
+          });
+        },
+        onResponseEnd() {
+          res.end();
+          done({});
+        },
+        onResponseError(_c, error) {
+          if (client.gone || errorCodeFor(error) === undefined) {
+            // The access log names an upstream only when the request did reach it.
+            done({ clientClosed: true, ...(sent ? {} : { upstream: undefined }) });
+            return;
+          }
+          if (started || res.headersSent) {
+            // Mid-stream failure: the client must see a broken response, not a short one that looks complete.
+            done({ cause: error });
+            if ('stream' in res) resetStream(res.stream);
+            else res.destroy(error);
+            return;
+          }
+          done({ error: errorCodeFor(error), cause: error });
+        },
       },
-      onResponseData(c, chunk) {
-        bytes += chunk.length;
-        if (common(res).write(chunk)) return;
-        // The client reads slower than the upstream sends: pause the upstream, give up after send_timeout.
-        c.pause();
-        stallTimer = setTimeout(() => abortUpstream(c, Object.assign(new Error('client did not read for send_timeout'), { code: 'ERR_SEND_TIMEOUT' })), route.sendTimeoutMs);
-        res.once('drain', () => { clearTimeout(stallTimer); c.resume(); });
-      },
-      onResponseEnd() {
-        res.end();
-        done({});
-      },
-      onResponseError(_c, error) {
-        if (client.gone || errorCodeFor(error) === undefined) {
-          // The access log names an upstream only when the request did reach it.
-          done({ clientClosed: true, ...(sent ? {} : { upstream: undefined }) });
-          return;
-        }
-        if (started || res.headersSent) {
-          // Mid-stream failure: the client must see a broken response, not a short one that looks complete.
-          done({ cause: error });
-          if ('stream' in res) resetStream(res.stream); else res.destroy(error);
-          return;
-        }
-        done({ error: errorCodeFor(error), cause: error });
-      },
-    });
+    );
   });
 }
 
@@ -160,8 +209,12 @@ function dispatchOnce(res: AnyResponse, server: UpstreamServer, group: UpstreamG
  */
 class UpstreamExchange implements Cancellable {
   readonly #controller: Dispatcher.DispatchController;
-  constructor(controller: Dispatcher.DispatchController) { this.#controller = controller; }
-  cancel(): void { abortUpstream(this.#controller, new ClientClosedError('the client closed the request')); }
+  constructor(controller: Dispatcher.DispatchController) {
+    this.#controller = controller;
+  }
+  cancel(): void {
+    abortUpstream(this.#controller, new ClientClosedError('the client closed the request'));
+  }
 }
 
 /** Aborts the upstream request; undici tears a paused upstream connection down only once it reads again. */

@@ -18,15 +18,24 @@ proxy.on('error', (_error, _req, socket) => {
   if (socket && 'destroy' in socket) (socket as Socket).destroy();
 });
 /** Per-request facts the proxy's shared 'proxyReqWs' event needs: how long to wait, whom to tell of the answer. */
-const pending = new WeakMap<IncomingMessage, { readTimeoutMs: number; answered(status: number, upstream?: Socket): void }>();
+const pending = new WeakMap<
+  IncomingMessage,
+  { readTimeoutMs: number; answered(status: number, upstream?: Socket): void }
+>();
 proxy.on('proxyReqWs', (proxyReq, req, socket) => {
   // A WebSocket is over once its server has closed the TCP connection (RFC 6455 §7.1.1: the server closes first).
   // http-proxy-3 then only half-closes the client's side and waits for the client's FIN, which a client that went
   // away never sends: the client connection is closed whole instead, as soon as what was relayed is out.
-  proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket) => upstream.once('end', () => socket.destroySoon()));
+  proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket) =>
+    upstream.once('end', () => socket.destroySoon()),
+  );
   const entry = pending.get(req);
   if (!entry) return;
-  proxyReq.setTimeout(entry.readTimeoutMs, () => proxyReq.destroy(Object.assign(new Error('upstream did not answer the upgrade in time'), { code: 'ERR_UPSTREAM_TIMEOUT' })));
+  proxyReq.setTimeout(entry.readTimeoutMs, () =>
+    proxyReq.destroy(
+      Object.assign(new Error('upstream did not answer the upgrade in time'), { code: 'ERR_UPSTREAM_TIMEOUT' }),
+    ),
+  );
   proxyReq.once('upgrade', (_res, upstream: Socket) => entry.answered(101, upstream));
   proxyReq.once('response', (res: IncomingMessage) => entry.answered(res.statusCode ?? 502));
 });
@@ -39,21 +48,39 @@ proxy.on('open', (upstream) => {
 });
 
 /** status: 101 (the tunnel is open), the upstream's other answer relayed as is, or our error's; unset when the client left first. */
-export interface UpgradeResult { upstream: string; status?: number; error?: ErrorCode; cause?: Error }
+export interface UpgradeResult {
+  upstream: string;
+  status?: number;
+  error?: ErrorCode;
+  cause?: Error;
+}
 
 /** Resolves when the upstream has answered (or failed); the tunnel then lives on by itself. */
-export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buffer, options: {
-  route: Route; group: UpstreamGroupPool; headers: Record<string, string | string[]>; path: string; requestId: string;
-  /** Called with the upstream socket once the tunnel is piped, before any byte passes it (and before this resolves). */
-  onOpen?: (upstream: Socket) => void;
-}): Promise<UpgradeResult> {
+export function forwardWebSocket(
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+  options: {
+    route: Route;
+    group: UpstreamGroupPool;
+    headers: Record<string, string | string[]>;
+    path: string;
+    requestId: string;
+    /** Called with the upstream socket once the tunnel is piped, before any byte passes it (and before this resolves). */
+    onOpen?: (upstream: Socket) => void;
+  },
+): Promise<UpgradeResult> {
   const { route, group } = options;
   const server = group.attemptOrder()[0]!;
   req.headers = options.headers;
   req.url = options.path;
   return new Promise((resolve) => {
     let answered = false;
-    const settle = (result: UpgradeResult) => { socket.off('close', onClose); pending.delete(req); resolve(result); };
+    const settle = (result: UpgradeResult) => {
+      socket.off('close', onClose);
+      pending.delete(req);
+      resolve(result);
+    };
     const onClose = () => settle({ upstream: server.origin });
     socket.once('close', onClose);
     pending.set(req, {
@@ -69,7 +96,10 @@ export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buf
     proxy.ws(req, socket, head, { target: server.origin, connectTimeout: route.connectTimeoutMs }, (error) => {
       // Once the upstream has answered, the client socket carries WebSocket frames (or the relayed answer):
       // an error then ends the tunnel, it must not write an HTTP error page into the stream.
-      if (answered) { socket.destroy(); return; }
+      if (answered) {
+        socket.destroy();
+        return;
+      }
       if (isConnectFailure(error)) group.markDown(server);
       const errorCode = errorCodeFor(error) ?? 'ERR_UPSTREAM_RESET';
       writeRawError(socket, errorCode, options.requestId);
@@ -79,10 +109,22 @@ export function forwardWebSocket(req: IncomingMessage, socket: Socket, head: Buf
 }
 
 /** An error answer on a socket that has not been handed to any HTTP response object. */
-export function writeRawError(socket: Socket, code: ErrorCode, requestId: string, extraHeaders: Record<string, string> = {}): void {
-  if (!socket.writable) { socket.destroy(); return; }
+export function writeRawError(
+  socket: Socket,
+  code: ErrorCode,
+  requestId: string,
+  extraHeaders: Record<string, string> = {},
+): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
   const { status, title, detail } = ERRORS[code];
   const body = JSON.stringify({ error: code, status, message: detail, request_id: requestId });
   const headers = ownHeaders(requestId, { connection: 'close', ...extraHeaders }, { type: 'json', text: body });
-  socket.end(`HTTP/1.1 ${status} ${title}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${title}\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('\r\n')}\r\n\r\n${body}`,
+  );
 }

@@ -5,7 +5,19 @@ import type { IncomingHttpHeaders } from 'node:http';
 /** Hop-by-hop headers: they describe one connection and are never forwarded (RFC 9110 §7.6.1, RFC 9113 §8.2.2).
  *  Expect is answered by Node itself (100 Continue) and undici refuses to send it. TE goes too, `trailers` included
  *  (as nginx does): Gatehouse does not pass response trailers on, so it must not promise the upstream it accepts them. */
-const HOP_BY_HOP = new Set(['expect', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']);
+const HOP_BY_HOP = new Set([
+  'expect',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'http2-settings',
+]);
 
 /**
  * Headers only Gatehouse may set. An incoming header whose name, lower-cased with "_" and "." read as "-",
@@ -13,17 +25,43 @@ const HOP_BY_HOP = new Set(['expect', 'connection', 'keep-alive', 'proxy-connect
  * real thing (oauth2-proxy GHSA-vjrc-mh2v-45x6).
  */
 export const OWNED_HEADERS = new Set([
-  'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix',
-  'x-forwarded-server', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-original-url', 'x-original-uri', 'x-rewrite-url', 'forwarded',
+  'x-real-ip',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-server',
+  'x-forwarded-ssl',
+  'x-forwarded-scheme',
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+  'forwarded',
   'x-request-id',
   // Identity headers (oauth2-proxy's names): set only from a verified session, on sites with [auth].
-  'x-auth-request-user', 'x-auth-request-email', 'x-auth-request-preferred-username', 'x-auth-request-groups',
-  'x-auth-request-access-token', 'x-auth-request-redirect', 'x-forwarded-user', 'x-forwarded-email',
-  'x-forwarded-preferred-username', 'x-forwarded-groups', 'x-forwarded-access-token',
+  'x-auth-request-user',
+  'x-auth-request-email',
+  'x-auth-request-preferred-username',
+  'x-auth-request-groups',
+  'x-auth-request-access-token',
+  'x-auth-request-redirect',
+  'x-forwarded-user',
+  'x-forwarded-email',
+  'x-forwarded-preferred-username',
+  'x-forwarded-groups',
+  'x-forwarded-access-token',
 ]);
 
 /** Headers whose value we keep from a trusted proxy, and otherwise replace. */
-const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'forwarded']);
+const FORWARDING = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'forwarded',
+]);
 
 export function normalizedHeaderName(name: string): string {
   return name.toLowerCase().replace(/[_.]/g, '-');
@@ -41,7 +79,10 @@ export interface ForwardingFacts {
 }
 
 /** Builds the upstream request's headers. Names arrive lower-cased from Node; HTTP/2 pseudo-headers are dropped. */
-export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, facts: ForwardingFacts): Record<string, string | string[]> {
+export function upstreamRequestHeaders(
+  incoming: IncomingHttpHeaders,
+  facts: ForwardingFacts,
+): Record<string, string | string[]> {
   const named = connectionNamedHeaders(incoming.connection);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(incoming)) {
@@ -63,7 +104,9 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, facts: For
   out.host = facts.host;
   out['x-real-ip'] = facts.clientAddress;
   const priorFor = facts.peerIsTrusted ? incoming['x-forwarded-for'] : undefined;
-  out['x-forwarded-for'] = priorFor ? `${Array.isArray(priorFor) ? priorFor.join(', ') : priorFor}, ${facts.peerAddress}` : facts.peerAddress;
+  out['x-forwarded-for'] = priorFor
+    ? `${Array.isArray(priorFor) ? priorFor.join(', ') : priorFor}, ${facts.peerAddress}`
+    : facts.peerAddress;
   if (!(facts.peerIsTrusted && incoming['x-forwarded-proto'])) out['x-forwarded-proto'] = facts.proto;
   if (!(facts.peerIsTrusted && incoming['x-forwarded-host'])) out['x-forwarded-host'] = facts.host;
   out['x-request-id'] = facts.requestId;
@@ -87,7 +130,10 @@ function connectionNamedHeaders(connection: string | string[] | undefined): Set<
   const names = new Set<string>();
   for (const part of (Array.isArray(connection) ? connection.join(',') : connection).split(',')) {
     const name = part.trim().toLowerCase();
-    if (name) { names.add(name); names.add(normalizedHeaderName(name)); }
+    if (name) {
+      names.add(name);
+      names.add(normalizedHeaderName(name));
+    }
   }
   return names;
 }

@@ -6,15 +6,35 @@ import type { Route } from '../config/model.ts';
 import type { ErrorCode } from '../http/errors.ts';
 import type { AnyRequest, AnyResponse } from '../http/types.ts';
 
-export interface StaticResult { error?: ErrorCode; bytes: number }
+export interface StaticResult {
+  error?: ErrorCode;
+  bytes: number;
+}
 
-export function serveStatic(req: AnyRequest, res: AnyResponse, action: Extract<Route['action'], { kind: 'static' }>, pathname: string): Promise<StaticResult> {
+export function serveStatic(
+  req: AnyRequest,
+  res: AnyResponse,
+  action: Extract<Route['action'], { kind: 'static' }>,
+  pathname: string,
+): Promise<StaticResult> {
   if (req.method !== 'GET' && req.method !== 'HEAD') return Promise.resolve({ error: 'ERR_HTTP_METHOD', bytes: 0 });
   return new Promise((resolve) => {
     let bytes = 0;
-    const stream = send(req as never, pathname, { root: action.root, index: action.index, dotfiles: 'deny', etag: true, lastModified: true });
-    stream.on('error', (error: { status?: number }) => resolve({ error: error.status === 403 ? 'ERR_ROUTE_DENIED' : 'ERR_STATIC_NOT_FOUND', bytes }));
-    stream.on('stream', (file: NodeJS.ReadableStream) => file.on('data', (chunk: Buffer) => { bytes += chunk.length; }));
+    const stream = send(req as never, pathname, {
+      root: action.root,
+      index: action.index,
+      dotfiles: 'deny',
+      etag: true,
+      lastModified: true,
+    });
+    stream.on('error', (error: { status?: number }) =>
+      resolve({ error: error.status === 403 ? 'ERR_ROUTE_DENIED' : 'ERR_STATIC_NOT_FOUND', bytes }),
+    );
+    stream.on('stream', (file: NodeJS.ReadableStream) =>
+      file.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+      }),
+    );
     res.once('finish', () => resolve({ bytes }));
     res.once('close', () => resolve({ bytes }));
     stream.pipe(res as never);

@@ -25,7 +25,10 @@ export class TrustedProxies {
   /** The client address: the peer, or, behind trusted proxies, the right-most X-Forwarded-For entry that is not one of them. */
   clientAddress(peer: string, forwardedFor: string | undefined): string {
     if (!this.has(peer) || !forwardedFor) return peer;
-    const hops = forwardedFor.split(',').map((h) => h.trim()).filter(Boolean);
+    const hops = forwardedFor
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean);
     for (let i = hops.length - 1; i >= 0; i--) if (!this.has(hops[i])) return hops[i]!;
     return hops[0] ?? peer;
   }

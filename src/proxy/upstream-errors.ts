@@ -9,9 +9,24 @@ import { BodyTimeoutError, BodyTooLargeError, ClientClosedError } from './client
  * Failures where the request never reached the server: safe to try the next one, and the server is marked down.
  * undici's codes and http-proxy-3's connect timeout (ECONNECT_TIMEOUT) included.
  */
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNECT_TIMEOUT']);
+const CONNECT_FAILURES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ECONNECT_TIMEOUT',
+]);
 /** The upstream did not connect, answer or send its body in time (ERR_UPSTREAM_TIMEOUT is our own read timeout of an upgrade). */
-const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ECONNECT_TIMEOUT', 'ETIMEDOUT', 'ERR_UPSTREAM_TIMEOUT']);
+const TIMEOUTS = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ECONNECT_TIMEOUT',
+  'ETIMEDOUT',
+  'ERR_UPSTREAM_TIMEOUT',
+]);
 
 /** True when the request never reached the server (so it may go to the next one). */
 export function isConnectFailure(error: Error | undefined): boolean {

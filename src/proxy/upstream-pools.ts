@@ -21,7 +21,9 @@ export interface UpstreamServer {
 }
 
 /** A connection slot taken for one exchange; release it when the exchange is over. */
-export interface Slot { release(): void }
+export interface Slot {
+  release(): void;
+}
 
 export class UpstreamGroupPool {
   readonly name: string;
@@ -36,7 +38,14 @@ export class UpstreamGroupPool {
     this.name = group.name;
     this.failTimeoutMs = group.failTimeoutMs;
     this.maxPending = group.maxPending;
-    this.servers = group.servers.map((origin) => ({ origin, downUntil: 0, pools: new Map(), keepalive: group.keepalive, active: 0, waiting: [] }));
+    this.servers = group.servers.map((origin) => ({
+      origin,
+      downUntil: 0,
+      pools: new Map(),
+      keepalive: group.keepalive,
+      active: 0,
+      waiting: [],
+    }));
   }
 
   /**
@@ -61,7 +70,10 @@ export class UpstreamGroupPool {
         this.pending--;
         resolve(outcome);
       };
-      const grant = () => { server.active++; leave(this.slot(server)); };
+      const grant = () => {
+        server.active++;
+        leave(this.slot(server));
+      };
       const timer = setTimeout(() => leave('busy'), waitMs);
       client.cancels = { cancel: () => leave('cancelled') };
       server.waiting.push(grant);
@@ -126,7 +138,9 @@ export class UpstreamGroupPool {
     let timer: NodeJS.Timeout | undefined;
     const closed = await Promise.race([
       Promise.all(pools.map((p) => p.close())).then(() => true),
-      new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), graceMs); }),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), graceMs);
+      }),
     ]);
     clearTimeout(timer);
     if (!closed) await this.destroy();

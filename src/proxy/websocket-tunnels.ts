@@ -21,11 +21,16 @@ export class WebSocketTunnels {
   add(sessionKey: string, expiresAt: number, client: Socket, upstream: Socket): void {
     const tunnel = new Tunnel(client, upstream);
     let tunnels = this.#bySession.get(sessionKey);
-    if (!tunnels) this.#bySession.set(sessionKey, tunnels = new Set());
+    if (!tunnels) this.#bySession.set(sessionKey, (tunnels = new Set()));
     tunnels.add(tunnel);
     let timer: NodeJS.Timeout;
-    const arm = () => { timer = setTimeout(expire, Math.min(Math.max(0, expiresAt - Date.now()), MAX_TIMER_MS)).unref(); };
-    const expire = () => { if (Date.now() >= expiresAt) tunnel.close(); else arm(); };
+    const arm = () => {
+      timer = setTimeout(expire, Math.min(Math.max(0, expiresAt - Date.now()), MAX_TIMER_MS)).unref();
+    };
+    const expire = () => {
+      if (Date.now() >= expiresAt) tunnel.close();
+      else arm();
+    };
     arm();
     tunnel.whenClosed(() => {
       clearTimeout(timer);
@@ -67,7 +72,12 @@ class Tunnel {
 
   whenClosed(listener: () => void): void {
     let called = false;
-    const once = () => { if (!called) { called = true; listener(); } };
+    const once = () => {
+      if (!called) {
+        called = true;
+        listener();
+      }
+    };
     this.#client.once('close', once);
     this.#upstream.once('close', once);
   }
@@ -75,10 +85,17 @@ class Tunnel {
   close(): void {
     if (this.#closing) return;
     this.#closing = true;
-    setTimeout(() => { this.#client.destroy(); this.#upstream.destroy(); }, CLOSE_GRACE_MS).unref();
+    setTimeout(() => {
+      this.#client.destroy();
+      this.#upstream.destroy();
+    }, CLOSE_GRACE_MS).unref();
     // Frames from a server are not masked, frames to a server must be (RFC 6455 §5.1).
-    this.#toClient.stopAtFrameEnd(() => { if (this.#client.writable) this.#client.end(closeFrame(false)); });
-    this.#toUpstream.stopAtFrameEnd(() => { if (this.#upstream.writable) this.#upstream.end(closeFrame(true)); });
+    this.#toClient.stopAtFrameEnd(() => {
+      if (this.#client.writable) this.#client.end(closeFrame(false));
+    });
+    this.#toUpstream.stopAtFrameEnd(() => {
+      if (this.#upstream.writable) this.#upstream.end(closeFrame(true));
+    });
   }
 }
 
@@ -109,7 +126,9 @@ class Direction {
     this.#source.resume();
   }
 
-  get #betweenFrames(): boolean { return this.#headerBytes === 0 && this.#payloadLeft === 0; }
+  get #betweenFrames(): boolean {
+    return this.#headerBytes === 0 && this.#payloadLeft === 0;
+  }
 
   #onData(chunk: Buffer): void {
     if (this.#state === 'relay') this.#follow(chunk, false);

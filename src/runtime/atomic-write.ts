@@ -6,10 +6,18 @@ import path from 'node:path';
 
 export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+  const temporary = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${crypto.randomBytes(6).toString('hex')}.tmp`,
+  );
   try {
     const fd = fs.openSync(temporary, 'wx', mode);
-    try { fs.writeFileSync(fd, data); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(temporary, file);
   } catch (error) {
     fs.rmSync(temporary, { force: true });
@@ -20,7 +28,10 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o64
 /** Points `link` at `target` in one step (a new symlink renamed over the old one, rename(2) is atomic), then
  *  flushes the folder so the switch survives a power cut. */
 export function symlinkAtomic(target: string, link: string): void {
-  const temporary = path.join(path.dirname(link), `.${path.basename(link)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+  const temporary = path.join(
+    path.dirname(link),
+    `.${path.basename(link)}.${crypto.randomBytes(6).toString('hex')}.tmp`,
+  );
   try {
     fs.symlinkSync(target, temporary);
     fs.renameSync(temporary, link);
@@ -34,5 +45,9 @@ export function symlinkAtomic(target: string, link: string): void {
 /** Flushes a folder's entries (new and renamed files) to disk. */
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
-  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }

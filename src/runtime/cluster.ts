@@ -56,12 +56,14 @@ export function reportListening(gatehouse: ServingWorker): void {
   if (!cluster.isWorker) return;
   const share = (runtime: Runtime) => {
     if (runtime.metrics) shareWithPrimary(runtime.metrics);
-    for (const site of runtime.siteList) site.auth?.sessions.onEnded((key) => process.send?.({ type: SESSION_ENDED, key }));
+    for (const site of runtime.siteList)
+      site.auth?.sessions.onEnded((key) => process.send?.({ type: SESSION_ENDED, key }));
   };
   share(gatehouse.runtime);
   gatehouse.onRuntime(share);
   process.on('message', (message: { type?: string; id?: number; key?: string }) => {
-    if (message?.type === READINESS_QUERY) process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(gatehouse.runtime) });
+    if (message?.type === READINESS_QUERY)
+      process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(gatehouse.runtime) });
     if (message?.type === SESSION_ENDED && typeof message.key === 'string') gatehouse.endTunnels(message.key);
   });
   process.send?.(LISTENING_MESSAGE);
@@ -69,7 +71,9 @@ export function reportListening(gatehouse: ServingWorker): void {
 
 /** In a worker: what the primary's reload order does (the worker reloads its configuration in place). */
 export function whenReloadOrdered(reload: () => void): void {
-  process.on('message', (message) => { if (message === RELOAD_MESSAGE) reload(); });
+  process.on('message', (message) => {
+    if (message === RELOAD_MESSAGE) reload();
+  });
 }
 
 /**
@@ -81,8 +85,14 @@ export function whenReloadOrdered(reload: () => void): void {
 export function leaveCluster(timeoutMs = 5_000): Promise<void> {
   if (!cluster.isWorker || !process.connected) return Promise.resolve();
   return new Promise((resolve) => {
-    const done = () => { clearTimeout(timer); process.off('message', onAnswer); process.send?.('gatehouse:left', () => resolve()); };
-    const onAnswer = (message: unknown) => { if (message === LEAVING_ANSWER) done(); };
+    const done = () => {
+      clearTimeout(timer);
+      process.off('message', onAnswer);
+      process.send?.('gatehouse:left', () => resolve());
+    };
+    const onAnswer = (message: unknown) => {
+      if (message === LEAVING_ANSWER) done();
+    };
     const timer = setTimeout(done, timeoutMs);
     process.on('message', onAnswer);
     process.send?.(LEAVING_QUERY);
@@ -92,7 +102,9 @@ export function leaveCluster(timeoutMs = 5_000): Promise<void> {
 // Listened for from the moment the module loads: a stop order can arrive while the worker is still starting,
 // and must not be lost (the primary would wait out the whole grace period, then kill it).
 if (cluster.isWorker) {
-  process.on('message', (message) => { if (message === STOP_MESSAGE) requestStop('primary'); });
+  process.on('message', (message) => {
+    if (message === STOP_MESSAGE) requestStop('primary');
+  });
 }
 
 /** The exit code of a start that no restart can fix: a configuration error, or a listener address that cannot be bound. */
@@ -167,22 +179,35 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
 
   // One clear line and exit 2 when an address is taken, before any worker starts (each would fail on its own).
   for (const { listener, address } of options.listen) await probeListen(listener, address);
-  const health = options.metricsListen ? await serveClusterHealth(options.metricsListen, () => [...live.keys()].filter((w) => !retiring.has(w) && !starting.has(w))) : undefined;
+  const health = options.metricsListen
+    ? await serveClusterHealth(options.metricsListen, () =>
+        [...live.keys()].filter((w) => !retiring.has(w) && !starting.has(w)),
+      )
+    : undefined;
 
   // Workers started from source get Gatehouse's V8 flags too. The single executable applies its embedded flags to
   // every process itself and shows them in process.execArgv, which node:cluster would otherwise put on the worker's
   // command line, where the executable hands them to our CLI as arguments. Its workers get execPath as the script
   // argument the executable ignores, and main.ts skips (it is process.argv[1] otherwise: `./gatehouse`, a PATH name).
-  cluster.setupPrimary({ execArgv: isSea() ? [] : withV8Flags(process.execArgv), ...(isSea() ? { exec: process.execPath } : {}) });
+  cluster.setupPrimary({
+    execArgv: isSea() ? [] : withV8Flags(process.execArgv),
+    ...(isSea() ? { exec: process.execPath } : {}),
+  });
   let scheduler: Worker | undefined;
   const fork = (runsScheduler: boolean): Worker => {
     const worker = cluster.fork({ [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
-    const state: Supervised = { timedOut: false, startTimer: setTimeout(() => {
-      state.timedOut = true;
-      log.error({ worker_pid: worker.process.pid, start_timeout_ms: startMs }, 'worker did not listen within start_timeout; killing it');
-      // Not worker.kill(): node:cluster first asks the worker to disconnect, which a hung worker never answers.
-      worker.process.kill('SIGKILL');
-    }, startMs) };
+    const state: Supervised = {
+      timedOut: false,
+      startTimer: setTimeout(() => {
+        state.timedOut = true;
+        log.error(
+          { worker_pid: worker.process.pid, start_timeout_ms: startMs },
+          'worker did not listen within start_timeout; killing it',
+        );
+        // Not worker.kill(): node:cluster first asks the worker to disconnect, which a hung worker never answers.
+        worker.process.kill('SIGKILL');
+      }, startMs),
+    };
     live.set(worker, state);
     worker.on('message', (message) => {
       if (message !== LISTENING_MESSAGE) return;
@@ -193,22 +218,39 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
     if (runsScheduler) scheduler = worker;
     return worker;
   };
-  const send = (worker: Worker, message: string) => { if (worker.isConnected()) worker.send(message); };
+  const send = (worker: Worker, message: string) => {
+    if (worker.isConnected()) worker.send(message);
+  };
   for (let i = 0; i < options.workers; i++) fork(i === 0);
   cluster.on('message', (from, message: { type?: string } | string) => {
-    if (message === LEAVING_QUERY) { send(from, LEAVING_ANSWER); return; }
+    if (message === LEAVING_QUERY) {
+      send(from, LEAVING_ANSWER);
+      return;
+    }
     if (typeof message !== 'object' || message?.type !== SESSION_ENDED) return;
     for (const worker of live.keys()) if (worker !== from && worker.isConnected()) worker.send(message);
   });
-  log.info({ workers: options.workers, ...(health ? { metrics: `${options.metricsListen!.host}:${(health.address() as { port: number }).port}` } : {}) }, 'primary started');
+  log.info(
+    {
+      workers: options.workers,
+      ...(health ? { metrics: `${options.metricsListen!.host}:${(health.address() as { port: number }).port}` } : {}),
+    },
+    'primary started',
+  );
 
   whenReloadRequested(() => {
-    if (stopping || starting.size > 0) { log.warn('reload ignored: a stop or another reload is under way'); return; }
+    if (stopping || starting.size > 0) {
+      log.warn('reload ignored: a stop or another reload is under way');
+      return;
+    }
     let next: number;
     try {
       next = options.checkConfig();
     } catch (error) {
-      log.error({ err: { message: (error as Error).message } }, 'reload refused: the configuration has errors; the workers keep the running one');
+      log.error(
+        { err: { message: (error as Error).message } },
+        'reload refused: the configuration has errors; the workers keep the running one',
+      );
       return;
     }
     const old = [...live.keys()].filter((w) => !retiring.has(w));
@@ -229,8 +271,15 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
       starting.clear();
       if (stopping) return; // the stop order went to every worker, old and new
       const retire = ok ? old : fresh;
-      for (const worker of retire) { retiring.add(worker); send(worker, STOP_MESSAGE); }
-      if (ok) { workers = next; log.info({ workers: next }, 'reloaded'); return; }
+      for (const worker of retire) {
+        retiring.add(worker);
+        send(worker, STOP_MESSAGE);
+      }
+      if (ok) {
+        workers = next;
+        log.info({ workers: next }, 'reloaded');
+        return;
+      }
       scheduler = oldScheduler;
       log.error('reload failed: a new worker did not start (see its log lines); the old workers keep serving');
     });
@@ -238,7 +287,9 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
 
   let exitCode = 0;
   let finish!: () => void;
-  const finished = new Promise<void>((resolve) => { finish = resolve; });
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
   const stopAll = (reason: string, code: number) => {
     if (stopping) return; // a signal after a failed start: that stop is under way, with its exit code
     stopping = true;
@@ -248,7 +299,9 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
     if (live.size === 0) return finish();
     for (const worker of live.keys()) send(worker, STOP_MESSAGE);
     // A worker stuck past its own grace period is killed, so the primary always ends.
-    setTimeout(() => { for (const worker of live.keys()) worker.process.kill('SIGKILL'); }, graceMs + 5_000).unref();
+    setTimeout(() => {
+      for (const worker of live.keys()) worker.process.kill('SIGKILL');
+    }, graceMs + 5_000).unref();
   };
 
   cluster.on('exit', (worker, code, signal) => {
@@ -266,7 +319,8 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
     }
     if (expected) return;
     const served = state.listeningAt === undefined ? undefined : Date.now() - state.listeningAt;
-    const reason = state.timedOut ? 'did not listen within start_timeout'
+    const reason = state.timedOut
+      ? 'did not listen within start_timeout'
       : `${signal ? `killed by ${signal}` : `exited with code ${code}`}${served === undefined ? ' before it listened' : ''}`;
     if (served === undefined && !everListened && code === START_ERROR_EXIT) {
       // Its configuration or a listener address failed (its own line says which): every restart would fail alike.
@@ -276,19 +330,38 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
     }
     // A worker that dies is a bug, or a hung start; keep serving with a replacement, slower and slower if it keeps dying.
     const delay = backoff.next(served);
-    log.error({ worker_pid: worker.process.pid, code, signal, reason, ...(served === undefined ? {} : { served_ms: served }), restart_in_ms: delay }, 'worker exited; starting a new one');
+    log.error(
+      {
+        worker_pid: worker.process.pid,
+        code,
+        signal,
+        reason,
+        ...(served === undefined ? {} : { served_ms: served }),
+        restart_in_ms: delay,
+      },
+      'worker exited; starting a new one',
+    );
     const wasScheduler = worker === scheduler;
-    const timer = setTimeout(() => { restarts.delete(timer); if (!stopping) fork(wasScheduler); }, delay);
+    const timer = setTimeout(() => {
+      restarts.delete(timer);
+      if (!stopping) fork(wasScheduler);
+    }, delay);
     restarts.add(timer);
   });
-  whenStopRequested((reason) => stopAll(reason, 0), (signal) => {
-    log.warn({ signal }, 'second signal: exiting now');
-    for (const worker of live.keys()) worker.process.kill('SIGKILL');
-    exitCode = 1;
-    finish();
-  });
+  whenStopRequested(
+    (reason) => stopAll(reason, 0),
+    (signal) => {
+      log.warn({ signal }, 'second signal: exiting now');
+      for (const worker of live.keys()) worker.process.kill('SIGKILL');
+      exitCode = 1;
+      finish();
+    },
+  );
   await finished;
-  if (health) { health.closeAllConnections(); await new Promise((resolve) => health.close(resolve)); }
+  if (health) {
+    health.closeAllConnections();
+    await new Promise((resolve) => health.close(resolve));
+  }
   return exitCode;
 }
 
@@ -304,10 +377,16 @@ function allListening(workers: Worker[]): Promise<boolean> {
     };
     const listeners = workers.map((worker) => [worker, onMessage(worker)] as const);
     function finish(ok: boolean) {
-      for (const [worker, listener] of listeners) { worker.off('message', listener); worker.off('exit', onExit); }
+      for (const [worker, listener] of listeners) {
+        worker.off('message', listener);
+        worker.off('exit', onExit);
+      }
       resolve(ok);
     }
-    for (const [worker, listener] of listeners) { worker.on('message', listener); worker.once('exit', onExit); }
+    for (const [worker, listener] of listeners) {
+      worker.on('message', listener);
+      worker.once('exit', onExit);
+    }
   });
 }
 
@@ -320,15 +399,28 @@ async function serveClusterHealth(address: ListenAddress, serving: () => Worker[
     readiness: async () => {
       const workers = serving();
       const id = ++queries;
-      const answers = await Promise.all(workers.map((worker) => new Promise<Readiness | undefined>((resolve) => {
-        const timer = setTimeout(() => done(undefined), READINESS_WAIT_MS);
-        const onMessage = (message: { type?: string; id?: number } & Readiness) => { if (message?.type === READINESS_ANSWER && message.id === id) done(message); };
-        function done(answer: Readiness | undefined) { clearTimeout(timer); worker.off('message', onMessage); resolve(answer); }
-        worker.on('message', onMessage);
-        if (worker.isConnected()) worker.send({ type: READINESS_QUERY, id }); else done(undefined);
-      })));
+      const answers = await Promise.all(
+        workers.map(
+          (worker) =>
+            new Promise<Readiness | undefined>((resolve) => {
+              const timer = setTimeout(() => done(undefined), READINESS_WAIT_MS);
+              const onMessage = (message: { type?: string; id?: number } & Readiness) => {
+                if (message?.type === READINESS_ANSWER && message.id === id) done(message);
+              };
+              function done(answer: Readiness | undefined) {
+                clearTimeout(timer);
+                worker.off('message', onMessage);
+                resolve(answer);
+              }
+              worker.on('message', onMessage);
+              if (worker.isConnected()) worker.send({ type: READINESS_QUERY, id });
+              else done(undefined);
+            }),
+        ),
+      );
       const sites = new Map<string, boolean>();
-      for (const answer of answers) for (const s of answer?.sites ?? []) sites.set(s.site, (sites.get(s.site) ?? true) && s.provider_ready);
+      for (const answer of answers)
+        for (const s of answer?.sites ?? []) sites.set(s.site, (sites.get(s.site) ?? true) && s.provider_ready);
       return {
         ready: workers.length > 0 && answers.every((answer) => answer?.ready === true),
         sites: [...sites].map(([site, providerReady]) => ({ site, provider_ready: providerReady })),

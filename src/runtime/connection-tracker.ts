@@ -25,18 +25,26 @@ export class ConnectionTracker {
   addConnection(socket: Socket): void {
     const key = addresses(socket);
     this.handshaking.set(key, socket);
-    socket.once('close', () => { if (this.handshaking.get(key) === socket) this.handshaking.delete(key); });
+    socket.once('close', () => {
+      if (this.handshaking.get(key) === socket) this.handshaking.delete(key);
+    });
   }
 
   addSocket(socket: Socket): void {
     this.handshaking.delete(addresses(socket));
     this.sockets.add(socket);
     this.fresh.add(socket);
-    socket.once('close', () => { this.sockets.delete(socket); this.busy.delete(socket); this.fresh.delete(socket); });
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.busy.delete(socket);
+      this.fresh.delete(socket);
+    });
     // During a stop, a connection whose sending side we have closed (after its last response, or a GOAWAY) is
     // closed whole at once, as nginx closes it, instead of waiting for the client's FIN: a client that went away
     // (asleep, out of reach) never sends one, and would hold the stop for the whole grace period.
-    socket.once('finish', () => { if (this.stopping) socket.destroy(); });
+    socket.once('finish', () => {
+      if (this.stopping) socket.destroy();
+    });
   }
 
   addSession(session: ServerHttp2Session): void {
@@ -50,14 +58,21 @@ export class ConnectionTracker {
   }
 
   /** Marks an HTTP/1.1 connection busy until the response is over; afterwards a stopping server closes it. */
-  requestStarted(socket: Socket | null | undefined, done: { once(event: 'close', listener: () => void): unknown }): void {
+  requestStarted(
+    socket: Socket | null | undefined,
+    done: { once(event: 'close', listener: () => void): unknown },
+  ): void {
     if (!socket) return;
     this.fresh.delete(socket);
     this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
     done.once('close', () => {
       const left = (this.busy.get(socket) ?? 1) - 1;
-      if (left > 0) this.busy.set(socket, left); else this.busy.delete(socket);
-      if (this.stopping && left <= 0) setImmediate(() => { if (!this.busy.has(socket)) socket.end(); });
+      if (left > 0) this.busy.set(socket, left);
+      else this.busy.delete(socket);
+      if (this.stopping && left <= 0)
+        setImmediate(() => {
+          if (!this.busy.has(socket)) socket.end();
+        });
     });
   }
 
@@ -66,7 +81,9 @@ export class ConnectionTracker {
     this.busy.set(socket, 1);
   }
 
-  get size(): number { return this.sockets.size; }
+  get size(): number {
+    return this.sockets.size;
+  }
 
   /**
    * Closes idle connections now, lets busy ones finish, and destroys the rest after graceMs. Idle: no request in
@@ -80,15 +97,27 @@ export class ConnectionTracker {
       if (socket.writableFinished) socket.destroy();
       else if (!this.busy.has(socket) && !this.fresh.has(socket) && !this.isHttp2(socket)) socket.end();
     }
-    const silent = setTimeout(() => {
-      for (const socket of this.handshaking.values()) socket.destroy();
-      for (const socket of this.fresh) socket.destroy();
-    }, Math.min(graceMs, FIRST_REQUEST_MS));
+    const silent = setTimeout(
+      () => {
+        for (const socket of this.handshaking.values()) socket.destroy();
+        for (const socket of this.fresh) socket.destroy();
+      },
+      Math.min(graceMs, FIRST_REQUEST_MS),
+    );
     if (this.sockets.size > 0 || this.handshaking.size > 0) {
       await new Promise<void>((resolve) => {
-        const check = setInterval(() => { if (this.sockets.size === 0 && this.handshaking.size === 0) finish(); }, 25);
-        const deadline = setTimeout(() => { this.destroyAll(); finish(); }, graceMs);
-        const finish = () => { clearInterval(check); clearTimeout(deadline); resolve(); };
+        const check = setInterval(() => {
+          if (this.sockets.size === 0 && this.handshaking.size === 0) finish();
+        }, 25);
+        const deadline = setTimeout(() => {
+          this.destroyAll();
+          finish();
+        }, graceMs);
+        const finish = () => {
+          clearInterval(check);
+          clearTimeout(deadline);
+          resolve();
+        };
       });
     }
     clearTimeout(silent);

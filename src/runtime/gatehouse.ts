@@ -57,13 +57,27 @@ export class Gatehouse implements Listening {
   }
 
   /** The runtime of the configuration being served. */
-  get runtime(): Runtime { return this.#now().runtime; }
-  get config(): Config { return this.#config; }
-  get acme(): AcmeManager | undefined { return this.#current?.acme; }
-  get https() { return this.#listeners?.https ?? []; }
-  get http() { return this.#listeners?.http ?? []; }
-  get metrics() { return this.#listeners?.metrics; }
-  connections(): number { return this.#listeners?.connections() ?? 0; }
+  get runtime(): Runtime {
+    return this.#now().runtime;
+  }
+  get config(): Config {
+    return this.#config;
+  }
+  get acme(): AcmeManager | undefined {
+    return this.#current?.acme;
+  }
+  get https() {
+    return this.#listeners?.https ?? [];
+  }
+  get http() {
+    return this.#listeners?.http ?? [];
+  }
+  get metrics() {
+    return this.#listeners?.metrics;
+  }
+  connections(): number {
+    return this.#listeners?.connections() ?? 0;
+  }
 
   /** Called with the runtime that starts serving: at start, and at every reload. */
   onRuntime(listener: (runtime: Runtime) => void): void {
@@ -125,7 +139,11 @@ export class Gatehouse implements Listening {
 
   #addresses() {
     const listeners = this.#listeners!;
-    return { https: listeners.https.map(formatAddress), http: listeners.http.map(formatAddress), ...(listeners.metrics ? { metrics: formatAddress(listeners.metrics) } : {}) };
+    return {
+      https: listeners.https.map(formatAddress),
+      http: listeners.http.map(formatAddress),
+      ...(listeners.metrics ? { metrics: formatAddress(listeners.metrics) } : {}),
+    };
   }
 
   /** Stops accepting, drains within graceMs (default: [lifecycle] shutdown_grace), then closes every configuration. */
@@ -155,12 +173,26 @@ export class Gatehouse implements Listening {
     const needsStore = config.sites.some((site) => site.auth);
     // Sessions outlive a reload: the running store is kept when its settings are unchanged (a memory store would
     // otherwise sign everybody out).
-    const sameStore = prior?.sessionStore && prior.config.session.store === config.session.store && prior.config.session.file === config.session.file;
-    const sessionStore = needsStore ? (sameStore ? prior.sessionStore : openSessionStore(config.session.store, config.session.file)) : undefined;
+    const sameStore =
+      prior?.sessionStore &&
+      prior.config.session.store === config.session.store &&
+      prior.config.session.file === config.session.file;
+    const sessionStore = needsStore
+      ? sameStore
+        ? prior.sessionStore
+        : openSessionStore(config.session.store, config.session.file)
+      : undefined;
     if (sessionStore) this.#storeUsers.set(sessionStore, (this.#storeUsers.get(sessionStore) ?? 0) + 1);
-    const runtime = buildRuntime(config, this.log, { fetch: this.#options.fetch, sessionStore, metrics: prior?.metrics });
+    const runtime = buildRuntime(config, this.log, {
+      fetch: this.#options.fetch,
+      sessionStore,
+      metrics: prior?.metrics,
+    });
     // A session that ends on the new configuration also closes the WebSockets still open on an old one.
-    for (const site of runtime.siteList) site.auth?.sessions.onEnded((key) => { for (const old of this.#retired) old.runtime.tunnels.end(key); });
+    for (const site of runtime.siteList)
+      site.auth?.sessions.onEnded((key) => {
+        for (const old of this.#retired) old.runtime.tunnels.end(key);
+      });
     let acme;
     try {
       acme = await prepareAcme(runtime, this.#options.acme);
@@ -173,10 +205,22 @@ export class Gatehouse implements Listening {
     const onUpgrade = createUpgradeHandler(runtime);
     const onPlain = createPlainHttpHandler(runtime, () => this.#listeners!.httpsPort(config));
     const generation: Generation = {
-      runtime, acme, active: 0, retired: false,
-      request: (req, res) => { this.#hold(generation, res); onRequest(req, res); },
-      upgrade: (req, socket, head) => { this.#hold(generation, socket); onUpgrade(req, socket, head); },
-      plain: (req, res) => { this.#hold(generation, res); onPlain(req, res); },
+      runtime,
+      acme,
+      active: 0,
+      retired: false,
+      request: (req, res) => {
+        this.#hold(generation, res);
+        onRequest(req, res);
+      },
+      upgrade: (req, socket, head) => {
+        this.#hold(generation, socket);
+        onUpgrade(req, socket, head);
+      },
+      plain: (req, res) => {
+        this.#hold(generation, res);
+        onPlain(req, res);
+      },
     };
     return generation;
   }
@@ -185,7 +229,10 @@ export class Gatehouse implements Listening {
     const { runtime, acme } = generation;
     if (first) runtime.start();
     if (acme) startAcme(acme, this, this.#options.acmeScheduler ?? true);
-    runtime.log.info({ ...this.#addresses(), sites: runtime.siteList.map((s) => s.config.name) }, first ? 'listening' : 'reloaded');
+    runtime.log.info(
+      { ...this.#addresses(), sites: runtime.siteList.map((s) => s.config.name) },
+      first ? 'listening' : 'reloaded',
+    );
     for (const listener of this.#onRuntime) listener(runtime);
   }
 
@@ -219,15 +266,28 @@ export class Gatehouse implements Listening {
   #releaseStore(store: SessionStore | undefined): void {
     if (!store) return;
     const users = (this.#storeUsers.get(store) ?? 1) - 1;
-    if (users > 0) { this.#storeUsers.set(store, users); return; }
+    if (users > 0) {
+      this.#storeUsers.set(store, users);
+      return;
+    }
     this.#storeUsers.delete(store);
     store.close();
   }
 
   /** Waits until the runtime's identity providers are ready, at most `timeoutMs`: a swap before would answer 503 to logins. */
   async #whenReady(runtime: Runtime, timeoutMs: number): Promise<void> {
-    for (const deadline = Date.now() + timeoutMs; !runtime.ready(); await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS))) {
-      if (Date.now() >= deadline) { this.log.warn({ timeout_ms: timeoutMs }, 'reload: an identity provider is not ready yet; serving the new configuration anyway'); return; }
+    for (
+      const deadline = Date.now() + timeoutMs;
+      !runtime.ready();
+      await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS))
+    ) {
+      if (Date.now() >= deadline) {
+        this.log.warn(
+          { timeout_ms: timeoutMs },
+          'reload: an identity provider is not ready yet; serving the new configuration anyway',
+        );
+        return;
+      }
     }
   }
 }

@@ -16,7 +16,10 @@ const REASONS: Record<string, string> = {
 export class ListenError extends Error {
   readonly code: string;
   constructor(listener: ListenerName, address: ListenAddress, cause: NodeJS.ErrnoException) {
-    super(`cannot listen on ${formatAddress(address.host, address.port)} ([${listener}] listen): ${REASONS[cause.code ?? ''] ?? cause.message}`, { cause });
+    super(
+      `cannot listen on ${formatAddress(address.host, address.port)} ([${listener}] listen): ${REASONS[cause.code ?? ''] ?? cause.message}`,
+      { cause },
+    );
     this.code = cause.code ?? 'ERR_LISTEN';
   }
 }
@@ -38,10 +41,13 @@ export function listenOn(server: Listenable, listener: ListenerName, address: Li
   return new Promise((resolve, reject) => {
     const onError = (error: Error) => reject(new ListenError(listener, address, error as NodeJS.ErrnoException));
     server.once('error', onError);
-    server.listen({ port: address.port, host: address.host, ...(own ? { exclusive: true, reusePort: true } : {}) }, () => {
-      server.off('error', onError);
-      resolve(server.address() as AddressInfo);
-    });
+    server.listen(
+      { port: address.port, host: address.host, ...(own ? { exclusive: true, reusePort: true } : {}) },
+      () => {
+        server.off('error', onError);
+        resolve(server.address() as AddressInfo);
+      },
+    );
   });
 }
 
@@ -54,7 +60,9 @@ export async function probeListen(listener: ListenerName, address: ListenAddress
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(new ListenError(listener, address, error as NodeJS.ErrnoException)));
-    server.listen({ port: address.port, host: address.host, exclusive: true, reusePort: true }, () => server.close(() => resolve()));
+    server.listen({ port: address.port, host: address.host, exclusive: true, reusePort: true }, () =>
+      server.close(() => resolve()),
+    );
   });
 }
 

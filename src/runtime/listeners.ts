@@ -41,7 +41,10 @@ export interface Handlers {
   plain(req: http.IncomingMessage, res: http.ServerResponse): void;
 }
 
-interface Bound<S extends Server> { server: S; address: AddressInfo }
+interface Bound<S extends Server> {
+  server: S;
+  address: AddressInfo;
+}
 
 const key = (address: ListenAddress) => `${address.host}|${address.port}`;
 
@@ -57,10 +60,18 @@ export class Listeners {
     this.#current = current;
   }
 
-  get https(): AddressInfo[] { return [...this.#https.values()].map((bound) => bound.address); }
-  get http(): AddressInfo[] { return [...this.#http.values()].map((bound) => bound.address); }
-  get metrics(): AddressInfo | undefined { return this.#health?.address; }
-  connections(): number { return this.#tracker.size; }
+  get https(): AddressInfo[] {
+    return [...this.#https.values()].map((bound) => bound.address);
+  }
+  get http(): AddressInfo[] {
+    return [...this.#http.values()].map((bound) => bound.address);
+  }
+  get metrics(): AddressInfo | undefined {
+    return this.#health?.address;
+  }
+  connections(): number {
+    return this.#tracker.size;
+  }
 
   /** The HTTPS port the plain-HTTP redirect names: the configured one, else the first one bound (a config may say 0). */
   httpsPort(config: Config): number {
@@ -74,13 +85,20 @@ export class Listeners {
    */
   async apply(config: Config): Promise<void> {
     const opened: Server[] = [];
-    const bind = async <S extends Server>(map: Map<string, Bound<S>>, name: ListenerName, addresses: ListenAddress[], create: () => S) => {
+    const bind = async <S extends Server>(
+      map: Map<string, Bound<S>>,
+      name: ListenerName,
+      addresses: ListenAddress[],
+      create: () => S,
+    ) => {
       const fresh = addresses.filter((address) => !map.has(key(address)));
-      const bound = await settled(fresh.map(async (address) => {
-        const server = create();
-        opened.push(server);
-        return { server, address: await listenOn(server, name, address) };
-      }));
+      const bound = await settled(
+        fresh.map(async (address) => {
+          const server = create();
+          opened.push(server);
+          return { server, address: await listenOn(server, name, address) };
+        }),
+      );
       return new Map(fresh.map((address, i) => [key(address), bound[i]!]));
     };
     let https, plain, health;
@@ -89,9 +107,13 @@ export class Listeners {
       plain = await bind(this.#http, 'http', config.http.listen, () => this.#httpServer());
       // In a cluster the primary serves [metrics] for all workers (runtime/cluster.ts).
       const metrics = cluster.isWorker ? undefined : config.metrics.listen;
-      health = metrics && this.#health?.key !== key(metrics)
-        ? { key: key(metrics), ...(await bind(new Map(), 'metrics', [metrics], () => this.#healthServer())).values().next().value! }
-        : undefined;
+      health =
+        metrics && this.#health?.key !== key(metrics)
+          ? {
+              key: key(metrics),
+              ...(await bind(new Map(), 'metrics', [metrics], () => this.#healthServer())).values().next().value!,
+            }
+          : undefined;
     } catch (error) {
       for (const server of opened) if (server.listening) server.close();
       throw error;
@@ -113,7 +135,9 @@ export class Listeners {
   useCertificates(): void {
     this.#unsubscribe();
     const { certificates } = this.#current().runtime;
-    const update = () => { for (const { server } of this.#https.values()) server.setSecureContext(this.#tlsOptions()); };
+    const update = () => {
+      for (const { server } of this.#https.values()) server.setSecureContext(this.#tlsOptions());
+    };
     this.#unsubscribe = certificates.onDefaultChange(update);
     update();
   }
@@ -125,7 +149,9 @@ export class Listeners {
     // every connection that has no request in flight, among them those accepted a moment ago whose first request
     // is on its way. The tracker decides what is idle.
     const servers = [...this.#https.values(), ...this.#http.values()].map((bound) => bound.server);
-    const closed = servers.map((server) => new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve())));
+    const closed = servers.map(
+      (server) => new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve())),
+    );
     await this.#tracker.drain(graceMs);
     await Promise.all(closed);
     this.#closeHealth();
@@ -142,7 +168,12 @@ export class Listeners {
   #httpsServer(): http2.Http2SecureServer {
     const tracker = this.#tracker;
     const log = () => this.#current().runtime.log;
-    const server = http2.createSecureServer({ allowHTTP1: true, noDelay: true, ...this.#tlsOptions(), ALPNProtocols: ['h2', 'http/1.1'] });
+    const server = http2.createSecureServer({
+      allowHTTP1: true,
+      noDelay: true,
+      ...this.#tlsOptions(),
+      ALPNProtocols: ['h2', 'http/1.1'],
+    });
     Object.assign(server, { keepAliveTimeout: KEEP_ALIVE_MS });
     server.setTimeout(HTTP2_IDLE_MS);
     server.on('connection', (socket: Socket) => tracker.addConnection(socket));
@@ -153,25 +184,50 @@ export class Listeners {
       socket.setNoDelay(true);
       // A client that resets a connection must never become an uncaught 'error' (seen once as EPIPE/ECONNRESET
       // while Chromium closed a WebSocket tunnel): every client socket has a listener from its first moment on.
-      socket.on('error', (error) => log().debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, 'client socket error'));
+      socket.on('error', (error) =>
+        log().debug(
+          { err: { message: error.message, code: (error as NodeJS.ErrnoException).code } },
+          'client socket error',
+        ),
+      );
     });
     server.on('session', (session) => {
       tracker.addSession(session);
-      limitResets(session, this.#current().runtime.config.https.http2_max_resets, (resets) => log().warn({ client: session.socket?.remoteAddress, resets }, 'HTTP/2 client reset too many streams: connection closed (GOAWAY ENHANCE_YOUR_CALM)'));
+      limitResets(session, this.#current().runtime.config.https.http2_max_resets, (resets) =>
+        log().warn(
+          { client: session.socket?.remoteAddress, resets },
+          'HTTP/2 client reset too many streams: connection closed (GOAWAY ENHANCE_YOUR_CALM)',
+        ),
+      );
     });
     // With allowHTTP1, HTTP/1.1 requests arrive here as node:http objects, HTTP/2 ones as compatibility objects.
     server.on('request', (req: AnyRequest, res: AnyResponse) => {
       if (!('stream' in req)) tracker.requestStarted(req.socket, res);
       this.#current().request(req, res);
     });
-    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { tracker.upgraded(socket as Socket); this.#current().upgrade(req, socket as Socket, head); });
-    server.on('tlsClientError', (error, socket) => log().debug({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code }, client: socket.remoteAddress, servername: socket.servername || undefined }, 'TLS handshake failed'));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      tracker.upgraded(socket as Socket);
+      this.#current().upgrade(req, socket as Socket, head);
+    });
+    server.on('tlsClientError', (error, socket) =>
+      log().debug(
+        {
+          err: { message: error.message, code: (error as NodeJS.ErrnoException).code },
+          client: socket.remoteAddress,
+          servername: socket.servername || undefined,
+        },
+        'TLS handshake failed',
+      ),
+    );
     server.on('sessionError', (error) => log().debug({ err: error }, 'HTTP/2 session error'));
     return server;
   }
 
   #httpServer(): http.Server {
-    const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => { this.#tracker.requestStarted(req.socket, res); this.#current().plain(req, res); });
+    const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => {
+      this.#tracker.requestStarted(req.socket, res);
+      this.#current().plain(req, res);
+    });
     server.on('connection', (socket) => this.#tracker.addSocket(socket));
     return server;
   }
@@ -199,7 +255,11 @@ export class Listeners {
  * The map of `addresses` in their order, from the kept and the just bound servers. A listener the new configuration
  * drops stops accepting; its open connections are served to their end.
  */
-function reorder<S extends Server>(map: Map<string, Bound<S>>, addresses: ListenAddress[], added: Map<string, Bound<S>>): void {
+function reorder<S extends Server>(
+  map: Map<string, Bound<S>>,
+  addresses: ListenAddress[],
+  added: Map<string, Bound<S>>,
+): void {
   const next = new Map<string, Bound<S>>();
   for (const address of addresses) next.set(key(address), map.get(key(address)) ?? added.get(key(address))!);
   for (const [k, bound] of map) if (!next.has(k)) net.Server.prototype.close.call(bound.server);

@@ -62,14 +62,23 @@ export interface Runtime {
 export function buildRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Runtime {
   // A store handed in is the caller's to close; one opened here is closed by close().
   const ownStore = !options.sessionStore;
-  const sessionStore = config.sites.some((site) => site.auth) ? options.sessionStore ?? openSessionStore(config.session.store, config.session.file) : undefined;
+  const sessionStore = config.sites.some((site) => site.auth)
+    ? (options.sessionStore ?? openSessionStore(config.session.store, config.session.file))
+    : undefined;
   const siteList = config.sites.map((site): SiteRuntime => ({
     config: site,
     groups: new Map(Object.values(site.upstreams).map((group) => [group.name, new UpstreamGroupPool(group)])),
-    auth: site.auth && sessionStore
-      ? new SiteAuth(site.name, site.serverNames, site.auth, sessionStore,
-        { cacheSize: config.session.cache_size, sharedStore: config.workers > 1, fetch: options.fetch }, log)
-      : undefined,
+    auth:
+      site.auth && sessionStore
+        ? new SiteAuth(
+            site.name,
+            site.serverNames,
+            site.auth,
+            sessionStore,
+            { cacheSize: config.session.cache_size, sharedStore: config.workers > 1, fetch: options.fetch },
+            log,
+          )
+        : undefined,
   }));
   const auths = siteList.flatMap((site) => (site.auth ? [site.auth] : []));
   const tunnels = new WebSocketTunnels();
@@ -82,7 +91,9 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
 
   const certificates = new CertificateStore({ defaultSite: defaultSite?.config.name });
   // ACME sites get their certificate from prepareAcme() (stored or temporary self-signed) before the listeners start.
-  for (const site of siteList) if (site.config.tls.source === 'files') certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
+  for (const site of siteList)
+    if (site.config.tls.source === 'files')
+      certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
 
   return {
     config,
@@ -95,7 +106,9 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     plainHttpResponders: [],
     sessionStore,
     tunnels,
-    ...(config.metrics.listen ? { metrics: reuseMetrics(options.metrics, certificates) ?? new Metrics(certificates) } : {}),
+    ...(config.metrics.listen
+      ? { metrics: reuseMetrics(options.metrics, certificates) ?? new Metrics(certificates) }
+      : {}),
     start() {
       for (const auth of auths) auth.oidc.start();
       if (sessionStore) {

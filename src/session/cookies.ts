@@ -34,11 +34,17 @@ export function cookiesWithPrefix(header: string | string[] | undefined, prefix:
 export function withoutCookies(header: string | string[], prefix: string): string | undefined {
   const text = Array.isArray(header) ? header.join('; ') : header;
   if (!text.includes(prefix)) return text;
-  const kept = text.split(';').map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith(prefix));
+  const kept = text
+    .split(';')
+    .map((p) => p.trim())
+    .filter((p) => p !== '' && !p.startsWith(prefix));
   return kept.length > 0 ? kept.join('; ') : undefined;
 }
 
-export interface CookieOptions { maxAgeSeconds?: number; sameSite: 'Lax' | 'Strict' }
+export interface CookieOptions {
+  maxAgeSeconds?: number;
+  sameSite: 'Lax' | 'Strict';
+}
 
 export function setCookie(name: string, value: string, options: CookieOptions): string {
   const age = options.maxAgeSeconds !== undefined ? `; Max-Age=${Math.max(0, Math.floor(options.maxAgeSeconds))}` : '';

@@ -52,7 +52,10 @@ export interface Session {
 }
 
 /** Which tokens a site's requests send upstream, and so keep in memory. */
-export interface TokensInMemory { accessToken: boolean; idToken: boolean }
+export interface TokensInMemory {
+  accessToken: boolean;
+  idToken: boolean;
+}
 
 export class SiteSessions {
   readonly cookieName: string;
@@ -73,8 +76,14 @@ export class SiteSessions {
   /** shared = other processes (cluster workers) use the same store: a cached session is checked against the
    *  store's version on every use (one indexed read, no decryption), so a logout or refresh in one worker is
    *  seen at once by the others. */
-  constructor(site: string, secret: Buffer, cookieName: string, store: SessionStore, cacheSize: number,
-    options: { shared?: boolean; inMemory?: TokensInMemory } = {}) {
+  constructor(
+    site: string,
+    secret: Buffer,
+    cookieName: string,
+    store: SessionStore,
+    cacheSize: number,
+    options: { shared?: boolean; inMemory?: TokensInMemory } = {},
+  ) {
     this.#shared = options.shared ?? false;
     this.#inMemory = options.inMemory ?? { accessToken: true, idToken: true };
     this.#site = site;
@@ -98,7 +107,8 @@ export class SiteSessions {
     const dot = value.indexOf('.');
     if (dot !== 43) return undefined;
     if (!this.#verified.has(value)) {
-      if (!macEquals(this.#cookieKey, `${this.cookieName}=${value.slice(0, dot)}`, value.slice(dot + 1))) return undefined;
+      if (!macEquals(this.#cookieKey, `${this.cookieName}=${value.slice(0, dot)}`, value.slice(dot + 1)))
+        return undefined;
       this.#verified.set(value, true);
     }
     const id = value.slice(0, dot);
@@ -109,15 +119,24 @@ export class SiteSessions {
     }
     session ??= this.#load(id);
     if (!session) return undefined;
-    if (session.expiresAt <= now) { this.delete(session); return undefined; }
+    if (session.expiresAt <= now) {
+      this.delete(session);
+      return undefined;
+    }
     return session;
   }
 
-  create(fields: Omit<Session, 'id' | 'createdAt' | 'expiresAt' | 'refreshedAt' | 'refreshable' | keyof SessionTokens> & SessionTokens,
-    lifetimeMs: number, now = Date.now()): Session {
+  create(
+    fields: Omit<Session, 'id' | 'createdAt' | 'expiresAt' | 'refreshedAt' | 'refreshable' | keyof SessionTokens> &
+      SessionTokens,
+    lifetimeMs: number,
+    now = Date.now(),
+  ): Session {
     const { idToken, accessToken, refreshToken, ...rest } = fields;
-    return this.save({ ...rest, id: randomId(), createdAt: now, refreshedAt: now, expiresAt: now + lifetimeMs, refreshable: false },
-      { idToken, accessToken, refreshToken });
+    return this.save(
+      { ...rest, id: randomId(), createdAt: now, refreshedAt: now, expiresAt: now + lifetimeMs, refreshable: false },
+      { idToken, accessToken, refreshToken },
+    );
   }
 
   /** Stores the session with new tokens, or with the ones already stored; returns what the cache now holds. */
@@ -143,7 +162,9 @@ export class SiteSessions {
   /** The session's tokens as stored (a store read and a decryption: for refresh and logout, not for every request). */
   tokens(session: Session): SessionTokens {
     const stored = this.#read(session.id);
-    return stored ? { idToken: stored.idToken, accessToken: stored.accessToken, refreshToken: stored.refreshToken } : {};
+    return stored
+      ? { idToken: stored.idToken, accessToken: stored.accessToken, refreshToken: stored.refreshToken }
+      : {};
   }
 
   delete(session: Session): void {
@@ -155,11 +176,15 @@ export class SiteSessions {
 
   /** The session's key in the store: a hash of its id, so it names the session (in events, across workers) without
    *  being usable as a cookie. */
-  key(session: Session): string { return this.#storeKey(session.id); }
+  key(session: Session): string {
+    return this.#storeKey(session.id);
+  }
 
   /** listener learns the key of every session that ends here: deleted (sign-out, found expired, a refresh the
    *  provider refused) or signed out by sid (front-channel logout). */
-  onEnded(listener: (key: string) => void): void { this.#endedListeners.push(listener); }
+  onEnded(listener: (key: string) => void): void {
+    this.#endedListeners.push(listener);
+  }
 
   /** Only one process refreshes a session at a time (workers > 1: a lease in the store); the others wait for its save. */
   claimRefresh(session: Session, leaseMs: number): boolean {
@@ -180,7 +205,9 @@ export class SiteSessions {
   }
 
   /** Forget the in-memory copies (as a restart would); the store keeps them. */
-  dropCache(): void { this.#cache.clear(); }
+  dropCache(): void {
+    this.#cache.clear();
+  }
 
   #ended(key: string): void {
     for (const listener of this.#endedListeners) listener(key);
@@ -194,7 +221,10 @@ export class SiteSessions {
     const data = seal(this.#dataKey, Buffer.from(JSON.stringify(stored)), `${this.#site}|${key}`);
     const row = { key, site: this.#site, expiresAt: session.expiresAt, sid: session.sid, version, data };
     if (how === 'put') this.#store.put(row);
-    else if (!this.#store.update(row)) { this.#cache.delete(session.id); return undefined; }
+    else if (!this.#store.update(row)) {
+      this.#cache.delete(session.id);
+      return undefined;
+    }
     const cached = this.#inMemoryPart(stored);
     this.#cache.set(session.id, cached);
     return cached;
@@ -233,7 +263,7 @@ export class SiteSessions {
 
   #storeKey(id: string): string {
     let key = this.#keys.get(id);
-    if (key === undefined) this.#keys.set(id, key = crypto.createHash('sha256').update(id).digest('base64url'));
+    if (key === undefined) this.#keys.set(id, (key = crypto.createHash('sha256').update(id).digest('base64url')));
     return key;
   }
 }

@@ -57,7 +57,8 @@ function retryWhileBusy(db: DatabaseSync, sql: string): void {
     } catch (error) {
       if (db.isTransaction) db.exec('ROLLBACK');
       // The low byte is the primary code also when SQLite reports an extended one (SQLITE_BUSY_RECOVERY, …).
-      if ((((error as { errcode?: number }).errcode ?? 0) & 0xff) !== SQLITE_BUSY || Date.now() >= deadline) throw error;
+      if ((((error as { errcode?: number }).errcode ?? 0) & 0xff) !== SQLITE_BUSY || Date.now() >= deadline)
+        throw error;
       // Start-up only, before anything is served: a synchronous pause keeps the store's API synchronous.
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
     }
@@ -84,17 +85,24 @@ class SqliteSessionStore implements SessionStore {
     // WAL: readers never wait for the writer; NORMAL sync is durable enough for sessions (a crash loses at most the
     // last commits). The schema is created under a write lock taken up front (BEGIN IMMEDIATE waits for it), so a
     // second creator waits and then finds it made.
-    retryWhileBusy(this.#db, `PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+    retryWhileBusy(
+      this.#db,
+      `PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
       BEGIN IMMEDIATE;
       CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, site TEXT NOT NULL, expires_at INTEGER NOT NULL, sid TEXT,
         version INTEGER NOT NULL DEFAULT 0, refresh_until INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL);
       CREATE INDEX IF NOT EXISTS sessions_sid ON sessions (site, sid);
       CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
-      COMMIT;`);
+      COMMIT;`,
+    );
     this.#get = this.#db.prepare('SELECT key, site, expires_at, sid, version, data FROM sessions WHERE key = ?');
     // REPLACE also resets refresh_until: saving the refreshed session ends the lease.
-    this.#put = this.#db.prepare('INSERT OR REPLACE INTO sessions (key, site, expires_at, sid, version, data) VALUES (?, ?, ?, ?, ?, ?)');
-    this.#update = this.#db.prepare('UPDATE sessions SET site = ?, expires_at = ?, sid = ?, version = ?, refresh_until = 0, data = ? WHERE key = ?');
+    this.#put = this.#db.prepare(
+      'INSERT OR REPLACE INTO sessions (key, site, expires_at, sid, version, data) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    this.#update = this.#db.prepare(
+      'UPDATE sessions SET site = ?, expires_at = ?, sid = ?, version = ?, refresh_until = 0, data = ? WHERE key = ?',
+    );
     this.#version = this.#db.prepare('SELECT version FROM sessions WHERE key = ?');
     this.#claim = this.#db.prepare('UPDATE sessions SET refresh_until = ? WHERE key = ? AND refresh_until < ?');
     this.#hold = this.#db.prepare('UPDATE sessions SET refresh_until = ? WHERE key = ?');
@@ -104,40 +112,81 @@ class SqliteSessionStore implements SessionStore {
   }
 
   get(key: string): StoredSession | undefined {
-    const row = this.#get.get(key) as { key: string; site: string; expires_at: number; sid: string | null; version: number; data: Uint8Array } | undefined;
+    const row = this.#get.get(key) as
+      | { key: string; site: string; expires_at: number; sid: string | null; version: number; data: Uint8Array }
+      | undefined;
     if (!row) return undefined;
-    return { key: row.key, site: row.site, expiresAt: row.expires_at, sid: row.sid ?? undefined, version: row.version, data: Buffer.from(row.data) };
+    return {
+      key: row.key,
+      site: row.site,
+      expiresAt: row.expires_at,
+      sid: row.sid ?? undefined,
+      version: row.version,
+      data: Buffer.from(row.data),
+    };
   }
 
-  put(s: StoredSession): void { this.#put.run(s.key, s.site, s.expiresAt, s.sid ?? null, s.version, s.data); }
-  update(s: StoredSession): boolean { return Number(this.#update.run(s.site, s.expiresAt, s.sid ?? null, s.version, s.data, s.key).changes) === 1; }
-  version(key: string): number | undefined { return (this.#version.get(key) as { version: number } | undefined)?.version; }
-  claimRefresh(key: string, now: number, leaseMs: number): boolean { return Number(this.#claim.run(now + leaseMs, key, now).changes) === 1; }
-  holdRefresh(key: string, until: number): void { this.#hold.run(until, key); }
-  delete(key: string): void { this.#delete.run(key); }
-  deleteBySid(site: string, sid: string): string[] { return (this.#bySid.all(site, sid) as { key: string }[]).map((r) => r.key); }
-  sweep(now: number): void { this.#sweep.run(now); }
-  close(): void { if (this.#db.isOpen) this.#db.close(); }
+  put(s: StoredSession): void {
+    this.#put.run(s.key, s.site, s.expiresAt, s.sid ?? null, s.version, s.data);
+  }
+  update(s: StoredSession): boolean {
+    return Number(this.#update.run(s.site, s.expiresAt, s.sid ?? null, s.version, s.data, s.key).changes) === 1;
+  }
+  version(key: string): number | undefined {
+    return (this.#version.get(key) as { version: number } | undefined)?.version;
+  }
+  claimRefresh(key: string, now: number, leaseMs: number): boolean {
+    return Number(this.#claim.run(now + leaseMs, key, now).changes) === 1;
+  }
+  holdRefresh(key: string, until: number): void {
+    this.#hold.run(until, key);
+  }
+  delete(key: string): void {
+    this.#delete.run(key);
+  }
+  deleteBySid(site: string, sid: string): string[] {
+    return (this.#bySid.all(site, sid) as { key: string }[]).map((r) => r.key);
+  }
+  sweep(now: number): void {
+    this.#sweep.run(now);
+  }
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
 }
 
 class MemorySessionStore implements SessionStore {
   readonly #rows = new Map<string, StoredSession>();
-  get(key: string) { return this.#rows.get(key); }
-  put(s: StoredSession) { this.#rows.set(s.key, s); }
+  get(key: string) {
+    return this.#rows.get(key);
+  }
+  put(s: StoredSession) {
+    this.#rows.set(s.key, s);
+  }
   update(s: StoredSession) {
     if (!this.#rows.has(s.key)) return false;
     this.#rows.set(s.key, s);
     return true;
   }
-  delete(key: string) { this.#rows.delete(key); }
+  delete(key: string) {
+    this.#rows.delete(key);
+  }
   deleteBySid(site: string, sid: string) {
     const keys = [...this.#rows.values()].filter((s) => s.site === site && s.sid === sid).map((s) => s.key);
     for (const key of keys) this.#rows.delete(key);
     return keys;
   }
-  version(key: string) { return this.#rows.get(key)?.version; }
-  claimRefresh() { return true; }
+  version(key: string) {
+    return this.#rows.get(key)?.version;
+  }
+  claimRefresh() {
+    return true;
+  }
   holdRefresh() {}
-  sweep(now: number) { for (const [key, s] of this.#rows) if (s.expiresAt < now) this.#rows.delete(key); }
-  close() { this.#rows.clear(); }
+  sweep(now: number) {
+    for (const [key, s] of this.#rows) if (s.expiresAt < now) this.#rows.delete(key);
+  }
+  close() {
+    this.#rows.clear();
+  }
 }

@@ -11,9 +11,15 @@ import { NameIndex } from './name-index.ts';
  * server preference; a phone without AES instructions takes ChaCha20).
  */
 const CIPHERS = [
-  'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256',
-  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'TLS_AES_128_GCM_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
 /**
@@ -26,13 +32,24 @@ const CIPHERS = [
  */
 const SECURE_OPTIONS = crypto.constants.SSL_OP_NO_RENEGOTIATION | crypto.constants.SSL_OP_NO_TICKET;
 
-export const TLS_DEFAULTS = { minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: false, secureOptions: SECURE_OPTIONS } as const;
+export const TLS_DEFAULTS = {
+  minVersion: 'TLSv1.2',
+  ciphers: CIPHERS,
+  honorCipherOrder: false,
+  secureOptions: SECURE_OPTIONS,
+} as const;
 
-export interface KeyPair { certPem: string; keyPem: string }
+export interface KeyPair {
+  certPem: string;
+  keyPem: string;
+}
 
 export class CertificateStore {
   private contexts = new NameIndex<tls.SecureContext>();
-  private readonly sites = new Map<string, { names: readonly string[]; context: tls.SecureContext; pair: KeyPair; notAfter: Date }>();
+  private readonly sites = new Map<
+    string,
+    { names: readonly string[]; context: tls.SecureContext; pair: KeyPair; notAfter: Date }
+  >();
   private readonly defaultSite: string | undefined;
   private readonly listeners = new Set<(pair: KeyPair) => void>();
 
@@ -43,7 +60,12 @@ export class CertificateStore {
   /** Installs or replaces the key pair a site's names are served with. */
   setSite(siteName: string, names: readonly string[], pair: KeyPair): void {
     const context = tls.createSecureContext({ ...TLS_DEFAULTS, cert: pair.certPem, key: pair.keyPem });
-    this.sites.set(siteName, { names, context, pair, notAfter: new Date(new crypto.X509Certificate(pair.certPem).validTo) });
+    this.sites.set(siteName, {
+      names,
+      context,
+      pair,
+      notAfter: new Date(new crypto.X509Certificate(pair.certPem).validTo),
+    });
     const next = new NameIndex<tls.SecureContext>();
     for (const site of this.sites.values()) for (const name of site.names) next.set(name, site.context);
     this.contexts = next;

@@ -17,7 +17,8 @@ const UPSTREAM = 'http://127.0.0.1:9';
 test('a failing challenge is retried with backoff while the old certificate stays in service', async (t) => {
   // ratio 0.9: renewal is due 3 s into the 30 s lifetime.
   const { pebble, dir, gatehouse } = await acmeScenario(t, {
-    pebble: { validitySeconds: 30 }, acme: { renew_ratio: '0.9' },
+    pebble: { validitySeconds: 30 },
+    acme: { renew_ratio: '0.9' },
     before: (config) => fs.appendFileSync(path.join(config, 'gatehouse.toml'), '[metrics]\nlisten = "127.0.0.1:0"\n'),
   });
   const [, first] = await once(gatehouse.acme!.events, 'installed');
@@ -30,13 +31,25 @@ test('a failing challenge is retried with backoff while the old certificate stay
   assert.match(message, /refused|Connection|unauthorized|Fetching/i, message);
   await once(gatehouse.acme!.events, 'failed'); // retried, not given up
   const metrics = (await scrape(gatehouse.listening.metrics!.port)).body;
-  assert.ok((sample(metrics, 'gatehouse_acme_renewal_failures_total{site="app.test"}') ?? 0) >= 2, 'failures are counted for /metrics');
-  assert.equal(sample(metrics, 'gatehouse_certificate_not_after_seconds{site="app.test"}'), first.notAfter.getTime() / 1000, 'the served certificate\'s expiry');
+  assert.ok(
+    (sample(metrics, 'gatehouse_acme_renewal_failures_total{site="app.test"}') ?? 0) >= 2,
+    'failures are counted for /metrics',
+  );
+  assert.equal(
+    sample(metrics, 'gatehouse_certificate_not_after_seconds{site="app.test"}'),
+    first.notAfter.getTime() / 1000,
+    "the served certificate's expiry",
+  );
   const root = await pebble.rootPem();
   const served = await presented(gatehouse.httpsPort, 'app.test', root);
   assert.equal(served.serial, first.serial, 'the old certificate stays in service');
   assert.equal(fs.readFileSync(chainFile, 'utf8'), chainBefore, 'nothing valid is overwritten');
-  const line = gatehouse.logs().find((l) => l.msg === `certificate order failed; still serving the certificate valid until ${first.notAfter.toISOString()}`);
+  const line = gatehouse
+    .logs()
+    .find(
+      (l) =>
+        l.msg === `certificate order failed; still serving the certificate valid until ${first.notAfter.toISOString()}`,
+    );
   assert.ok(line, 'a clear log line');
   assert.equal(line.domain, 'app.test');
   assert.match(String(line.err), /app\.test/);
@@ -50,7 +63,11 @@ test('a failing challenge is retried with backoff while the old certificate stay
 });
 
 test('an unreachable CA: a clear error, the temporary self-signed certificate keeps HTTPS answering', async (t) => {
-  const pebble = { directoryUrl: `https://127.0.0.1:${await freePort()}/dir`, wfeCaFile: '', httpPort: await freePort() };
+  const pebble = {
+    directoryUrl: `https://127.0.0.1:${await freePort()}/dir`,
+    wfeCaFile: '',
+    httpPort: await freePort(),
+  };
   const main = acmeMain(pebble as never).replace(/^ca_root = .*$/m, '');
   const dir = writeConfig(main, { 'app.test': acmeSite(['app.test', 'www.app.test'], UPSTREAM) });
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -62,7 +79,15 @@ test('an unreachable CA: a clear error, the temporary self-signed certificate ke
   const served = await presented(gatehouse.httpsPort, 'www.app.test');
   assert.equal(served.issuer, 'app.test', 'self-signed for the site');
   assert.equal(served.names, 'DNS:app.test, DNS:www.app.test');
-  assert.ok(gatehouse.logs().some((l) => l.msg === 'certificate order failed; still serving the temporary self-signed certificate' && /ECONNREFUSED/.test(String(l.err))));
+  assert.ok(
+    gatehouse
+      .logs()
+      .some(
+        (l) =>
+          l.msg === 'certificate order failed; still serving the temporary self-signed certificate' &&
+          /ECONNREFUSED/.test(String(l.err)),
+      ),
+  );
   assert.equal(fs.existsSync(path.join(dir, 'certs', 'app.test', 'fullchain.pem')), false);
 });
 

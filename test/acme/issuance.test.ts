@@ -38,20 +38,32 @@ test('a site with two names gets one Pebble certificate, served without restart 
   assert.equal(fs.statSync(path.join(certs, 'app.test', 'privkey.pem')).mode & 0o777, 0o600);
   assert.equal(fs.statSync(path.join(certs, 'acme-account.key')).mode & 0o777, 0o600);
   const accountKey = fs.readFileSync(path.join(certs, 'acme-account.key'), 'utf8');
-  assert.match(fs.readFileSync(path.join(certs, 'app.test', 'fullchain.pem'), 'utf8'), /(-----BEGIN CERTIFICATE-----[\s\S]+?){2}/);
+  assert.match(
+    fs.readFileSync(path.join(certs, 'app.test', 'fullchain.pem'), 'utf8'),
+    /(-----BEGIN CERTIFICATE-----[\s\S]+?){2}/,
+  );
   const meta = JSON.parse(fs.readFileSync(path.join(certs, 'app.test', 'meta.json'), 'utf8'));
   assert.match(meta.issuer, /^Pebble Intermediate CA/);
-  assert.ok(Date.parse(meta.not_before) < Date.parse(meta.next_renewal) && Date.parse(meta.next_renewal) < Date.parse(meta.not_after));
+  assert.ok(
+    Date.parse(meta.not_before) < Date.parse(meta.next_renewal) &&
+      Date.parse(meta.next_renewal) < Date.parse(meta.not_after),
+  );
   assert.equal(meta.renewal_source, 'ratio');
   assert.equal(pebble.issued(), 1);
 
   const table = certsTable(loadConfig(dir));
   assert.match(table, /^app\.test\s+acme\s+Pebble Intermediate CA \w+\s+\d{4}-/m);
   t.diagnostic(`gatehouse certs list:\n${table}`);
-  t.diagnostic(`issuance against Pebble took ${meta.order_ms} ms (account + order + 2 authorizations + finalize + download)`);
+  t.diagnostic(
+    `issuance against Pebble took ${meta.order_ms} ms (account + order + 2 authorizations + finalize + download)`,
+  );
 
   // The responder: known host with a port in Host, unknown token → 404; everything else still goes to HTTPS.
-  const challenge = await plainGet(pebble.httpPort, '/.well-known/acme-challenge/not-a-token', `app.test:${pebble.httpPort}`);
+  const challenge = await plainGet(
+    pebble.httpPort,
+    '/.well-known/acme-challenge/not-a-token',
+    `app.test:${pebble.httpPort}`,
+  );
   assert.equal(challenge.status, 404);
   assert.match(challenge.body, /ERR_ACME_UNKNOWN_TOKEN/);
   const other = await plainGet(pebble.httpPort, '/x', 'app.test');
@@ -70,12 +82,24 @@ test('a site with two names gets one Pebble certificate, served without restart 
   // challenges folder, since it holds the HTTP port) and the server serves the new certificate at once.
   const adopted = once(second.acme!.events, 'installed');
   let printed = '';
-  assert.equal(await certsCommand(dir, ['renew', 'app.test'], (text) => { printed += text; }), 0);
+  assert.equal(
+    await certsCommand(dir, ['renew', 'app.test'], (text) => {
+      printed += text;
+    }),
+    0,
+  );
   const [, renewed, origin2] = await adopted;
   assert.equal(origin2, 'storage');
   assert.notEqual(renewed.serial, meta.serial);
-  assert.match(printed, new RegExp(`^app\\.test: new certificate from Pebble Intermediate CA \\w+, serial ${renewed.serial}`));
+  assert.match(
+    printed,
+    new RegExp(`^app\\.test: new certificate from Pebble Intermediate CA \\w+, serial ${renewed.serial}`),
+  );
   assert.equal((await presented(second.httpsPort, 'app.test', root)).serial, renewed.serial);
   assert.equal(pebble.issued(), 2);
-  assert.equal(fs.readFileSync(path.join(certs, 'acme-account.key'), 'utf8'), accountKey, 'the account key is made once and reused');
+  assert.equal(
+    fs.readFileSync(path.join(certs, 'acme-account.key'), 'utf8'),
+    accountKey,
+    'the account key is made once and reused',
+  );
 });

@@ -22,32 +22,76 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-acme-'));
 const DAY = 86_400_000;
 
 test('ARI certificate id: the RFC 9773 §4.1 example and a real certificate', () => {
-  assert.equal(ariCertIdFrom('69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4', '00:87:65:43:21'), 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE');
+  assert.equal(
+    ariCertIdFrom('69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4', '00:87:65:43:21'),
+    'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE',
+  );
   assert.equal(ariCertIdFrom('6988', '87654321'), 'aYg.AIdlQyE', 'a leading 00 is added when the top bit is set');
   assert.equal(ariCertIdFrom('6988', '0001'), 'aYg.AQ', 'and extra leading zeros are dropped');
 
   const dir = tmp();
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'k.pem'),
-    '-out', path.join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=ari.test', '-set_serial', '0x87654321',
-    '-addext', 'authorityKeyIdentifier=keyid:always'], { stdio: 'pipe' });
-  const text = execFileSync('openssl', ['x509', '-in', path.join(dir, 'c.pem'), '-noout', '-ext', 'authorityKeyIdentifier'], { encoding: 'utf8' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      path.join(dir, 'k.pem'),
+      '-out',
+      path.join(dir, 'c.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=ari.test',
+      '-set_serial',
+      '0x87654321',
+      '-addext',
+      'authorityKeyIdentifier=keyid:always',
+    ],
+    { stdio: 'pipe' },
+  );
+  const text = execFileSync(
+    'openssl',
+    ['x509', '-in', path.join(dir, 'c.pem'), '-noout', '-ext', 'authorityKeyIdentifier'],
+    { encoding: 'utf8' },
+  );
   const keyId = /([0-9A-F]{2}(?::[0-9A-F]{2}){19})/.exec(text)![1]!;
-  assert.equal(ariCertId(fs.readFileSync(path.join(dir, 'c.pem'), 'utf8')), `${Buffer.from(keyId.replaceAll(':', ''), 'hex').toString('base64url')}.AIdlQyE`);
+  assert.equal(
+    ariCertId(fs.readFileSync(path.join(dir, 'c.pem'), 'utf8')),
+    `${Buffer.from(keyId.replaceAll(':', ''), 'hex').toString('base64url')}.AIdlQyE`,
+  );
   fs.rmSync(dir, { recursive: true });
 });
 
 test('ARI window: parsed strictly, a random moment inside it is chosen', () => {
-  const window = parseRenewalInfo({ suggestedWindow: { start: '2026-01-02T00:00:00Z', end: '2026-01-03T00:00:00Z' }, explanationURL: 'https://ca.example/why' });
+  const window = parseRenewalInfo({
+    suggestedWindow: { start: '2026-01-02T00:00:00Z', end: '2026-01-03T00:00:00Z' },
+    explanationURL: 'https://ca.example/why',
+  });
   assert.equal(window.explanationUrl, 'https://ca.example/why');
   assert.equal(pickRenewalTime(window, () => 0).toISOString(), '2026-01-02T00:00:00.000Z');
   assert.equal(pickRenewalTime(window, () => 0.5).toISOString(), '2026-01-02T12:00:00.000Z');
-  assert.throws(() => parseRenewalInfo({ suggestedWindow: { start: '2026-01-03T00:00:00Z', end: '2026-01-02T00:00:00Z' } }), /malformed/);
+  assert.throws(
+    () => parseRenewalInfo({ suggestedWindow: { start: '2026-01-03T00:00:00Z', end: '2026-01-02T00:00:00Z' } }),
+    /malformed/,
+  );
   assert.throws(() => parseRenewalInfo({}), /malformed/);
 });
 
 test('renewal by ratio handles 90-, 45- and 6-day certificates; ARI is used when the directory offers it', async (t) => {
   const start = Date.parse('2026-01-01T00:00:00Z');
-  const info = (days: number): CertInfo => ({ names: ['a.test'], issuer: 'x', serial: '01', notBefore: new Date(start), notAfter: new Date(start + days * DAY) });
+  const info = (days: number): CertInfo => ({
+    names: ['a.test'],
+    issuer: 'x',
+    serial: '01',
+    notBefore: new Date(start),
+    notAfter: new Date(start + days * DAY),
+  });
   assert.equal(renewalTimeByRatio(info(90), 1 / 3).getTime(), start + 60 * DAY);
   assert.equal(renewalTimeByRatio(info(45), 1 / 3).getTime(), start + 30 * DAY);
   assert.equal(renewalTimeByRatio(info(6), 1 / 3).getTime(), start + 4 * DAY);
@@ -60,25 +104,59 @@ test('renewal by ratio handles 90-, 45- and 6-day certificates; ARI is used when
   const seen: string[] = [];
   const ca = http.createServer((req, res) => {
     seen.push(req.url!);
-    res.writeHead(200, { 'content-type': 'application/json', 'retry-after': '3600' })
+    res
+      .writeHead(200, { 'content-type': 'application/json', 'retry-after': '3600' })
       .end(JSON.stringify({ suggestedWindow: { start: '2026-02-01T00:00:00Z', end: '2026-02-02T00:00:00Z' } }));
   });
   await new Promise<void>((r) => ca.listen(0, '127.0.0.1', r));
   t.after(() => ca.close());
   const renewalInfo = `http://127.0.0.1:${(ca.address() as AddressInfo).port}/renewal-info`;
   const errors: string[] = [];
-  const fallback = await nextRenewal({ info: info(90), pair }, 1 / 3, { renewalInfo }, start, (e) => errors.push(e.message));
+  const fallback = await nextRenewal({ info: info(90), pair }, 1 / 3, { renewalInfo }, start, (e) =>
+    errors.push(e.message),
+  );
   assert.equal(fallback.source, 'ratio');
   assert.match(errors[0]!, /Authority Key Identifier/);
 
   const dir = tmp();
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'k.pem'),
-    '-out', path.join(dir, 'c.pem'), '-days', '90', '-subj', '/CN=a.test', '-addext', 'subjectAltName=DNS:a.test', '-addext', 'authorityKeyIdentifier=keyid:always'], { stdio: 'pipe' });
-  const real = { certPem: fs.readFileSync(path.join(dir, 'c.pem'), 'utf8'), keyPem: fs.readFileSync(path.join(dir, 'k.pem'), 'utf8') };
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      path.join(dir, 'k.pem'),
+      '-out',
+      path.join(dir, 'c.pem'),
+      '-days',
+      '90',
+      '-subj',
+      '/CN=a.test',
+      '-addext',
+      'subjectAltName=DNS:a.test',
+      '-addext',
+      'authorityKeyIdentifier=keyid:always',
+    ],
+    { stdio: 'pipe' },
+  );
+  const real = {
+    certPem: fs.readFileSync(path.join(dir, 'c.pem'), 'utf8'),
+    keyPem: fs.readFileSync(path.join(dir, 'k.pem'), 'utf8'),
+  };
   fs.rmSync(dir, { recursive: true });
-  const byAri = await nextRenewal({ info: describe(real), pair: real }, 1 / 3, { renewalInfo }, start, (e) => assert.fail(e));
+  const byAri = await nextRenewal({ info: describe(real), pair: real }, 1 / 3, { renewalInfo }, start, (e) =>
+    assert.fail(e),
+  );
   assert.equal(byAri.source, 'ari');
-  assert.ok(byAri.at.getTime() >= Date.parse('2026-02-01T00:00:00Z') && byAri.at.getTime() <= Date.parse('2026-02-02T00:00:00Z'));
+  assert.ok(
+    byAri.at.getTime() >= Date.parse('2026-02-01T00:00:00Z') &&
+      byAri.at.getTime() <= Date.parse('2026-02-02T00:00:00Z'),
+  );
   assert.equal(byAri.until, start + 3_600_000, 'asks again after Retry-After');
   assert.equal(seen.at(-1), `/renewal-info/${ariCertId(real.certPem)}`);
 });
@@ -102,7 +180,10 @@ test('storage: missing, valid (key 0600), truncated and mismatched files are tol
   const mismatched = storage.read('a.test');
   assert.match(mismatched.state === 'corrupt' ? mismatched.reason : '', /does not belong/);
   assert.ok(fs.existsSync(path.join(dir, 'a.test', 'privkey.pem')));
-  assert.throws(() => storage.write('a.test', { certPem: 'garbage', keyPem: pair.keyPem }, { domain: 'a.test' }), /no complete PEM/);
+  assert.throws(
+    () => storage.write('a.test', { certPem: 'garbage', keyPem: pair.keyPem }, { domain: 'a.test' }),
+    /no complete PEM/,
+  );
   assert.equal(storage.readMeta('a.test')?.serial, 'x');
   fs.rmSync(dir, { recursive: true });
 });
@@ -121,18 +202,26 @@ test('storage: one folder per issuance, current switched by one rename, the prev
     assert.deepEqual(read.state === 'ok' && read.pair, pair);
   }
   const folders = fs.readdirSync(domainDir).filter((n) => /^\d{8}T\d{6}Z-/.test(n));
-  assert.deepEqual(folders.map((n) => n.split('-')[1]).sort(), serials.slice(1).sort(), 'the current and the previous pair only');
+  assert.deepEqual(
+    folders.map((n) => n.split('-')[1]).sort(),
+    serials.slice(1).sort(),
+    'the current and the previous pair only',
+  );
   const current = fs.readlinkSync(path.join(domainDir, 'current'));
   assert.ok(current.endsWith(`-${serials[2]}`));
   assert.equal(fs.statSync(path.join(domainDir, current, 'privkey.pem')).mode & 0o777, 0o600);
   assert.equal(fs.readlinkSync(path.join(domainDir, 'privkey.pem')), 'current/privkey.pem');
-  assert.deepEqual(fs.readdirSync(domainDir).filter((n) => n.startsWith('.')), [], 'no temporary file left');
+  assert.deepEqual(
+    fs.readdirSync(domainDir).filter((n) => n.startsWith('.')),
+    [],
+    'no temporary file left',
+  );
 
   // The current pair damaged: the previous one is returned, with the reason.
   fs.writeFileSync(path.join(domainDir, current, 'privkey.pem'), '-----BEGIN PRIVATE KEY-----\n');
   const fallback = storage.read('a.test');
   assert.equal(fallback.state === 'ok' && fallback.info.serial, serials[1]);
-  assert.match(fallback.state === 'ok' ? fallback.problem ?? '' : '', /privkey\.pem is not a PEM private key/);
+  assert.match(fallback.state === 'ok' ? (fallback.problem ?? '') : '', /privkey\.pem is not a PEM private key/);
   fs.rmSync(dir, { recursive: true });
 });
 
@@ -145,7 +234,10 @@ test('lock: exclusive, released, taken over from a dead process', () => {
   const again = tryLock(dir, 'a.test');
   assert.ok(again);
   again!();
-  fs.writeFileSync(path.join(dir, 'locks', 'a.test.lock'), JSON.stringify({ pid: 2 ** 22 + 17, host: os.hostname(), since: new Date().toISOString() }));
+  fs.writeFileSync(
+    path.join(dir, 'locks', 'a.test.lock'),
+    JSON.stringify({ pid: 2 ** 22 + 17, host: os.hostname(), since: new Date().toISOString() }),
+  );
   const taken = tryLock(dir, 'a.test');
   assert.ok(taken, 'a lock whose process is gone is taken over');
   taken!();
@@ -156,19 +248,34 @@ test('HTTP-01 responder: any Host with a port, repeated validation, tokens share
   const dir = tmp();
   const store = new ChallengeStore(dir);
   const respond = createChallengeResponder(store);
-  const server = http.createServer((req, res) => { if (!respond(req, res, 'req-1')) res.writeHead(299).end(); });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => { server.close(); fs.rmSync(dir, { recursive: true, force: true }); });
-  const port = (server.address() as AddressInfo).port;
-  const get = (urlPath: string, host: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-    http.get({ port, host: '127.0.0.1', path: urlPath, headers: { host } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode!, body }));
-    }).on('error', reject);
+  const server = http.createServer((req, res) => {
+    if (!respond(req, res, 'req-1')) res.writeHead(299).end();
   });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const get = (urlPath: string, host: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      http
+        .get({ port, host: '127.0.0.1', path: urlPath, headers: { host } }, (res) => {
+          let body = '';
+          res
+            .setEncoding('utf8')
+            .on('data', (d: string) => (body += d))
+            .on('end', () => resolve({ status: res.statusCode!, body }));
+        })
+        .on('error', reject);
+    });
   store.add('tok_en-1', 'tok_en-1.thumb');
   new ChallengeStore(dir).add('other-process', 'other-process.thumb');
-  for (let i = 0; i < 3; i++) assert.deepEqual(await get('/.well-known/acme-challenge/tok_en-1', 'app.test:5002'), { status: 200, body: 'tok_en-1.thumb' });
+  for (let i = 0; i < 3; i++)
+    assert.deepEqual(await get('/.well-known/acme-challenge/tok_en-1', 'app.test:5002'), {
+      status: 200,
+      body: 'tok_en-1.thumb',
+    });
   assert.equal((await get('/.well-known/acme-challenge/other-process', 'www.app.test')).body, 'other-process.thumb');
   const unknown = await get('/.well-known/acme-challenge/nope', 'app.test');
   assert.equal(unknown.status, 404);
@@ -190,7 +297,10 @@ test('challenge tokens: a running order keeps its files fresh however long it ta
   const watcher = fs.watch(file);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the token file was never touched')), 30_000);
-    watcher.once('change', () => { clearTimeout(timer); resolve(); });
+    watcher.once('change', () => {
+      clearTimeout(timer);
+      resolve();
+    });
   }).finally(() => watcher.close());
   assert.ok(Date.now() - fs.statSync(file).mtimeMs < 60_000, 'touched by the running order');
 
@@ -198,36 +308,54 @@ test('challenge tokens: a running order keeps its files fresh however long it ta
   fs.writeFileSync(path.join(dir, 'challenges', 'killed'), 'killed.thumb');
   fs.utimesSync(path.join(dir, 'challenges', 'killed'), hourAgo, hourAgo);
   assert.deepEqual(other.sweep(), ['killed']);
-  assert.equal(other.get('slow-ca'), 'slow-ca.thumb', 'the running order\'s token is kept');
+  assert.equal(other.get('slow-ca'), 'slow-ca.thumb', "the running order's token is kept");
   running.remove('slow-ca');
   assert.deepEqual(fs.readdirSync(path.join(dir, 'challenges')), []);
 
   // A process that exits mid-order (a stop signal) removes its tokens on the way out.
   const module = new URL('../../src/acme/challenges.ts', import.meta.url).href;
-  execFileSync(process.execPath, ['--input-type=module', '-e',
-    `import { ChallengeStore } from ${JSON.stringify(module)}; new ChallengeStore(${JSON.stringify(dir)}).add('exiting', 'exiting.thumb'); process.exit(0);`]);
+  execFileSync(process.execPath, [
+    '--input-type=module',
+    '-e',
+    `import { ChallengeStore } from ${JSON.stringify(module)}; new ChallengeStore(${JSON.stringify(dir)}).add('exiting', 'exiting.thumb'); process.exit(0);`,
+  ]);
   assert.deepEqual(fs.readdirSync(path.join(dir, 'challenges')), []);
 });
 
 test('config: tls.acme rules with file, line and key; the challenge listener; named directories', (t) => {
-  const site = (names: string, tls: string) => `server_names = [${names}]\n\n[tls]\n${tls}\n\n[[routes]]\npath = "/"\nstatus = 204\n`;
+  const site = (names: string, tls: string) =>
+    `server_names = [${names}]\n\n[tls]\n${tls}\n\n[[routes]]\npath = "/"\nstatus = 204\n`;
   const problems = (main: string, sites: Record<string, string>) => {
     const dir = writeConfig(main, sites);
     t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-    try { loadConfig(dir); return []; } catch (error) {
+    try {
+      loadConfig(dir);
+      return [];
+    } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       return error.problems.map((p) => `${path.basename(p.file)}:${p.line}: ${p.key}: ${p.message}`);
     }
   };
   const agreed = '[acme]\nterms_of_service_agreed = true\n';
-  assert.deepEqual(problems(agreed, { wild: site('"a.test", "*.a.test"', 'acme = true') }),
-    ['wild.toml:1: server_names[1]: "*.a.test" is a wildcard, and ACME HTTP-01 cannot prove wildcards: list the names one by one, or use cert and key files from a DNS-01 client']);
-  assert.deepEqual(problems(agreed, { both: site('"a.test"', 'acme = true\ncert = "c.pem"') }), ['both.toml:4: tls.acme: give either acme = true or cert and key, not both']);
-  assert.deepEqual(problems(agreed, { none: site('"a.test"', 'key = "k.pem"') }), ['none.toml:3: tls.cert: missing: a site needs cert and key files, or acme = true']);
-  assert.match(problems('[acme]\ndirectory = "staging"\n', { a: site('"a.test"', 'acme = true') })[0]!,
-    /^gatehouse\.toml:1: acme\.terms_of_service_agreed: .*a\.toml uses tls\.acme: set terms_of_service_agreed = true .*acme-staging-v02/);
-  assert.match(problems('[acme]\ndirectory = "http://ca.test/dir"\nrenew_ratio = 1\n', { a: site('"a.test"', 'acme = true') }).join('\n'),
-    /gatehouse\.toml:2: acme\.directory: use "production", "staging" or an https:\/\/ ACME directory URL\ngatehouse\.toml:3: acme\.renew_ratio: /);
+  assert.deepEqual(problems(agreed, { wild: site('"a.test", "*.a.test"', 'acme = true') }), [
+    'wild.toml:1: server_names[1]: "*.a.test" is a wildcard, and ACME HTTP-01 cannot prove wildcards: list the names one by one, or use cert and key files from a DNS-01 client',
+  ]);
+  assert.deepEqual(problems(agreed, { both: site('"a.test"', 'acme = true\ncert = "c.pem"') }), [
+    'both.toml:4: tls.acme: give either acme = true or cert and key, not both',
+  ]);
+  assert.deepEqual(problems(agreed, { none: site('"a.test"', 'key = "k.pem"') }), [
+    'none.toml:3: tls.cert: missing: a site needs cert and key files, or acme = true',
+  ]);
+  assert.match(
+    problems('[acme]\ndirectory = "staging"\n', { a: site('"a.test"', 'acme = true') })[0]!,
+    /^gatehouse\.toml:1: acme\.terms_of_service_agreed: .*a\.toml uses tls\.acme: set terms_of_service_agreed = true .*acme-staging-v02/,
+  );
+  assert.match(
+    problems('[acme]\ndirectory = "http://ca.test/dir"\nrenew_ratio = 1\n', {
+      a: site('"a.test"', 'acme = true'),
+    }).join('\n'),
+    /gatehouse\.toml:2: acme\.directory: use "production", "staging" or an https:\/\/ ACME directory URL\ngatehouse\.toml:3: acme\.renew_ratio: /,
+  );
 
   const dir = writeConfig(`${agreed}http_port = 8080\nstorage = "state"\n`, { a: site('"a.test"', 'acme = true') });
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -25,7 +25,13 @@ async function next<E extends 'installed' | 'failed'>(gatehouse: Gatehouse, even
   try {
     return await once(gatehouse.acme!.events, event, { signal: AbortSignal.timeout(ms) });
   } catch (error) {
-    throw new Error(`no "${event}" event within ${ms / 1000} s; log:\n${gatehouse.logs().map((l) => JSON.stringify(l)).join('\n')}`, { cause: error });
+    throw new Error(
+      `no "${event}" event within ${ms / 1000} s; log:\n${gatehouse
+        .logs()
+        .map((l) => JSON.stringify(l))
+        .join('\n')}`,
+      { cause: error },
+    );
   }
 }
 
@@ -38,10 +44,34 @@ const servedPair = (domainDir: string): KeyPair => ({
 function nextOrdered(gatehouse: Gatehouse, fatal: RegExp, ms = 90_000): Promise<CertInfo> {
   const events = gatehouse.acme!.events;
   return new Promise((resolve, reject) => {
-    const done = () => { clearTimeout(timer); events.off('installed', onInstalled); events.off('failed', onFailed); };
-    const onInstalled = (_domain: string, info: CertInfo, origin: string) => { if (origin === 'order') { done(); resolve(info); } };
-    const onFailed = (_domain: string, message: string) => { if (fatal.test(message)) { done(); reject(new Error(`the renewal failed: ${message}`)); } };
-    const timer = setTimeout(() => { done(); reject(new Error(`no renewal within ${ms / 1000} s; log:\n${gatehouse.logs().map((l) => JSON.stringify(l)).join('\n')}`)); }, ms);
+    const done = () => {
+      clearTimeout(timer);
+      events.off('installed', onInstalled);
+      events.off('failed', onFailed);
+    };
+    const onInstalled = (_domain: string, info: CertInfo, origin: string) => {
+      if (origin === 'order') {
+        done();
+        resolve(info);
+      }
+    };
+    const onFailed = (_domain: string, message: string) => {
+      if (fatal.test(message)) {
+        done();
+        reject(new Error(`the renewal failed: ${message}`));
+      }
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(
+        new Error(
+          `no renewal within ${ms / 1000} s; log:\n${gatehouse
+            .logs()
+            .map((l) => JSON.stringify(l))
+            .join('\n')}`,
+        ),
+      );
+    }, ms);
     events.on('installed', onInstalled);
     events.on('failed', onFailed);
   });
@@ -49,7 +79,10 @@ function nextOrdered(gatehouse: Gatehouse, fatal: RegExp, ms = 90_000): Promise<
 
 test('a CA that forgot the account (restarted): the next renewal registers the same key again, without a Gatehouse restart', async (t) => {
   // ratio 0.5 of 30 s: the scheduler renews 15 s into each certificate's life.
-  const { pebble, dir, gatehouse } = await acmeScenario(t, { pebble: { validitySeconds: 30 }, acme: { renew_ratio: '0.5' } });
+  const { pebble, dir, gatehouse } = await acmeScenario(t, {
+    pebble: { validitySeconds: 30 },
+    acme: { renew_ratio: '0.5' },
+  });
   const [, first] = await next(gatehouse, 'installed');
   const keyFile = path.join(dir, 'certs', 'acme-account.key');
   const accountKey = fs.readFileSync(keyFile, 'utf8');
@@ -81,9 +114,17 @@ test('a deactivated account: a new account key registers a new account (the old 
   assert.notEqual(fs.readFileSync(keyFile, 'utf8'), oldKey, 'a new account key');
   const retired = fs.readdirSync(path.dirname(keyFile)).filter((n) => n.startsWith('acme-account.key.deactivated-'));
   assert.equal(retired.length, 1);
-  assert.equal(fs.readFileSync(path.join(path.dirname(keyFile), retired[0]!), 'utf8'), oldKey, 'the refused key is kept, not deleted');
+  assert.equal(
+    fs.readFileSync(path.join(path.dirname(keyFile), retired[0]!), 'utf8'),
+    oldKey,
+    'the refused key is kept, not deleted',
+  );
   assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600);
-  assert.ok(gatehouse.logs().some((l) => l.msg === 'the CA deactivated the ACME account: registering a new one with a new account key'));
+  assert.ok(
+    gatehouse
+      .logs()
+      .some((l) => l.msg === 'the CA deactivated the ACME account: registering a new one with a new account key'),
+  );
 });
 
 test('a stored certificate damaged while serving is replaced by a new order at once', async (t) => {
@@ -97,11 +138,17 @@ test('a stored certificate damaged while serving is replaced by a new order at o
   const [, second, origin] = await renewed;
   assert.equal(origin, 'order', 'a new certificate was ordered');
   assert.notEqual(second.serial, first.serial);
-  const line = gatehouse.logs().find((l) => l.msg === 'stored certificate is unusable; keeping the one in service and ordering a new one');
+  const line = gatehouse
+    .logs()
+    .find((l) => l.msg === 'stored certificate is unusable; keeping the one in service and ordering a new one');
   assert.ok(line, 'the damage is logged');
   assert.match(String(line.reason), /truncated/);
   assert.equal((await presented(gatehouse.httpsPort, 'app.test', await pebble.rootPem())).serial, second.serial);
-  assert.match(fs.readFileSync(path.join(domainDir, 'fullchain.pem'), 'utf8'), /END CERTIFICATE/, 'storage holds a valid pair again');
+  assert.match(
+    fs.readFileSync(path.join(domainDir, 'fullchain.pem'), 'utf8'),
+    /END CERTIFICATE/,
+    'storage holds a valid pair again',
+  );
 });
 
 /** Two real Pebble certificates for app.test (storage then holds the second), then Pebble stopped: "the CA is down". */
@@ -145,8 +192,15 @@ test('crash between the key and the chain in the old layout: the pair left whole
 test('a half-written issuance folder: the last valid pair is served with the CA down, whether or not current points to it', async (t) => {
   const { dir, domainDir, first, second } = await twoCertificatesThenCaDown(t);
   assert.match(fs.readlinkSync(path.join(domainDir, 'current')), new RegExp(`-${second.serial}$`));
-  assert.deepEqual(fs.readdirSync(domainDir).filter((n) => /^\d{8}T/.test(n)).map((n) => n.split('-')[1]).sort(), [first.serial, second.serial].sort(),
-    'the previous pair is kept');
+  assert.deepEqual(
+    fs
+      .readdirSync(domainDir)
+      .filter((n) => /^\d{8}T/.test(n))
+      .map((n) => n.split('-')[1])
+      .sort(),
+    [first.serial, second.serial].sort(),
+    'the previous pair is kept',
+  );
   // Killed while writing a third pair: its folder has the key, the chain only as a partial temporary file.
   const half = path.join(domainDir, '29991231T235959Z-0abc');
   fs.mkdirSync(half);
@@ -154,7 +208,11 @@ test('a half-written issuance folder: the last valid pair is served with the CA 
   fs.writeFileSync(path.join(half, '.fullchain.pem.0a1b2c3d4e5f.tmp'), '-----BEGIN CERTIFICATE-----\nMIIB');
 
   let gatehouse = await startGatehouse(dir);
-  assert.equal((await presented(gatehouse.httpsPort, 'app.test')).serial, second.serial, 'current still names the last whole pair');
+  assert.equal(
+    (await presented(gatehouse.httpsPort, 'app.test')).serial,
+    second.serial,
+    'current still names the last whole pair',
+  );
   await gatehouse.stop();
 
   // A folder whose files never reached the disk although `current` was switched (no flush): the pair before is served.
@@ -164,11 +222,21 @@ test('a half-written issuance folder: the last valid pair is served with the CA 
   t.after(() => gatehouse.stop());
   assert.equal((await presented(gatehouse.httpsPort, 'app.test')).serial, second.serial, 'the newest whole pair');
   const line = gatehouse.logs().find((l) => String(l.msg).startsWith('stored certificate is unusable'));
-  assert.equal(line?.msg, `stored certificate is unusable; serving the previous one (serial ${second.serial}) and ordering a new one`);
-  assert.match(certsTable(loadConfig(dir)), new RegExp(`^app\\.test\\s+acme \\(the newest is unusable, serving the one before: .*29991231T235959Z-0abc`, 'm'));
+  assert.equal(
+    line?.msg,
+    `stored certificate is unusable; serving the previous one (serial ${second.serial}) and ordering a new one`,
+  );
+  assert.match(
+    certsTable(loadConfig(dir)),
+    new RegExp(`^app\\.test\\s+acme \\(the newest is unusable, serving the one before: .*29991231T235959Z-0abc`, 'm'),
+  );
   const [, message] = await next(gatehouse, 'failed'); // it does order; the CA is down
   assert.match(message, /ECONNREFUSED|cannot reach/);
-  assert.equal((await presented(gatehouse.httpsPort, 'app.test')).serial, second.serial, 'still served while the CA is down');
+  assert.equal(
+    (await presented(gatehouse.httpsPort, 'app.test')).serial,
+    second.serial,
+    'still served while the CA is down',
+  );
 });
 
 /** Resolves once `file` is gone (fs.watch on its folder), or fails after ms. */
@@ -177,14 +245,21 @@ async function removed(file: string, ms = 30_000): Promise<void> {
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${file} still there after ${ms / 1000} s`)), ms);
-      const check = () => { if (!fs.existsSync(file)) { clearTimeout(timer); resolve(); } };
+      const check = () => {
+        if (!fs.existsSync(file)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
       watcher.on('change', check);
       check();
     });
-  } finally { watcher.close(); }
+  } finally {
+    watcher.close();
+  }
 }
 
-test('challenge files a killed order left are removed at start and at the next check; a live order\'s are kept', async (t) => {
+test("challenge files a killed order left are removed at start and at the next check; a live order's are kept", async (t) => {
   const hourAgo = new Date(Date.now() - 3_600_000);
   let challenges = '';
   const leave = (name: string, content: string, mtime?: Date) => {
@@ -202,13 +277,21 @@ test('challenge files a killed order left are removed at start and at the next c
   });
   assert.equal(fs.existsSync(path.join(challenges, 'killed-order')), false, 'removed at start');
   assert.equal(fs.existsSync(path.join(challenges, '.killed-order-2.0a1b2c3d4e5f.tmp')), false);
-  assert.equal((await plainGet(pebble.httpPort, '/.well-known/acme-challenge/live-order', 'app.test')).body, 'live-order.thumb', 'kept and answered');
+  assert.equal(
+    (await plainGet(pebble.httpPort, '/.well-known/acme-challenge/live-order', 'app.test')).body,
+    'live-order.thumb',
+    'kept and answered',
+  );
   await next(gatehouse, 'installed');
 
   leave('killed-later', 'killed-later.thumb', hourAgo);
   await removed(path.join(challenges, 'killed-later')); // at the scheduler's next pass (check_interval is 1 s here)
   assert.ok(fs.existsSync(path.join(challenges, 'live-order')));
-  assert.deepEqual(fs.readdirSync(challenges).sort(), ['live-order'], 'the order\'s own tokens were removed when it ended');
+  assert.deepEqual(
+    fs.readdirSync(challenges).sort(),
+    ['live-order'],
+    "the order's own tokens were removed when it ended",
+  );
 });
 
 test('the challenge port reaches us only through a forward (nothing answers it on this host): the order goes on after the wait', async (t) => {
@@ -226,15 +309,23 @@ test('the challenge port reaches us only through a forward (nothing answers it o
   await new Promise<void>((resolve) => forward.listen(pebble.httpPort, '127.0.0.2', resolve));
   t.after(() => forward.close());
   pebble.answer.ip = '127.0.0.2';
-  const dir = writeConfig(acmeMain(pebble).replace(`listen = ["127.0.0.1:${pebble.httpPort}"]`, `listen = ["127.0.0.1:${port}"]`),
-    { 'app.test': acmeSite(['app.test', 'www.app.test'], 'http://127.0.0.1:9') });
+  const dir = writeConfig(
+    acmeMain(pebble).replace(`listen = ["127.0.0.1:${pebble.httpPort}"]`, `listen = ["127.0.0.1:${port}"]`),
+    { 'app.test': acmeSite(['app.test', 'www.app.test'], 'http://127.0.0.1:9') },
+  );
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const gatehouse = await startGatehouse(dir, { poll: FAST_POLL, challengeWaitMs: 1_000 });
   t.after(() => gatehouse.stop());
 
   const [, first, origin] = await next(gatehouse, 'installed');
   assert.equal(origin, 'order');
-  const warned = gatehouse.logs().filter((l) => String(l.msg).startsWith(`nothing answers HTTP-01 on port ${pebble.httpPort} of this host within 1 s: asking the CA anyway`));
+  const warned = gatehouse
+    .logs()
+    .filter((l) =>
+      String(l.msg).startsWith(
+        `nothing answers HTTP-01 on port ${pebble.httpPort} of this host within 1 s: asking the CA anyway`,
+      ),
+    );
   assert.equal(warned.length, 1, 'one wait for the order, not one per name');
   // The forward is known to work now: the next order does not wait for it again.
   const waits = () => gatehouse.logs().filter((l) => String(l.msg).startsWith('waiting for the HTTP-01 token')).length;

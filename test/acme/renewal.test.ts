@@ -12,11 +12,19 @@ test('a short-lived certificate is renewed by itself and served at once; open co
   const backend = await startEchoBackend();
   t.after(() => backend.close());
   // ratio 0.5 of 10 s: renewal is due 5 s after notBefore.
-  const { pebble, gatehouse } = await acmeScenario(t, { pebble: { validitySeconds: 10 }, acme: { renew_ratio: '0.5' }, upstream: backend.url });
+  const { pebble, gatehouse } = await acmeScenario(t, {
+    pebble: { validitySeconds: 10 },
+    acme: { renew_ratio: '0.5' },
+    upstream: backend.url,
+  });
   const [, firstInfo] = await once(gatehouse.acme!.events, 'installed');
   const root = await pebble.rootPem();
 
-  const ws = new WebSocket(`wss://127.0.0.1:${gatehouse.httpsPort}/ws`, { servername: 'app.test', ca: root, headers: { host: 'app.test' } } as WebSocket.ClientOptions);
+  const ws = new WebSocket(`wss://127.0.0.1:${gatehouse.httpsPort}/ws`, {
+    servername: 'app.test',
+    ca: root,
+    headers: { host: 'app.test' },
+  } as WebSocket.ClientOptions);
   t.after(() => ws.terminate());
   await once(ws, 'message'); // the backend's hello: open end to end
   const h2 = http2.connect(`https://127.0.0.1:${gatehouse.httpsPort}`, { servername: 'app.test', ca: root });
@@ -44,5 +52,8 @@ test('a short-lived certificate is renewed by itself and served at once; open co
   stream.setEncoding('utf8').on('data', (d: string) => (body += d));
   await once(stream, 'end');
   assert.equal(JSON.parse(body).url, '/after-renewal');
-  assert.equal((h2.socket as import('node:tls').TLSSocket).getPeerCertificate().serialNumber.toLowerCase(), firstInfo.serial);
+  assert.equal(
+    (h2.socket as import('node:tls').TLSSocket).getPeerCertificate().serialNumber.toLowerCase(),
+    firstInfo.serial,
+  );
 });

@@ -13,10 +13,16 @@ import { freePort } from '../helpers/net.ts';
 import { startPebble } from '../helpers/pebble.ts';
 import { acmeMain, acmeSite, presented } from './setup.ts';
 
-interface Served { child: ChildProcess; lines: Array<Record<string, unknown>>; waitFor(pred: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> }
+interface Served {
+  child: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  waitFor(pred: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+}
 
 function serve(configDir: string): Served {
-  const child = spawn(process.execPath, ['src/main.ts', 'serve', '--config', configDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['src/main.ts', 'serve', '--config', configDir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines: Array<Record<string, unknown>> = [];
   const waiters = new Set<() => void>();
   let buffer = '';
@@ -28,16 +34,20 @@ function serve(configDir: string): Served {
     for (const wake of waiters) wake();
   });
   return {
-    child, lines,
-    waitFor: (pred) => new Promise((resolve, reject) => {
-      const check = () => {
-        const found = lines.find(pred);
-        if (found) { waiters.delete(check); resolve(found); }
-        else if (child.exitCode !== null) reject(new Error(`gatehouse exited ${child.exitCode}`));
-      };
-      waiters.add(check);
-      check();
-    }),
+    child,
+    lines,
+    waitFor: (pred) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const found = lines.find(pred);
+          if (found) {
+            waiters.delete(check);
+            resolve(found);
+          } else if (child.exitCode !== null) reject(new Error(`gatehouse exited ${child.exitCode}`));
+        };
+        waiters.add(check);
+        check();
+      }),
   };
 }
 
@@ -59,12 +69,21 @@ test('two processes sharing certs/ order the certificate once and both serve it'
   const site = { 'app.test': acmeSite(['app.test', 'www.app.test'], 'http://127.0.0.1:9') };
   const base = acmeMain(pebble, { storage: `"${shared}"` }).replace('[log]\n', '[log]\nlevel = "info"\n');
   const dirA = writeConfig(base, site);
-  const dirB = writeConfig(base.replace(`listen = ["127.0.0.1:${pebble.httpPort}"]`, `listen = ["127.0.0.1:${await freePort()}"]`), site);
-  t.after(() => { fs.rmSync(dirA, { recursive: true, force: true }); fs.rmSync(dirB, { recursive: true, force: true }); });
+  const dirB = writeConfig(
+    base.replace(`listen = ["127.0.0.1:${pebble.httpPort}"]`, `listen = ["127.0.0.1:${await freePort()}"]`),
+    site,
+  );
+  t.after(() => {
+    fs.rmSync(dirA, { recursive: true, force: true });
+    fs.rmSync(dirB, { recursive: true, force: true });
+  });
 
   const a = serve(dirA);
   const b = serve(dirB);
-  t.after(async () => { await stop(a); await stop(b); });
+  t.after(async () => {
+    await stop(a);
+    await stop(b);
+  });
   const installed = (line: Record<string, unknown>) => line.msg === 'certificate installed for new connections';
   const [fromA, fromB] = await Promise.all([a.waitFor(installed), b.waitFor(installed)]);
   assert.equal(fromA.serial, fromB.serial, 'both serve the same certificate');
@@ -84,8 +103,10 @@ test('two processes sharing certs/ order the certificate once and both serve it'
 test('workers = 2: one worker runs the renewal scheduler, both serve its certificate, the role survives a crash', async (t) => {
   const pebble = await startPebble();
   t.after(() => pebble.stop());
-  const dir = writeConfig(acmeMain(pebble).replace('workers = 1', 'workers = 2').replace('[log]\n', '[log]\nlevel = "debug"\n'),
-    { 'app.test': acmeSite(['app.test'], 'http://127.0.0.1:9') });
+  const dir = writeConfig(
+    acmeMain(pebble).replace('workers = 1', 'workers = 2').replace('[log]\n', '[log]\nlevel = "debug"\n'),
+    { 'app.test': acmeSite(['app.test'], 'http://127.0.0.1:9') },
+  );
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const p = serve(dir);
   t.after(() => stop(p));
@@ -97,7 +118,10 @@ test('workers = 2: one worker runs the renewal scheduler, both serve its certifi
   const schedulers = p.lines.filter((l) => l.msg === 'renewal scheduler started').map((l) => l.pid as number);
   assert.equal(schedulers.length, 1, 'one scheduler in the cluster');
   assert.equal(pebble.issued(), 1, 'ordered once');
-  assert.ok(p.lines.filter(installed).some((l) => l.origin === 'storage' && l.pid !== schedulers[0]), 'the other worker serves the stored certificate');
+  assert.ok(
+    p.lines.filter(installed).some((l) => l.origin === 'storage' && l.pid !== schedulers[0]),
+    'the other worker serves the stored certificate',
+  );
 
   // The scheduler's worker dies: its replacement takes the role over (and finds the stored certificate still fit).
   process.kill(schedulers[0]!, 'SIGKILL');
@@ -116,8 +140,14 @@ test('the process holding the challenge port comes up late: the other asks the C
   const site = { 'app.test': acmeSite(['app.test'], 'http://127.0.0.1:9') };
   const base = acmeMain(pebble, { storage: `"${shared}"` }).replace('[log]\n', '[log]\nlevel = "info"\n');
   const dirA = writeConfig(base, site); // holds the port the CA validates on
-  const dirB = writeConfig(base.replace(`listen = ["127.0.0.1:${pebble.httpPort}"]`, `listen = ["127.0.0.1:${await freePort()}"]`), site);
-  t.after(() => { fs.rmSync(dirA, { recursive: true, force: true }); fs.rmSync(dirB, { recursive: true, force: true }); });
+  const dirB = writeConfig(
+    base.replace(`listen = ["127.0.0.1:${pebble.httpPort}"]`, `listen = ["127.0.0.1:${await freePort()}"]`),
+    site,
+  );
+  t.after(() => {
+    fs.rmSync(dirA, { recursive: true, force: true });
+    fs.rmSync(dirB, { recursive: true, force: true });
+  });
 
   // B starts alone and orders: its token is published before anything listens on the CA's port.
   const b = serve(dirB);
@@ -130,8 +160,15 @@ test('the process holding the challenge port comes up late: the other asks the C
   const installed = (line: Record<string, unknown>) => line.msg === 'certificate installed for new connections';
   const [fromA, fromB] = await Promise.all([a.waitFor(installed), b.waitFor(installed)]);
 
-  assert.deepEqual([...b.lines, ...a.lines].filter(failed).map((l) => l.err), [], 'no order failed');
-  assert.ok(b.lines.some((l) => l.msg === waiting), 'B waited for the token to be answered');
+  assert.deepEqual(
+    [...b.lines, ...a.lines].filter(failed).map((l) => l.err),
+    [],
+    'no order failed',
+  );
+  assert.ok(
+    b.lines.some((l) => l.msg === waiting),
+    'B waited for the token to be answered',
+  );
   assert.equal(fromB.origin, 'order');
   assert.equal(fromA.origin, 'storage');
   assert.equal(fromA.serial, fromB.serial);

@@ -16,7 +16,9 @@ function load(auth: string, global = ''): ReturnType<typeof loadConfig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-auth-config-'));
   fs.mkdirSync(path.join(dir, 'sites'));
   fs.writeFileSync(path.join(dir, 'gatehouse.toml'), `[session]\nstore = "memory"\n${global}`);
-  fs.writeFileSync(path.join(dir, 'sites', 'app.toml'), `server_names = ["app.test"]
+  fs.writeFileSync(
+    path.join(dir, 'sites', 'app.toml'),
+    `server_names = ["app.test"]
 [tls]
 cert = "${leaf.certFile}"
 key = "${leaf.keyFile}"
@@ -25,14 +27,26 @@ path = "/"
 upstream = "http://127.0.0.1:9"
 [auth]
 ${auth}
-`);
+`,
+  );
   return loadConfig(dir);
 }
 
-const BASE = toml({ provider: 'azure', oidc_issuer_url: 'https://login.microsoftonline.com/3f6b2d1e-8c4a-4e7b-9d2f-0a1b2c3d4e5f/v2.0', client_id: 'c', client_secret: 's', cookie_secret: SECRET });
+const BASE = toml({
+  provider: 'azure',
+  oidc_issuer_url: 'https://login.microsoftonline.com/3f6b2d1e-8c4a-4e7b-9d2f-0a1b2c3d4e5f/v2.0',
+  client_id: 'c',
+  client_secret: 's',
+  cookie_secret: SECRET,
+});
 
 function problems(auth: string): string[] {
-  try { load(auth); } catch (error) { if (error instanceof ConfigError) return error.problems.map((p) => `${p.line} ${p.key}: ${p.message}`); throw error; }
+  try {
+    load(auth);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems.map((p) => `${p.line} ${p.key}: ${p.message}`);
+    throw error;
+  }
   return [];
 }
 
@@ -57,7 +71,9 @@ pass_authorization_header = true`);
 });
 
 test('oauth2-proxy options Gatehouse does not support are errors that say so, with line and key', () => {
-  const found = problems(`${BASE}\nemail_domains = ["*"]\nhttp_address = "127.0.0.1:4180"\ninsecure_oidc_skip_nonce = true\ncookie_domains = [".x"]\nfrobnicate = 1`);
+  const found = problems(
+    `${BASE}\nemail_domains = ["*"]\nhttp_address = "127.0.0.1:4180"\ninsecure_oidc_skip_nonce = true\ncookie_domains = [".x"]\nfrobnicate = 1`,
+  );
   assert.deepEqual(found, [
     '15 auth.http_address: oauth2-proxy option not supported by Gatehouse: Gatehouse serves every site itself; listeners are set in gatehouse.toml [https]/[http]',
     '16 auth.insecure_oidc_skip_nonce: oauth2-proxy option not supported by Gatehouse: the nonce is always checked',
@@ -68,15 +84,46 @@ test('oauth2-proxy options Gatehouse does not support are errors that say so, wi
 
 test('cross-field rules', () => {
   assert.match(problems(BASE).join('\n'), /auth: say who may enter: email_domains = \["\*"\]/);
-  assert.match(problems(`${BASE.replace(SECRET, 'not a secret of the right size!')}\nemail_domains = ["*"]`).join('\n'), /auth\.cookie_secret: must be 16, 24 or 32 bytes/);
-  assert.match(problems(`${BASE.replace('3f6b2d1e-8c4a-4e7b-9d2f-0a1b2c3d4e5f', 'common')}\nemail_domains = ["*"]`).join('\n'), /auth\.allowed_tenants: a common\/organizations issuer admits every Entra tenant/);
-  assert.deepEqual(problems(`${BASE.replace('3f6b2d1e-8c4a-4e7b-9d2f-0a1b2c3d4e5f', 'organizations')}\nemail_domains = ["*"]\nallowed_tenants = ["3F6B2D1E-8c4a-4e7b-9d2f-0a1b2c3d4e5f"]`), []);
-  assert.match(problems(`${BASE.replace('https://login.microsoftonline.com', 'http://idp.example.com')}\nemail_domains = ["*"]`).join('\n'), /auth\.oidc_issuer_url: the issuer must be https:\/\//);
-  assert.match(problems(`${BASE.replace('azure', 'oidc')}\nemail_domains = ["*"]\nallowed_tenants = ["*"]`).join('\n'), /allowed_tenants is for provider = "entra-id"/);
-  assert.match(problems(`${BASE}\nemail_domains = ["*"]\ncookie_secure = false`).join('\n'), /auth\.cookie_secure: Gatehouse cookies are always Secure/);
-  assert.match(problems(`${BASE}\nemail_domains = ["*"]\nredirect_url = "http://app.test/oauth2/callback"`).join('\n'), /auth\.redirect_url: redirect_url must be an https:\/\/ URL/);
-  assert.match(problems(`${BASE}\nemail_domains = ["*"]\nskip_auth_routes = ["GET=(["]`).join('\n'), /auth\.skip_auth_routes\[0\]: the form is/);
-  assert.match(problems(`${BASE}\nauthenticated_emails_file = "missing.txt"`).join('\n'), /auth\.authenticated_emails_file: cannot read/);
+  assert.match(
+    problems(`${BASE.replace(SECRET, 'not a secret of the right size!')}\nemail_domains = ["*"]`).join('\n'),
+    /auth\.cookie_secret: must be 16, 24 or 32 bytes/,
+  );
+  assert.match(
+    problems(`${BASE.replace('3f6b2d1e-8c4a-4e7b-9d2f-0a1b2c3d4e5f', 'common')}\nemail_domains = ["*"]`).join('\n'),
+    /auth\.allowed_tenants: a common\/organizations issuer admits every Entra tenant/,
+  );
+  assert.deepEqual(
+    problems(
+      `${BASE.replace('3f6b2d1e-8c4a-4e7b-9d2f-0a1b2c3d4e5f', 'organizations')}\nemail_domains = ["*"]\nallowed_tenants = ["3F6B2D1E-8c4a-4e7b-9d2f-0a1b2c3d4e5f"]`,
+    ),
+    [],
+  );
+  assert.match(
+    problems(
+      `${BASE.replace('https://login.microsoftonline.com', 'http://idp.example.com')}\nemail_domains = ["*"]`,
+    ).join('\n'),
+    /auth\.oidc_issuer_url: the issuer must be https:\/\//,
+  );
+  assert.match(
+    problems(`${BASE.replace('azure', 'oidc')}\nemail_domains = ["*"]\nallowed_tenants = ["*"]`).join('\n'),
+    /allowed_tenants is for provider = "entra-id"/,
+  );
+  assert.match(
+    problems(`${BASE}\nemail_domains = ["*"]\ncookie_secure = false`).join('\n'),
+    /auth\.cookie_secure: Gatehouse cookies are always Secure/,
+  );
+  assert.match(
+    problems(`${BASE}\nemail_domains = ["*"]\nredirect_url = "http://app.test/oauth2/callback"`).join('\n'),
+    /auth\.redirect_url: redirect_url must be an https:\/\/ URL/,
+  );
+  assert.match(
+    problems(`${BASE}\nemail_domains = ["*"]\nskip_auth_routes = ["GET=(["]`).join('\n'),
+    /auth\.skip_auth_routes\[0\]: the form is/,
+  );
+  assert.match(
+    problems(`${BASE}\nauthenticated_emails_file = "missing.txt"`).join('\n'),
+    /auth\.authenticated_emails_file: cannot read/,
+  );
   assert.match(problems(`${BASE.replace('azure', 'github')}\nemail_domains = ["*"]`).join('\n'), /auth\.provider/);
 });
 

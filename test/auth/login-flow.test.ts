@@ -23,7 +23,9 @@ test('login → proxied page with identity headers → logout → protected agai
   const page = await b.navigate(idp, 'alice', { stopAt: (u) => u.pathname === '/docs/page' });
   assert.equal(page.status, 200);
   assert.equal(page.url.href, `${f.origin}/docs/page?x=1`, 'the original URL is restored after login');
-  const h = (await b.request(`${f.origin}/echo`, { headers: { accept: 'application/json' } })).json<{ headers: Record<string, string> }>().headers;
+  const h = (await b.request(`${f.origin}/echo`, { headers: { accept: 'application/json' } })).json<{
+    headers: Record<string, string>;
+  }>().headers;
   assert.equal(h['x-auth-request-user'], 'alice@example.test');
   assert.equal(h['x-auth-request-email'], 'alice@example.test');
   assert.equal(h['x-auth-request-preferred-username'], 'alice@example.test');
@@ -57,7 +59,9 @@ test('login → proxied page with identity headers → logout → protected agai
   const back = await b.navigate(end, 'alice', { stopAt: (u) => u.origin === f.origin });
   assert.equal(back.url.href, `${f.origin}/`);
   assert.equal(back.status, 302, 'the site is protected again');
-  const replay = await b.request(`${f.origin}/x`, { headers: { cookie: stolen, accept: 'application/json', 'sec-fetch-mode': 'cors' } });
+  const replay = await b.request(`${f.origin}/x`, {
+    headers: { cookie: stolen, accept: 'application/json', 'sec-fetch-mode': 'cors' },
+  });
   assert.equal(replay.status, 401, 'the old cookie no longer works: the session was deleted server-side');
   assert.equal((await b.request(`${f.origin}/oauth2/auth`)).status, 401);
 });
@@ -67,13 +71,32 @@ test('several tabs logging in at once all succeed, each back on its own page', a
   t.after(() => f.close());
   const b = f.browser();
   const starts = await Promise.all(['/a', '/b', '/c'].map((p) => b.request(`${f.origin}${p}`)));
-  assert.deepEqual(starts.map((r) => r.status), [302, 302, 302]);
+  assert.deepEqual(
+    starts.map((r) => r.status),
+    [302, 302, 302],
+  );
   const loginCookies = [...b.cookies(new URL(f.origin).host).keys()].filter((k) => k.includes('_login_'));
   assert.equal(loginCookies.length, 3, 'one login-state cookie per state');
   const pages = [];
-  for (const start of starts) pages.push(await b.navigate(start.headers.location!, 'alice', { stopAt: (u) => u.origin === f.origin && !u.pathname.startsWith('/oauth2/') }));
-  assert.deepEqual(pages.map((p) => [p.status, p.url.pathname]), [[200, '/a'], [200, '/b'], [200, '/c']]);
-  assert.equal([...b.cookies(new URL(f.origin).host).keys()].filter((k) => k.includes('_login_')).length, 0, 'login cookies are cleared');
+  for (const start of starts)
+    pages.push(
+      await b.navigate(start.headers.location!, 'alice', {
+        stopAt: (u) => u.origin === f.origin && !u.pathname.startsWith('/oauth2/'),
+      }),
+    );
+  assert.deepEqual(
+    pages.map((p) => [p.status, p.url.pathname]),
+    [
+      [200, '/a'],
+      [200, '/b'],
+      [200, '/c'],
+    ],
+  );
+  assert.equal(
+    [...b.cookies(new URL(f.origin).host).keys()].filter((k) => k.includes('_login_')).length,
+    0,
+    'login cookies are cleared',
+  );
 });
 
 test('sessions survive a restart (SQLite store), encrypted at rest', async (t) => {
@@ -85,8 +108,14 @@ test('sessions survive a restart (SQLite store), encrypted at rest', async (t) =
   await f.restart();
   assert.equal((await b.request(`${f.origin}/oauth2/auth`)).status, 202, 'the same cookie works after a restart');
   const db = fs.readFileSync(path.join(f.gh.dir, 'state', 'sessions.sqlite'));
-  const wal = fs.existsSync(path.join(f.gh.dir, 'state', 'sessions.sqlite-wal')) ? fs.readFileSync(path.join(f.gh.dir, 'state', 'sessions.sqlite-wal')) : Buffer.alloc(0);
-  for (const file of [db, wal]) assert.ok(!file.includes('alice@example.test') && !file.includes('eyJ'), 'no identity or token in clear text at rest');
+  const wal = fs.existsSync(path.join(f.gh.dir, 'state', 'sessions.sqlite-wal'))
+    ? fs.readFileSync(path.join(f.gh.dir, 'state', 'sessions.sqlite-wal'))
+    : Buffer.alloc(0);
+  for (const file of [db, wal])
+    assert.ok(
+      !file.includes('alice@example.test') && !file.includes('eyJ'),
+      'no identity or token in clear text at rest',
+    );
 });
 
 test('cookie_samesite = "strict": the callback continues with a same-site page instead of a redirect', async (t) => {
@@ -97,7 +126,9 @@ test('cookie_samesite = "strict": the callback continues with a same-site page i
   assert.equal(landing.status, 200);
   assert.equal(landing.url.pathname, '/oauth2/callback');
   assert.match(landing.body, new RegExp(`content="0;url=${f.origin}/deep/link\\?q=1"`));
-  assert.ok(landing.headers['set-cookie']!.some((c) => c.startsWith('__Host-_gatehouse=') && /SameSite=Strict/.test(c)));
+  assert.ok(
+    landing.headers['set-cookie']!.some((c) => c.startsWith('__Host-_gatehouse=') && /SameSite=Strict/.test(c)),
+  );
   assert.equal((await b.request(`${f.origin}/deep/link?q=1`)).status, 200);
 });
 
@@ -114,13 +145,22 @@ test('sign_in page, and bearer JWTs with skip_jwt_bearer_tokens (issuer + audien
   const value = b.sessionCookie(f.origin)![1];
   const idToken = auth.sessions.tokens(auth.sessions.fromCookie(value)!).idToken!;
   const api = f.browser();
-  const ok = await api.request(`${f.origin}/api/v1`, { headers: { authorization: `Bearer ${idToken}`, accept: 'application/json' } });
+  const ok = await api.request(`${f.origin}/api/v1`, {
+    headers: { authorization: `Bearer ${idToken}`, accept: 'application/json' },
+  });
   assert.equal(ok.status, 200);
   assert.equal(ok.json<{ headers: Record<string, string> }>().headers['x-auth-request-user'], 'alice@example.test');
   const [h, p, s] = idToken.split('.') as [string, string, string];
   const forged = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), email: 'root@example.test' })).toString('base64url')}.${s}`;
   for (const token of [forged, `${h}.${p}.${s.slice(0, -4)}AAAA`, 'not.a.jwt']) {
-    assert.equal((await api.request(`${f.origin}/api/v1`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } })).status, 401);
+    assert.equal(
+      (
+        await api.request(`${f.origin}/api/v1`, {
+          headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        })
+      ).status,
+      401,
+    );
   }
 });
 
@@ -133,7 +173,12 @@ test('HTTP/2: a session cookie sent as one of several cookie fields is found, an
   const session = http2.connect(`https://127.0.0.1:${f.gh.port}`, { servername: 'app.test', ca: f.gh.caPem });
   t.after(() => session.close());
   const body = await new Promise<string>((resolve, reject) => {
-    const req = session.request({ ':path': '/h2', ':authority': new URL(f.origin).host, accept: 'application/json', cookie: ['theme=dark', `${name}=${value}`, 'lang=en'] });
+    const req = session.request({
+      ':path': '/h2',
+      ':authority': new URL(f.origin).host,
+      accept: 'application/json',
+      cookie: ['theme=dark', `${name}=${value}`, 'lang=en'],
+    });
     let text = '';
     req.setEncoding('utf8');
     req.on('data', (d: string) => (text += d));
@@ -156,7 +201,12 @@ test('/oauth2/auth and /oauth2/userinfo never hand a token to the browser, with 
   const tokens = [stored.accessToken, stored.idToken, stored.refreshToken].filter((token) => token !== undefined);
   assert.equal(tokens.length, 3, 'access, ID and refresh token');
   // What fetch('/oauth2/auth') in a page of the site sees: every response header but Set-Cookie, and the body.
-  const sameOrigin = { accept: '*/*', 'sec-fetch-mode': 'cors', 'sec-fetch-site': 'same-origin', 'sec-fetch-dest': 'empty' };
+  const sameOrigin = {
+    accept: '*/*',
+    'sec-fetch-mode': 'cors',
+    'sec-fetch-site': 'same-origin',
+    'sec-fetch-dest': 'empty',
+  };
   const check = await b.request(`${f.origin}/oauth2/auth`, { headers: sameOrigin });
   assert.equal(check.status, 202);
   assert.equal(check.headers['x-auth-request-user'], 'alice@example.test', 'the identity headers are there');
@@ -164,10 +214,16 @@ test('/oauth2/auth and /oauth2/userinfo never hand a token to the browser, with 
   assert.equal(info.status, 200);
   for (const reply of [check, info]) {
     const seen = JSON.stringify(reply.headers) + reply.body;
-    assert.deepEqual(tokens.filter((token) => seen.includes(token)), [], `${reply.url.pathname} carries no token`);
+    assert.deepEqual(
+      tokens.filter((token) => seen.includes(token)),
+      [],
+      `${reply.url.pathname} carries no token`,
+    );
   }
   // The upstream still gets them.
-  const upstream = (await b.request(`${f.origin}/x`, { headers: { accept: 'application/json' } })).json<{ headers: Record<string, string> }>().headers;
+  const upstream = (await b.request(`${f.origin}/x`, { headers: { accept: 'application/json' } })).json<{
+    headers: Record<string, string>;
+  }>().headers;
   assert.equal(upstream['x-auth-request-access-token'], stored.accessToken);
   assert.equal(upstream.authorization, `Bearer ${stored.accessToken}`);
 });

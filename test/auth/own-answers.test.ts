@@ -16,12 +16,21 @@ import { until } from '../helpers/wait.ts';
 type Answer = Pick<Reply, 'status' | 'headers'>;
 
 /** The answer is our own: no-store, and its request id names the log line of that request with that status. */
-async function assertOwn(logs: Record<string, unknown>[], what: string, answer: Answer, status: number, msg = 'request'): Promise<void> {
+async function assertOwn(
+  logs: Record<string, unknown>[],
+  what: string,
+  answer: Answer,
+  status: number,
+  msg = 'request',
+): Promise<void> {
   assert.equal(answer.status, status, what);
   assert.equal(answer.headers['cache-control'], 'no-store', what);
   const id = answer.headers['x-request-id'];
   assert.match(String(id), /^\w{6,}$/, what);
-  await until(() => logs.some((l) => l.req_id === id && l.msg === msg && (msg !== 'request' || l.status === status)), `${what}: a "${msg}" log line with req_id ${id}`);
+  await until(
+    () => logs.some((l) => l.req_id === id && l.msg === msg && (msg !== 'request' || l.status === status)),
+    `${what}: a "${msg}" log line with req_id ${id}`,
+  );
 }
 
 test('auth site: challenges, error pages, every /oauth2 endpoint and the sign-out redirect carry x-request-id (in the log) and no-store', async (t) => {
@@ -37,15 +46,25 @@ test('auth site: challenges, error pages, every /oauth2 endpoint and the sign-ou
   const signInPage = await b.request(`${f.origin}/oauth2/sign_in?rd=%2Fdocs`);
   await own('sign-in page', signInPage, 200);
   assert.match(signInPage.body, /<a id="sign-in" href="\/oauth2\/start\?rd=https%3A%2F%2Fapp\.test%3A\d+%2Fdocs">/);
-  await own('sign-in page over HTTP/2', await request2(f.gh.port, { ca: f.gh.caPem, servername: 'app.test', path: '/oauth2/sign_in' }), 200);
+  await own(
+    'sign-in page over HTTP/2',
+    await request2(f.gh.port, { ca: f.gh.caPem, servername: 'app.test', path: '/oauth2/sign_in' }),
+    200,
+  );
   await own('start', await b.request(`${f.origin}/oauth2/start?rd=%2F`), 302);
-  await own('refused return address (error page)', await b.request(`${f.origin}/oauth2/start?rd=https%3A%2F%2Fevil.example%2F`), 400);
+  await own(
+    'refused return address (error page)',
+    await b.request(`${f.origin}/oauth2/start?rd=https%3A%2F%2Fevil.example%2F`),
+    400,
+  );
   await own('unknown /oauth2 path (error page)', await b.request(`${f.origin}/oauth2/nope`), 404);
   await own('auth, anonymous', await b.request(`${f.origin}/oauth2/auth`), 401);
   await own('userinfo, anonymous', await b.request(`${f.origin}/oauth2/userinfo`, { headers: api }), 401);
   await own('callback without a login state', await b.request(`${f.origin}/oauth2/callback?state=x&code=y`), 400);
 
-  const callback = await b.navigate(challenge.headers.location!, 'alice', { stopAt: (u) => u.pathname === '/oauth2/callback' });
+  const callback = await b.navigate(challenge.headers.location!, 'alice', {
+    stopAt: (u) => u.pathname === '/oauth2/callback',
+  });
   await own('callback 302 into the site', callback, 302);
   await own('auth, signed in', await b.request(`${f.origin}/oauth2/auth`), 202);
   await own('userinfo, signed in', await b.request(`${f.origin}/oauth2/userinfo`, { headers: api }), 200);
@@ -56,26 +75,54 @@ test('auth site: challenges, error pages, every /oauth2 endpoint and the sign-ou
 test('public site: status routes, deny rules, WebSocket refusals and the redirect to HTTPS carry them too; a proxied answer keeps its own cache-control', async (t) => {
   const ca = createTestCa();
   const cert = ca.issue(['app.test']);
-  const backend = await startBackend(t, (_req, res) => res.writeHead(200, { 'cache-control': 'max-age=60' }).end('upstream'));
+  const backend = await startBackend(t, (_req, res) =>
+    res.writeHead(200, { 'cache-control': 'max-age=60' }).end('upstream'),
+  );
   const gh = await startGatehouse(t, {
     http: true,
-    sites: { app: siteToml(['app.test'], cert, backend.url, 'deny_paths = ["^/denied"]', '[[routes]]\npath = "/gone"\nstatus = 410\n') },
+    sites: {
+      app: siteToml(
+        ['app.test'],
+        cert,
+        backend.url,
+        'deny_paths = ["^/denied"]',
+        '[[routes]]\npath = "/gone"\nstatus = 410\n',
+      ),
+    },
   });
-  const get = (path: string, headers: Record<string, string> = {}) => request(gh.port, { ca: ca.caPem, servername: 'app.test', path, headers });
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    request(gh.port, { ca: ca.caPem, servername: 'app.test', path, headers });
 
   await assertOwn(gh.logs, 'status route', await get('/gone'), 410);
   await assertOwn(gh.logs, 'deny rule (error page)', await get('/denied'), 403);
   await assertOwn(gh.logs, 'deny rule (JSON)', await get('/denied', { accept: 'application/json' }), 403);
   const redirect = await new Promise<http.IncomingMessage>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: gh.httpPort, path: '/', headers: { host: 'app.test' } }, (res) => { res.resume(); resolve(res); }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port: gh.httpPort, path: '/', headers: { host: 'app.test' } }, (res) => {
+        res.resume();
+        resolve(res);
+      })
+      .on('error', reject);
   });
   await assertOwn(gh.logs, 'redirect to HTTPS', { status: redirect.statusCode!, headers: redirect.headers }, 308);
 
-  const ws = new WebSocket(`wss://127.0.0.1:${gh.port}/denied`, { ca: ca.caPem, servername: 'app.test', headers: { host: 'app.test' } } as WebSocket.ClientOptions);
-  ws.on('error', () => { /* a refused upgrade ends with an error by design */ });
-  const [, refused] = await once(ws, 'unexpected-response') as [unknown, http.IncomingMessage];
+  const ws = new WebSocket(`wss://127.0.0.1:${gh.port}/denied`, {
+    ca: ca.caPem,
+    servername: 'app.test',
+    headers: { host: 'app.test' },
+  } as WebSocket.ClientOptions);
+  ws.on('error', () => {
+    /* a refused upgrade ends with an error by design */
+  });
+  const [, refused] = (await once(ws, 'unexpected-response')) as [unknown, http.IncomingMessage];
   ws.terminate();
-  await assertOwn(gh.logs, 'WebSocket refusal', { status: refused.statusCode!, headers: refused.headers }, 403, 'upgrade');
+  await assertOwn(
+    gh.logs,
+    'WebSocket refusal',
+    { status: refused.statusCode!, headers: refused.headers },
+    403,
+    'upgrade',
+  );
 
   const proxied = await get('/');
   assert.equal(proxied.status, 200);

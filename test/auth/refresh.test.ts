@@ -24,7 +24,9 @@ test('50 parallel requests with an expiring access token cause exactly one refre
   assert.deepEqual(new Set(replies.map((r) => r.status)), new Set([200]));
   assert.equal(f.op.refreshGrants(), 1, 'one refresh_token grant reached the provider');
   assert.equal(auth.refreshes, 1);
-  const tokens = new Set(replies.map((r) => r.json<{ headers: Record<string, string> }>().headers['x-auth-request-access-token']));
+  const tokens = new Set(
+    replies.map((r) => r.json<{ headers: Record<string, string> }>().headers['x-auth-request-access-token']),
+  );
   assert.equal(tokens.size, 1, 'every request went upstream with the refreshed token');
   assert.ok(!tokens.has(oldToken!));
   const after = auth.sessions.fromCookie(value)!;
@@ -68,7 +70,11 @@ test('a 30 s access token is not refreshed on every request; it is once a quarte
   const b = f.browser();
   await b.navigate(`${f.origin}/`, 'alice');
   for (let i = 0; i < 5; i++) assert.equal((await b.request(`${f.origin}/api/x`, { headers: API })).status, 200);
-  assert.equal(f.op.refreshGrants(), 0, 'a fresh 30 s token is not due (a fixed 60 s margin made every request refresh)');
+  assert.equal(
+    f.op.refreshGrants(),
+    0,
+    'a fresh 30 s token is not due (a fixed 60 s margin made every request refresh)',
+  );
 
   // 5 s left of 30: inside the last quarter, so the next request refreshes, once.
   const auth = f.gh.runtime.siteList[0]!.auth!;
@@ -90,7 +96,8 @@ test('a provider that answers a refresh late: the request gives up with 503, the
   const goneValue = gone.sessionCookie(f.origin)![1];
   const before = auth.sessions.tokens(auth.sessions.fromCookie(value)!);
   // Both access tokens have expired: a request must wait for the refresh, and cannot be answered with the old token.
-  for (const v of [value, goneValue]) auth.sessions.save({ ...auth.sessions.fromCookie(v)!, accessExpiresAt: Date.now() - 1 });
+  for (const v of [value, goneValue])
+    auth.sessions.save({ ...auth.sessions.fromCookie(v)!, accessExpiresAt: Date.now() - 1 });
 
   // The provider grants both refreshes at once but holds its answers back longer than a request waits (10 s).
   f.op.tokenDelayMs = 12_000;
@@ -112,16 +119,34 @@ test('a provider that answers a refresh late: the request gives up with 503, the
   // The answers arrive after every request gave up: the signed-in user's new tokens are stored (the provider has
   // used up the old refresh token), the signed-out user's are not.
   const session = () => auth.sessions.fromCookie(value)!;
-  await until(() => issued.some((a) => a.refresh_token === auth.sessions.tokens(session()).refreshToken), 'the late refresh was stored');
+  await until(
+    () => issued.some((a) => a.refresh_token === auth.sessions.tokens(session()).refreshToken),
+    'the late refresh was stored',
+  );
   assert.notEqual(auth.sessions.tokens(session()).refreshToken, before.refreshToken);
-  await until(() => f.gh.logs.some((l) => l.msg === 'refresh completed after the session ended; its tokens are dropped'), 'the late refresh of the signed-out session was dropped');
+  await until(
+    () => f.gh.logs.some((l) => l.msg === 'refresh completed after the session ended; its tokens are dropped'),
+    'the late refresh of the signed-out session was dropped',
+  );
   auth.sessions.dropCache();
-  assert.equal(auth.sessions.fromCookie(goneValue), undefined, 'a refresh that completes after the sign-out does not bring the session back');
-  assert.equal((await gone.request(`${f.origin}/api/x`, { headers: { ...API, cookie: `${name}=${goneValue}` } })).status, 401);
+  assert.equal(
+    auth.sessions.fromCookie(goneValue),
+    undefined,
+    'a refresh that completes after the sign-out does not bring the session back',
+  );
+  assert.equal(
+    (await gone.request(`${f.origin}/api/x`, { headers: { ...API, cookie: `${name}=${goneValue}` } })).status,
+    401,
+  );
 
   const now = await kept.request(`${f.origin}/api/x`, { headers: API });
   assert.equal(now.status, 200);
-  assert.ok(issued.some((a) => a.access_token === now.json<{ headers: Record<string, string> }>().headers['x-auth-request-access-token']), 'the late answer\'s access token is forwarded');
+  assert.ok(
+    issued.some(
+      (a) => a.access_token === now.json<{ headers: Record<string, string> }>().headers['x-auth-request-access-token'],
+    ),
+    "the late answer's access token is forwarded",
+  );
   // And the next refresh uses the rotated refresh token: the session lives on.
   const grants = f.op.refreshGrants();
   auth.sessions.save({ ...session(), accessExpiresAt: Date.now() - 1 });

@@ -13,22 +13,49 @@ import { validateReturnUrl } from '../../src/auth/redirect.ts';
 import { SECRET } from '../helpers/gatehouse-auth.ts';
 
 function settings(extra: Record<string, unknown>) {
-  const raw = authSchema.parse({ oidc_issuer_url: 'https://idp.example.com', client_id: 'c', client_secret: 's', cookie_secret: SECRET, ...extra });
-  const s = buildAuthSettings(raw, '/tmp', (key, message) => { throw new Error(`${key.join('.')}: ${message}`); });
+  const raw = authSchema.parse({
+    oidc_issuer_url: 'https://idp.example.com',
+    client_id: 'c',
+    client_secret: 's',
+    cookie_secret: SECRET,
+    ...extra,
+  });
+  const s = buildAuthSettings(raw, '/tmp', (key, message) => {
+    throw new Error(`${key.join('.')}: ${message}`);
+  });
   return s!;
 }
 
 test('strict email parsing', () => {
   assert.equal(strictEmail('alice@Example.COM'), 'alice@example.com');
-  for (const bad of ['attacker@evil.com@company.com', 'a@b', '@company.com', 'alice@', 'al ice@company.com', 'alice@company.com\n', 'alice@-company.com', 'alice@company..com', 'a\u0000@company.com', 42, undefined]) {
+  for (const bad of [
+    'attacker@evil.com@company.com',
+    'a@b',
+    '@company.com',
+    'alice@',
+    'al ice@company.com',
+    'alice@company.com\n',
+    'alice@-company.com',
+    'alice@company..com',
+    'a\u0000@company.com',
+    42,
+    undefined,
+  ]) {
     assert.equal(strictEmail(bad), undefined, String(bad));
   }
 });
 
 test('the identity rule: email, else (entra) preferred_username/upn as address, else username, oid, sub', () => {
   assert.equal(identityFromClaims({ sub: 's', email: 'a@x.com', preferred_username: 'p' }, 'oidc').user, 'a@x.com');
-  assert.equal(identityFromClaims({ sub: 's', email: 'a@x.com', email_verified: false, preferred_username: 'p' }, 'oidc').email, undefined);
-  assert.equal(identityFromClaims({ sub: 's', preferred_username: 'p@x.com' }, 'oidc').email, undefined, 'generic OIDC: only the email claim is an email');
+  assert.equal(
+    identityFromClaims({ sub: 's', email: 'a@x.com', email_verified: false, preferred_username: 'p' }, 'oidc').email,
+    undefined,
+  );
+  assert.equal(
+    identityFromClaims({ sub: 's', preferred_username: 'p@x.com' }, 'oidc').email,
+    undefined,
+    'generic OIDC: only the email claim is an email',
+  );
   assert.equal(identityFromClaims({ sub: 's', preferred_username: 'p@x.com' }, 'entra-id').email, 'p@x.com');
   assert.equal(identityFromClaims({ sub: 's', upn: 'u@x.com' }, 'entra-id').user, 'u@x.com');
   assert.equal(identityFromClaims({ sub: 's', oid: 'o' }, 'entra-id').user, 'o');
@@ -50,7 +77,8 @@ test('email_domains are compared label-wise; every configured rule must admit', 
 });
 
 test('return URLs: the site, its other names on the same port, and whitelist_domains only', () => {
-  const ok = (rd: string, wl: string[] = []) => validateReturnUrl(rd, 'https://app.test:8443', ['app.test', 'www.app.test'], wl);
+  const ok = (rd: string, wl: string[] = []) =>
+    validateReturnUrl(rd, 'https://app.test:8443', ['app.test', 'www.app.test'], wl);
   assert.equal(ok('/x?y=1#z'), 'https://app.test:8443/x?y=1#z');
   assert.equal(ok('https://www.app.test:8443/'), 'https://www.app.test:8443/');
   assert.equal(ok('https://www.app.test/'), undefined, 'another port is another origin');

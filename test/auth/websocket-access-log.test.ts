@@ -12,13 +12,21 @@ import { sample, scrape } from '../helpers/metrics.ts';
 import { startOP } from '../helpers/op.ts';
 import { until } from '../helpers/wait.ts';
 
-test('WebSocket upgrades (proxied 101, refused 401, 403 and 404) each get one access-log line with the client\'s request id and are counted in /metrics', async (t) => {
+test("WebSocket upgrades (proxied 101, refused 401, 403 and 404) each get one access-log line with the client's request id and are counted in /metrics", async (t) => {
   // The upstream tells the client the request id it was given (X-Request-Id), the only id a 101's client sees.
   const server = http.createServer((_req, res) => res.end('plain'));
   const wss = new WebSocketServer({ server });
   wss.on('connection', (socket, req) => socket.send(String(req.headers['x-request-id'])));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => { for (const c of wss.clients) c.terminate(); wss.close(); server.closeAllConnections(); server.close(() => resolve()); }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const port = await freePort();
@@ -27,11 +35,22 @@ test('WebSocket upgrades (proxied 101, refused 401, 403 and 404) each get one ac
   t.after(() => op.close());
   const gh = await startGatehouse({
     port,
-    sites: [{
-      names: ['app.test'], upstream, top: 'deny_paths = ["^/denied"]',
-      extra: `[[routes]]\npath = "/nows"\nupstream = "${upstream}"\nwebsocket = false\n`,
-      auth: { provider: 'oidc', oidc_issuer_url: op.issuer, client_id: 'gatehouse', client_secret: 'gatehouse-secret', cookie_secret: SECRET, email_domains: ['example.test'] },
-    }],
+    sites: [
+      {
+        names: ['app.test'],
+        upstream,
+        top: 'deny_paths = ["^/denied"]',
+        extra: `[[routes]]\npath = "/nows"\nupstream = "${upstream}"\nwebsocket = false\n`,
+        auth: {
+          provider: 'oidc',
+          oidc_issuer_url: op.issuer,
+          client_id: 'gatehouse',
+          client_secret: 'gatehouse-secret',
+          cookie_secret: SECRET,
+          email_domains: ['example.test'],
+        },
+      },
+    ],
   });
   t.after(() => gh.stop());
   const browser = new Browser(gh.caPem);
@@ -42,11 +61,23 @@ test('WebSocket upgrades (proxied 101, refused 401, 403 and 404) each get one ac
   const metricsPort = gh.listening.metrics!.port;
   const before = (await scrape(metricsPort)).body;
   const upgrade = (path: string, headers: Record<string, string>) => {
-    const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, { ca: gh.caPem, servername: 'app.test', headers: { host: `app.test:${port}`, ...headers } } as WebSocket.ClientOptions);
-    ws.on('error', () => { /* a refused upgrade ends with an error by design */ });
+    const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, {
+      ca: gh.caPem,
+      servername: 'app.test',
+      headers: { host: `app.test:${port}`, ...headers },
+    } as WebSocket.ClientOptions);
+    ws.on('error', () => {
+      /* a refused upgrade ends with an error by design */
+    });
     return new Promise<{ status: number; requestId: string }>((resolve) => {
-      ws.once('unexpected-response', (_req, res: http.IncomingMessage) => { resolve({ status: res.statusCode!, requestId: String(res.headers['x-request-id']) }); ws.terminate(); });
-      ws.once('message', (data) => { resolve({ status: 101, requestId: String(data) }); ws.close(); });
+      ws.once('unexpected-response', (_req, res: http.IncomingMessage) => {
+        resolve({ status: res.statusCode!, requestId: String(res.headers['x-request-id']) });
+        ws.terminate();
+      });
+      ws.once('message', (data) => {
+        resolve({ status: 101, requestId: String(data) });
+        ws.close();
+      });
     });
   };
 
@@ -60,7 +91,10 @@ test('WebSocket upgrades (proxied 101, refused 401, 403 and 404) each get one ac
     const answer = await upgrade(c.path, c.headers);
     assert.equal(answer.status, c.status, c.path);
     assert.match(answer.requestId, /^\w{6,}$/, `${c.path}: the client got a request id`);
-    await until(() => gh.logs.some((l) => l.req_id === answer.requestId), `${c.path} ${c.status}: a log line with req_id ${answer.requestId}`);
+    await until(
+      () => gh.logs.some((l) => l.req_id === answer.requestId),
+      `${c.path} ${c.status}: a log line with req_id ${answer.requestId}`,
+    );
     const lines = gh.logs.filter((l) => l.req_id === answer.requestId && (l.msg === 'upgrade' || l.msg === 'request'));
     assert.equal(lines.length, 1, `${c.path} ${c.status}: one access-log line`);
     const line = lines[0]!;
@@ -74,7 +108,13 @@ test('WebSocket upgrades (proxied 101, refused 401, 403 and 404) each get one ac
 
   const after = (await scrape(metricsPort)).body;
   const delta = (series: string) => (sample(after, series) ?? 0) - (sample(before, series) ?? 0);
-  for (const status of [101, 401, 403, 404]) assert.equal(delta(`gatehouse_requests_total{site="app.test",code="${status}"}`), 1, `one ${status} counted`);
-  for (const error of ['ERR_AUTH_REQUIRED', 'ERR_ROUTE_DENIED', 'ERR_ROUTE_NOT_FOUND']) assert.equal(delta(`gatehouse_errors_total{site="app.test",error="${error}"}`), 1, error);
-  assert.equal(sample(after, 'gatehouse_requests_in_flight'), 0, 'an answered upgrade is no longer in flight, its tunnel may live on');
+  for (const status of [101, 401, 403, 404])
+    assert.equal(delta(`gatehouse_requests_total{site="app.test",code="${status}"}`), 1, `one ${status} counted`);
+  for (const error of ['ERR_AUTH_REQUIRED', 'ERR_ROUTE_DENIED', 'ERR_ROUTE_NOT_FOUND'])
+    assert.equal(delta(`gatehouse_errors_total{site="app.test",error="${error}"}`), 1, error);
+  assert.equal(
+    sample(after, 'gatehouse_requests_in_flight'),
+    0,
+    'an answered upgrade is no longer in flight, its tunnel may live on',
+  );
 });

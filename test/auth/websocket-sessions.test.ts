@@ -35,14 +35,26 @@ async function wsEcho(t: TestContext) {
     socket.on('close', (code) => closes.push(code));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => { for (const c of wss.clients) c.terminate(); wss.close(); server.closeAllConnections(); server.close(() => resolve()); }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, closes, wss };
 }
 
 /** A WebSocket through Gatehouse with a browser's cookies, open and echoing. */
 async function openSocket(browser: Browser, caPem: string, port: number): Promise<WebSocket> {
   const cookie = [...browser.cookies(`app.test:${port}`)].map(([k, v]) => `${k}=${v}`).join('; ');
-  const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { ca: caPem, servername: 'app.test', headers: { host: `app.test:${port}`, cookie } } as WebSocket.ClientOptions);
+  const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, {
+    ca: caPem,
+    servername: 'app.test',
+    headers: { host: `app.test:${port}`, cookie },
+  } as WebSocket.ClientOptions);
   const hello = once(ws, 'message');
   await once(ws, 'open');
   assert.equal(String((await hello)[0]), 'hello');
@@ -56,25 +68,51 @@ function closed(ws: WebSocket, ms = 20_000): Promise<number> {
   if (ws.readyState === WebSocket.CLOSED) return Promise.reject(new Error('already closed: its code was missed'));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the WebSocket was still open after ${ms} ms`)), ms);
-    ws.once('close', (code) => { clearTimeout(timer); resolve(code); });
+    ws.once('close', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
   });
 }
 
-
-test('sign-out, front-channel logout and a refused refresh close that session\'s WebSockets with 1008, both sides; others stay open', async (t) => {
+test("sign-out, front-channel logout and a refused refresh close that session's WebSockets with 1008, both sides; others stay open", async (t) => {
   const echo = await wsEcho(t);
   const port = await freePort();
   const origin = `https://app.test:${port}`;
-  const op = await startOP({ redirectUris: [`${origin}/oauth2/callback`], postLogoutRedirectUris: [`${origin}/`], sid: true });
-  const gh = await startGatehouse({ port, sites: [{ names: ['app.test'], upstream: echo.url, auth: {
-    oidc_issuer_url: op.issuer, client_id: 'gatehouse', client_secret: 'gatehouse-secret', cookie_secret: SECRET, email_domains: ['*'],
-  } }] });
-  t.after(async () => { await gh.stop(); await op.close(); });
+  const op = await startOP({
+    redirectUris: [`${origin}/oauth2/callback`],
+    postLogoutRedirectUris: [`${origin}/`],
+    sid: true,
+  });
+  const gh = await startGatehouse({
+    port,
+    sites: [
+      {
+        names: ['app.test'],
+        upstream: echo.url,
+        auth: {
+          oidc_issuer_url: op.issuer,
+          client_id: 'gatehouse',
+          client_secret: 'gatehouse-secret',
+          cookie_secret: SECRET,
+          email_domains: ['*'],
+        },
+      },
+    ],
+  });
+  t.after(async () => {
+    await gh.stop();
+    await op.close();
+  });
   const auth = gh.runtime.siteList[0]!.auth!;
   const login = async (user: string) => {
     const browser = new Browser(gh.caPem);
     assert.equal((await browser.navigate(`${origin}/`, user)).status, 200);
-    return { browser, socket: await openSocket(browser, gh.caPem, port), session: () => auth.sessions.fromCookie(browser.sessionCookie(origin)![1]) };
+    return {
+      browser,
+      socket: await openSocket(browser, gh.caPem, port),
+      session: () => auth.sessions.fromCookie(browser.sessionCookie(origin)![1]),
+    };
   };
   const bystander = await login('bob');
 
@@ -91,7 +129,14 @@ test('sign-out, front-channel logout and a refused refresh close that session\'s
   const sid = carol.session()!.sid;
   assert.ok(sid, 'the ID token named the provider session');
   const byProvider = closed(carol.socket);
-  assert.equal((await new Browser(gh.caPem).request(`${origin}/oauth2/frontchannel_logout?sid=${encodeURIComponent(sid)}&iss=${encodeURIComponent(op.issuer)}`)).status, 200);
+  assert.equal(
+    (
+      await new Browser(gh.caPem).request(
+        `${origin}/oauth2/frontchannel_logout?sid=${encodeURIComponent(sid)}&iss=${encodeURIComponent(op.issuer)}`,
+      )
+    ).status,
+    200,
+  );
   assert.equal(await byProvider, 1008);
 
   // The provider refuses a refresh (grant revoked): the session ends, and so does its WebSocket.
@@ -117,10 +162,26 @@ test('a session that ends while 1 MB frames flow both ways: each side gets whole
   const port = await freePort();
   const origin = `https://app.test:${port}`;
   const op = await startOP({ redirectUris: [`${origin}/oauth2/callback`], postLogoutRedirectUris: [`${origin}/`] });
-  const gh = await startGatehouse({ port, sites: [{ names: ['app.test'], upstream: echo.url, auth: {
-    oidc_issuer_url: op.issuer, client_id: 'gatehouse', client_secret: 'gatehouse-secret', cookie_secret: SECRET, email_domains: ['*'],
-  } }] });
-  t.after(async () => { await gh.stop(); await op.close(); });
+  const gh = await startGatehouse({
+    port,
+    sites: [
+      {
+        names: ['app.test'],
+        upstream: echo.url,
+        auth: {
+          oidc_issuer_url: op.issuer,
+          client_id: 'gatehouse',
+          client_secret: 'gatehouse-secret',
+          cookie_secret: SECRET,
+          email_domains: ['*'],
+        },
+      },
+    ],
+  });
+  t.after(async () => {
+    await gh.stop();
+    await op.close();
+  });
   const browser = new Browser(gh.caPem);
   assert.equal((await browser.navigate(`${origin}/`, 'alice')).status, 200);
   const socket = await openSocket(browser, gh.caPem, port);
@@ -128,7 +189,9 @@ test('a session that ends while 1 MB frames flow both ways: each side gets whole
   const errors: Error[] = [];
   socket.on('error', (error) => errors.push(error));
   let received = 0;
-  socket.on('message', (data: Buffer) => { if (data.length === 1 << 20) received++; });
+  socket.on('message', (data: Buffer) => {
+    if (data.length === 1 << 20) received++;
+  });
   socket.send('flood');
   for (let i = 0; i < 16; i++) socket.send(Buffer.alloc(1 << 20, i));
   await until(() => received >= 2, 'the first large messages arrived');
@@ -146,10 +209,27 @@ test('a WebSocket ends when its session expires (cookie_expire), although it nev
   const port = await freePort();
   const origin = `https://app.test:${port}`;
   const op = await startOP({ redirectUris: [`${origin}/oauth2/callback`] });
-  const gh = await startGatehouse({ port, sites: [{ names: ['app.test'], upstream: echo.url, auth: {
-    oidc_issuer_url: op.issuer, client_id: 'gatehouse', client_secret: 'gatehouse-secret', cookie_secret: SECRET, email_domains: ['*'], cookie_expire: '6s',
-  } }] });
-  t.after(async () => { await gh.stop(); await op.close(); });
+  const gh = await startGatehouse({
+    port,
+    sites: [
+      {
+        names: ['app.test'],
+        upstream: echo.url,
+        auth: {
+          oidc_issuer_url: op.issuer,
+          client_id: 'gatehouse',
+          client_secret: 'gatehouse-secret',
+          cookie_secret: SECRET,
+          email_domains: ['*'],
+          cookie_expire: '6s',
+        },
+      },
+    ],
+  });
+  t.after(async () => {
+    await gh.stop();
+    await op.close();
+  });
   const browser = new Browser(gh.caPem);
   assert.equal((await browser.navigate(`${origin}/`, 'alice')).status, 200);
   const session = gh.runtime.siteList[0]!.auth!.sessions.fromCookie(browser.sessionCookie(origin)![1])!;
@@ -163,8 +243,16 @@ function serve(t: TestContext, dir: string) {
   const child = spawn(process.execPath, [MAIN, 'serve', '--config', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
   let stderr = '';
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => { try { lines.push(JSON.parse(line)); } catch { stderr += `${line}\n`; } });
-  child.stderr!.on('data', (chunk) => { stderr += chunk; });
+  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      lines.push(JSON.parse(line));
+    } catch {
+      stderr += `${line}\n`;
+    }
+  });
+  child.stderr!.on('data', (chunk) => {
+    stderr += chunk;
+  });
   t.after(async () => {
     if (child.exitCode !== null) return;
     const exited = once(child, 'exit');
@@ -177,7 +265,8 @@ function serve(t: TestContext, dir: string) {
     for (const deadline = Date.now() + 30_000; ;) {
       const found = lines.find(matches);
       if (found) return found;
-      if (Date.now() > deadline || child.exitCode !== null) assert.fail(`no log line: ${what}\n${lines.map((l) => JSON.stringify(l)).join('\n')}\n${stderr}`);
+      if (Date.now() > deadline || child.exitCode !== null)
+        assert.fail(`no log line: ${what}\n${lines.map((l) => JSON.stringify(l)).join('\n')}\n${stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   };
@@ -185,51 +274,91 @@ function serve(t: TestContext, dir: string) {
 }
 
 /** One GET over a given keep-alive agent (so a later request reuses its connection, and so its worker). */
-function get(agent: https.Agent, port: number, target: string, headers: Record<string, string>): Promise<http.IncomingMessage> {
+function get(
+  agent: https.Agent,
+  port: number,
+  target: string,
+  headers: Record<string, string>,
+): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    https.get({ host: '127.0.0.1', port, path: target, agent, servername: 'app.test', headers: { host: `app.test:${port}`, ...headers } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res));
-    }).on('error', reject);
+    https
+      .get(
+        {
+          host: '127.0.0.1',
+          port,
+          path: target,
+          agent,
+          servername: 'app.test',
+          headers: { host: `app.test:${port}`, ...headers },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res));
+        },
+      )
+      .on('error', reject);
   });
 }
 
-test('workers = 2: a sign-out served by one worker closes the session\'s WebSocket held by the other', { timeout: 120_000 }, async (t) => {
-  const echo = await wsEcho(t);
-  const port = await freePort();
-  const origin = `https://app.test:${port}`;
-  const op = await startOP({ redirectUris: [`${origin}/oauth2/callback`], postLogoutRedirectUris: [`${origin}/`] });
-  t.after(() => op.close());
-  const dir = writeAuthConfig({ port, global: 'workers = 2', sites: [{ names: ['app.test'], upstream: echo.url, auth: {
-    oidc_issuer_url: op.issuer, client_id: 'gatehouse', client_secret: 'gatehouse-secret', cookie_secret: SECRET, email_domains: ['*'],
-  } }] });
-  const caPem = fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8');
-  const gh = serve(t, dir);
-  await gh.line((l) => l.msg === 'listening', 'a worker listening');
-  await until(() => gh.lines.filter((l) => l.msg === 'listening').length === 2, 'two workers listening');
+test(
+  "workers = 2: a sign-out served by one worker closes the session's WebSocket held by the other",
+  { timeout: 120_000 },
+  async (t) => {
+    const echo = await wsEcho(t);
+    const port = await freePort();
+    const origin = `https://app.test:${port}`;
+    const op = await startOP({ redirectUris: [`${origin}/oauth2/callback`], postLogoutRedirectUris: [`${origin}/`] });
+    t.after(() => op.close());
+    const dir = writeAuthConfig({
+      port,
+      global: 'workers = 2',
+      sites: [
+        {
+          names: ['app.test'],
+          upstream: echo.url,
+          auth: {
+            oidc_issuer_url: op.issuer,
+            client_id: 'gatehouse',
+            client_secret: 'gatehouse-secret',
+            cookie_secret: SECRET,
+            email_domains: ['*'],
+          },
+        },
+      ],
+    });
+    const caPem = fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8');
+    const gh = serve(t, dir);
+    await gh.line((l) => l.msg === 'listening', 'a worker listening');
+    await until(() => gh.lines.filter((l) => l.msg === 'listening').length === 2, 'two workers listening');
 
-  const browser = new Browser(caPem);
-  assert.equal((await browser.navigate(`${origin}/`, 'alice')).status, 200);
-  const socket = await openSocket(browser, caPem, port);
-  const holder = (await gh.line((l) => l.msg === 'upgrade' && l.path === '/ws', 'the upgrade\'s access-log line')).pid;
+    const browser = new Browser(caPem);
+    assert.equal((await browser.navigate(`${origin}/`, 'alice')).status, 200);
+    const socket = await openSocket(browser, caPem, port);
+    const holder = (await gh.line((l) => l.msg === 'upgrade' && l.path === '/ws', "the upgrade's access-log line")).pid;
 
-  // New connections until one reaches the other worker (the kernel spreads them), then sign out over that one.
-  const cookie = [...browser.cookies(`app.test:${port}`)].map(([k, v]) => `${k}=${v}`).join('; ');
-  const code = closed(socket);
-  let signedOutBy: unknown;
-  for (let attempt = 0; attempt < 50 && signedOutBy === undefined; attempt++) {
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: caPem });
-    const probe = await get(agent, port, '/oauth2/userinfo', { cookie, accept: 'application/json' });
-    assert.equal(probe.statusCode, 200);
-    const served = (await gh.line((l) => l.req_id === probe.headers['x-request-id'], 'the probe\'s access-log line')).pid;
-    if (served !== holder) {
-      const out = await get(agent, port, '/oauth2/sign_out', { cookie });
-      assert.equal(out.statusCode, 302);
-      signedOutBy = (await gh.line((l) => l.req_id === out.headers['x-request-id'], 'the sign-out\'s access-log line')).pid;
+    // New connections until one reaches the other worker (the kernel spreads them), then sign out over that one.
+    const cookie = [...browser.cookies(`app.test:${port}`)].map(([k, v]) => `${k}=${v}`).join('; ');
+    const code = closed(socket);
+    let signedOutBy: unknown;
+    for (let attempt = 0; attempt < 50 && signedOutBy === undefined; attempt++) {
+      const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: caPem });
+      const probe = await get(agent, port, '/oauth2/userinfo', { cookie, accept: 'application/json' });
+      assert.equal(probe.statusCode, 200);
+      const served = (await gh.line((l) => l.req_id === probe.headers['x-request-id'], "the probe's access-log line"))
+        .pid;
+      if (served !== holder) {
+        const out = await get(agent, port, '/oauth2/sign_out', { cookie });
+        assert.equal(out.statusCode, 302);
+        signedOutBy = (await gh.line((l) => l.req_id === out.headers['x-request-id'], "the sign-out's access-log line"))
+          .pid;
+      }
+      agent.destroy();
     }
-    agent.destroy();
-  }
-  assert.ok(signedOutBy !== undefined && signedOutBy !== holder, 'the sign-out was served by the worker without the WebSocket');
-  assert.equal(await code, 1008);
-  await until(() => echo.closes.includes(1008), 'the upstream got the close frame');
-});
+    assert.ok(
+      signedOutBy !== undefined && signedOutBy !== holder,
+      'the sign-out was served by the worker without the WebSocket',
+    );
+    assert.equal(await code, 1008);
+    await until(() => echo.closes.includes(1008), 'the upstream got the close frame');
+  },
+);

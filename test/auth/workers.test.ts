@@ -14,14 +14,33 @@ const API = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-d
 test('two workers on one session store: logout and refresh are seen by both; one refresh between them', async (t) => {
   const backend = await startEchoBackend();
   const [portA, portB] = [await freePort(), await freePort()];
-  const op = await startOP({ redirectUris: [`https://app.test:${portA}/oauth2/callback`], postLogoutRedirectUris: [`https://app.test:${portA}/`] });
-  const site = (port: number) => [{ names: ['app.test'], upstream: backend.url, auth: {
-    oidc_issuer_url: op.issuer, client_id: 'gatehouse', client_secret: 'gatehouse-secret', cookie_secret: SECRET, email_domains: ['*'], pass_access_token: true,
-    redirect_url: `https://app.test:${port === portB ? portA : port}/oauth2/callback`,
-  } }];
+  const op = await startOP({
+    redirectUris: [`https://app.test:${portA}/oauth2/callback`],
+    postLogoutRedirectUris: [`https://app.test:${portA}/`],
+  });
+  const site = (port: number) => [
+    {
+      names: ['app.test'],
+      upstream: backend.url,
+      auth: {
+        oidc_issuer_url: op.issuer,
+        client_id: 'gatehouse',
+        client_secret: 'gatehouse-secret',
+        cookie_secret: SECRET,
+        email_domains: ['*'],
+        pass_access_token: true,
+        redirect_url: `https://app.test:${port === portB ? portA : port}/oauth2/callback`,
+      },
+    },
+  ];
   const a = await startGatehouse({ port: portA, sites: site(portA), global: 'workers = 2' });
   const b = await startGatehouse({ port: portB, dir: a.dir, sites: site(portB), global: 'workers = 2' });
-  t.after(async () => { await a.stop(); await b.stop(); await op.close(); await backend.close(); });
+  t.after(async () => {
+    await a.stop();
+    await b.stop();
+    await op.close();
+    await backend.close();
+  });
 
   const browser = new Browser(a.caPem);
   await browser.navigate(`https://app.test:${portA}/`, 'alice');
@@ -34,12 +53,19 @@ test('two workers on one session store: logout and refresh are seen by both; one
   const authA = a.runtime.siteList[0]!.auth!;
   const authB = b.runtime.siteList[0]!.auth!;
   authA.sessions.save({ ...authA.sessions.fromCookie(value)!, accessExpiresAt: Date.now() + 1_000 });
-  const replies = await Promise.all([...Array.from({ length: 20 }, () => at(portA)), ...Array.from({ length: 20 }, () => at(portB))]);
+  const replies = await Promise.all([
+    ...Array.from({ length: 20 }, () => at(portA)),
+    ...Array.from({ length: 20 }, () => at(portB)),
+  ]);
   assert.deepEqual(new Set(replies.map((r) => r.status)), new Set([200]));
   assert.equal(op.refreshGrants(), 1);
   assert.equal(authA.refreshes + authB.refreshes, 1);
   const fresh = authA.sessions.fromCookie(value)!.accessToken;
-  assert.equal((await at(portB)).json<{ headers: Record<string, string> }>().headers['x-auth-request-access-token'], fresh, 'B forwards the token A refreshed');
+  assert.equal(
+    (await at(portB)).json<{ headers: Record<string, string> }>().headers['x-auth-request-access-token'],
+    fresh,
+    'B forwards the token A refreshed',
+  );
 
   // Logout at A: B refuses the same cookie on the very next request.
   await browser.request(`https://app.test:${portA}/oauth2/sign_out`);
@@ -54,17 +80,38 @@ test('workers = 2: once the access token expired while the session idled, parall
     res.end('ok');
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => { upstream.closeAllConnections(); upstream.close(() => resolve()); }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        upstream.closeAllConnections();
+        upstream.close(() => resolve());
+      }),
+  );
   const [portA, portB] = [await freePort(), await freePort()];
   // Six seconds: long enough to be refreshed ahead of its expiry (a quarter of it), short enough to idle past.
   const op = await startOP({ redirectUris: [`https://app.test:${portA}/oauth2/callback`], accessTokenTtl: 6 });
-  const site = [{ names: ['app.test'], upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, auth: {
-    oidc_issuer_url: op.issuer, client_id: 'gatehouse', client_secret: 'gatehouse-secret', cookie_secret: SECRET, email_domains: ['*'],
-    pass_access_token: true, redirect_url: `https://app.test:${portA}/oauth2/callback`,
-  } }];
+  const site = [
+    {
+      names: ['app.test'],
+      upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      auth: {
+        oidc_issuer_url: op.issuer,
+        client_id: 'gatehouse',
+        client_secret: 'gatehouse-secret',
+        cookie_secret: SECRET,
+        email_domains: ['*'],
+        pass_access_token: true,
+        redirect_url: `https://app.test:${portA}/oauth2/callback`,
+      },
+    },
+  ];
   const a = await startGatehouse({ port: portA, sites: site, global: 'workers = 2' });
   const b = await startGatehouse({ port: portB, dir: a.dir, sites: site, global: 'workers = 2' });
-  t.after(async () => { await a.stop(); await b.stop(); await op.close(); });
+  t.after(async () => {
+    await a.stop();
+    await b.stop();
+    await op.close();
+  });
 
   const browser = new Browser(a.caPem);
   assert.equal((await browser.navigate(`https://app.test:${portA}/`, 'alice')).status, 200);
@@ -81,12 +128,15 @@ test('workers = 2: once the access token expired while the session idled, parall
   const grants = op.refreshGrants();
   const at = (port: number) => browser.request(`https://app.test:${port}/x`, { headers: { ...API, cookie } });
   const replies = await Promise.all(Array.from({ length: 20 }, () => [at(portA), at(portB)]).flat());
-  assert.deepEqual(replies.map((r) => r.status), Array(40).fill(200));
+  assert.deepEqual(
+    replies.map((r) => r.status),
+    Array(40).fill(200),
+  );
   assert.equal(received.length, 40);
   const expired: string[] = [];
   for (const { token, at: when } of received) {
     const known = await op.provider.AccessToken.find(token, { ignoreExpiration: true });
-    if (!known || known.exp! * 1000 <= when) expired.push(token === first ? 'the idle session\'s token' : token);
+    if (!known || known.exp! * 1000 <= when) expired.push(token === first ? "the idle session's token" : token);
   }
   assert.deepEqual(expired, [], `${expired.length} of 40 requests reached the upstream with an expired access token`);
   assert.equal(op.refreshGrants() - grants, 1, 'one refresh between the two workers');

@@ -15,22 +15,41 @@ const SYSTEMS: SystemName[] = ['nginx', 'gatehouse'];
 // it went past 180 s. The bound is there for a hang, not for speed.
 test('bench smoke: every scenario produces figures for nginx and Gatehouse', { timeout: 600_000 }, async (t) => {
   for (const tool of ['wrk', 'h2load', 'taskset']) {
-    assert.ok(fs.existsSync(`/usr/bin/${tool}`), `${tool} is missing: run npm run setup (apt-get install wrk nghttp2-client util-linux)`);
+    assert.ok(
+      fs.existsSync(`/usr/bin/${tool}`),
+      `${tool} is missing: run npm run setup (apt-get install wrk nghttp2-client util-linux)`,
+    );
   }
-  for (const system of SYSTEMS) assert.equal(missingPackage(system), undefined, `${system} is missing: run npm run setup`);
+  for (const system of SYSTEMS)
+    assert.equal(missingPackage(system), undefined, `${system} is missing: run npm run setup`);
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'));
   t.after(() => fs.rmSync(out, { recursive: true, force: true }));
   const lines: string[] = [];
   // oneCore: every process on the last core, so the test files running beside this one keep the other core.
-  const { samples } = await bench({ scenarios: [], systems: SYSTEMS, reps: 1, seconds: 1, warmup: 0, oneCore: true, out, log: (line) => lines.push(line) });
+  const { samples } = await bench({
+    scenarios: [],
+    systems: SYSTEMS,
+    reps: 1,
+    seconds: 1,
+    warmup: 0,
+    oneCore: true,
+    out,
+    log: (line) => lines.push(line),
+  });
 
   for (const scenario of await loadScenarios([])) {
     for (const system of SYSTEMS) {
       const sample = samples.find((s) => s.scenario === scenario.name && s.system === system);
       assert.ok(sample, `${scenario.name}: no run for ${system}\n${lines.join('\n')}`);
       assert.ok(sample.requests > 0 && sample.rps > 0, `${scenario.name} / ${system}: no requests completed`);
-      assert.ok(Number.isFinite(sample.cpuUsPerReq) && sample.peakRssMb > 0, `${scenario.name} / ${system}: no CPU or memory figure`);
-      assert.ok(sample.p50Ms !== undefined && sample.p99Ms !== undefined, `${scenario.name} / ${system}: no latency percentiles`);
+      assert.ok(
+        Number.isFinite(sample.cpuUsPerReq) && sample.peakRssMb > 0,
+        `${scenario.name} / ${system}: no CPU or memory figure`,
+      );
+      assert.ok(
+        sample.p50Ms !== undefined && sample.p99Ms !== undefined,
+        `${scenario.name} / ${system}: no latency percentiles`,
+      );
     }
   }
   const report = fs.readFileSync(path.join(out, 'results.md'), 'utf8');

@@ -17,44 +17,71 @@ import { until } from '../helpers/wait.ts';
 const DEMO_ONLY = ['oidc-provider', 'koa'];
 const ACME_ONLY = ['acme-client', 'node-forge', 'axios', '@peculiar/x509'];
 
-test('the bundle carries mime-db once; serve evaluates neither the demo\'s provider nor ACME, demo does', { timeout: 240_000 }, async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bundle-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const bundle = path.join(dir, 'gatehouse.cjs');
-  const options = bundleOptions(bundle);
-  const { metafile } = await build({ ...options, metafile: true, plugins: [...options.plugins ?? [], markEvaluation()],
-    banner: { js: 'process.on("exit", () => require("node:fs").writeFileSync(process.env.EVALUATED_REPORT, JSON.stringify([...globalThis.__evaluatedPackages ?? []])));' } });
-  const carried = byPackage(metafile);
-  t.diagnostic(`bundle with the markers ${(fs.statSync(bundle).size / 1e6).toFixed(2)} MB; largest: ${[...carried].sort((a, b) => b[1] - a[1]).slice(0, 8)
-    .map(([name, bytes]) => `${name} ${(bytes / 1e6).toFixed(2)}`).join(', ')}`);
+test(
+  "the bundle carries mime-db once; serve evaluates neither the demo's provider nor ACME, demo does",
+  { timeout: 240_000 },
+  async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bundle-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const bundle = path.join(dir, 'gatehouse.cjs');
+    const options = bundleOptions(bundle);
+    const { metafile } = await build({
+      ...options,
+      metafile: true,
+      plugins: [...(options.plugins ?? []), markEvaluation()],
+      banner: {
+        js: 'process.on("exit", () => require("node:fs").writeFileSync(process.env.EVALUATED_REPORT, JSON.stringify([...globalThis.__evaluatedPackages ?? []])));',
+      },
+    });
+    const carried = byPackage(metafile);
+    t.diagnostic(
+      `bundle with the markers ${(fs.statSync(bundle).size / 1e6).toFixed(2)} MB; largest: ${[...carried]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8)
+        .map(([name, bytes]) => `${name} ${(bytes / 1e6).toFixed(2)}`)
+        .join(', ')}`,
+    );
 
-  await t.test('mime-db\'s table is in the bundle once', () => {
-    const tables = Object.keys(metafile.outputs[Object.keys(metafile.outputs)[0]!]!.inputs).filter((file) => /node_modules\/mime-db\/db\.json$/.test(file));
-    assert.equal(tables.length, 1, tables.join('\n'));
-  });
+    await t.test("mime-db's table is in the bundle once", () => {
+      const tables = Object.keys(metafile.outputs[Object.keys(metafile.outputs)[0]!]!.inputs).filter((file) =>
+        /node_modules\/mime-db\/db\.json$/.test(file),
+      );
+      assert.equal(tables.length, 1, tables.join('\n'));
+    });
 
-  await t.test('the demo\'s provider and ACME are in the bundle (the binary runs every verb)', () => {
-    for (const name of [...DEMO_ONLY, ...ACME_ONLY]) assert.ok(carried.has(name), `${name} is bundled`);
-  });
+    await t.test("the demo's provider and ACME are in the bundle (the binary runs every verb)", () => {
+      for (const name of [...DEMO_ONLY, ...ACME_ONLY]) assert.ok(carried.has(name), `${name} is bundled`);
+    });
 
-  await t.test('serve evaluates neither the demo\'s provider nor ACME', async () => {
-    const conf = path.join(dir, 'conf');
-    const pair = await createSelfSigned(['a.test']);
-    fs.mkdirSync(path.join(conf, 'sites'), { recursive: true });
-    fs.writeFileSync(path.join(conf, 'gatehouse.toml'), 'workers = 1\n\n[https]\nlisten = ["127.0.0.1:0"]\n\n[log]\naccess_log = false\n');
-    fs.writeFileSync(path.join(conf, 'a.test.crt'), pair.certPem);
-    fs.writeFileSync(path.join(conf, 'a.test.key'), pair.keyPem, { mode: 0o600 });
-    fs.writeFileSync(path.join(conf, 'sites', 'a.test.toml'), 'server_names = ["a.test"]\n\n[tls]\ncert = "a.test.crt"\nkey = "a.test.key"\n\n[[routes]]\npath = "/"\nupstream = "http://127.0.0.1:9"\n');
-    const evaluated = await runUntil(bundle, ['serve', '--config', conf], dir, /"msg":"listening"/);
-    for (const name of [...DEMO_ONLY, ...ACME_ONLY]) assert.ok(!evaluated.has(name), `serve evaluated ${name}`);
-    assert.ok(evaluated.has('undici') && evaluated.has('send'), `the markers record what serve runs: ${[...evaluated].join(', ')}`);
-  });
+    await t.test("serve evaluates neither the demo's provider nor ACME", async () => {
+      const conf = path.join(dir, 'conf');
+      const pair = await createSelfSigned(['a.test']);
+      fs.mkdirSync(path.join(conf, 'sites'), { recursive: true });
+      fs.writeFileSync(
+        path.join(conf, 'gatehouse.toml'),
+        'workers = 1\n\n[https]\nlisten = ["127.0.0.1:0"]\n\n[log]\naccess_log = false\n',
+      );
+      fs.writeFileSync(path.join(conf, 'a.test.crt'), pair.certPem);
+      fs.writeFileSync(path.join(conf, 'a.test.key'), pair.keyPem, { mode: 0o600 });
+      fs.writeFileSync(
+        path.join(conf, 'sites', 'a.test.toml'),
+        'server_names = ["a.test"]\n\n[tls]\ncert = "a.test.crt"\nkey = "a.test.key"\n\n[[routes]]\npath = "/"\nupstream = "http://127.0.0.1:9"\n',
+      );
+      const evaluated = await runUntil(bundle, ['serve', '--config', conf], dir, /"msg":"listening"/);
+      for (const name of [...DEMO_ONLY, ...ACME_ONLY]) assert.ok(!evaluated.has(name), `serve evaluated ${name}`);
+      assert.ok(
+        evaluated.has('undici') && evaluated.has('send'),
+        `the markers record what serve runs: ${[...evaluated].join(', ')}`,
+      );
+    });
 
-  await t.test('demo evaluates its provider', async () => {
-    const evaluated = await runUntil(bundle, ['demo', '--port', '0'], dir, /demo ready/);
-    for (const name of DEMO_ONLY) assert.ok(evaluated.has(name), `demo evaluated ${name}: ${[...evaluated].join(', ')}`);
-  });
-});
+    await t.test('demo evaluates its provider', async () => {
+      const evaluated = await runUntil(bundle, ['demo', '--port', '0'], dir, /demo ready/);
+      for (const name of DEMO_ONLY)
+        assert.ok(evaluated.has(name), `demo evaluated ${name}: ${[...evaluated].join(', ')}`);
+    });
+  },
+);
 
 /** Appends to each JavaScript module from node_modules a line that records its package when the module has run. */
 function markEvaluation(): Plugin {
@@ -80,18 +107,29 @@ function byPackage(metafile: Metafile): Map<string, number> {
 }
 
 function packageOf(file: string): string {
-  const parts = file.split(/[\\/]node_modules[\\/]|^node_modules[\\/]/).at(-1)!.split(/[\\/]/);
+  const parts = file
+    .split(/[\\/]node_modules[\\/]|^node_modules[\\/]/)
+    .at(-1)!
+    .split(/[\\/]/);
   return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!;
 }
 
 /** Runs the bundle until a line matches, stops it with SIGTERM and returns the packages whose modules ran. */
 async function runUntil(bundle: string, args: string[], cwd: string, ready: RegExp): Promise<Set<string>> {
   const report = path.join(cwd, `evaluated-${args[0]}.json`);
-  const child = spawn(process.execPath, [bundle, ...args], { cwd, env: { EVALUATED_REPORT: report }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bundle, ...args], {
+    cwd,
+    env: { EVALUATED_REPORT: report },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
-  for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream }).on('line', (line) => lines.push(line));
+  for (const stream of [child.stdout, child.stderr])
+    createInterface({ input: stream }).on('line', (line) => lines.push(line));
   try {
-    await until(() => lines.some((line) => ready.test(line)) || child.exitCode !== null, () => `${args[0]}: a line matching ${ready}\n${lines.join('\n')}`);
+    await until(
+      () => lines.some((line) => ready.test(line)) || child.exitCode !== null,
+      () => `${args[0]}: a line matching ${ready}\n${lines.join('\n')}`,
+    );
     assert.equal(child.exitCode, null, lines.join('\n'));
   } finally {
     if (child.exitCode === null) child.kill('SIGTERM');

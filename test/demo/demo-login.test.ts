@@ -11,7 +11,10 @@ import { Browser, freePort } from '../helpers/gatehouse-auth.ts';
 test('demo: alice logs in, sees the echo page with her identity, logs out, and the page is protected again', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-demo-'));
   const demo = await startDemo(dir, await freePort(), true);
-  t.after(async () => { await demo.gatehouse.stop(1000); await demo.stop(); });
+  t.after(async () => {
+    await demo.gatehouse.stop(1000);
+    await demo.stop();
+  });
   const b = new Browser(fs.readFileSync(path.join(dir, 'localhost.crt'), 'utf8'));
 
   const first = await b.request(`${demo.url}/hello`);

@@ -18,10 +18,24 @@ test('Chromium: protected page → login → back on the page → WebSocket → 
   const demo = await startDemo(dir, await freePort(), true);
   let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
   // The browser goes first, so no connection of it is reset by Gatehouse stopping.
-  t.after(async () => { await browser?.close(); await demo.gatehouse.stop(1000); await demo.stop(); });
+  t.after(async () => {
+    await browser?.close();
+    await demo.gatehouse.stop(1000);
+    await demo.stop();
+  });
   browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true, timeout: 30_000,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
@@ -32,11 +46,11 @@ test('Chromium: protected page → login → back on the page → WebSocket → 
   await page.fill('input[name=password]', 'any');
   await page.click('button[type=submit]');
   await page.waitForURL(`${demo.url}/protected/page?tab=2`);
-  assert.match(await page.textContent('#headers') ?? '', /alice@demo\.test/);
+  assert.match((await page.textContent('#headers')) ?? '', /alice@demo\.test/);
 
   // The echo page opens a WebSocket to the same origin; the upgrade carries the session and identity headers.
   await page.waitForFunction("document.getElementById('ws')?.textContent?.startsWith('open')");
-  assert.match(await page.textContent('#ws') ?? '', /"user":"alice@demo\.test"/);
+  assert.match((await page.textContent('#ws')) ?? '', /"user":"alice@demo\.test"/);
 
   const cookies = await context.cookies(demo.url);
   const session = cookies.find((c) => c.name === '__Host-_gatehouse')!;
@@ -47,10 +61,20 @@ test('Chromium: protected page → login → back on the page → WebSocket → 
   // oidc-provider asks to confirm the RP-initiated logout.
   await page.click('button[autofocus], button[type=submit]');
   await page.waitForURL((url) => url.href.startsWith(demo.issuer) && url.pathname.startsWith('/interaction/'));
-  assert.equal((await context.cookies(demo.url)).filter((c) => c.name === '__Host-_gatehouse').length, 0, 'the session cookie is gone');
+  assert.equal(
+    (await context.cookies(demo.url)).filter((c) => c.name === '__Host-_gatehouse').length,
+    0,
+    'the session cookie is gone',
+  );
 
-  const again = await context.request.get(`${demo.url}/protected/page?tab=2`, { maxRedirects: 0, headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' } });
+  const again = await context.request.get(`${demo.url}/protected/page?tab=2`, {
+    maxRedirects: 0,
+    headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' },
+  });
   assert.equal(again.status(), 302, 'the page is protected again');
-  const stale = await context.request.get(`${demo.url}/protected/page`, { maxRedirects: 0, headers: { accept: 'application/json', cookie: `${session.name}=${session.value}` } });
+  const stale = await context.request.get(`${demo.url}/protected/page`, {
+    maxRedirects: 0,
+    headers: { accept: 'application/json', cookie: `${session.name}=${session.value}` },
+  });
   assert.equal(stale.status(), 401, 'the old session cookie was ended server-side');
 });

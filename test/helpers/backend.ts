@@ -3,13 +3,30 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 
-export interface Backend { url: string; port: number; server: http.Server; requests: http.IncomingMessage[] }
+export interface Backend {
+  url: string;
+  port: number;
+  server: http.Server;
+  requests: http.IncomingMessage[];
+}
 
-export async function startBackend(t: TestContext, handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<Backend> {
+export async function startBackend(
+  t: TestContext,
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): Promise<Backend> {
   const requests: http.IncomingMessage[] = [];
-  const server = http.createServer((req, res) => { requests.push(req); handler(req, res); });
+  const server = http.createServer((req, res) => {
+    requests.push(req);
+    handler(req, res);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   const port = (server.address() as AddressInfo).port;
   return { url: `http://127.0.0.1:${port}`, port, server, requests };
 }
@@ -30,7 +47,9 @@ export function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
     stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => { text += chunk; });
+    stream.on('data', (chunk: string) => {
+      text += chunk;
+    });
     stream.on('end', () => resolve(text));
     stream.on('error', reject);
   });
@@ -44,9 +63,13 @@ export async function refusedPort(): Promise<number> {
   const port = 9;
   const refused = await new Promise<boolean>((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(false); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
     socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
   });
-  if (!refused) throw new Error(`something listens on 127.0.0.1:${port}; the refused-connection tests need that port closed`);
+  if (!refused)
+    throw new Error(`something listens on 127.0.0.1:${port}; the refused-connection tests need that port closed`);
   return port;
 }

@@ -11,7 +11,11 @@ import { serveFolder } from './gatehouse.ts';
 export const FAST_POLL = { backoffMin: 50, backoffMax: 500, backoffAttempts: 30 };
 
 /** Writes gatehouse.toml and sites/<name>.toml into a new temp folder; returns the folder. */
-export function writeConfig(main: string, sites: Record<string, string>, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-'))): string {
+export function writeConfig(
+  main: string,
+  sites: Record<string, string>,
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-')),
+): string {
   fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'gatehouse.toml'), main);
   for (const [name, text] of Object.entries(sites)) fs.writeFileSync(path.join(dir, 'sites', `${name}.toml`), text);
@@ -27,7 +31,10 @@ export interface Gatehouse {
   stop(): Promise<void>;
 }
 
-export async function startGatehouse(configDir: string, acmeOptions: AcmeOptions = { poll: FAST_POLL }): Promise<Gatehouse> {
+export async function startGatehouse(
+  configDir: string,
+  acmeOptions: AcmeOptions = { poll: FAST_POLL },
+): Promise<Gatehouse> {
   const { listening, acme, logs, stop } = await serveFolder(configDir, { acme: acmeOptions });
   return { listening, ...(acme ? { acme } : {}), httpsPort: listening.https[0]!.port, logs: () => logs, stop };
 }

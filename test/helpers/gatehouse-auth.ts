@@ -18,26 +18,52 @@ export const freePort = closedPort;
 
 type TomlValue = string | number | boolean | string[];
 export function toml(table: Record<string, TomlValue | undefined>): string {
-  return Object.entries(table).filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k} = ${Array.isArray(v) ? `[${v.map((x) => JSON.stringify(x)).join(', ')}]` : JSON.stringify(v)}`).join('\n');
+  return Object.entries(table)
+    .filter(([, v]) => v !== undefined)
+    .map(
+      ([k, v]) => `${k} = ${Array.isArray(v) ? `[${v.map((x) => JSON.stringify(x)).join(', ')}]` : JSON.stringify(v)}`,
+    )
+    .join('\n');
 }
 
 /** top: the site's own keys (deny_paths, …), written before its first table; extra: tables after the "/" route. */
-export interface SiteSpec { names: string[]; upstream?: string; auth?: Record<string, TomlValue | undefined>; top?: string; extra?: string }
+export interface SiteSpec {
+  names: string[];
+  upstream?: string;
+  auth?: Record<string, TomlValue | undefined>;
+  top?: string;
+  extra?: string;
+}
 
 export interface TestGatehouse {
-  dir: string; port: number; caPem: string; runtime: Runtime; listening: Listening; logs: Record<string, unknown>[];
+  dir: string;
+  port: number;
+  caPem: string;
+  runtime: Runtime;
+  listening: Listening;
+  logs: Record<string, unknown>[];
   origin(host: string): string;
   stop(): Promise<void>;
 }
 
 /** Writes config/ into dir (reused when given, so a second start finds the first one's sessions) and serves it. */
-export async function startGatehouse(opts: { sites: SiteSpec[]; port?: number; dir?: string; fetch?: FetchLike; global?: string }): Promise<TestGatehouse> {
+export async function startGatehouse(opts: {
+  sites: SiteSpec[];
+  port?: number;
+  dir?: string;
+  fetch?: FetchLike;
+  global?: string;
+}): Promise<TestGatehouse> {
   const dir = writeAuthConfig(opts);
   const { runtime, listening, logs, stop } = await serveFolder(dir, { fetch: opts.fetch });
   const port = listening.https[0]!.port;
   return {
-    dir, port, caPem: fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8'), runtime, listening, logs,
+    dir,
+    port,
+    caPem: fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8'),
+    runtime,
+    listening,
+    logs,
     origin: (host) => `https://${host}:${port}`,
     stop,
   };
@@ -54,22 +80,36 @@ export function writeAuthConfig(opts: { sites: SiteSpec[]; port?: number; dir?: 
   }
   fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
   // global: top-level keys (before the first table), e.g. workers = 2.
-  fs.writeFileSync(path.join(dir, 'gatehouse.toml'), `${opts.global ?? 'workers = 1'}\n[https]\nlisten = ["127.0.0.1:${opts.port ?? 0}"]\n[log]\nlevel = "info"\n[metrics]\nlisten = "127.0.0.1:0"\n`);
+  fs.writeFileSync(
+    path.join(dir, 'gatehouse.toml'),
+    `${opts.global ?? 'workers = 1'}\n[https]\nlisten = ["127.0.0.1:${opts.port ?? 0}"]\n[log]\nlevel = "info"\n[metrics]\nlisten = "127.0.0.1:0"\n`,
+  );
   for (const file of fs.readdirSync(path.join(dir, 'sites'))) fs.rmSync(path.join(dir, 'sites', file));
   opts.sites.forEach((site, i) => {
-    fs.writeFileSync(path.join(dir, 'sites', `site${i}.toml`), [
-      toml({ server_names: site.names }),
-      site.top ?? '',
-      '[tls]', toml({ cert: 'srv.pem', key: 'srv.key' }),
-      '[[routes]]', toml({ path: '/', upstream: site.upstream ?? 'http://127.0.0.1:9' }),
-      site.extra ?? '',
-      ...(site.auth ? ['[auth]', toml(site.auth)] : []),
-    ].join('\n'));
+    fs.writeFileSync(
+      path.join(dir, 'sites', `site${i}.toml`),
+      [
+        toml({ server_names: site.names }),
+        site.top ?? '',
+        '[tls]',
+        toml({ cert: 'srv.pem', key: 'srv.key' }),
+        '[[routes]]',
+        toml({ path: '/', upstream: site.upstream ?? 'http://127.0.0.1:9' }),
+        site.extra ?? '',
+        ...(site.auth ? ['[auth]', toml(site.auth)] : []),
+      ].join('\n'),
+    );
   });
   return dir;
 }
 
-export interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string; url: URL; json<T = Record<string, unknown>>(): T }
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  url: URL;
+  json<T = Record<string, unknown>>(): T;
+}
 
 /** A scripted browser: one cookie jar per host, every hostname resolved to 127.0.0.1, redirects followed by hand. */
 export class Browser {
@@ -77,11 +117,14 @@ export class Browser {
   readonly #ca: string;
   readonly #rewrite: (url: string) => string;
   /** rewrite: where a URL really goes (e.g. login.microsoftonline.com → the Entra emulator); cookies stay keyed by the original host. */
-  constructor(caPem: string, rewrite: (url: string) => string = (u) => u) { this.#ca = caPem; this.#rewrite = rewrite; }
+  constructor(caPem: string, rewrite: (url: string) => string = (u) => u) {
+    this.#ca = caPem;
+    this.#rewrite = rewrite;
+  }
 
   cookies(host: string): Map<string, string> {
     let cookies = this.jar.get(host);
-    if (!cookies) this.jar.set(host, cookies = new Map());
+    if (!cookies) this.jar.set(host, (cookies = new Map()));
     return cookies;
   }
 
@@ -90,13 +133,32 @@ export class Browser {
     return [...this.cookies(new URL(origin).host)].find(([name]) => !name.includes('_login_'));
   }
 
-  request(target: string | URL, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+  request(
+    target: string | URL,
+    init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  ): Promise<Reply> {
     const url = new URL(target);
     const real = new URL(this.#rewrite(url.href));
     const cookies = [...this.cookies(url.host)].map(([k, v]) => `${k}=${v}`).join('; ');
-    const headers: Record<string, string> = { host: url.host, 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', accept: 'text/html', ...(cookies ? { cookie: cookies } : {}), ...init.headers };
+    const headers: Record<string, string> = {
+      host: url.host,
+      'sec-fetch-mode': 'navigate',
+      'sec-fetch-dest': 'document',
+      accept: 'text/html',
+      ...(cookies ? { cookie: cookies } : {}),
+      ...init.headers,
+    };
     for (const [k, v] of Object.entries(headers)) if (v === '') delete headers[k];
-    const options = { method: init.method ?? 'GET', headers, host: '127.0.0.1', port: real.port, path: real.pathname + real.search, servername: real.hostname, ca: this.#ca, agent: false as const };
+    const options = {
+      method: init.method ?? 'GET',
+      headers,
+      host: '127.0.0.1',
+      port: real.port,
+      path: real.pathname + real.search,
+      servername: real.hostname,
+      ca: this.#ca,
+      agent: false as const,
+    };
     return new Promise((resolve, reject) => {
       const req = (real.protocol === 'https:' ? https : http).request(options, (res) => {
         for (const sc of res.headers['set-cookie'] ?? []) {
@@ -109,7 +171,9 @@ export class Browser {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body, url, json: () => JSON.parse(body) }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, headers: res.headers, body, url, json: () => JSON.parse(body) }),
+        );
       });
       req.on('error', reject);
       req.end(init.body);
@@ -122,20 +186,31 @@ export class Browser {
     for (let hop = 0; hop < 25; hop++) {
       const res = await this.request(url);
       if (opts.stopAt?.(url)) return res;
-      if (res.status >= 300 && res.status < 400 && res.headers.location) { url = new URL(res.headers.location, url); continue; }
+      if (res.status >= 300 && res.status < 400 && res.headers.location) {
+        url = new URL(res.headers.location, url);
+        continue;
+      }
       const action = /<form[^>]*action="([^"]+)"/.exec(res.body)?.[1];
       const prompt = /name="prompt" value="(\w+)"/.exec(res.body)?.[1];
       const logoutForm = /id="op\.logoutForm"/.test(res.body);
       if (logoutForm && action) {
         const xsrf = /name="xsrf" value="([^"]+)"/.exec(res.body)?.[1] ?? '';
-        const post = await this.request(new URL(action.replaceAll('&amp;', '&'), url), { method: 'POST', body: new URLSearchParams({ xsrf, logout: 'yes' }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+        const post = await this.request(new URL(action.replaceAll('&amp;', '&'), url), {
+          method: 'POST',
+          body: new URLSearchParams({ xsrf, logout: 'yes' }).toString(),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
         if (!post.headers.location) return post;
         url = new URL(post.headers.location, url);
         continue;
       }
       if (!action || !prompt) return res;
       const body = new URLSearchParams(prompt === 'login' ? { prompt, login, password: 'x' } : { prompt }).toString();
-      const post = await this.request(new URL(action.replaceAll('&amp;', '&'), url), { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const post = await this.request(new URL(action.replaceAll('&amp;', '&'), url), {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       url = new URL(post.headers.location!, url);
     }
     throw new Error('too many redirects');

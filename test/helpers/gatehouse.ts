@@ -29,7 +29,10 @@ export interface Served {
 }
 
 /** load → createGatehouse → start for one config folder, as `gatehouse serve` does. */
-export async function serveFolder(dir: string, options: { logLevel?: 'debug' | 'info'; fetch?: FetchLike; acme?: AcmeOptions } = {}): Promise<Served> {
+export async function serveFolder(
+  dir: string,
+  options: { logLevel?: 'debug' | 'info'; fetch?: FetchLike; acme?: AcmeOptions } = {},
+): Promise<Served> {
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -45,9 +48,13 @@ export async function serveFolder(dir: string, options: { logLevel?: 'debug' | '
   const gatehouse = await createGatehouse(loadConfig(dir), { log, fetch: options.fetch, acme: options.acme }).start();
   return {
     gatehouse,
-    get runtime() { return gatehouse.runtime; },
+    get runtime() {
+      return gatehouse.runtime;
+    },
     listening: gatehouse,
-    get acme() { return gatehouse.acme; },
+    get acme() {
+      return gatehouse.acme;
+    },
     logs,
     stop: () => gatehouse.stop(1_000),
   };
@@ -63,14 +70,18 @@ export interface TestGatehouse extends Listening {
 }
 
 /** Writes gatehouse.toml and sites/<name>.toml into a temp folder; `main` is appended to a loopback listener block. */
-export function writeConfig(files: { main?: string; sites: Record<string, string>; http?: boolean }, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-cfg-'))): string {
+export function writeConfig(
+  files: { main?: string; sites: Record<string, string>; http?: boolean },
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-cfg-')),
+): string {
   const main = files.main ?? '';
   // Loopback port-0 listeners unless the test names its own.
   const ownListen = (table: string) => new RegExp(`^\\[${table}\\]\\n(?:(?!\\[).*\\n)*listen\\s*=`, 'm').test(main);
   const listeners = `[https]\n${ownListen('https') ? '' : 'listen = ["127.0.0.1:0"]\n'}${files.http ? `[http]\n${ownListen('http') ? '' : 'listen = ["127.0.0.1:0"]\n'}` : ''}`;
   fs.writeFileSync(path.join(dir, 'gatehouse.toml'), mergeMain(listeners, main));
   fs.mkdirSync(path.join(dir, 'sites'), { recursive: true });
-  for (const [name, text] of Object.entries(files.sites)) fs.writeFileSync(path.join(dir, 'sites', `${name}.toml`), text);
+  for (const [name, text] of Object.entries(files.sites))
+    fs.writeFileSync(path.join(dir, 'sites', `${name}.toml`), text);
   return dir;
 }
 
@@ -91,17 +102,33 @@ export async function startGatehouse(t: TestContext, files: Parameters<typeof wr
   const { listening, logs, stop } = await serveFolder(dir, { logLevel: 'debug' });
   t.after(stop);
   const logLine = async (matches: (line: Record<string, unknown>) => boolean, what = 'a matching log line') => {
-    for (const deadline = Date.now() + WAIT_MS; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 10))) {
+    for (
+      const deadline = Date.now() + WAIT_MS;
+      Date.now() < deadline;
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    ) {
       const found = logs.find(matches);
       if (found) return found;
     }
     throw new Error(`no log line: ${what}\n${logs.map((line) => JSON.stringify(line)).join('\n')}`);
   };
-  return Object.assign(listening, { dir, port: listening.https[0]!.port, httpPort: listening.http[0]?.port, logs, logLine });
+  return Object.assign(listening, {
+    dir,
+    port: listening.https[0]!.port,
+    httpPort: listening.http[0]?.port,
+    logs,
+    logLine,
+  });
 }
 
 /** A site file with one route to `upstream` and the given extra TOML. */
-export function siteToml(names: string[], cert: { certFile: string; keyFile: string }, upstream: string, extra = '', route = ''): string {
+export function siteToml(
+  names: string[],
+  cert: { certFile: string; keyFile: string },
+  upstream: string,
+  extra = '',
+  route = '',
+): string {
   return `server_names = ${JSON.stringify(names)}
 ${extra}
 [tls]
@@ -116,7 +143,12 @@ ${route}
 }
 
 /** A site file whose one route goes to the [upstreams.app] group of `upstream`, with extra group and route keys. */
-export function groupSiteToml(cert: { certFile: string; keyFile: string }, upstream: string, group = '', routes = ''): string {
+export function groupSiteToml(
+  cert: { certFile: string; keyFile: string },
+  upstream: string,
+  group = '',
+  routes = '',
+): string {
   return `server_names = ["app.test"]
 [tls]
 cert = ${JSON.stringify(cert.certFile)}

@@ -4,7 +4,12 @@
 import tls from 'node:tls';
 import { WAIT_MS } from './wait.ts';
 
-export interface Frame { type: number; flags: number; stream: number; payload: Buffer }
+export interface Frame {
+  type: number;
+  flags: number;
+  stream: number;
+  payload: Buffer;
+}
 
 export const FRAME = { DATA: 0x0, HEADERS: 0x1, RST_STREAM: 0x3, SETTINGS: 0x4, GOAWAY: 0x7 } as const;
 const END_STREAM = 0x1;
@@ -46,7 +51,13 @@ export interface RawSession {
 
 /** Connects with ALPN h2 and sends the connection preface with an empty SETTINGS frame (it never acknowledges the server's). */
 export async function rawSession(port: number, options: { ca: string; servername: string }): Promise<RawSession> {
-  const socket = tls.connect({ host: '127.0.0.1', port, ca: options.ca, servername: options.servername, ALPNProtocols: ['h2'] });
+  const socket = tls.connect({
+    host: '127.0.0.1',
+    port,
+    ca: options.ca,
+    servername: options.servername,
+    ALPNProtocols: ['h2'],
+  });
   await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
   if (socket.alpnProtocol !== 'h2') throw new Error(`ALPN chose ${String(socket.alpnProtocol)}, not h2`);
   socket.on('error', () => {});
@@ -57,7 +68,12 @@ export async function rawSession(port: number, options: { ca: string; servername
     buffer = Buffer.concat([buffer, data]);
     while (buffer.length >= 9 && buffer.length >= 9 + buffer.readUIntBE(0, 3)) {
       const length = buffer.readUIntBE(0, 3);
-      const received = { type: buffer[3]!, flags: buffer[4]!, stream: buffer.readUInt32BE(5) & 0x7fffffff, payload: buffer.subarray(9, 9 + length) };
+      const received = {
+        type: buffer[3]!,
+        flags: buffer[4]!,
+        stream: buffer.readUInt32BE(5) & 0x7fffffff,
+        payload: buffer.subarray(9, 9 + length),
+      };
       buffer = buffer.subarray(9 + length);
       frames.push(received);
       for (const waiter of waiters) waiter(received);
@@ -67,14 +83,25 @@ export async function rawSession(port: number, options: { ca: string; servername
   return {
     socket,
     frames,
-    send: (...out) => { socket.write(Buffer.concat(out)); },
+    send: (...out) => {
+      socket.write(Buffer.concat(out));
+    },
     close: () => socket.destroy(),
     until: (matches, what, ms = WAIT_MS) => {
       const found = frames.find(matches);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => { waiters.delete(check); reject(new Error(`${what}: no such frame after ${ms} ms`)); }, ms);
-        const check = (received: Frame) => { if (matches(received)) { clearTimeout(timer); waiters.delete(check); resolve(received); } };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`${what}: no such frame after ${ms} ms`));
+        }, ms);
+        const check = (received: Frame) => {
+          if (matches(received)) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve(received);
+          }
+        };
         waiters.add(check);
       });
     },
@@ -84,6 +111,7 @@ export async function rawSession(port: number, options: { ca: string; servername
 /** The parameters of a SETTINGS frame (RFC 9113 §6.5.1), by identifier. */
 export function settingsOf(frame: Frame): Map<number, number> {
   const settings = new Map<number, number>();
-  for (let at = 0; at + 6 <= frame.payload.length; at += 6) settings.set(frame.payload.readUInt16BE(at), frame.payload.readUInt32BE(at + 2));
+  for (let at = 0; at + 6 <= frame.payload.length; at += 6)
+    settings.set(frame.payload.readUInt16BE(at), frame.payload.readUInt32BE(at + 2));
   return settings;
 }

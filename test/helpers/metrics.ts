@@ -3,10 +3,17 @@ import http from 'node:http';
 
 export function scrape(port: number, path = '/metrics'): Promise<{ status: number; type?: string; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; }).on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path }, (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (chunk: string) => {
+            body += chunk;
+          })
+          .on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
+      })
+      .on('error', reject);
   });
 }
 

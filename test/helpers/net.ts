@@ -18,7 +18,11 @@ export async function startDns(port: number, answer: (name: string) => string | 
     if (msg.length < 12) return;
     let off = 12;
     const labels: string[] = [];
-    while (off < msg.length && msg[off] !== 0) { const len = msg[off]!; labels.push(msg.subarray(off + 1, off + 1 + len).toString()); off += len + 1; }
+    while (off < msg.length && msg[off] !== 0) {
+      const len = msg[off]!;
+      labels.push(msg.subarray(off + 1, off + 1 + len).toString());
+      off += len + 1;
+    }
     off += 1;
     const qtype = msg.readUInt16BE(off);
     off += 4;
@@ -31,7 +35,11 @@ export async function startDns(port: number, answer: (name: string) => string | 
     const parts = [header, msg.subarray(12, off)];
     if (ip) {
       const rr = Buffer.alloc(16);
-      rr.writeUInt16BE(0xc00c, 0); rr.writeUInt16BE(1, 2); rr.writeUInt16BE(1, 4); rr.writeUInt32BE(0, 6); rr.writeUInt16BE(4, 10);
+      rr.writeUInt16BE(0xc00c, 0);
+      rr.writeUInt16BE(1, 2);
+      rr.writeUInt16BE(1, 4);
+      rr.writeUInt32BE(0, 6);
+      rr.writeUInt16BE(4, 10);
       ip.split('.').forEach((b, i) => rr.writeUInt8(Number(b), 12 + i));
       parts.push(rr);
     }

@@ -6,10 +6,28 @@ import Provider, { type Configuration } from 'oidc-provider';
 import { ENTRA_LIKE_GRANTS } from '../../src/demo/identity-provider.ts';
 
 export const USERS: Record<string, Record<string, unknown>> = {
-  alice: { email: 'alice@example.test', preferred_username: 'alice@example.test', name: 'Alice Example', groups: ['admins', 'developers'], roles: ['Proxy.Admin'] },
+  alice: {
+    email: 'alice@example.test',
+    preferred_username: 'alice@example.test',
+    name: 'Alice Example',
+    groups: ['admins', 'developers'],
+    roles: ['Proxy.Admin'],
+  },
   bob: { email: 'bob@other.test', preferred_username: 'bob', name: 'Bob Other', groups: ['users'], roles: [] },
-  mallory: { email: 'attacker@evil.com@example.test', preferred_username: 'mallory', name: 'Mallory', groups: [], roles: [] },
-  carol: { email: 'carol@example.test', preferred_username: 'carol@example.test', name: 'Carol', groups: ['users'], roles: [] },
+  mallory: {
+    email: 'attacker@evil.com@example.test',
+    preferred_username: 'mallory',
+    name: 'Mallory',
+    groups: [],
+    roles: [],
+  },
+  carol: {
+    email: 'carol@example.test',
+    preferred_username: 'carol@example.test',
+    name: 'Carol',
+    groups: ['users'],
+    roles: [],
+  },
 };
 
 export interface OP {
@@ -24,35 +42,65 @@ export interface OP {
   close(): Promise<void>;
 }
 
-export async function startOP(opts: { redirectUris: string[]; postLogoutRedirectUris?: string[]; clientId?: string; clientSecret?: string;
-  accessTokenTtl?: number; users?: Record<string, Record<string, unknown>>; rotateRefreshTokens?: boolean;
+export async function startOP(opts: {
+  redirectUris: string[];
+  postLogoutRedirectUris?: string[];
+  clientId?: string;
+  clientSecret?: string;
+  accessTokenTtl?: number;
+  users?: Record<string, Record<string, unknown>>;
+  rotateRefreshTokens?: boolean;
   /** ID tokens carry the provider's session id (sid), as Entra's do: oidc-provider adds it for a client registered for
    *  back-channel logout with sessions (the URI is never called in these tests). */
-  sid?: boolean }): Promise<OP> {
+  sid?: boolean;
+}): Promise<OP> {
   const users = opts.users ?? USERS;
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const config: Configuration = {
-    clients: [{
-      client_id: opts.clientId ?? 'gatehouse', client_secret: opts.clientSecret ?? 'gatehouse-secret', redirect_uris: opts.redirectUris,
-      post_logout_redirect_uris: opts.postLogoutRedirectUris ?? [],
-      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic',
-      ...(opts.sid ? { backchannel_logout_uri: 'https://127.0.0.1/unused', backchannel_logout_session_required: true } : {}),
-    }],
+    clients: [
+      {
+        client_id: opts.clientId ?? 'gatehouse',
+        client_secret: opts.clientSecret ?? 'gatehouse-secret',
+        redirect_uris: opts.redirectUris,
+        post_logout_redirect_uris: opts.postLogoutRedirectUris ?? [],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        ...(opts.sid
+          ? { backchannel_logout_uri: 'https://127.0.0.1/unused', backchannel_logout_session_required: true }
+          : {}),
+      },
+    ],
     cookies: { keys: ['test-cookie-key-1'] },
     claims: { openid: ['sub', 'groups', 'roles', 'sid'], email: ['email'], profile: ['name', 'preferred_username'] },
     conformIdTokenClaims: false,
-    findAccount: async (_ctx, id) => (users[id] ? { accountId: id, claims: async () => ({ sub: id, ...users[id] }) } : undefined),
+    findAccount: async (_ctx, id) =>
+      users[id] ? { accountId: id, claims: async () => ({ sub: id, ...users[id] }) } : undefined,
     ...ENTRA_LIKE_GRANTS,
     pkce: { required: () => true },
     ...(opts.rotateRefreshTokens ? { rotateRefreshToken: true } : {}),
-    features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true }, ...(opts.sid ? { backchannelLogout: { enabled: true } } : {}) },
-    ttl: { AccessToken: opts.accessTokenTtl ?? 3600, IdToken: 3600, RefreshToken: 86_400, Session: 86_400, Grant: 86_400, Interaction: 600, AuthorizationCode: 60 },
+    features: {
+      devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      ...(opts.sid ? { backchannelLogout: { enabled: true } } : {}),
+    },
+    ttl: {
+      AccessToken: opts.accessTokenTtl ?? 3600,
+      IdToken: 3600,
+      RefreshToken: 86_400,
+      Session: 86_400,
+      Grant: 86_400,
+      Interaction: 600,
+      AuthorizationCode: 60,
+    },
   };
   const provider = new Provider(issuer, config);
   let refreshes = 0;
-  provider.on('grant.success', (ctx) => { if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes++; });
+  provider.on('grant.success', (ctx) => {
+    if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes++;
+  });
   const op = { tokenAnswers: [] as Record<string, unknown>[], tokenDelayMs: 0 };
   provider.use(async (ctx, next) => {
     await next();
@@ -63,10 +111,22 @@ export async function startOP(opts: { redirectUris: string[]; postLogoutRedirect
   });
   server.on('request', provider.callback());
   return {
-    issuer, provider, refreshGrants: () => refreshes,
-    get tokenAnswers() { return op.tokenAnswers; },
-    get tokenDelayMs() { return op.tokenDelayMs; },
-    set tokenDelayMs(ms: number) { op.tokenDelayMs = ms; },
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    issuer,
+    provider,
+    refreshGrants: () => refreshes,
+    get tokenAnswers() {
+      return op.tokenAnswers;
+    },
+    get tokenDelayMs() {
+      return op.tokenDelayMs;
+    },
+    set tokenDelayMs(ms: number) {
+      op.tokenDelayMs = ms;
+    },
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

@@ -27,29 +27,95 @@ export interface Pebble {
 }
 
 export function requirePebble(): void {
-  if (spawnSync('pebble', ['-version']).error) throw new Error('pebble (Debian package) is not installed: run: npm run setup');
+  if (spawnSync('pebble', ['-version']).error)
+    throw new Error('pebble (Debian package) is not installed: run: npm run setup');
 }
 
-export async function startPebble(opts: { validitySeconds?: number; env?: Record<string, string> } = {}): Promise<Pebble> {
+export async function startPebble(
+  opts: { validitySeconds?: number; env?: Record<string, string> } = {},
+): Promise<Pebble> {
   requirePebble();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pebble-'));
   const f = (name: string) => path.join(dir, name);
   const ossl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  ossl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=pebble-wfe-test-ca');
-  ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('wfe.key'), '-out', f('wfe.csr'), '-subj', '/CN=localhost');
-  fs.writeFileSync(f('ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  ossl('x509', '-req', '-in', f('wfe.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('wfe.pem'), '-days', '2', '-extfile', f('ext.cnf'));
+  ossl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=pebble-wfe-test-ca',
+  );
+  ossl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    f('wfe.key'),
+    '-out',
+    f('wfe.csr'),
+    '-subj',
+    '/CN=localhost',
+  );
+  fs.writeFileSync(
+    f('ext.cnf'),
+    'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
+  );
+  ossl(
+    'x509',
+    '-req',
+    '-in',
+    f('wfe.csr'),
+    '-CA',
+    f('ca.pem'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    f('wfe.pem'),
+    '-days',
+    '2',
+    '-extfile',
+    f('ext.cnf'),
+  );
 
-  const [acmePort, mgmtPort, dnsPort, tlsPort, httpPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const [acmePort, mgmtPort, dnsPort, tlsPort, httpPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const answer = { ip: '127.0.0.1' };
   const dns = await startDns(dnsPort, () => answer.ip);
-  fs.writeFileSync(f('pebble.json'), JSON.stringify({
-    pebble: {
-      listenAddress: `127.0.0.1:${acmePort}`, managementListenAddress: `127.0.0.1:${mgmtPort}`,
-      certificate: f('wfe.pem'), privateKey: f('wfe.key'), httpPort, tlsPort, ocspResponderURL: '', externalAccountBindingRequired: false,
-      ...(opts.validitySeconds ? { certificateValidityPeriod: opts.validitySeconds } : {}),
-    },
-  }));
+  fs.writeFileSync(
+    f('pebble.json'),
+    JSON.stringify({
+      pebble: {
+        listenAddress: `127.0.0.1:${acmePort}`,
+        managementListenAddress: `127.0.0.1:${mgmtPort}`,
+        certificate: f('wfe.pem'),
+        privateKey: f('wfe.key'),
+        httpPort,
+        tlsPort,
+        ocspResponderURL: '',
+        externalAccountBindingRequired: false,
+        ...(opts.validitySeconds ? { certificateValidityPeriod: opts.validitySeconds } : {}),
+      },
+    }),
+  );
   let child: ChildProcess;
   let log = '';
   const launch = () => {
@@ -61,10 +127,19 @@ export async function startPebble(opts: { validitySeconds?: number; env?: Record
     const from = log.length;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`pebble not ready in ${WAIT_MS / 1000} s:\n${log}`)), WAIT_MS);
-      const onData = (data: Buffer) => { log += data; if (log.slice(from).includes('ACME directory available')) { clearTimeout(timer); resolve(); } };
+      const onData = (data: Buffer) => {
+        log += data;
+        if (log.slice(from).includes('ACME directory available')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
       child.stdout!.on('data', onData);
       child.stderr!.on('data', onData);
-      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`pebble exited ${code}:\n${log}`)); });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`pebble exited ${code}:\n${log}`));
+      });
     });
   };
   const kill = async () => {
@@ -81,14 +156,23 @@ export async function startPebble(opts: { validitySeconds?: number; env?: Record
     answer,
     issued: () => log.match(/Issued certificate serial/g)?.length ?? 0,
     log: () => log,
-    rootPem: () => new Promise((resolve, reject) => {
-      https.get(`https://127.0.0.1:${mgmtPort}/roots/0`, { ca: fs.readFileSync(f('ca.pem')) }, (res) => {
-        let body = '';
-        res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve(body));
-      }).on('error', reject);
-    }),
+    rootPem: () =>
+      new Promise((resolve, reject) => {
+        https
+          .get(`https://127.0.0.1:${mgmtPort}/roots/0`, { ca: fs.readFileSync(f('ca.pem')) }, (res) => {
+            let body = '';
+            res
+              .setEncoding('utf8')
+              .on('data', (d: string) => (body += d))
+              .on('end', () => resolve(body));
+          })
+          .on('error', reject);
+      }),
     halt: kill,
-    restart: async () => { await kill(); await launch(); },
+    restart: async () => {
+      await kill();
+      await launch();
+    },
     stop: async () => {
       dns.close();
       await kill();

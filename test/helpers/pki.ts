@@ -4,22 +4,51 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export interface TestCa { dir: string; caFile: string; caPem: string; issue(names: string[], label?: string, key?: 'ec' | 'rsa'): LeafFiles }
-export interface LeafFiles { certFile: string; keyFile: string; certPem: string }
+export interface TestCa {
+  dir: string;
+  caFile: string;
+  caPem: string;
+  issue(names: string[], label?: string, key?: 'ec' | 'rsa'): LeafFiles;
+}
+export interface LeafFiles {
+  certFile: string;
+  keyFile: string;
+  certPem: string;
+}
 
 function openssl(...args: string[]): void {
   try {
     execFileSync('openssl', args, { stdio: 'pipe' });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('openssl is missing: run `npm run setup` (apt-get install openssl)');
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new Error('openssl is missing: run `npm run setup` (apt-get install openssl)');
     throw error;
   }
 }
 
-export function createTestCa(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-pki-')), subject = 'Gatehouse Test CA'): TestCa {
+export function createTestCa(
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-pki-')),
+  subject = 'Gatehouse Test CA',
+): TestCa {
   const caFile = path.join(dir, 'ca.pem');
   const caKey = path.join(dir, 'ca.key');
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', caFile, '-days', '30', '-subj', `/CN=${subject}`);
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    caKey,
+    '-out',
+    caFile,
+    '-days',
+    '30',
+    '-subj',
+    `/CN=${subject}`,
+  );
   let serial = 0;
   return {
     dir,
@@ -31,8 +60,27 @@ export function createTestCa(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gateho
       const san = names.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
       const newkey = key === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
       openssl('req', ...newkey, '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${names[0]}`);
-      fs.writeFileSync(`${base}.ext`, `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
-      openssl('x509', '-req', '-in', `${base}.csr`, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', `${base}.pem`, '-days', '30', '-extfile', `${base}.ext`);
+      fs.writeFileSync(
+        `${base}.ext`,
+        `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
+      );
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        `${base}.csr`,
+        '-CA',
+        caFile,
+        '-CAkey',
+        caKey,
+        '-CAcreateserial',
+        '-out',
+        `${base}.pem`,
+        '-days',
+        '30',
+        '-extfile',
+        `${base}.ext`,
+      );
       return { certFile: `${base}.pem`, keyFile: `${base}.key`, certPem: fs.readFileSync(`${base}.pem`, 'utf8') };
     },
   };

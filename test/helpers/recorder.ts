@@ -32,7 +32,10 @@ export interface Recorder {
   server: http.Server;
 }
 
-export async function startRecorder(t: TestContext, answer: (seen: Seen) => string | (() => string) | 'hang'): Promise<Recorder> {
+export async function startRecorder(
+  t: TestContext,
+  answer: (seen: Seen) => string | (() => string) | 'hang',
+): Promise<Recorder> {
   const seen: Seen[] = [];
   const events = new EventEmitter();
   const sockets = new Set<Socket>();
@@ -40,30 +43,70 @@ export async function startRecorder(t: TestContext, answer: (seen: Seen) => stri
     const data = new EventEmitter();
     let outcome: 'end' | 'aborted' | undefined;
     const entry: Seen = {
-      method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.alloc(0), req, res,
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      body: Buffer.alloc(0),
+      req,
+      res,
       bodyEnded: new Promise((resolve) => {
-        req.on('end', () => { outcome ??= 'end'; resolve(outcome); });
-        req.on('aborted', () => { outcome ??= 'aborted'; resolve(outcome); });
-        req.on('error', () => { outcome ??= 'aborted'; resolve(outcome); });
-        req.on('close', () => { outcome ??= 'aborted'; resolve(outcome); });
+        req.on('end', () => {
+          outcome ??= 'end';
+          resolve(outcome);
+        });
+        req.on('aborted', () => {
+          outcome ??= 'aborted';
+          resolve(outcome);
+        });
+        req.on('error', () => {
+          outcome ??= 'aborted';
+          resolve(outcome);
+        });
+        req.on('close', () => {
+          outcome ??= 'aborted';
+          resolve(outcome);
+        });
       }),
-      responseEnded: new Promise((resolve) => res.on('close', () => resolve(res.writableFinished ? 'finished' : 'aborted'))),
-      received: (bytes) => new Promise((resolve) => {
-        const check = () => { if (entry.body.length >= bytes) { data.off('data', check); resolve(); } };
-        data.on('data', check);
-        check();
-      }),
+      responseEnded: new Promise((resolve) =>
+        res.on('close', () => resolve(res.writableFinished ? 'finished' : 'aborted')),
+      ),
+      received: (bytes) =>
+        new Promise((resolve) => {
+          const check = () => {
+            if (entry.body.length >= bytes) {
+              data.off('data', check);
+              resolve();
+            }
+          };
+          data.on('data', check);
+          check();
+        }),
     };
-    req.on('data', (chunk: Buffer) => { entry.body = Buffer.concat([entry.body, chunk]); data.emit('data'); });
+    req.on('data', (chunk: Buffer) => {
+      entry.body = Buffer.concat([entry.body, chunk]);
+      data.emit('data');
+    });
     seen.push(entry);
     events.emit('request', entry);
     const reply = answer(entry);
-    if (reply !== 'hang') void entry.bodyEnded.then((how) => { if (how === 'end') res.end(typeof reply === 'function' ? reply() : reply); });
+    if (reply !== 'hang')
+      void entry.bodyEnded.then((how) => {
+        if (how === 'end') res.end(typeof reply === 'function' ? reply() : reply);
+      });
   });
-  server.on('connection', (socket: Socket) => { sockets.add(socket); socket.on('close', () => sockets.delete(socket)); });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  t.after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     seen,
@@ -73,8 +116,17 @@ export async function startRecorder(t: TestContext, answer: (seen: Seen) => stri
       const found = seen.find((s) => s.url === url);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => { events.off('request', onRequest); reject(new Error(`the upstream never received ${url} (waited ${ms} ms)`)); }, ms);
-        const onRequest = (entry: Seen) => { if (entry.url === url) { clearTimeout(timer); events.off('request', onRequest); resolve(entry); } };
+        const timer = setTimeout(() => {
+          events.off('request', onRequest);
+          reject(new Error(`the upstream never received ${url} (waited ${ms} ms)`));
+        }, ms);
+        const onRequest = (entry: Seen) => {
+          if (entry.url === url) {
+            clearTimeout(timer);
+            events.off('request', onRequest);
+            resolve(entry);
+          }
+        };
         events.on('request', onRequest);
       });
     },

@@ -12,18 +12,34 @@ export function spawnGatehouse(args: string[], cwd?: string, script = MAIN) {
   const waiters: { match: RegExp; resolve: (line: string) => void }[] = [];
   readline.createInterface({ input: child.stdout! }).on('line', (line) => {
     lines.push(line);
-    for (const w of waiters.splice(0)) if (w.match.test(line)) w.resolve(line); else waiters.push(w);
+    for (const w of waiters.splice(0))
+      if (w.match.test(line)) w.resolve(line);
+      else waiters.push(w);
   });
   let stderr = '';
-  child.stderr!.on('data', (chunk) => { stderr += chunk; });
-  // Bounded, so a line that never comes fails with the log instead of the test's bare timeout.
-  const waitFor = (match: RegExp, ms = WAIT_MS) => new Promise<string>((resolve, reject) => {
-    const found = lines.find((line) => match.test(line));
-    if (found) return resolve(found);
-    const timer = setTimeout(() => reject(new Error(`no log line ${match} within ${ms} ms:\n${lines.join('\n')}\n${stderr}`)), ms);
-    waiters.push({ match, resolve: (line) => { clearTimeout(timer); resolve(line); } });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`gatehouse exited ${code} before logging ${match}:\n${lines.join('\n')}\n${stderr}`)); });
+  child.stderr!.on('data', (chunk) => {
+    stderr += chunk;
   });
+  // Bounded, so a line that never comes fails with the log instead of the test's bare timeout.
+  const waitFor = (match: RegExp, ms = WAIT_MS) =>
+    new Promise<string>((resolve, reject) => {
+      const found = lines.find((line) => match.test(line));
+      if (found) return resolve(found);
+      const timer = setTimeout(
+        () => reject(new Error(`no log line ${match} within ${ms} ms:\n${lines.join('\n')}\n${stderr}`)),
+        ms,
+      );
+      waiters.push({
+        match,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`gatehouse exited ${code} before logging ${match}:\n${lines.join('\n')}\n${stderr}`));
+      });
+    });
   return { child, lines, waitFor, stderr: () => stderr };
 }
-

@@ -7,10 +7,15 @@ import assert from 'node:assert/strict';
 export const WAIT_MS = 60_000;
 
 /** Resolves once `check` holds; fails after `ms` with `what` (a function is called then, e.g. to show a log). */
-export async function until(check: () => boolean | Promise<boolean>, what: string | (() => string), ms = WAIT_MS): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string | (() => string),
+  ms = WAIT_MS,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms / 1000} s waiting for: ${typeof what === 'function' ? what() : what}`);
+    if (Date.now() > deadline)
+      assert.fail(`timed out after ${ms / 1000} s waiting for: ${typeof what === 'function' ? what() : what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -20,6 +25,8 @@ export function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Prom
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms); }),
+    new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
+    }),
   ]);
 }

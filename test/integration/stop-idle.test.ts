@@ -30,20 +30,31 @@ const GRACE_MS = 60_000;
  */
 async function startUpstream(t: TestContext) {
   const app = express();
-  app.get('/', (_req, res) => { res.json({ ok: true }); });
+  app.get('/', (_req, res) => {
+    res.json({ ok: true });
+  });
   const server = http.createServer(app);
   const connections: net.Socket[] = [];
   server.on('connection', (socket) => connections.push(socket));
   const tunnels: net.Socket[] = [];
   server.on('upgrade', (req, socket: net.Socket) => {
-    const accept = crypto.createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    const accept = crypto
+      .createHash('sha1')
+      .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+      .digest('base64');
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    );
     socket.on('error', () => {});
     socket.resume(); // reads (and drops) what the client sends, and sees Gatehouse's FIN
     tunnels.push(socket);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => { for (const socket of tunnels) socket.destroy(); server.closeAllConnections(); server.close(); });
+  t.after(() => {
+    for (const socket of tunnels) socket.destroy();
+    server.closeAllConnections();
+    server.close();
+  });
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tunnels, connections };
 }
 
@@ -61,20 +72,33 @@ async function startRelay(t: TestContext, target: number) {
     pairs.push([client, toGatehouse]);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => { for (const pair of pairs) for (const socket of pair) socket.destroy(); server.close(); });
+  t.after(() => {
+    for (const pair of pairs) for (const socket of pair) socket.destroy();
+    server.close();
+  });
   return {
     port: (server.address() as AddressInfo).port,
     darken() {
-      for (const [client, toGatehouse] of pairs) { client.unpipe(toGatehouse); toGatehouse.unpipe(client); client.pause(); toGatehouse.pause(); }
+      for (const [client, toGatehouse] of pairs) {
+        client.unpipe(toGatehouse);
+        toGatehouse.unpipe(client);
+        client.pause();
+        toGatehouse.pause();
+      }
     },
   };
 }
 
 /** `gatehouse serve` (one process) for app.test → upstream, with a 60 s grace. */
 async function serve(t: TestContext, upstream: string) {
-  const dir = writeConfig({ main: `workers = 1\n[lifecycle]\nshutdown_grace = "${GRACE_MS / 1000}s"\n`, sites: { app: siteToml(['app.test'], cert, upstream) } });
+  const dir = writeConfig({
+    main: `workers = 1\n[lifecycle]\nshutdown_grace = "${GRACE_MS / 1000}s"\n`,
+    sites: { app: siteToml(['app.test'], cert, upstream) },
+  });
   const child = spawn(process.execPath, [MAIN, 'serve', '--config', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   const closed = once(child, 'close').then(([code]) => code as number | null);
   const lines: string[] = [];
   readline.createInterface({ input: child.stdout! }).on('line', (line) => lines.push(line));
@@ -82,7 +106,13 @@ async function serve(t: TestContext, upstream: string) {
   const listening = await new Promise<string>((resolve, reject) => {
     const timer = setInterval(() => {
       const line = lines.find((l) => l.includes('"msg":"listening"'));
-      if (line) { clearInterval(timer); resolve(line); } else if (child.exitCode !== null) { clearInterval(timer); reject(new Error(lines.join('\n'))); }
+      if (line) {
+        clearInterval(timer);
+        resolve(line);
+      } else if (child.exitCode !== null) {
+        clearInterval(timer);
+        reject(new Error(lines.join('\n')));
+      }
     }, 20);
   });
   const port = Number((JSON.parse(listening) as { https: string[] }).https[0]!.split(':').pop());
@@ -92,64 +122,106 @@ async function serve(t: TestContext, upstream: string) {
     async stop(): Promise<number> {
       const started = performance.now();
       child.kill('SIGTERM');
-      const code = await Promise.race([closed, new Promise<'still running'>((resolve) => setTimeout(resolve, GRACE_MS * 2, 'still running'))]);
+      const code = await Promise.race([
+        closed,
+        new Promise<'still running'>((resolve) => setTimeout(resolve, GRACE_MS * 2, 'still running')),
+      ]);
       const ms = performance.now() - started;
       assert.equal(code, 0, lines.join('\n'));
-      assert.ok(ms < GRACE_MS, `the stop took ${Math.round(ms)} ms: it waited for the grace period\n${lines.join('\n')}`);
+      assert.ok(
+        ms < GRACE_MS,
+        `the stop took ${Math.round(ms)} ms: it waited for the grace period\n${lines.join('\n')}`,
+      );
       return ms;
     },
   };
 }
 
-test('stop: a keep-alive HTTP/1.1 client that went away after its answer does not hold it', { timeout: 180_000 }, async (t) => {
-  const upstream = await startUpstream(t);
-  const gh = await serve(t, upstream.url);
-  const relay = await startRelay(t, gh.port);
-  const agent = new https.Agent({ keepAlive: true });
-  t.after(() => agent.destroy());
-  const status = await new Promise<number>((resolve, reject) => {
-    https.get({ host: '127.0.0.1', port: relay.port, servername: 'app.test', headers: { host: 'app.test' }, ca: ca.caPem, agent }, (res) => {
-      res.resume().on('end', () => resolve(res.statusCode!));
-    }).on('error', reject);
-  });
-  assert.equal(status, 200);
-  relay.darken();
-  await gh.stop();
-});
+test(
+  'stop: a keep-alive HTTP/1.1 client that went away after its answer does not hold it',
+  { timeout: 180_000 },
+  async (t) => {
+    const upstream = await startUpstream(t);
+    const gh = await serve(t, upstream.url);
+    const relay = await startRelay(t, gh.port);
+    const agent = new https.Agent({ keepAlive: true });
+    t.after(() => agent.destroy());
+    const status = await new Promise<number>((resolve, reject) => {
+      https
+        .get(
+          {
+            host: '127.0.0.1',
+            port: relay.port,
+            servername: 'app.test',
+            headers: { host: 'app.test' },
+            ca: ca.caPem,
+            agent,
+          },
+          (res) => {
+            res.resume().on('end', () => resolve(res.statusCode!));
+          },
+        )
+        .on('error', reject);
+    });
+    assert.equal(status, 200);
+    relay.darken();
+    await gh.stop();
+  },
+);
 
-test('stop: an HTTP/2 client that went away after its answer does not hold it (GOAWAY, then the connection is closed)', { timeout: 180_000 }, async (t) => {
-  const upstream = await startUpstream(t);
-  const gh = await serve(t, upstream.url);
-  const relay = await startRelay(t, gh.port);
-  const session = http2.connect(`https://127.0.0.1:${relay.port}`, { ca: ca.caPem, servername: 'app.test' });
-  session.on('error', () => {});
-  t.after(() => session.destroy());
-  const stream = session.request({ ':path': '/', ':authority': 'app.test' });
-  const [headers] = await once(stream, 'response') as [http2.IncomingHttpHeaders];
-  stream.resume();
-  await once(stream, 'end');
-  assert.equal(headers[':status'], 200);
-  relay.darken();
-  await gh.stop();
-});
+test(
+  'stop: an HTTP/2 client that went away after its answer does not hold it (GOAWAY, then the connection is closed)',
+  { timeout: 180_000 },
+  async (t) => {
+    const upstream = await startUpstream(t);
+    const gh = await serve(t, upstream.url);
+    const relay = await startRelay(t, gh.port);
+    const session = http2.connect(`https://127.0.0.1:${relay.port}`, { ca: ca.caPem, servername: 'app.test' });
+    session.on('error', () => {});
+    t.after(() => session.destroy());
+    const stream = session.request({ ':path': '/', ':authority': 'app.test' });
+    const [headers] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
+    stream.resume();
+    await once(stream, 'end');
+    assert.equal(headers[':status'], 200);
+    relay.darken();
+    await gh.stop();
+  },
+);
 
-test('stop: an idle upstream connection that the upstream half-closed is closed, and does not hold it', { timeout: 180_000 }, async (t) => {
-  const upstream = await startUpstream(t);
-  const gh = await serve(t, upstream.url);
-  const status = await new Promise<number>((resolve, reject) => {
-    https.get({ host: '127.0.0.1', port: gh.port, servername: 'app.test', headers: { host: 'app.test' }, ca: ca.caPem, agent: false }, (res) => {
-      res.resume().on('end', () => resolve(res.statusCode!));
-    }).on('error', reject);
-  });
-  assert.equal(status, 200);
-  // The upstream's keep-alive connection from Gatehouse's pool, now idle: the upstream sends its FIN and waits. The
-  // pool must close its side (no CLOSE-WAIT left behind): the upstream then reads Gatehouse's FIN.
-  const [pooled] = upstream.connections;
-  const ended = once(pooled!, 'end');
-  pooled!.end();
-  await ended;
-  await gh.stop();
-});
+test(
+  'stop: an idle upstream connection that the upstream half-closed is closed, and does not hold it',
+  { timeout: 180_000 },
+  async (t) => {
+    const upstream = await startUpstream(t);
+    const gh = await serve(t, upstream.url);
+    const status = await new Promise<number>((resolve, reject) => {
+      https
+        .get(
+          {
+            host: '127.0.0.1',
+            port: gh.port,
+            servername: 'app.test',
+            headers: { host: 'app.test' },
+            ca: ca.caPem,
+            agent: false,
+          },
+          (res) => {
+            res.resume().on('end', () => resolve(res.statusCode!));
+          },
+        )
+        .on('error', reject);
+    });
+    assert.equal(status, 200);
+    // The upstream's keep-alive connection from Gatehouse's pool, now idle: the upstream sends its FIN and waits. The
+    // pool must close its side (no CLOSE-WAIT left behind): the upstream then reads Gatehouse's FIN.
+    const [pooled] = upstream.connections;
+    const ended = once(pooled!, 'end');
+    pooled!.end();
+    await ended;
+    await gh.stop();
+  },
+);
 
 test('stop: a connection that never began its TLS handshake does not hold it', { timeout: 180_000 }, async (t) => {
   const upstream = await startUpstream(t);
@@ -161,29 +233,52 @@ test('stop: a connection that never began its TLS handshake does not hold it', {
   await gh.stop();
 });
 
-test('stop: a WebSocket whose upstream half-closed it, its client gone, does not hold it', { timeout: 180_000 }, async (t) => {
-  const upstream = await startUpstream(t);
-  const gh = await serve(t, upstream.url);
-  await halfClosedWebSocket(t, gh.port, upstream);
-  await gh.stop();
-});
+test(
+  'stop: a WebSocket whose upstream half-closed it, its client gone, does not hold it',
+  { timeout: 180_000 },
+  async (t) => {
+    const upstream = await startUpstream(t);
+    const gh = await serve(t, upstream.url);
+    await halfClosedWebSocket(t, gh.port, upstream);
+    await gh.stop();
+  },
+);
 
-test('a WebSocket whose upstream half-closed it is closed toward its client, even a client that went away', { timeout: 180_000 }, async (t) => {
-  const upstream = await startUpstream(t);
-  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, upstream.url) } });
-  await halfClosedWebSocket(t, gh.port, upstream);
-  for (const deadline = Date.now() + 30_000; gh.connections() > 0; await new Promise((resolve) => setTimeout(resolve, 25))) {
-    assert.ok(Date.now() < deadline, 'the client connection is still open 30 s after the upstream closed the WebSocket');
-  }
-});
+test(
+  'a WebSocket whose upstream half-closed it is closed toward its client, even a client that went away',
+  { timeout: 180_000 },
+  async (t) => {
+    const upstream = await startUpstream(t);
+    const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, upstream.url) } });
+    await halfClosedWebSocket(t, gh.port, upstream);
+    for (
+      const deadline = Date.now() + 30_000;
+      gh.connections() > 0;
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    ) {
+      assert.ok(
+        Date.now() < deadline,
+        'the client connection is still open 30 s after the upstream closed the WebSocket',
+      );
+    }
+  },
+);
 
 /**
  * A WebSocket through a relay that then goes silent (its client gone), whose upstream sends its FIN and keeps its
  * socket open (half-closed); resolves once Gatehouse's own FIN has come back to the upstream.
  */
-async function halfClosedWebSocket(t: TestContext, port: number, upstream: Awaited<ReturnType<typeof startUpstream>>): Promise<void> {
+async function halfClosedWebSocket(
+  t: TestContext,
+  port: number,
+  upstream: Awaited<ReturnType<typeof startUpstream>>,
+): Promise<void> {
   const relay = await startRelay(t, port);
-  const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/ws`, { ca: ca.caPem, servername: 'app.test', headers: { host: 'app.test' } } as WebSocket.ClientOptions);
+  const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/ws`, {
+    ca: ca.caPem,
+    servername: 'app.test',
+    headers: { host: 'app.test' },
+  } as WebSocket.ClientOptions);
   ws.on('error', () => {});
   t.after(() => ws.terminate());
   await once(ws, 'open');

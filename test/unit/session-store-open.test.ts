@@ -31,25 +31,33 @@ process.on('message', (file) => {
 process.send('ready');
 `;
 
-test('several processes open one fresh session database at once, round after round: none fails', { timeout: 120_000 }, async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-store-open-'));
-  const children: ChildProcess[] = [];
-  t.after(() => {
-    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const next = (child: ChildProcess) => once(child, 'message').then(([message]) => String(message));
-  for (let i = 0; i < PROCESSES; i++) {
-    children.push(spawn(process.execPath, ['--input-type=module', '-e', CHILD], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  }
-  assert.deepEqual(await Promise.all(children.map(next)), Array(PROCESSES).fill('ready'));
+test(
+  'several processes open one fresh session database at once, round after round: none fails',
+  { timeout: 120_000 },
+  async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-store-open-'));
+    const children: ChildProcess[] = [];
+    t.after(() => {
+      for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    const next = (child: ChildProcess) => once(child, 'message').then(([message]) => String(message));
+    for (let i = 0; i < PROCESSES; i++) {
+      children.push(
+        spawn(process.execPath, ['--input-type=module', '-e', CHILD], {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        }),
+      );
+    }
+    assert.deepEqual(await Promise.all(children.map(next)), Array(PROCESSES).fill('ready'));
 
-  const failures: string[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    const file = path.join(dir, `round-${round}`, 'sessions.sqlite');
-    const answers = children.map(next);
-    for (const child of children) child.send(file);
-    for (const answer of await Promise.all(answers)) if (answer !== 'ok') failures.push(`round ${round}: ${answer}`);
-  }
-  assert.deepEqual(failures, [], `${failures.length} of ${PROCESSES * ROUNDS} opens failed`);
-});
+    const failures: string[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const file = path.join(dir, `round-${round}`, 'sessions.sqlite');
+      const answers = children.map(next);
+      for (const child of children) child.send(file);
+      for (const answer of await Promise.all(answers)) if (answer !== 'ok') failures.push(`round ${round}: ${answer}`);
+    }
+    assert.deepEqual(failures, [], `${failures.length} of ${PROCESSES * ROUNDS} opens failed`);
+  },
+);

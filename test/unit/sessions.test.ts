@@ -18,7 +18,8 @@ test('the cache holds only the tokens sent upstream; the store keeps all of them
   const file = path.join(dir, 'sessions.sqlite');
   const secret = crypto.randomBytes(32);
   const store = openSessionStore('sqlite', file);
-  const open = (inMemory: { accessToken: boolean; idToken: boolean }) => new SiteSessions('app', secret, '__Host-s', store, 100, { inMemory });
+  const open = (inMemory: { accessToken: boolean; idToken: boolean }) =>
+    new SiteSessions('app', secret, '__Host-s', store, 100, { inMemory });
 
   const sessions = open({ accessToken: true, idToken: false });
   const created = sessions.create({ identity, ...tokens }, 60_000);
@@ -44,6 +45,9 @@ test('the cache holds only the tokens sent upstream; the store keeps all of them
 
   // At rest the tokens are sealed: none of them appears in the database file.
   store.close();
-  const raw = fs.readFileSync(file).toString('latin1') + (fs.existsSync(`${file}-wal`) ? fs.readFileSync(`${file}-wal`).toString('latin1') : '');
-  for (const value of Object.values(tokens)) assert.equal(raw.includes(value), false, `${value} is not stored in clear`);
+  const raw =
+    fs.readFileSync(file).toString('latin1') +
+    (fs.existsSync(`${file}-wal`) ? fs.readFileSync(`${file}-wal`).toString('latin1') : '');
+  for (const value of Object.values(tokens))
+    assert.equal(raw.includes(value), false, `${value} is not stored in clear`);
 });

@@ -10,18 +10,34 @@ import { PROVIDER_UNAVAILABLE, type SiteAuth } from '../site-auth.ts';
 
 /** One request to an endpoint. origin: scheme://host[:port] as the client addressed us; url: the request's URL on it. */
 export interface EndpointCall {
-  auth: SiteAuth; req: AnyRequest; res: AnyResponse; requestId: string; log: Logger;
-  host: string; origin: string; url: URL;
+  auth: SiteAuth;
+  req: AnyRequest;
+  res: AnyResponse;
+  requestId: string;
+  log: Logger;
+  host: string;
+  origin: string;
+  url: URL;
 }
 
 /** What the access log records of the answer: the error code and its cause, when the answer was one. */
-export interface OAuth2Outcome { error?: ErrorCode; cause?: Error }
+export interface OAuth2Outcome {
+  error?: ErrorCode;
+  cause?: Error;
+}
 
 export type Endpoint = (call: EndpointCall) => Promise<OAuth2Outcome>;
 
 /** Answers with one of our errors; a refused /oauth2/auth or /oauth2/userinfo answers in JSON to any client. */
-export function refuse(call: EndpointCall, code: ErrorCode, options: { detail?: string; cause?: Error; headers?: Record<string, string[]> } = {}): OAuth2Outcome {
-  sendError(call.req, call.res, code, call.requestId, options.headers, { detail: options.detail, json: code === 'ERR_AUTH_REQUIRED' });
+export function refuse(
+  call: EndpointCall,
+  code: ErrorCode,
+  options: { detail?: string; cause?: Error; headers?: Record<string, string[]> } = {},
+): OAuth2Outcome {
+  sendError(call.req, call.res, code, call.requestId, options.headers, {
+    detail: options.detail,
+    json: code === 'ERR_AUTH_REQUIRED',
+  });
   return { error: code, cause: options.cause };
 }
 

@@ -21,14 +21,20 @@ export const callback: Endpoint = async (call) => {
   try {
     tokens = await redeem(call, login);
   } catch (error) {
-    call.log.warn({ req_id: call.requestId, provider_error: providerErrorFields(error) }, 'login failed at the code exchange');
+    call.log.warn(
+      { req_id: call.requestId, provider_error: providerErrorFields(error) },
+      'login failed at the code exchange',
+    );
     return refuse(call, 'ERR_AUTH_LOGIN_FAILED', { cause: error as Error, headers: { 'set-cookie': clearLogin } });
   }
   const established = await call.auth.establish(tokens);
   const refusal = 'refusal' in established ? established.refusal : call.auth.policy.authorize(established.identity);
   if (refusal || !('identity' in established)) {
     call.log.info({ req_id: call.requestId, rule: refusal?.rule }, 'login refused by policy');
-    return refuse(call, 'ERR_AUTH_FORBIDDEN', { detail: `${refusal?.message} (rule: ${refusal?.rule})`, headers: { 'set-cookie': clearLogin } });
+    return refuse(call, 'ERR_AUTH_FORBIDDEN', {
+      detail: `${refusal?.message} (rule: ${refusal?.rule})`,
+      headers: { 'set-cookie': clearLogin },
+    });
   }
   const sessionCookie = beginSession(call, established.identity, tokens);
   signedIn(call, login.returnTo, [...clearLogin, sessionCookie]);
@@ -38,7 +44,10 @@ export const callback: Endpoint = async (call) => {
 /** The provider answered the login with an error (the user cancelled, consent was refused, …). */
 function providerRefused(call: EndpointCall, providerError: string, clearLogin: string[]): OAuth2Outcome {
   const description = call.url.searchParams.get('error_description')?.slice(0, 300);
-  call.log.info({ req_id: call.requestId, provider_error: providerError.slice(0, 64), description }, 'provider refused the login');
+  call.log.info(
+    { req_id: call.requestId, provider_error: providerError.slice(0, 64), description },
+    'provider refused the login',
+  );
   const detail = `The identity provider answered "${providerError.replace(/[^\w.-]/g, '').slice(0, 64)}".`;
   return refuse(call, 'ERR_AUTH_PROVIDER_REFUSED', { detail, headers: { 'set-cookie': clearLogin } });
 }
@@ -53,12 +62,23 @@ function redeem(call: EndpointCall, login: LoginState): Promise<TokenSet> {
 /** Stores the new session and answers its cookie. */
 function beginSession(call: EndpointCall, identity: Identity, tokens: TokenSet): string {
   const { sessions, settings } = call.auth;
-  const session = sessions.create({
-    identity, idToken: tokens.idToken, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken,
-    accessExpiresAt: tokens.accessExpiresAt, accessLifetimeMs: tokens.accessLifetimeMs, sid: typeof tokens.claims.sid === 'string' ? tokens.claims.sid : undefined,
-  }, settings.cookieExpireMs);
+  const session = sessions.create(
+    {
+      identity,
+      idToken: tokens.idToken,
+      accessToken: tokens.accessToken,
+      refreshToken: tokens.refreshToken,
+      accessExpiresAt: tokens.accessExpiresAt,
+      accessLifetimeMs: tokens.accessLifetimeMs,
+      sid: typeof tokens.claims.sid === 'string' ? tokens.claims.sid : undefined,
+    },
+    settings.cookieExpireMs,
+  );
   call.log.info({ req_id: call.requestId, user: session.identity.user }, 'login');
-  return setCookie(sessions.cookieName, sessions.cookieValue(session), { maxAgeSeconds: settings.cookieExpireMs / 1000, sameSite: settings.sameSite });
+  return setCookie(sessions.cookieName, sessions.cookieValue(session), {
+    maxAgeSeconds: settings.cookieExpireMs / 1000,
+    sameSite: settings.sameSite,
+  });
 }
 
 /** Back to where the login began: a 302, or with SameSite=Strict a page of our own that goes there. */
@@ -72,7 +92,7 @@ function signedIn(call: EndpointCall, returnTo: string, cookies: string[]): void
   // and the user would land logged out (a login loop). A page of our own starts a same-site navigation.
   const page = renderPage({
     title: 'Signed in',
-    head: html`<meta http-equiv="refresh" content="0;url=${returnTo}">`,
+    head: html`<meta http-equiv="refresh" content="0;url=${returnTo}" />`,
     body: html`<p><a href="${returnTo}">Continue</a></p>`,
   });
   sendOwn(res, 200, call.requestId, { headers: { 'set-cookie': cookies }, body: { type: 'html', text: page } });

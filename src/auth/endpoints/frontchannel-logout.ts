@@ -12,6 +12,9 @@ export const frontchannelLogout: Endpoint = async ({ auth, url, res, requestId, 
   log.info({ req_id: requestId, sessions: ended }, 'front-channel logout');
   // Only the provider may frame this page.
   const frameAncestors = issuer ? new URL(issuer).origin : "'none'";
-  sendOwn(res, 200, requestId, { headers: { 'content-security-policy': `frame-ancestors ${frameAncestors}` }, body: { type: 'text', text: '' } });
+  sendOwn(res, 200, requestId, {
+    headers: { 'content-security-policy': `frame-ancestors ${frameAncestors}` },
+    body: { type: 'text', text: '' },
+  });
   return {};
 };

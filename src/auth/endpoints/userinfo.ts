@@ -6,6 +6,8 @@ import { allowedSession, type Endpoint } from './call.ts';
 export const userinfo: Endpoint = async (call) => {
   const allowed = await allowedSession(call);
   if (!('session' in allowed)) return allowed;
-  sendOwn(call.res, 200, call.requestId, { body: { type: 'json', text: JSON.stringify(userinfoOf(allowed.session.identity)) } });
+  sendOwn(call.res, 200, call.requestId, {
+    body: { type: 'json', text: JSON.stringify(userinfoOf(allowed.session.identity)) },
+  });
   return {};
 };

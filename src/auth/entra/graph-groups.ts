@@ -29,9 +29,11 @@ export async function graphGroups(fetchImpl: FetchLike, graphHost: string, acces
     if (!response.ok) {
       const body = await response.text().catch(() => '');
       const code = /"code"\s*:\s*"([^"]+)"/.exec(body)?.[1];
-      throw new GraphGroupsError(`Microsoft Graph answered ${response.status}${code ? ` (${code})` : ''}; the app needs the delegated User.Read permission`);
+      throw new GraphGroupsError(
+        `Microsoft Graph answered ${response.status}${code ? ` (${code})` : ''}; the app needs the delegated User.Read permission`,
+      );
     }
-    const body = await response.json() as { value?: { id?: unknown }[]; '@odata.nextLink'?: string };
+    const body = (await response.json()) as { value?: { id?: unknown }[]; '@odata.nextLink'?: string };
     for (const item of body.value ?? []) if (typeof item.id === 'string') groups.add(item.id);
     next = body['@odata.nextLink'];
   }

@@ -29,18 +29,28 @@ export async function redeemCallback(oidc: OidcClient, callbackUrl: URL, login: 
 }
 
 /** Uses the refresh token; the provider may rotate it (always keep the newest) and may send a new ID token. */
-export async function refreshTokens(oidc: OidcClient, stored: SessionTokens & { refreshToken: string }): Promise<TokenSet> {
+export async function refreshTokens(
+  oidc: OidcClient,
+  stored: SessionTokens & { refreshToken: string },
+): Promise<TokenSet> {
   const config = await oidc.configuration();
   const sentAt = Date.now();
   const tokens = await client.refreshTokenGrant(config, stored.refreshToken);
   const fresh = tokenSet(tokens, sentAt);
-  return { ...fresh, refreshToken: fresh.refreshToken ?? stored.refreshToken, idToken: fresh.idToken ?? stored.idToken };
+  return {
+    ...fresh,
+    refreshToken: fresh.refreshToken ?? stored.refreshToken,
+    idToken: fresh.idToken ?? stored.idToken,
+  };
 }
 
 /** expires_in counts whole seconds (RFC 6749 §5.1) from when the provider issued the token, which lies between our
  *  request and its answer: the expiry is reckoned from the request and a second early, for a provider that rounds its
  *  clock down (oidc-provider does), so Gatehouse never takes for valid a token its provider already holds expired. */
-function tokenSet(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, sentAt: number): TokenSet {
+function tokenSet(
+  tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+  sentAt: number,
+): TokenSet {
   const expiresIn = tokens.expiresIn();
   return {
     claims: (tokens.claims() ?? {}) as Record<string, unknown>,
@@ -53,7 +63,11 @@ function tokenSet(tokens: client.TokenEndpointResponse & client.TokenEndpointRes
 }
 
 /** RP-initiated logout at the provider, when it offers an end_session_endpoint (undefined otherwise). */
-export async function endSessionUrl(oidc: OidcClient, idToken: string | undefined, postLogoutRedirectUri: string): Promise<string | undefined> {
+export async function endSessionUrl(
+  oidc: OidcClient,
+  idToken: string | undefined,
+  postLogoutRedirectUri: string,
+): Promise<string | undefined> {
   if (!oidc.ready) return undefined;
   const config = await oidc.configuration();
   if (!config.serverMetadata().end_session_endpoint) return undefined;

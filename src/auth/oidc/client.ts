@@ -30,17 +30,28 @@ export class OidcClient {
     this.#fetch = fetchImpl;
   }
 
-  get ready(): boolean { return this.#config !== undefined; }
+  get ready(): boolean {
+    return this.#config !== undefined;
+  }
 
   /** The fetch used for every request to the provider (and Microsoft Graph): injectable for tests. */
-  get fetch(): FetchLike { return this.#fetch ?? ((url, init) => fetch(url, init)); }
+  get fetch(): FetchLike {
+    return this.#fetch ?? ((url, init) => fetch(url, init));
+  }
 
   /** Starts discovery in the background, retrying with backoff until it succeeds. */
   start(): void {
     const attempt = (delay: number) => {
       if (this.#stopped || this.#config) return;
       this.configuration().catch((error: Error) => {
-        this.#log.warn({ issuer: this.settings.issuer, err: { message: error.message, code: (error as NodeJS.ErrnoException).code }, retry_ms: delay }, 'OpenID discovery failed; retrying');
+        this.#log.warn(
+          {
+            issuer: this.settings.issuer,
+            err: { message: error.message, code: (error as NodeJS.ErrnoException).code },
+            retry_ms: delay,
+          },
+          'OpenID discovery failed; retrying',
+        );
         this.#timer = setTimeout(() => attempt(Math.min(delay * 2, RETRY_MAX_MS)), delay);
         this.#timer.unref();
       });
@@ -48,16 +59,26 @@ export class OidcClient {
     attempt(RETRY_MIN_MS);
   }
 
-  stop(): void { this.#stopped = true; clearTimeout(this.#timer); }
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
 
   /** The loaded configuration, discovering it now (once, shared by concurrent callers) when it is not loaded yet. */
   configuration(): Promise<client.Configuration> {
     if (this.#config) return Promise.resolve(this.#config);
-    this.#pending ??= this.#discover().then((config) => {
-      this.#config = config;
-      this.#log.info({ issuer: this.settings.issuer, provider: this.settings.provider }, 'OpenID provider discovered');
-      return config;
-    }).finally(() => { this.#pending = undefined; });
+    this.#pending ??= this.#discover()
+      .then((config) => {
+        this.#config = config;
+        this.#log.info(
+          { issuer: this.settings.issuer, provider: this.settings.provider },
+          'OpenID provider discovered',
+        );
+        return config;
+      })
+      .finally(() => {
+        this.#pending = undefined;
+      });
     return this.#pending;
   }
 
@@ -69,7 +90,13 @@ export class OidcClient {
     if (url.protocol === 'http:' && isLoopback(url.hostname)) options.execute = [client.allowInsecureRequests];
     if (this.#fetch) options[client.customFetch] = this.#fetch as client.CustomFetch;
     // The issuer URL, not the .well-known URL: with the latter openid-client skips the issuer check (panva/openid-client#893).
-    const config = await client.discovery(url, clientId, { client_secret: clientSecret }, client.ClientSecretBasic(clientSecret), options);
+    const config = await client.discovery(
+      url,
+      clientId,
+      { client_secret: clientSecret },
+      client.ClientSecretBasic(clientSecret),
+      options,
+    );
     config.timeout = PROVIDER_TIMEOUT_S;
     return config;
   }
@@ -77,10 +104,21 @@ export class OidcClient {
 
 /** Error fields worth logging from a failed token or discovery request (Entra adds error_codes, trace_id, correlation_id). */
 export function providerErrorFields(error: unknown): Record<string, unknown> {
-  const e = error as { code?: string; error?: string; status?: number; message?: string; cause?: Record<string, unknown> };
+  const e = error as {
+    code?: string;
+    error?: string;
+    status?: number;
+    message?: string;
+    cause?: Record<string, unknown>;
+  };
   const body = e.cause && typeof e.cause === 'object' && !(e.cause instanceof Error) ? e.cause : {};
   return {
-    code: e.code, error: e.error, status: e.status, message: e.message,
-    error_codes: body.error_codes, trace_id: body.trace_id, correlation_id: body.correlation_id,
+    code: e.code,
+    error: e.error,
+    status: e.status,
+    message: e.message,
+    error_codes: body.error_codes,
+    trace_id: body.trace_id,
+    correlation_id: body.correlation_id,
   };
 }

@@ -6,10 +6,18 @@ import { LOGIN_STATE_TTL_MS, type LoginStateCookies } from '../../session/login-
 import { clearCookie, setCookie } from '../../session/cookies.ts';
 import type { OidcClient } from './client.ts';
 
-export interface LoginStart { location: string; setCookies: string[] }
+export interface LoginStart {
+  location: string;
+  setCookies: string[];
+}
 
-export async function startLogin(oidc: OidcClient, cookies: LoginStateCookies, redirectUrl: string, returnTo: string,
-  cookieHeader: string | string[] | undefined): Promise<LoginStart> {
+export async function startLogin(
+  oidc: OidcClient,
+  cookies: LoginStateCookies,
+  redirectUrl: string,
+  returnTo: string,
+  cookieHeader: string | string[] | undefined,
+): Promise<LoginStart> {
   const config = await oidc.configuration();
   const state = client.randomState();
   const nonce = client.randomNonce();

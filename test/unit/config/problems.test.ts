@@ -31,12 +31,21 @@ test('a key the source does not have falls back to its nearest parent, and to li
   const problems = new Problems();
   problems.reporter('/c/sites/a.toml', parseTomlSource(SITE))(['tls', 'key'], 'missing');
   problems.reporter('/c/gatehouse.toml')(['sites_dir'], 'cannot read');
-  assert.deepEqual(problems.list.map((p) => [p.line, p.key]), [[3, 'tls.key'], [1, 'sites_dir']]);
+  assert.deepEqual(
+    problems.list.map((p) => [p.line, p.key]),
+    [
+      [3, 'tls.key'],
+      [1, 'sites_dir'],
+    ],
+  );
 });
 
 test('problems at, inside or around an already reported key are left out; the others are kept', () => {
   const problems = new Problems();
-  const report = problems.reporter('/c/sites/a.toml', parseTomlSource(SITE), [['tls', 'cert'], ['routes', 0]]);
+  const report = problems.reporter('/c/sites/a.toml', parseTomlSource(SITE), [
+    ['tls', 'cert'],
+    ['routes', 0],
+  ]);
   report(['tls', 'cert'], 'same key');
   report(['tls'], 'around it');
   report(['routes', 0, 'upstream'], 'inside an item');
@@ -44,13 +53,18 @@ test('problems at, inside or around an already reported key are left out; the ot
   report(['tls', 'certificate'], 'a sibling whose name starts alike');
   report(['routes', 1, 'path'], 'another item');
   report(['server_names', 0], 'elsewhere');
-  assert.deepEqual(problems.list.map((p) => p.message), ['a sibling whose name starts alike', 'another item', 'elsewhere']);
+  assert.deepEqual(
+    problems.list.map((p) => p.message),
+    ['a sibling whose name starts alike', 'another item', 'elsewhere'],
+  );
 });
 
 test('a problem without a key has an empty key and is formatted without one', () => {
   const problems = new Problems();
   problems.atLine('/c/sites/b.toml', 7, 'TOML syntax: unexpected token');
-  assert.deepEqual(problems.list, [{ file: '/c/sites/b.toml', line: 7, key: '', message: 'TOML syntax: unexpected token' }]);
+  assert.deepEqual(problems.list, [
+    { file: '/c/sites/b.toml', line: 7, key: '', message: 'TOML syntax: unexpected token' },
+  ]);
   assert.equal(formatProblem(problems.list[0]!), '/c/sites/b.toml:7: TOML syntax: unexpected token');
   assert.equal(formatProblem({ file: 'f', line: 2, key: 'routes[0].path', message: 'm' }), 'f:2: routes[0].path: m');
 });
@@ -60,12 +74,21 @@ test('throwIfAny throws one ConfigError with every problem, in the order found, 
   problems.throwIfAny();
   problems.atLine('/c/gatehouse.toml', 1, 'cannot read: EACCES');
   problems.reporter('/c/sites/a.toml', parseTomlSource(SITE))(['tls', 'cert'], 'cannot read');
-  assert.throws(() => problems.throwIfAny(), (error: unknown) => {
-    assert.ok(error instanceof ConfigError);
-    assert.deepEqual(error.problems.map((p) => p.key), ['', 'tls.cert']);
-    assert.equal(error.message, '2 configuration errors:\n/c/gatehouse.toml:1: cannot read: EACCES\n/c/sites/a.toml:4: tls.cert: cannot read');
-    return true;
-  });
+  assert.throws(
+    () => problems.throwIfAny(),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.deepEqual(
+        error.problems.map((p) => p.key),
+        ['', 'tls.cert'],
+      );
+      assert.equal(
+        error.message,
+        '2 configuration errors:\n/c/gatehouse.toml:1: cannot read: EACCES\n/c/sites/a.toml:4: tls.cert: cannot read',
+      );
+      return true;
+    },
+  );
 });
 
 test('keyPath writes list items in brackets and tables with dots', () => {
