@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import acme from 'acme-client';
 import { Agent, fetch } from 'undici';
 import type { AcmeConfig } from '../config/model.ts';
-import { writeFileAtomic } from '../runtime/atomic-write.ts';
+import { writeFileAtomic } from '../base/atomic-write.ts';
 
 /** acme-client polls pending orders with exponential backoff; its default starts at 5 s, 1 s answers sooner. */
 export interface PollOptions {
