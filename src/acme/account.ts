@@ -7,8 +7,7 @@ import tls from 'node:tls';
 import acme from 'acme-client';
 import { Agent, fetch } from 'undici';
 import type { AcmeConfig } from '../config/model.ts';
-import { writeFileAtomic } from '../runtime/atomic-write.ts';
-import type { Directory } from './renewal-time.ts';
+import { writeFileAtomic } from '../base/atomic-write.ts';
 
 /** acme-client polls pending orders with exponential backoff; its default starts at 5 s, 1 s answers sooner. */
 export interface PollOptions {
@@ -114,6 +113,12 @@ function retireAccountKey(file: string, refusedKey: string): string | undefined 
   const retired = `${file}.deactivated-${new Date().toISOString().replace(/[-:]|\.\d{3}/g, '')}`;
   fs.renameSync(file, retired);
   return retired;
+}
+
+/** The parts of the ACME directory we look at: ARI (RFC 9773) and profiles (draft-aaron-acme-profiles). */
+export interface Directory {
+  renewalInfo?: string;
+  meta?: { profiles?: Record<string, string> };
 }
 
 /** The directory object (cached by the caller): tells whether the CA offers renewalInfo (ARI) and profiles. */

@@ -8,9 +8,9 @@ import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sendOwn } from '../base/own-answer.ts';
-import { sendError } from '../http/errors.ts';
-import type { PlainHttpResponder } from '../runtime/runtime.ts';
-import { writeFileAtomic } from '../runtime/atomic-write.ts';
+import { sendError } from '../base/errors.ts';
+import type { PlainHttpResponder } from '../base/types.ts';
+import { writeFileAtomic } from '../base/atomic-write.ts';
 
 const PREFIX = '/.well-known/acme-challenge/';
 /** base64url, as RFC 8555 §8.3 requires of tokens; anything else never reaches the file system. */

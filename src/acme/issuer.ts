@@ -5,7 +5,7 @@
 import acme from 'acme-client';
 import type { KeyPair } from '../tls/certificate-store.ts';
 import type { ChallengeStore } from './challenges.ts';
-import type { Directory } from './renewal-time.ts';
+import type { Directory } from './account.ts';
 
 export interface OrderRequest {
   client: acme.Client;

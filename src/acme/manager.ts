@@ -9,12 +9,19 @@ import type { Config, Site } from '../config/model.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CertificateStore, KeyPair } from '../tls/certificate-store.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';
-import { createAcmeClient, DEFAULT_POLL, fetchDirectory, trustForAcme, type PollOptions } from './account.ts';
+import {
+  createAcmeClient,
+  DEFAULT_POLL,
+  fetchDirectory,
+  trustForAcme,
+  type Directory,
+  type PollOptions,
+} from './account.ts';
 import { ariCertId } from './ari.ts';
 import { ChallengeStore, createChallengeResponder, waitUntilAnswered, type ProbeTarget } from './challenges.ts';
 import { orderCertificate, requireProfile } from './issuer.ts';
 import { tryLock } from './lock.ts';
-import { nextRenewal, type Directory, type RenewalTime } from './renewal-time.ts';
+import { nextRenewal, type RenewalTime } from './renewal-time.ts';
 import { CertStorage, describe, fitFor, type CertInfo } from './storage.ts';
 import { watchFolder } from './watch.ts';
 import type acme from 'acme-client';

@@ -2,14 +2,9 @@
 // otherwise when less than renew_ratio of its lifetime remains. The ratio (not a fixed number of days) handles
 // 90-day, 45-day and 6-day certificates alike: 1/3 renews on day 60 of 90, day 30 of 45, day 4 of 6.
 import type { KeyPair } from '../tls/certificate-store.ts';
+import type { Directory } from './account.ts';
 import { fetchRenewalInfo, pickRenewalTime } from './ari.ts';
 import { renewalTimeByRatio, type CertInfo } from './storage.ts';
-
-/** The parts of the ACME directory we look at: ARI (RFC 9773) and profiles (draft-aaron-acme-profiles). */
-export interface Directory {
-  renewalInfo?: string;
-  meta?: { profiles?: Record<string, string> };
-}
 
 export interface RenewalTime {
   at: Date;

@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsyncDir, symlinkAtomic, writeFileAtomic } from '../runtime/atomic-write.ts';
+import { fsyncDir, symlinkAtomic, writeFileAtomic } from '../base/atomic-write.ts';
 import type { KeyPair } from '../tls/certificate-store.ts';
 import { tryLock } from './lock.ts';
 

@@ -2,14 +2,21 @@
 // be signed by the site's issuer (audience = client_id) or by one of extra_jwt_issuers (issuer=audience); the
 // identity it yields passes through the same policy as a browser session. Nothing is stored.
 import * as jose from 'jose';
+import type { AuthSettings } from '../config/model.ts';
 import type { Session } from '../session/sessions.ts';
 import { checkEntraTenant } from './entra/issuer.ts';
 import { identityFromClaims } from './identity.ts';
-import type { SiteAuth } from './site-auth.ts';
+import type { OidcClient } from './oidc/client.ts';
 
-const keySets = new WeakMap<SiteAuth, Map<string, Promise<jose.JWTVerifyGetKey>>>();
+/** What verifying a bearer token reads of a site's auth: SiteAuth has both, and site-auth.ts imports this file. */
+export interface BearerSite {
+  readonly settings: AuthSettings;
+  readonly oidc: OidcClient;
+}
 
-export async function verifyBearer(auth: SiteAuth, header: string): Promise<Session | undefined> {
+const keySets = new WeakMap<BearerSite, Map<string, Promise<jose.JWTVerifyGetKey>>>();
+
+export async function verifyBearer(auth: BearerSite, header: string): Promise<Session | undefined> {
   const match = /^Bearer\s+([\w-]+\.[\w-]+\.[\w-]+)\s*$/i.exec(header);
   if (!match) return undefined;
   const token = match[1]!;
@@ -50,7 +57,7 @@ export async function verifyBearer(auth: SiteAuth, header: string): Promise<Sess
   }
 }
 
-function keySet(auth: SiteAuth, issuer: string, isSiteIssuer: boolean): Promise<jose.JWTVerifyGetKey> {
+function keySet(auth: BearerSite, issuer: string, isSiteIssuer: boolean): Promise<jose.JWTVerifyGetKey> {
   let sets = keySets.get(auth);
   if (!sets) keySets.set(auth, (sets = new Map()));
   let set = sets.get(issuer);

@@ -4,8 +4,8 @@
 // (request destinations: https://fetch.spec.whatwg.org/#concept-request-destination).
 import { sendOwn } from '../base/own-answer.ts';
 import type { AuthSettings } from '../config/model.ts';
-import { sendError, type ErrorCode } from '../http/errors.ts';
-import type { AnyRequest, AnyResponse } from '../http/types.ts';
+import { sendError, type ErrorCode } from '../base/errors.ts';
+import type { AnyRequest, AnyResponse } from '../base/types.ts';
 import { startLogin } from './oidc/login.ts';
 import type { SiteAuth } from './site-auth.ts';
 

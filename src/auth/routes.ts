@@ -1,6 +1,6 @@
 // The /oauth2/* endpoints of a site with [auth] (oauth2-proxy's paths), one file each in endpoints/: this table maps
 // a path to its endpoint; any other /oauth2/ path is 404. Answered before deny rules and routes.
-import type { AnyRequest, AnyResponse } from '../http/types.ts';
+import type { AnyRequest, AnyResponse } from '../base/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import { auth as authEndpoint } from './endpoints/auth.ts';
 import { callback } from './endpoints/callback.ts';

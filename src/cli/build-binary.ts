@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type BuildOptions, type Plugin } from 'esbuild';
-import { writeFileAtomic } from '../runtime/atomic-write.ts';
+import { writeFileAtomic } from '../base/atomic-write.ts';
 import { V8_FLAGS } from '../runtime/v8-flags.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -106,7 +106,7 @@ export async function buildBinary(log: (line: string) => void = () => {}): Promi
 
 /**
  * esbuild's options for the bundle (test/binary/bundle.test.ts builds the same one to see what it carries). The
- * bundle carries every verb; `certs`, `demo` and ACME are imported when used (main.ts, acme/start.ts), and
+ * bundle carries every verb; `certs`, `demo` and ACME are imported when used (main.ts, runtime/acme.ts), and
  * esbuild keeps such a module and what only it imports in a function that runs at that import, so `serve` never
  * evaluates the demo's identity provider (oidc-provider, koa) nor acme-client.
  */

@@ -10,7 +10,7 @@ import { loadConfig } from '../config/load.ts';
 import { startEchoBackend } from '../demo/echo-backend.ts';
 import { startDemoIdentityProvider } from '../demo/identity-provider.ts';
 import { createLogger } from '../observability/logger.ts';
-import { writeFileAtomic } from '../runtime/atomic-write.ts';
+import { writeFileAtomic } from '../base/atomic-write.ts';
 import { createGatehouse, type Gatehouse } from '../runtime/gatehouse.ts';
 import { catchStopSignals } from '../runtime/process-signals.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';

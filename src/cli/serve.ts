@@ -14,7 +14,7 @@ import {
   whenReloadOrdered,
 } from '../runtime/cluster.ts';
 import type { Gatehouse } from '../runtime/gatehouse.ts';
-import { ListenError } from '../runtime/listen.ts';
+import { ListenError } from '../http/listen.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
 import { reportConfigError } from './check.ts';
 

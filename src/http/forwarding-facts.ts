@@ -1,7 +1,7 @@
 // Who the client is and how it reached us, as the upstream is told in X-Real-IP / X-Forwarded-*.
-import type { Runtime } from '../runtime/runtime.ts';
+import type { Runtime } from './runtime.ts';
 import type { ForwardingFacts } from '../proxy/request-headers.ts';
-import { clientAddress, type AnyRequest } from './types.ts';
+import { clientAddress, type AnyRequest } from '../base/types.ts';
 
 export function forwardingFacts(
   runtime: Runtime,

@@ -3,7 +3,7 @@
 //   begin (id; log line + metrics when over) → admit → site by Host = SNI, path, deny rules, route (resolve-target.ts)
 //   → /oauth2/* of the site → authenticate (cookie → session → refresh when due) → challenge when anonymous (302
 //   navigation / 401 other) → authorize (policy, 403) → act: proxy with identity headers | WebSocket tunnel | serve
-//   files | fixed status → finish (one access-log line, the request metrics: observability/access-log.ts).
+//   files | fixed status → finish (one access-log line, the request metrics: http/access-log.ts).
 // Two things differ by kind: the action, and where an answer of ours is written: on the HTTP response, or for an
 // upgrade as raw HTTP on its socket (no response object owns it), which is then closed.
 import type { IncomingMessage } from 'node:http';
@@ -15,18 +15,18 @@ import { requestOrigin } from '../auth/redirect.ts';
 import { handleOAuth2 } from '../auth/routes.ts';
 import { PROVIDER_UNAVAILABLE, type SiteAuth } from '../auth/site-auth.ts';
 import { sendOwn } from '../base/own-answer.ts';
-import { logUpgradeWhenDone, logWhenDone } from '../observability/access-log.ts';
+import { logUpgradeWhenDone, logWhenDone } from './access-log.ts';
 import { forwardHttp } from '../proxy/forward-http.ts';
 import { forwardWebSocket, writeRawError } from '../proxy/forward-websocket.ts';
 import { serveStatic, type StaticResult } from '../proxy/static-files.ts';
 import type { ForwardResult } from '../proxy/forward-http.ts';
-import type { Runtime } from '../runtime/runtime.ts';
+import type { Runtime } from './runtime.ts';
 import type { Session } from '../session/sessions.ts';
-import { sendError, statusOf, type ErrorCode } from './errors.ts';
+import { sendError, statusOf, type ErrorCode } from '../base/errors.ts';
 import { forwardingFacts } from './forwarding-facts.ts';
 import { beginRequest, type RequestContext } from './request-context.ts';
 import { resolveTarget, type Target } from './resolve-target.ts';
-import { common, type AnyRequest, type AnyResponse } from './types.ts';
+import { common, type AnyRequest, type AnyResponse } from '../base/types.ts';
 
 /** Where an upgrade's answer goes: its raw socket. `status` is the answer it got (101 once the tunnel is open). */
 export class RawAnswer {

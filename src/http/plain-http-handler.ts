@@ -2,10 +2,10 @@
 // auth or deny rule; every other request for a configured site is sent to HTTPS with 308 (keeps method and body).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendOwn } from '../base/own-answer.ts';
-import { logWhenDone } from '../observability/access-log.ts';
-import type { Runtime } from '../runtime/runtime.ts';
+import { logWhenDone } from './access-log.ts';
+import type { Runtime } from './runtime.ts';
 import { normalizeHost } from '../tls/name-index.ts';
-import { sendError } from './errors.ts';
+import { sendError } from '../base/errors.ts';
 import { beginRequest } from './request-context.ts';
 
 export function createPlainHttpHandler(

@@ -2,9 +2,9 @@
 import crypto from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Route } from '../config/model.ts';
-import type { SiteRuntime } from '../runtime/runtime.ts';
-import type { ErrorCode } from './errors.ts';
-import { clientAddress, type AnyRequest } from './types.ts';
+import type { SiteRuntime } from './runtime.ts';
+import type { ErrorCode } from '../base/errors.ts';
+import { clientAddress, type AnyRequest } from '../base/types.ts';
 
 export interface RequestContext {
   id: string;

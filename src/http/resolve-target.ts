@@ -1,12 +1,12 @@
 // The first steps every request and upgrade take: find the site by Host (which must agree with SNI),
 // normalize the path, apply deny rules, pick the route by longest prefix.
 import type { Route } from '../config/model.ts';
-import type { Runtime, SiteRuntime } from '../runtime/runtime.ts';
+import type { Runtime, SiteRuntime } from './runtime.ts';
 import { normalizeHost } from '../tls/name-index.ts';
-import type { ErrorCode } from './errors.ts';
+import type { ErrorCode } from '../base/errors.ts';
 import { normalizePath, refusalOnRoute, type RequestPath } from './normalize-path.ts';
 import { tlsServername } from './request-context.ts';
-import type { AnyRequest } from './types.ts';
+import type { AnyRequest } from '../base/types.ts';
 
 export type Target =
   /** pathname: what rules matched (path.match); path.normalized + path.query is what the upstream receives. */

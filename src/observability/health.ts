@@ -3,7 +3,6 @@
 // Fixed paths on a separate listener, so a health check can never stand in for authentication on a site
 // (oauth2-proxy GHSA-5hvv-m4w4-gf6v). With workers > 1 the primary serves it for the whole cluster.
 import http from 'node:http';
-import type { Runtime } from '../runtime/runtime.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -33,12 +32,4 @@ export function createHealthServer(sources: HealthSources): http.Server {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`);
     });
   });
-}
-
-/** One process's own readiness. */
-export function runtimeReadiness(runtime: Runtime): Readiness {
-  const sites = runtime.siteList
-    .filter((s) => s.auth)
-    .map((s) => ({ site: s.config.name, provider_ready: s.auth!.oidc.ready }));
-  return { ready: runtime.ready() && !runtime.stopping, sites };
 }

@@ -5,7 +5,7 @@
 // never delivered upstream as a finished one: the upstream sees its connection cut mid-body, a failed request.
 // Kept in this one module so that whatever client talks to the upstream keeps the same semantics.
 import { Readable } from 'node:stream';
-import type { AnyRequest, AnyResponse } from '../http/types.ts';
+import type { AnyRequest, AnyResponse } from '../base/types.ts';
 
 export class ClientClosedError extends Error {
   code = 'ERR_CLIENT_CLOSED';

@@ -3,9 +3,9 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Route } from '../config/model.ts';
-import type { ErrorCode } from '../http/errors.ts';
-import { resetStream } from '../http/http2-limits.ts';
-import { common, type AnyRequest, type AnyResponse } from '../http/types.ts';
+import type { ErrorCode } from '../base/errors.ts';
+import { resetStream } from '../base/http2-limits.ts';
+import { common, type AnyRequest, type AnyResponse } from '../base/types.ts';
 import {
   ClientClosedError,
   clientBody,

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { createProxyServer } from 'http-proxy-3';
 import { ownHeaders } from '../base/own-answer.ts';
 import type { Route } from '../config/model.ts';
-import { ERRORS, type ErrorCode } from '../http/errors.ts';
+import { ERRORS, type ErrorCode } from '../base/errors.ts';
 import { errorCodeFor, isConnectFailure } from './upstream-errors.ts';
 import type { UpstreamGroupPool } from './upstream-pools.ts';
 

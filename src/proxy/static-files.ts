@@ -3,8 +3,8 @@
 // index files, ETag / Last-Modified with conditional requests, ranges.
 import send from 'send';
 import type { Route } from '../config/model.ts';
-import type { ErrorCode } from '../http/errors.ts';
-import type { AnyRequest, AnyResponse } from '../http/types.ts';
+import type { ErrorCode } from '../base/errors.ts';
+import type { AnyRequest, AnyResponse } from '../base/types.ts';
 
 export interface StaticResult {
   error?: ErrorCode;

@@ -2,7 +2,7 @@
 // errors) to the error code Gatehouse answers with, for proxied requests and WebSocket upgrades alike: the same
 // failure gets the same status and code whichever way the client came (nginx: 502 when the upstream cannot be reached
 // or resets, 504 when it times out).
-import type { ErrorCode } from '../http/errors.ts';
+import type { ErrorCode } from '../base/errors.ts';
 import { BodyTimeoutError, BodyTooLargeError, ClientClosedError } from './client-abort.ts';
 
 /**

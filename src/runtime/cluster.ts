@@ -4,11 +4,11 @@ import cluster, { type Worker } from 'node:cluster';
 import { isSea } from 'node:sea';
 import http from 'node:http';
 import type { ListenAddress } from '../config/model.ts';
-import { createHealthServer, runtimeReadiness, type Readiness } from '../observability/health.ts';
+import { createHealthServer, type Readiness } from '../observability/health.ts';
 import type { Logger } from '../observability/logger.ts';
 import { clusterMetrics, shareWithPrimary } from '../observability/metrics.ts';
-import type { Runtime } from './runtime.ts';
-import { listenOn, probeListen } from './listen.ts';
+import { runtimeReadiness, type Runtime } from '../http/runtime.ts';
+import { listenOn, probeListen } from '../http/listen.ts';
 import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
 import { withV8Flags } from './v8-flags.ts';
 

@@ -5,7 +5,7 @@
 //   reload:    the new configuration is provisioned beside the running one and swapped in at once; the listeners stay
 //              open, and what began on the old one (requests, WebSockets) keeps it until it ends, then it is closed;
 //   stop:      listeners close, connections drain within the grace period, everything is closed.
-import { prepareAcme, startAcme } from '../acme/start.ts';
+import { prepareAcme, startAcme } from './acme.ts';
 import type { AcmeManager, AcmeOptions } from '../acme/manager.ts';
 import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config } from '../config/model.ts';
@@ -13,8 +13,8 @@ import { createPlainHttpHandler } from '../http/plain-http-handler.ts';
 import { createRequestHandler, createUpgradeHandler } from '../http/pipeline.ts';
 import type { Logger } from '../observability/logger.ts';
 import { openSessionStore, type SessionStore } from '../session/store.ts';
-import { formatAddress, Listeners, type Handlers, type Listening } from './listeners.ts';
-import { buildRuntime, type Runtime } from './runtime.ts';
+import { formatAddress, Listeners, type Handlers, type Listening } from '../http/listeners.ts';
+import { buildRuntime, type Runtime } from '../http/runtime.ts';
 
 export interface GatehouseOptions {
   log: Logger;

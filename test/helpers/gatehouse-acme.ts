@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AcmeManager, AcmeOptions } from '../../src/acme/manager.ts';
-import type { Listening } from '../../src/runtime/listeners.ts';
+import type { Listening } from '../../src/http/listeners.ts';
 import { serveFolder } from './gatehouse.ts';
 
 /** acme-client polling fast enough for Pebble (its default first wait is 5 s). */

@@ -12,8 +12,8 @@ import type { FetchLike } from '../../src/auth/oidc/client.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createGatehouse, type Gatehouse } from '../../src/runtime/gatehouse.ts';
-import type { Listening } from '../../src/runtime/listeners.ts';
-import type { Runtime } from '../../src/runtime/runtime.ts';
+import type { Listening } from '../../src/http/listeners.ts';
+import type { Runtime } from '../../src/http/runtime.ts';
 import { WAIT_MS } from './wait.ts';
 
 export interface Served {

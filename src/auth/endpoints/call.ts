@@ -1,7 +1,7 @@
 // What every /oauth2/* endpoint receives and answers, and the steps several of them share. Each endpoint is one
 // file of this folder with the signature of `Endpoint`; ../routes.ts is the table of paths.
-import { sendError, type ErrorCode } from '../../http/errors.ts';
-import type { AnyRequest, AnyResponse } from '../../http/types.ts';
+import { sendError, type ErrorCode } from '../../base/errors.ts';
+import type { AnyRequest, AnyResponse } from '../../base/types.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Session } from '../../session/sessions.ts';
 import { sendProviderUnavailable } from '../challenge.ts';

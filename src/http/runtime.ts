@@ -1,6 +1,6 @@
 // Everything a running Gatehouse needs to answer requests, built from a validated Config:
 // sites by name, certificates by SNI, upstream pools, trust rules and the logger.
-// Building has no side effects beyond creating objects; gatehouse.ts provisions, starts, reloads and closes it.
+// Building has no side effects beyond creating objects; runtime/gatehouse.ts provisions, starts, reloads and closes it.
 import { SiteAuth } from '../auth/site-auth.ts';
 import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config, Site } from '../config/model.ts';
@@ -12,7 +12,8 @@ import { UpstreamGroupPool } from '../proxy/upstream-pools.ts';
 import { WebSocketTunnels } from '../proxy/websocket-tunnels.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
 import { NameIndex } from '../tls/name-index.ts';
-import type { AnyRequest, AnyResponse } from '../http/types.ts';
+import type { AnyRequest, AnyResponse, PlainHttpResponder } from '../base/types.ts';
+import type { Readiness } from '../observability/health.ts';
 
 export interface SiteRuntime {
   config: Site;
@@ -31,9 +32,6 @@ export interface RuntimeOptions {
 }
 
 const SESSION_SWEEP_MS = 10 * 60_000;
-
-/** Answers plain-HTTP requests before the HTTPS redirect (ACME HTTP-01 challenges); returns true when it answered. */
-export type PlainHttpResponder = (req: AnyRequest, res: AnyResponse, requestId: string) => boolean;
 
 export interface Runtime {
   config: Config;
@@ -82,7 +80,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
   }));
   const auths = siteList.flatMap((site) => (site.auth ? [site.auth] : []));
   const tunnels = new WebSocketTunnels();
-  // The end of a session closes its WebSockets (in every other worker too: cluster.ts reportListening).
+  // The end of a session closes its WebSockets (in every other worker too: runtime/cluster.ts reportListening).
   for (const auth of auths) auth.sessions.onEnded((key) => tunnels.end(key));
   let sweeper: NodeJS.Timeout | undefined;
   const sites = new NameIndex<SiteRuntime>();
@@ -130,4 +128,12 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
 function reuseMetrics(metrics: Metrics | undefined, certificates: CertificateStore): Metrics | undefined {
   if (metrics) metrics.certificates = certificates;
   return metrics;
+}
+
+/** One process's own readiness (the [metrics] listener's /ready; the cluster's primary asks each worker). */
+export function runtimeReadiness(runtime: Runtime): Readiness {
+  const sites = runtime.siteList
+    .filter((s) => s.auth)
+    .map((s) => ({ site: s.config.name, provider_ready: s.auth!.oidc.ready }));
+  return { ready: runtime.ready() && !runtime.stopping, sites };
 }

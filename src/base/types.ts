@@ -15,3 +15,6 @@ export function clientAddress(req: AnyRequest): string {
   const socket = 'stream' in req ? req.stream.session?.socket : req.socket;
   return socket?.remoteAddress ?? '';
 }
+
+/** Answers plain-HTTP requests before the HTTPS redirect (ACME HTTP-01 challenges); returns true when it answered. */
+export type PlainHttpResponder = (req: AnyRequest, res: AnyResponse, requestId: string) => boolean;

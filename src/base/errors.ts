@@ -1,7 +1,7 @@
 // Every error response Gatehouse itself produces comes from this table and is rendered here:
 // HTML for browsers, JSON when the client asks for it, always with the request id that is also in the log line.
-import { sendOwn, type OwnBody } from '../base/own-answer.ts';
-import { html, renderPage } from '../base/page.ts';
+import { sendOwn, type OwnBody } from './own-answer.ts';
+import { html, renderPage } from './page.ts';
 import type { AnyResponse } from './types.ts';
 
 export const ERRORS = {
@@ -110,7 +110,11 @@ export function sendError(
 function errorPage(code: ErrorCode, status: number, title: string, detail: string, requestId: string): string {
   return renderPage({
     title: `${status} ${title}`,
-    body: html`<h1>${status} ${title}</h1><p>${detail}</p><p><small>Request id: <code>${requestId}</code> (${code})</small></p>`,
+    body: html`<h1>${status} ${title}</h1>
+      <p>${detail}</p>
+      <p>
+        <small>Request id: <code>${requestId}</code> (${code})</small>
+      </p>`,
   });
 }
 

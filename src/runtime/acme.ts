@@ -1,14 +1,14 @@
 // Wiring ACME into the lifecycle (runtime/gatehouse.ts): prepareAcme() when a configuration is provisioned (installs
 // stored or temporary certificates and the HTTP-01 responder, no network), startAcme() once it serves (the scheduler
 // orders and renews), stop when it is replaced or Gatehouse stops.
-import type { Listening } from '../runtime/listeners.ts';
-import type { Runtime } from '../runtime/runtime.ts';
-import type { AcmeManager, AcmeOptions } from './manager.ts';
+import type { Listening } from '../http/listeners.ts';
+import type { Runtime } from '../http/runtime.ts';
+import type { AcmeManager, AcmeOptions } from '../acme/manager.ts';
 
 export async function prepareAcme(runtime: Runtime, options: AcmeOptions = {}): Promise<AcmeManager | undefined> {
   if (!runtime.config.sites.some((site) => site.tls.source === 'acme')) return undefined;
   // Loaded only when a site uses ACME: acme-client and the X.509 parser cost ≈ 40 MB of RSS and 0.4 s of start-up.
-  const { AcmeManager } = await import('./manager.ts');
+  const { AcmeManager } = await import('../acme/manager.ts');
   const manager = new AcmeManager(runtime.config, runtime.certificates, runtime.log, options);
   const { metrics } = runtime;
   if (metrics) manager.events.on('failed', (domain) => metrics.renewalFailed(domain));

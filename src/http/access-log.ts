@@ -2,9 +2,9 @@
 // closed (finished or aborted) and Gatehouse's work for it has ended (an upstream exchange, a body still being read).
 // Until then it counts as in flight; an HTTP/2 response closes at once when its stream is reset, the work behind it
 // need not have.
-import type { RequestContext } from '../http/request-context.ts';
-import type { AnyRequest, AnyResponse } from '../http/types.ts';
-import type { Runtime } from '../runtime/runtime.ts';
+import type { RequestContext } from './request-context.ts';
+import type { AnyRequest, AnyResponse } from '../base/types.ts';
+import type { Runtime } from './runtime.ts';
 
 /** nginx's status for a request whose client went away before the response started ("client closed request"). */
 const CLIENT_CLOSED = 499;

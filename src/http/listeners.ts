@@ -9,12 +9,12 @@ import http2 from 'node:http2';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Config, ListenAddress } from '../config/model.ts';
-import { limitResets, serverSettings } from '../http/http2-limits.ts';
-import { createHealthServer, runtimeReadiness } from '../observability/health.ts';
+import { limitResets, serverSettings } from '../base/http2-limits.ts';
+import { createHealthServer } from '../observability/health.ts';
 import { ConnectionTracker } from './connection-tracker.ts';
 import { listenOn, type ListenerName } from './listen.ts';
-import type { Runtime } from './runtime.ts';
-import type { AnyRequest, AnyResponse } from '../http/types.ts';
+import { runtimeReadiness, type Runtime } from './runtime.ts';
+import type { AnyRequest, AnyResponse } from '../base/types.ts';
 
 /** nginx's keepalive_timeout default. */
 const KEEP_ALIVE_MS = 75_000;
