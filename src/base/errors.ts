@@ -110,11 +110,7 @@ export function sendError(
 function errorPage(code: ErrorCode, status: number, title: string, detail: string, requestId: string): string {
   return renderPage({
     title: `${status} ${title}`,
-    body: html`<h1>${status} ${title}</h1>
-      <p>${detail}</p>
-      <p>
-        <small>Request id: <code>${requestId}</code> (${code})</small>
-      </p>`,
+    body: html`<h1>${status} ${title}</h1><p>${detail}</p><p><small>Request id: <code>${requestId}</code> (${code})</small></p>`,
   });
 }
 

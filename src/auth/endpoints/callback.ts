@@ -92,7 +92,7 @@ function signedIn(call: EndpointCall, returnTo: string, cookies: string[]): void
   // and the user would land logged out (a login loop). A page of our own starts a same-site navigation.
   const page = renderPage({
     title: 'Signed in',
-    head: html`<meta http-equiv="refresh" content="0;url=${returnTo}" />`,
+    head: html`<meta http-equiv="refresh" content="0;url=${returnTo}">`,
     body: html`<p><a href="${returnTo}">Continue</a></p>`,
   });
   sendOwn(res, 200, call.requestId, { headers: { 'set-cookie': cookies }, body: { type: 'html', text: page } });
