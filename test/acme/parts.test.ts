@@ -17,6 +17,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/config/problems.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
 import { writeConfig } from '../helpers/gatehouse-acme.ts';
+import { selfSignedP256 } from '../helpers/pki.ts';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-acme-'));
 const DAY = 86_400_000;
@@ -30,30 +31,15 @@ test('ARI certificate id: the RFC 9773 §4.1 example and a real certificate', ()
   assert.equal(ariCertIdFrom('6988', '0001'), 'aYg.AQ', 'and extra leading zeros are dropped');
 
   const dir = tmp();
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      path.join(dir, 'k.pem'),
-      '-out',
-      path.join(dir, 'c.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=ari.test',
-      '-set_serial',
-      '0x87654321',
-      '-addext',
-      'authorityKeyIdentifier=keyid:always',
-    ],
-    { stdio: 'pipe' },
+  selfSignedP256(
+    path.join(dir, 'k.pem'),
+    path.join(dir, 'c.pem'),
+    '/CN=ari.test',
+    1,
+    '-set_serial',
+    '0x87654321',
+    '-addext',
+    'authorityKeyIdentifier=keyid:always',
   );
   const text = execFileSync(
     'openssl',
@@ -119,30 +105,15 @@ test('renewal by ratio handles 90-, 45- and 6-day certificates; ARI is used when
   assert.match(errors[0]!, /Authority Key Identifier/);
 
   const dir = tmp();
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      path.join(dir, 'k.pem'),
-      '-out',
-      path.join(dir, 'c.pem'),
-      '-days',
-      '90',
-      '-subj',
-      '/CN=a.test',
-      '-addext',
-      'subjectAltName=DNS:a.test',
-      '-addext',
-      'authorityKeyIdentifier=keyid:always',
-    ],
-    { stdio: 'pipe' },
+  selfSignedP256(
+    path.join(dir, 'k.pem'),
+    path.join(dir, 'c.pem'),
+    '/CN=a.test',
+    90,
+    '-addext',
+    'subjectAltName=DNS:a.test',
+    '-addext',
+    'authorityKeyIdentifier=keyid:always',
   );
   const real = {
     certPem: fs.readFileSync(path.join(dir, 'c.pem'), 'utf8'),

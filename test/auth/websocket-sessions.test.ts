@@ -14,7 +14,7 @@ import { test, type TestContext } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { Browser, freePort, SECRET, startGatehouse, writeAuthConfig } from '../helpers/gatehouse-auth.ts';
 import { startOP } from '../helpers/op.ts';
-import { until } from '../helpers/wait.ts';
+import { until, within } from '../helpers/wait.ts';
 
 const API = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
@@ -63,26 +63,27 @@ async function openSocket(browser: Browser, caPem: string, port: number): Promis
   return ws;
 }
 
-/** Resolves with the close code; fails if the socket is still open after ms. */
-function closed(ws: WebSocket, ms = 20_000): Promise<number> {
+/** Resolves with the close code; fails if the socket is still open after the wait bound. */
+function closed(ws: WebSocket): Promise<number> {
   if (ws.readyState === WebSocket.CLOSED) return Promise.reject(new Error('already closed: its code was missed'));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the WebSocket was still open after ${ms} ms`)), ms);
-    ws.once('close', (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
-  });
+  return within(
+    once(ws, 'close').then(([code]) => code as number),
+    'the WebSocket to close',
+  );
 }
 
-test("sign-out, front-channel logout and a refused refresh close that session's WebSockets with 1008, both sides; others stay open", async (t) => {
+/**
+ * One [auth] site (app.test) in front of the WebSocket echo, logging in at a real oidc-provider; `sid` asks the
+ * provider for the sid claim front-channel logout needs, `auth` adds site options.
+ */
+async function protectedEcho(t: TestContext, options: { sid?: boolean; auth?: Record<string, string> } = {}) {
   const echo = await wsEcho(t);
   const port = await freePort();
   const origin = `https://app.test:${port}`;
   const op = await startOP({
     redirectUris: [`${origin}/oauth2/callback`],
     postLogoutRedirectUris: [`${origin}/`],
-    sid: true,
+    ...(options.sid ? { sid: true } : {}),
   });
   const gh = await startGatehouse({
     port,
@@ -96,6 +97,7 @@ test("sign-out, front-channel logout and a refused refresh close that session's 
           client_secret: 'gatehouse-secret',
           cookie_secret: SECRET,
           email_domains: ['*'],
+          ...options.auth,
         },
       },
     ],
@@ -104,6 +106,11 @@ test("sign-out, front-channel logout and a refused refresh close that session's 
     await gh.stop();
     await op.close();
   });
+  return { echo, port, origin, op, gh };
+}
+
+test("sign-out, front-channel logout and a refused refresh close that session's WebSockets with 1008, both sides; others stay open", async (t) => {
+  const { echo, port, origin, op, gh } = await protectedEcho(t, { sid: true });
   const auth = gh.runtime.siteList[0]!.auth!;
   const login = async (user: string) => {
     const browser = new Browser(gh.caPem);
@@ -158,30 +165,7 @@ test("sign-out, front-channel logout and a refused refresh close that session's 
 });
 
 test('a session that ends while 1 MB frames flow both ways: each side gets whole frames, then the close frame 1008', async (t) => {
-  const echo = await wsEcho(t);
-  const port = await freePort();
-  const origin = `https://app.test:${port}`;
-  const op = await startOP({ redirectUris: [`${origin}/oauth2/callback`], postLogoutRedirectUris: [`${origin}/`] });
-  const gh = await startGatehouse({
-    port,
-    sites: [
-      {
-        names: ['app.test'],
-        upstream: echo.url,
-        auth: {
-          oidc_issuer_url: op.issuer,
-          client_id: 'gatehouse',
-          client_secret: 'gatehouse-secret',
-          cookie_secret: SECRET,
-          email_domains: ['*'],
-        },
-      },
-    ],
-  });
-  t.after(async () => {
-    await gh.stop();
-    await op.close();
-  });
+  const { echo, port, origin, gh } = await protectedEcho(t);
   const browser = new Browser(gh.caPem);
   assert.equal((await browser.navigate(`${origin}/`, 'alice')).status, 200);
   const socket = await openSocket(browser, gh.caPem, port);
@@ -205,31 +189,7 @@ test('a session that ends while 1 MB frames flow both ways: each side gets whole
 });
 
 test('a WebSocket ends when its session expires (cookie_expire), although it never sends another request', async (t) => {
-  const echo = await wsEcho(t);
-  const port = await freePort();
-  const origin = `https://app.test:${port}`;
-  const op = await startOP({ redirectUris: [`${origin}/oauth2/callback`] });
-  const gh = await startGatehouse({
-    port,
-    sites: [
-      {
-        names: ['app.test'],
-        upstream: echo.url,
-        auth: {
-          oidc_issuer_url: op.issuer,
-          client_id: 'gatehouse',
-          client_secret: 'gatehouse-secret',
-          cookie_secret: SECRET,
-          email_domains: ['*'],
-          cookie_expire: '6s',
-        },
-      },
-    ],
-  });
-  t.after(async () => {
-    await gh.stop();
-    await op.close();
-  });
+  const { port, origin, gh } = await protectedEcho(t, { auth: { cookie_expire: '6s' } });
   const browser = new Browser(gh.caPem);
   assert.equal((await browser.navigate(`${origin}/`, 'alice')).status, 200);
   const session = gh.runtime.siteList[0]!.auth!.sessions.fromCookie(browser.sessionCookie(origin)![1])!;

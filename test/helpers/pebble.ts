@@ -6,6 +6,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, startDns } from './net.ts';
+import { selfSignedP256 } from './pki.ts';
 import { WAIT_MS } from './wait.ts';
 
 export interface Pebble {
@@ -38,23 +39,7 @@ export async function startPebble(
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pebble-'));
   const f = (name: string) => path.join(dir, name);
   const ossl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  ossl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    f('ca.key'),
-    '-out',
-    f('ca.pem'),
-    '-days',
-    '2',
-    '-subj',
-    '/CN=pebble-wfe-test-ca',
-  );
+  selfSignedP256(f('ca.key'), f('ca.pem'), '/CN=pebble-wfe-test-ca', 2);
   ossl(
     'req',
     '-newkey',

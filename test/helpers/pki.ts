@@ -26,12 +26,14 @@ function openssl(...args: string[]): void {
   }
 }
 
-export function createTestCa(
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-pki-')),
-  subject = 'Gatehouse Test CA',
-): TestCa {
-  const caFile = path.join(dir, 'ca.pem');
-  const caKey = path.join(dir, 'ca.key');
+/** A self-signed certificate with a new P-256 key (openssl req -x509), with any extra `openssl req` arguments. */
+export function selfSignedP256(
+  keyFile: string,
+  certFile: string,
+  subject: string,
+  days: number,
+  ...extra: string[]
+): void {
   openssl(
     'req',
     '-x509',
@@ -41,14 +43,24 @@ export function createTestCa(
     'ec_paramgen_curve:P-256',
     '-nodes',
     '-keyout',
-    caKey,
+    keyFile,
     '-out',
-    caFile,
+    certFile,
     '-days',
-    '30',
+    String(days),
     '-subj',
-    `/CN=${subject}`,
+    subject,
+    ...extra,
   );
+}
+
+export function createTestCa(
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-pki-')),
+  subject = 'Gatehouse Test CA',
+): TestCa {
+  const caFile = path.join(dir, 'ca.pem');
+  const caKey = path.join(dir, 'ca.key');
+  selfSignedP256(caKey, caFile, `/CN=${subject}`, 30);
   let serial = 0;
   return {
     dir,
