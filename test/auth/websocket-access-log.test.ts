@@ -11,22 +11,14 @@ import { Browser, freePort, SECRET, startGatehouse } from '../helpers/gatehouse-
 import { sample, scrape } from '../helpers/metrics.ts';
 import { startOP } from '../helpers/op.ts';
 import { until } from '../helpers/wait.ts';
+import { listenWithWebSockets } from '../helpers/backend.ts';
 
 test("WebSocket upgrades (proxied 101, refused 401, 403 and 404) each get one access-log line with the client's request id and are counted in /metrics", async (t) => {
   // The upstream tells the client the request id it was given (X-Request-Id), the only id a 101's client sees.
   const server = http.createServer((_req, res) => res.end('plain'));
   const wss = new WebSocketServer({ server });
   wss.on('connection', (socket, req) => socket.send(String(req.headers['x-request-id'])));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  await listenWithWebSockets(t, server, wss);
   const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const port = await freePort();

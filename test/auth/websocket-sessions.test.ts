@@ -15,6 +15,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { Browser, freePort, SECRET, startGatehouse, writeAuthConfig } from '../helpers/gatehouse-auth.ts';
 import { startOP } from '../helpers/op.ts';
 import { until, within } from '../helpers/wait.ts';
+import { listenWithWebSockets } from '../helpers/backend.ts';
 
 const API = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
@@ -34,16 +35,7 @@ async function wsEcho(t: TestContext) {
     });
     socket.on('close', (code) => closes.push(code));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  await listenWithWebSockets(t, server, wss);
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, closes, wss };
 }
 

@@ -2,6 +2,7 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
+import type { WebSocketServer } from 'ws';
 
 export interface Backend {
   url: string;
@@ -72,4 +73,18 @@ export async function refusedPort(): Promise<number> {
   if (!refused)
     throw new Error(`something listens on 127.0.0.1:${port}; the refused-connection tests need that port closed`);
   return port;
+}
+
+/** Listens on 127.0.0.1 port 0; when the test ends, ends the WebSocket clients and closes the server. */
+export async function listenWithWebSockets(t: TestContext, server: http.Server, wss: WebSocketServer): Promise<void> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
 }

@@ -22,6 +22,7 @@ import { freePort, SECRET, startGatehouse, type SiteSpec } from '../helpers/gate
 import { writeConfig } from '../helpers/gatehouse.ts';
 import { startOP } from '../helpers/op.ts';
 import { createTestCa } from '../helpers/pki.ts';
+import { listenWithWebSockets } from '../helpers/backend.ts';
 
 /** [path as sent, what the upstream must receive (path + query), or null: refused with 400]. */
 const CORPUS: [string, string | null][] = [
@@ -170,16 +171,7 @@ async function startFramework(t: TestContext, name: 'express' | 'hono'): Promise
     upgrades.set(String(req.headers['x-probe']), req.url!);
     socket.close();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  await listenWithWebSockets(t, server, wss);
   const port = (server.address() as AddressInfo).port;
   return { name, url: `http://127.0.0.1:${port}`, port, received, upgrades };
 }

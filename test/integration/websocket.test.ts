@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { refusedPort } from '../helpers/backend.ts';
+import { listenWithWebSockets, refusedPort } from '../helpers/backend.ts';
 import { request } from '../helpers/clients.ts';
 import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
 import { createTestCa } from '../helpers/pki.ts';
@@ -27,16 +27,7 @@ async function wsBackend(t: import('node:test').TestContext) {
       else socket.send(data, { binary });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  await listenWithWebSockets(t, server, wss);
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, wss, upgrades };
 }
 
