@@ -7,7 +7,7 @@ import os from 'node:os';
 import { once } from 'node:events';
 
 // The tests' helper: a free port on 127.0.0.1.
-export { freePort } from '../../test/helpers/net.ts';
+export { freePort } from '../../test/harness/net.ts';
 
 export const CORES = os.availableParallelism();
 /** Proxy side on core 0, load generator and backend on core 1 (bench/README.md, "Method"). */

@@ -3,8 +3,8 @@
 // per request; plain nginx is the reference. Gatehouse's session comes from a real login at oidc-provider.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Browser } from '../../test/helpers/gatehouse-auth.ts';
-import { startOP, type OP } from '../../test/helpers/op.ts';
+import { Browser } from '../../test/harness/gatehouse-auth.ts';
+import { startOP, type OP } from '../../test/harness/op.ts';
 import type { Scenario } from '../lib/types.ts';
 
 /** The site's cookie_secret (base64 of 32 bytes); authenticated-10k-sessions signs its seeded sessions with it. */

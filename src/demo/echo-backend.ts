@@ -1,5 +1,5 @@
 // The demo's upstream: answers every request with what it received (method, path, headers), as JSON or as a
-// small HTML page, and echoes WebSocket messages. Tests use it as a real backend too.
+// small HTML page, and echoes WebSocket messages.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';

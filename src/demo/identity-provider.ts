@@ -19,7 +19,7 @@ export const DEMO_USERS: Record<string, Record<string, unknown>> = {
 };
 
 /** Refresh tokens without prompt=consent (as Entra issues them) and no consent screen: oidc-provider otherwise issues
- *  refresh tokens only after prompt=consent with offline_access. Shared with the test provider (test/helpers/op.ts). */
+ *  refresh tokens only after prompt=consent with offline_access. Shared with the test provider (test/harness/op.ts). */
 export const ENTRA_LIKE_GRANTS: Pick<Configuration, 'issueRefreshToken' | 'loadExistingGrant'> = {
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
   loadExistingGrant: async (ctx) => {

@@ -7,10 +7,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { certsTable } from '../../src/cli/certs.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { startGatehouse, writeConfig } from '../helpers/gatehouse-acme.ts';
-import { sample, scrape } from '../helpers/metrics.ts';
-import { freePort } from '../helpers/net.ts';
-import { acmeMain, acmeScenario, acmeSite, presented } from './setup.ts';
+import { startGatehouse, writeConfig } from '../harness/gatehouse-acme.ts';
+import { sample, scrape } from '../harness/metrics.ts';
+import { freePort } from '../harness/net.ts';
+import { acmeMain, acmeScenario, acmeSite, presented } from '../harness/acme-setup.ts';
 
 const UPSTREAM = 'http://127.0.0.1:9';
 

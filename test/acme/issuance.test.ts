@@ -7,15 +7,15 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { certs as certsCommand, certsTable } from '../../src/cli/certs.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { startGatehouse, writeConfig } from '../helpers/gatehouse-acme.ts';
-import { startPebble } from '../helpers/pebble.ts';
-import { acmeMain, acmeSite, plainGet, presented } from './setup.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { startGatehouse, writeConfig } from '../harness/gatehouse-acme.ts';
+import { startPebble } from '../harness/pebble.ts';
+import { acmeMain, acmeSite, plainGet, presented } from '../harness/acme-setup.ts';
 
 test('a site with two names gets one Pebble certificate, served without restart and reused after one', async (t) => {
   const pebble = await startPebble();
   t.after(() => pebble.stop());
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   const dir = writeConfig(acmeMain(pebble), { 'app.test': acmeSite(['app.test', 'www.app.test'], backend.url) });
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));

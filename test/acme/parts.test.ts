@@ -16,8 +16,8 @@ import { CertStorage, describe, renewalTimeByRatio, type CertInfo } from '../../
 import { loadConfig } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/config/problems.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
-import { writeConfig } from '../helpers/gatehouse-acme.ts';
-import { selfSignedP256 } from '../helpers/pki.ts';
+import { writeConfig } from '../harness/gatehouse-acme.ts';
+import { selfSignedP256 } from '../harness/pki.ts';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-acme-'));
 const DAY = 86_400_000;

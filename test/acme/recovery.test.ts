@@ -15,10 +15,10 @@ import { trustForAcme } from '../../src/acme/account.ts';
 import type { CertInfo } from '../../src/acme/storage.ts';
 import type { KeyPair } from '../../src/tls/certificate-store.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
-import { FAST_POLL, startGatehouse, writeConfig, type Gatehouse } from '../helpers/gatehouse-acme.ts';
-import { freePort } from '../helpers/net.ts';
-import { startPebble } from '../helpers/pebble.ts';
-import { acmeMain, acmeScenario, acmeSite, plainGet, presented } from './setup.ts';
+import { FAST_POLL, startGatehouse, writeConfig, type Gatehouse } from '../harness/gatehouse-acme.ts';
+import { freePort } from '../harness/net.ts';
+import { startPebble } from '../harness/pebble.ts';
+import { acmeMain, acmeScenario, acmeSite, plainGet, presented } from '../harness/acme-setup.ts';
 
 /** Bounded wait for an ACME event, so a fault that never recovers fails the test with its log instead of hanging it. */
 async function next<E extends 'installed' | 'failed'>(gatehouse: Gatehouse, event: E, ms = 60_000) {

@@ -5,11 +5,11 @@ import { once } from 'node:events';
 import http2 from 'node:http2';
 import { test } from 'node:test';
 import WebSocket from 'ws';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { acmeScenario, presented } from './setup.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { acmeScenario, presented } from '../harness/acme-setup.ts';
 
 test('a short-lived certificate is renewed by itself and served at once; open connections keep running', async (t) => {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   // ratio 0.5 of 10 s: renewal is due 5 s after notBefore.
   const { pebble, gatehouse } = await acmeScenario(t, {

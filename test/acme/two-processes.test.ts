@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { writeConfig } from '../helpers/gatehouse-acme.ts';
-import { freePort } from '../helpers/net.ts';
-import { startPebble } from '../helpers/pebble.ts';
-import { acmeMain, acmeSite, presented } from './setup.ts';
+import { writeConfig } from '../harness/gatehouse-acme.ts';
+import { freePort } from '../harness/net.ts';
+import { startPebble } from '../harness/pebble.ts';
+import { acmeMain, acmeSite, presented } from '../harness/acme-setup.ts';
 
 interface Served {
   child: ChildProcess;

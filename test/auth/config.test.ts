@@ -7,8 +7,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/config/problems.ts';
-import { SECRET, toml } from '../helpers/gatehouse-auth.ts';
-import { createTestCa } from '../helpers/pki.ts';
+import { SECRET, toml } from '../harness/gatehouse-auth.ts';
+import { createTestCa } from '../harness/pki.ts';
 
 const leaf = createTestCa().issue(['app.test']);
 

@@ -1,11 +1,11 @@
-// Entra ID specifics against the emulator (test/helpers/fake-entra.ts): tenant issuers and the {tenantid} template,
+// Entra ID specifics against the emulator (test/harness/fake-entra.ts): tenant issuers and the {tenantid} template,
 // members without email, PKCE without discovery advertising it, group overage through Graph paging (and failing
 // closed), AADSTS errors, refresh rotation and interaction_required.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { startFakeEntra, TENANT_A, type FakeEntra } from '../helpers/fake-entra.ts';
-import { Browser, freePort, SECRET, startGatehouse, type TestGatehouse } from '../helpers/gatehouse-auth.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { startFakeEntra, TENANT_A, type FakeEntra } from '../harness/fake-entra.ts';
+import { Browser, freePort, SECRET, startGatehouse, type TestGatehouse } from '../harness/gatehouse-auth.ts';
 
 const API = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 
@@ -14,7 +14,7 @@ async function setup(
   tenant: string,
   auth: Record<string, string | boolean | string[] | undefined>,
 ): Promise<{ entra: FakeEntra; gh: TestGatehouse; origin: string; browser(): Browser }> {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   const port = await freePort();
   const origin = `https://app.test:${port}`;
   const entra = await startFakeEntra({

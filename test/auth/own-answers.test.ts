@@ -6,12 +6,12 @@ import { once } from 'node:events';
 import http from 'node:http';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { startAuthFixture } from '../helpers/auth-fixture.ts';
-import { startBackend } from '../helpers/backend.ts';
-import { request, request2, type Reply } from '../helpers/clients.ts';
-import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
-import { createTestCa } from '../helpers/pki.ts';
-import { until } from '../helpers/wait.ts';
+import { startAuthFixture } from '../harness/auth-fixture.ts';
+import { startBackend } from '../harness/backend.ts';
+import { request, request2, type Reply } from '../harness/clients.ts';
+import { siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { createTestCa } from '../harness/pki.ts';
+import { until } from '../harness/wait.ts';
 
 type Answer = Pick<Reply, 'status' | 'headers'>;
 

@@ -2,8 +2,8 @@
 // the same moment; a refresh the provider refuses (invalid_grant) ends the session.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startAuthFixture } from '../helpers/auth-fixture.ts';
-import { until } from '../helpers/wait.ts';
+import { startAuthFixture } from '../harness/auth-fixture.ts';
+import { until } from '../harness/wait.ts';
 
 const API = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 

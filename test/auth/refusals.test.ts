@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import WebSocket from 'ws';
-import { startAuthFixture } from '../helpers/auth-fixture.ts';
+import { startAuthFixture } from '../harness/auth-fixture.ts';
 
 const JSON_ACCEPT = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 

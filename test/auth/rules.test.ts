@@ -10,7 +10,7 @@ import { authSchema } from '../../src/config/auth-schema.ts';
 import { identityFromClaims, strictEmail } from '../../src/auth/identity.ts';
 import { Policy } from '../../src/auth/policy.ts';
 import { validateReturnUrl } from '../../src/auth/redirect.ts';
-import { SECRET } from '../helpers/gatehouse-auth.ts';
+import { SECRET } from '../harness/gatehouse-auth.ts';
 
 function settings(extra: Record<string, unknown>) {
   const raw = authSchema.parse({

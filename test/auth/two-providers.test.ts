@@ -5,9 +5,9 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { Browser, freePort, SECRET, startGatehouse } from '../helpers/gatehouse-auth.ts';
-import { startOP } from '../helpers/op.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { Browser, freePort, SECRET, startGatehouse } from '../harness/gatehouse-auth.ts';
+import { startOP } from '../harness/op.ts';
 
 function getJson(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) =>
@@ -22,7 +22,7 @@ function getJson(port: number, path: string): Promise<{ status: number; body: st
 }
 
 test('two sites, two providers, one public site, /ping and /ready', async (t) => {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   const port = await freePort();
   const one = await startOP({
     redirectUris: [`https://one.test:${port}/oauth2/callback`],
@@ -101,7 +101,7 @@ test('two sites, two providers, one public site, /ping and /ready', async (t) =>
 });
 
 test('/ready is 503 while a provider cannot be discovered; the site answers 503 for a login, public routes still work', async (t) => {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   // An issuer whose every connection is cut: the port stays ours for the whole test, so no other test's server can
   // take it and answer discovery.
   const dead = net.createServer((socket) => socket.destroy()).listen(0, '127.0.0.1');

@@ -7,11 +7,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { Browser, freePort, SECRET, startGatehouse } from '../helpers/gatehouse-auth.ts';
-import { sample, scrape } from '../helpers/metrics.ts';
-import { startOP } from '../helpers/op.ts';
-import { until } from '../helpers/wait.ts';
-import { listenWithWebSockets } from '../helpers/backend.ts';
+import { Browser, freePort, SECRET, startGatehouse } from '../harness/gatehouse-auth.ts';
+import { sample, scrape } from '../harness/metrics.ts';
+import { startOP } from '../harness/op.ts';
+import { until } from '../harness/wait.ts';
+import { listenWithWebSockets } from '../harness/backend.ts';
 
 test("WebSocket upgrades (proxied 101, refused 401, 403 and 404) each get one access-log line with the client's request id and are counted in /metrics", async (t) => {
   // The upstream tells the client the request id it was given (X-Request-Id), the only id a 101's client sees.

@@ -12,10 +12,10 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { test, type TestContext } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { Browser, freePort, SECRET, startGatehouse, writeAuthConfig } from '../helpers/gatehouse-auth.ts';
-import { startOP } from '../helpers/op.ts';
-import { until, within } from '../helpers/wait.ts';
-import { listenWithWebSockets } from '../helpers/backend.ts';
+import { Browser, freePort, SECRET, startGatehouse, writeAuthConfig } from '../harness/gatehouse-auth.ts';
+import { startOP } from '../harness/op.ts';
+import { until, within } from '../harness/wait.ts';
+import { listenWithWebSockets } from '../harness/backend.ts';
 
 const API = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');

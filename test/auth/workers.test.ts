@@ -5,14 +5,14 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { Browser, freePort, SECRET, startGatehouse } from '../helpers/gatehouse-auth.ts';
-import { startOP } from '../helpers/op.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { Browser, freePort, SECRET, startGatehouse } from '../harness/gatehouse-auth.ts';
+import { startOP } from '../harness/op.ts';
 
 const API = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 
 test('two workers on one session store: logout and refresh are seen by both; one refresh between them', async (t) => {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   const [portA, portB] = [await freePort(), await freePort()];
   const op = await startOP({
     redirectUris: [`https://app.test:${portA}/oauth2/callback`],

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { build, type Metafile, type Plugin } from 'esbuild';
 import { bundleOptions } from '../../src/cli/build-binary.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
-import { until } from '../helpers/wait.ts';
+import { until } from '../harness/wait.ts';
 
 const DEMO_ONLY = ['oidc-provider', 'koa'];
 const ACME_ONLY = ['acme-client', 'node-forge', 'axios', '@peculiar/x509'];

@@ -14,11 +14,11 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { BINARY, ROOT, binaryIsFresh } from '../../src/cli/build-binary.ts';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
 import { createSelfSigned } from '../../src/tls/self-signed.ts';
-import { Browser } from '../helpers/gatehouse-auth.ts';
-import { freePort } from '../helpers/net.ts';
-import { startOP } from '../helpers/op.ts';
+import { Browser } from '../harness/gatehouse-auth.ts';
+import { freePort } from '../harness/net.ts';
+import { startOP } from '../harness/op.ts';
 
 const run = promisify(execFile);
 
@@ -29,7 +29,7 @@ test('single executable: version, check and serve with an empty environment', { 
   }
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-sea-'));
   t.after(() => fs.rmSync(cwd, { recursive: true, force: true }));
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   const pairs = {
     'a.test': await createSelfSigned(['a.test']),

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { startDemo } from '../../src/cli/demo.ts';
-import { Browser, freePort } from '../helpers/gatehouse-auth.ts';
+import { Browser, freePort } from '../harness/gatehouse-auth.ts';
 
 test('demo: alice logs in, sees the echo page with her identity, logs out, and the page is protected again', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-demo-'));

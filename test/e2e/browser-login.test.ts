@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { startDemo } from '../../src/cli/demo.ts';
-import { freePort } from '../helpers/gatehouse-auth.ts';
+import { freePort } from '../harness/gatehouse-auth.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 

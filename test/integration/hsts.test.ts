@@ -4,13 +4,13 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/load.ts';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { closedPort, startBackend } from '../helpers/backend.ts';
-import { request, request2 } from '../helpers/clients.ts';
-import { SECRET, startGatehouse as startAuthGatehouse } from '../helpers/gatehouse-auth.ts';
-import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
-import { startOP } from '../helpers/op.ts';
-import { createTestCa } from '../helpers/pki.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { closedPort, startBackend } from '../harness/backend.ts';
+import { request, request2 } from '../harness/clients.ts';
+import { SECRET, startGatehouse as startAuthGatehouse } from '../harness/gatehouse-auth.ts';
+import { siteToml, startGatehouse, writeConfig } from '../harness/gatehouse.ts';
+import { startOP } from '../harness/op.ts';
+import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
 const strictCert = ca.issue(['strict.test']);
@@ -19,7 +19,7 @@ const plainCert = ca.issue(['plain.test']);
 const routes = '[[routes]]\npath = "/gone"\nstatus = 410\n';
 
 test('hsts = true: max-age=31536000 on proxied responses, error pages and bare statuses (HTTP/1.1 and HTTP/2); none for a site without it, nor on plain HTTP', async (t) => {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   // An upstream that sends its own header keeps it (as behind nginx's add_header, where browsers use the first).
   const own = await startBackend(t, (_req, res) =>
@@ -95,7 +95,7 @@ test('[hsts] table: max_age, include_subdomains and preload, on /oauth2 pages an
   const port = await closedPort();
   const op = await startOP({ redirectUris: [`https://strict.test:${port}/oauth2/callback`] });
   t.after(() => op.close());
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   const gh = await startAuthGatehouse({
     port,

@@ -11,15 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { readAll, startBackend } from '../helpers/backend.ts';
-import { request } from '../helpers/clients.ts';
-import { Browser } from '../helpers/gatehouse-auth.ts';
-import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
-import { sample, scrape } from '../helpers/metrics.ts';
-import { createTestCa } from '../helpers/pki.ts';
-import { spawnGatehouse } from '../helpers/spawn-gatehouse.ts';
-import { until } from '../helpers/wait.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { readAll, startBackend } from '../harness/backend.ts';
+import { request } from '../harness/clients.ts';
+import { Browser } from '../harness/gatehouse-auth.ts';
+import { siteToml, startGatehouse, writeConfig } from '../harness/gatehouse.ts';
+import { sample, scrape } from '../harness/metrics.ts';
+import { createTestCa } from '../harness/pki.ts';
+import { spawnGatehouse } from '../harness/spawn-gatehouse.ts';
+import { until } from '../harness/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
@@ -118,7 +118,7 @@ async function serveApp(
   t: TestContext,
   main = '',
 ): Promise<{ gh: ReturnType<typeof spawnGatehouse>; dir: string; backend: { url: string } }> {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   const dir = writeConfig({ main, sites: { app: siteToml(['app.test'], cert, backend.url) } });
   const gh = spawnGatehouse(['serve', '--config', dir]);
@@ -443,7 +443,7 @@ test(
   async (t) => {
     // The site's key file is a FIFO: the primary reads it once (the test writes the key into it), then every worker's
     // read blocks for good, as on a hung file system. Once the first worker is given up on, the real key takes its place.
-    const backend = await startEchoBackend();
+    const backend = await startEchoUpstream();
     t.after(() => backend.close());
     const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-fifo-'));
     t.after(() => fs.rmSync(keyDir, { recursive: true, force: true }));

@@ -3,17 +3,17 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { test } from 'node:test';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { request } from '../helpers/clients.ts';
-import { sample, scrape } from '../helpers/metrics.ts';
-import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
-import { createTestCa } from '../helpers/pki.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { request } from '../harness/clients.ts';
+import { sample, scrape } from '../harness/metrics.ts';
+import { siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
 
 test('/metrics: requests by site and status, error codes, latency, certificate expiry, process metrics', async (t) => {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   const gh = await startGatehouse(t, {
     main: '[metrics]\nlisten = "127.0.0.1:0"\n',

@@ -18,11 +18,11 @@ import { Hono } from 'hono';
 import { WebSocketServer } from 'ws';
 import { loadConfig } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/config/problems.ts';
-import { freePort, SECRET, startGatehouse, type SiteSpec } from '../helpers/gatehouse-auth.ts';
-import { writeConfig } from '../helpers/gatehouse.ts';
-import { startOP } from '../helpers/op.ts';
-import { createTestCa } from '../helpers/pki.ts';
-import { listenWithWebSockets } from '../helpers/backend.ts';
+import { freePort, SECRET, startGatehouse, type SiteSpec } from '../harness/gatehouse-auth.ts';
+import { writeConfig } from '../harness/gatehouse.ts';
+import { startOP } from '../harness/op.ts';
+import { createTestCa } from '../harness/pki.ts';
+import { listenWithWebSockets } from '../harness/backend.ts';
 
 /** [path as sent, what the upstream must receive (path + query), or null: refused with 400]. */
 const CORPUS: [string, string | null][] = [

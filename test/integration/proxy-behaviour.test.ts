@@ -4,10 +4,10 @@ import https from 'node:https';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { readAll, refusedPort, startBackend } from '../helpers/backend.ts';
-import { request } from '../helpers/clients.ts';
-import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
-import { createTestCa } from '../helpers/pki.ts';
+import { readAll, refusedPort, startBackend } from '../harness/backend.ts';
+import { request } from '../harness/clients.ts';
+import { siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);

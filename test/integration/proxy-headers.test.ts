@@ -3,17 +3,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Client } from 'undici';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { startBackend } from '../helpers/backend.ts';
-import { request, request2 } from '../helpers/clients.ts';
-import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
-import { createTestCa } from '../helpers/pki.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { startBackend } from '../harness/backend.ts';
+import { request, request2 } from '../harness/clients.ts';
+import { siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
 
 async function echoSite(t: import('node:test').TestContext, main = '') {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   return startGatehouse(t, { main, sites: { app: siteToml(['app.test'], cert, backend.url) } });
 }

@@ -8,19 +8,19 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
 import { WebSocket } from 'ws';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { connectH2, get2, request } from '../helpers/clients.ts';
-import { siteToml, writeConfig } from '../helpers/gatehouse.ts';
-import { createTestCa } from '../helpers/pki.ts';
-import { spawnGatehouse } from '../helpers/spawn-gatehouse.ts';
-import { until, within } from '../helpers/wait.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { connectH2, get2, request } from '../harness/clients.ts';
+import { siteToml, writeConfig } from '../harness/gatehouse.ts';
+import { createTestCa } from '../harness/pki.ts';
+import { spawnGatehouse } from '../harness/spawn-gatehouse.ts';
+import { until, within } from '../harness/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);
 const teapot = '[[routes]]\npath = "/teapot"\nstatus = 418\n';
 
 async function serveApp(t: TestContext, workers: number) {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   const dir = writeConfig({
     main: `workers = ${workers}\n`,
@@ -65,7 +65,7 @@ for (const workers of [1, 2])
     t.after(() => ws.terminate());
     const closes: number[] = [];
     ws.on('close', (code) => closes.push(code));
-    assert.match(await message(ws), /echo backend/);
+    assert.match(await message(ws), /echo upstream/);
     const h2 = connectH2(t, port, ca.caPem);
     assert.equal((await get2(h2, '/')).status, 200);
 

@@ -10,9 +10,9 @@ import { test, type TestContext } from 'node:test';
 import { serve } from '@hono/node-server';
 import express from 'express';
 import { Hono } from 'hono';
-import { request } from '../helpers/clients.ts';
-import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
-import { createTestCa } from '../helpers/pki.ts';
+import { request } from '../harness/clients.ts';
+import { siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);

@@ -7,17 +7,17 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { test } from 'node:test';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { readAll } from '../helpers/backend.ts';
-import { request } from '../helpers/clients.ts';
-import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
-import { createTestCa } from '../helpers/pki.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { readAll } from '../harness/backend.ts';
+import { request } from '../harness/clients.ts';
+import { siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test', 'www.app.test']);
 
 async function site(t: import('node:test').TestContext, http = false) {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-www-'));
   fs.mkdirSync(path.join(root, 'static', 'docs'), { recursive: true });

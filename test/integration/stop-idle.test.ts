@@ -16,8 +16,8 @@ import readline from 'node:readline';
 import { test, type TestContext } from 'node:test';
 import express from 'express';
 import { WebSocket } from 'ws';
-import { siteToml, startGatehouse, writeConfig } from '../helpers/gatehouse.ts';
-import { createTestCa } from '../helpers/pki.ts';
+import { siteToml, startGatehouse, writeConfig } from '../harness/gatehouse.ts';
+import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);

@@ -4,17 +4,17 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import tls from 'node:tls';
 import { test } from 'node:test';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
-import { sClient } from '../helpers/openssl.ts';
-import { createTestCa } from '../helpers/pki.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { sClient } from '../harness/openssl.ts';
+import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
 const ecCert = ca.issue(['ec.test']);
 const rsaCert = ca.issue(['rsa.test'], 'rsa', 'rsa');
 
 async function twoKeyTypes(t: import('node:test').TestContext) {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   return startGatehouse(t, {
     sites: { ec: siteToml(['ec.test'], ecCert, backend.url), rsa: siteToml(['rsa.test'], rsaCert, backend.url) },

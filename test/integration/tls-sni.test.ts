@@ -7,11 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { test } from 'node:test';
-import { startEchoBackend } from '../../src/demo/echo-backend.ts';
-import { request, request2 } from '../helpers/clients.ts';
-import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
-import { sClient, sessionLine } from '../helpers/openssl.ts';
-import { createTestCa } from '../helpers/pki.ts';
+import { startEchoUpstream } from '../harness/echo-upstream.ts';
+import { request, request2 } from '../harness/clients.ts';
+import { siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { sClient, sessionLine } from '../harness/openssl.ts';
+import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
 const certA = ca.issue(['a.test']);
@@ -60,7 +60,7 @@ async function status2On(socket: tls.TLSSocket, authority: string): Promise<numb
 }
 
 async function twoSites(t: import('node:test').TestContext, main = '') {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   return startGatehouse(t, {
     main,
@@ -203,7 +203,7 @@ test('a site certificate replaced at run time is served to new handshakes while 
 });
 
 test('several listen addresses, IPv4 and IPv6, serve the same sites', async (t) => {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   t.after(() => backend.close());
   const gh = await startGatehouse(t, {
     main: '[https]\nlisten = ["127.0.0.1:0", "[::1]:0"]\n',

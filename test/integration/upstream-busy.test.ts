@@ -6,12 +6,12 @@ import { once } from 'node:events';
 import http2 from 'node:http2';
 import https from 'node:https';
 import { test } from 'node:test';
-import { readAll } from '../helpers/backend.ts';
-import { groupSiteToml, startGatehouse } from '../helpers/gatehouse.ts';
-import { connectH2, get2 } from '../helpers/clients.ts';
-import { createTestCa } from '../helpers/pki.ts';
-import { startRecorder } from '../helpers/recorder.ts';
-import { within } from '../helpers/wait.ts';
+import { readAll } from '../harness/backend.ts';
+import { groupSiteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { connectH2, get2 } from '../harness/clients.ts';
+import { createTestCa } from '../harness/pki.ts';
+import { startRecorder } from '../harness/recorder.ts';
+import { within } from '../harness/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);

@@ -7,11 +7,11 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { listenWithWebSockets, refusedPort } from '../helpers/backend.ts';
-import { request } from '../helpers/clients.ts';
-import { siteToml, startGatehouse } from '../helpers/gatehouse.ts';
-import { createTestCa } from '../helpers/pki.ts';
-import { until } from '../helpers/wait.ts';
+import { listenWithWebSockets, refusedPort } from '../harness/backend.ts';
+import { request } from '../harness/clients.ts';
+import { siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { createTestCa } from '../harness/pki.ts';
+import { until } from '../harness/wait.ts';
 
 const ca = createTestCa();
 const cert = ca.issue(['app.test']);

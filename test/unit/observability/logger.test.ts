@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { createLogger } from '../../src/observability/logger.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
 
 test('cookies, authorization and tokens never reach a log line', () => {
   const lines: string[] = [];

@@ -1,39 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseDurationMs, parseSizeBytes } from '../../src/config/units.ts';
-import { normalizeHost, NameIndex } from '../../src/tls/name-index.ts';
-import { normalizePath } from '../../src/http/normalize-path.ts';
-
-test('durations in nginx and oauth2-proxy notation', () => {
-  assert.equal(parseDurationMs('90s'), 90_000);
-  assert.equal(parseDurationMs(90), 90_000);
-  assert.equal(parseDurationMs('1m30s'), 90_000);
-  assert.equal(parseDurationMs('168h'), 604_800_000);
-  assert.equal(parseDurationMs('250ms'), 250);
-  for (const bad of ['', 'soon', '10 s', '5x', '-1s', 's']) assert.equal(parseDurationMs(bad), undefined, bad);
-});
-
-test('sizes in nginx notation', () => {
-  assert.equal(parseSizeBytes('10m'), 10_485_760);
-  assert.equal(parseSizeBytes('128k'), 131_072);
-  assert.equal(parseSizeBytes('1G'), 1_073_741_824);
-  assert.equal(parseSizeBytes(512), 512);
-  for (const bad of ['', 'big', '1.5m', '-1']) assert.equal(parseSizeBytes(bad), undefined, bad);
-});
-
-test('host names are normalized and matched exactly or by a one-label wildcard', () => {
-  assert.equal(normalizeHost('Code.Example.COM.:8443'), 'code.example.com');
-  assert.equal(normalizeHost('[::1]:8443'), '::1');
-  assert.equal(normalizeHost('a.test:port'), undefined);
-  assert.equal(normalizeHost(''), undefined);
-  const index = new NameIndex<string>();
-  index.set('a.test', 'exact');
-  index.set('*.wild.test', 'wild');
-  assert.equal(index.get('a.test'), 'exact');
-  assert.equal(index.get('x.wild.test'), 'wild');
-  assert.equal(index.get('wild.test'), undefined, 'a wildcard does not cover its parent');
-  assert.equal(index.get('y.x.wild.test'), undefined, 'a wildcard covers exactly one label');
-});
+import { normalizePath } from '../../../src/http/normalize-path.ts';
 
 test('paths are normalized once: the upstream gets the normalized path, rules match it decoded; ambiguous ones are refused', () => {
   const read = (target: string) => {

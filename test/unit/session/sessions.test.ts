@@ -6,8 +6,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openSessionStore } from '../../src/session/store.ts';
-import { SiteSessions } from '../../src/session/sessions.ts';
+import { openSessionStore } from '../../../src/session/store.ts';
+import { SiteSessions } from '../../../src/session/sessions.ts';
 
 const identity = { user: 'alice@example.test', email: 'alice@example.test', sub: 'alice', groups: [], roles: [] };
 const tokens = { accessToken: 'access-token', idToken: 'id-token', refreshToken: 'refresh-token' };

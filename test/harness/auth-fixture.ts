@@ -1,12 +1,12 @@
-// One protected site (app.test) in front of the echo backend, logging in at a real oidc-provider.
-import { startEchoBackend, type EchoBackend } from '../../src/demo/echo-backend.ts';
+// One protected site (app.test) in front of the echo upstream (echo-upstream.ts), logging in at a real oidc-provider.
+import { startEchoUpstream, type EchoUpstream } from './echo-upstream.ts';
 import { Browser, freePort, SECRET, startGatehouse, type TestGatehouse } from './gatehouse-auth.ts';
 import { startOP, type OP } from './op.ts';
 
 export interface AuthFixture {
   op: OP;
   gh: TestGatehouse;
-  backend: EchoBackend;
+  backend: EchoUpstream;
   origin: string;
   browser(): Browser;
   restart(): Promise<void>;
@@ -22,7 +22,7 @@ export async function startAuthFixture(
     port?: number;
   } = {},
 ): Promise<AuthFixture> {
-  const backend = await startEchoBackend();
+  const backend = await startEchoUpstream();
   const port = opts.port ?? (await freePort());
   const origin = `https://app.test:${port}`;
   const op = await startOP({

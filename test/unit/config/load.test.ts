@@ -4,14 +4,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { loadConfig } from '../../src/config/load.ts';
-import { ConfigError, type ConfigProblem } from '../../src/config/problems.ts';
-import { createTestCa } from '../helpers/pki.ts';
-import { writeConfig } from '../helpers/gatehouse.ts';
+import { loadConfig } from '../../../src/config/load.ts';
+import { ConfigError, type ConfigProblem } from '../../../src/config/problems.ts';
+import { createTestCa } from '../../harness/pki.ts';
+import { writeConfig } from '../../harness/gatehouse.ts';
 
 const ca = createTestCa();
 const leaf = ca.issue(['a.test']);
-const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
+const MAIN = path.resolve(import.meta.dirname, '../../../src/main.ts');
 
 function problemsOf(dir: string, env: NodeJS.ProcessEnv = {}): ConfigProblem[] {
   try {
@@ -41,7 +41,7 @@ function gatehouse(...args: string[]) {
 
 test('the documented example config (code.refol.us) is valid once its certificate paths exist', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-example-'));
-  fs.cpSync(path.resolve(import.meta.dirname, '../../config'), dir, { recursive: true });
+  fs.cpSync(path.resolve(import.meta.dirname, '../../../config'), dir, { recursive: true });
   const site = path.join(dir, 'sites', 'code.refol.us.toml');
   const refol = ca.issue(['code.refol.us']);
   fs.writeFileSync(

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 
 const PROCESSES = 6;
 const ROUNDS = 40;
-const STORE = path.resolve(import.meta.dirname, '../../src/session/store.ts');
+const STORE = path.resolve(import.meta.dirname, '../../../src/session/store.ts');
 
 // Each child waits for a file name, then opens the store there, writes and reads one row, and answers.
 const CHILD = `

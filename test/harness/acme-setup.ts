@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { TestContext } from 'node:test';
 import tls from 'node:tls';
-import { startGatehouse, writeConfig, type Gatehouse } from '../helpers/gatehouse-acme.ts';
-import { startPebble, type Pebble } from '../helpers/pebble.ts';
+import { startGatehouse, writeConfig, type Gatehouse } from './gatehouse-acme.ts';
+import { startPebble, type Pebble } from './pebble.ts';
 
 export function acmeMain(pebble: Pebble, extra: Record<string, string> = {}): string {
   const acme = {

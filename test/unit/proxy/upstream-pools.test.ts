@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { UpstreamGroupPool } from '../../src/proxy/upstream-pools.ts';
+import { UpstreamGroupPool } from '../../../src/proxy/upstream-pools.ts';
 
 test('close() ends even when an upstream request never finishes', async (t) => {
   // An upstream that sends its headers and then nothing: the request stays in flight for ever.

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { V8_FLAGS, withV8Flags } from '../../src/runtime/v8-flags.ts';
+import { V8_FLAGS, withV8Flags } from '../../../src/runtime/v8-flags.ts';
 
 test("V8 flags: added where the command line does not set them, an operator's own value wins", () => {
   assert.deepEqual(withV8Flags([]), [...V8_FLAGS]);
