@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { Browser, freePort, SECRET, startGatehouse } from '../harness/gatehouse-auth.ts';
+import { Browser, freePort, opAuth, startGatehouse } from '../harness/gatehouse-auth.ts';
 import { sample, scrape } from '../harness/metrics.ts';
 import { startOP } from '../harness/op.ts';
 import { until } from '../harness/wait.ts';
@@ -33,14 +33,7 @@ test("WebSocket upgrades (proxied 101, refused 401, 403 and 404) each get one ac
         upstream,
         top: 'deny_paths = ["^/denied"]',
         extra: `[[routes]]\npath = "/nows"\nupstream = "${upstream}"\nwebsocket = false\n`,
-        auth: {
-          provider: 'oidc',
-          oidc_issuer_url: op.issuer,
-          client_id: 'gatehouse',
-          client_secret: 'gatehouse-secret',
-          cookie_secret: SECRET,
-          email_domains: ['example.test'],
-        },
+        auth: opAuth(op.issuer),
       },
     ],
   });

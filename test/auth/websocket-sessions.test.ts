@@ -12,7 +12,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { test, type TestContext } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { Browser, freePort, SECRET, startGatehouse, writeAuthConfig } from '../harness/gatehouse-auth.ts';
+import { Browser, freePort, opAuth, startGatehouse, writeAuthConfig } from '../harness/gatehouse-auth.ts';
 import { startOP } from '../harness/op.ts';
 import { until, within } from '../harness/wait.ts';
 import { listenWithWebSockets } from '../harness/backend.ts';
@@ -84,10 +84,7 @@ async function protectedEcho(t: TestContext, options: { sid?: boolean; auth?: Re
         names: ['app.test'],
         upstream: echo.url,
         auth: {
-          oidc_issuer_url: op.issuer,
-          client_id: 'gatehouse',
-          client_secret: 'gatehouse-secret',
-          cookie_secret: SECRET,
+          ...opAuth(op.issuer),
           email_domains: ['*'],
           ...options.auth,
         },
@@ -269,10 +266,7 @@ test(
           names: ['app.test'],
           upstream: echo.url,
           auth: {
-            oidc_issuer_url: op.issuer,
-            client_id: 'gatehouse',
-            client_secret: 'gatehouse-secret',
-            cookie_secret: SECRET,
+            ...opAuth(op.issuer),
             email_domains: ['*'],
           },
         },

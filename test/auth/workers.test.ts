@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { startEchoUpstream } from '../harness/echo-upstream.ts';
-import { Browser, freePort, SECRET, startGatehouse } from '../harness/gatehouse-auth.ts';
+import { Browser, freePort, opAuth, startGatehouse } from '../harness/gatehouse-auth.ts';
 import { startOP } from '../harness/op.ts';
 
 const API = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
@@ -23,10 +23,7 @@ test('two workers on one session store: logout and refresh are seen by both; one
       names: ['app.test'],
       upstream: backend.url,
       auth: {
-        oidc_issuer_url: op.issuer,
-        client_id: 'gatehouse',
-        client_secret: 'gatehouse-secret',
-        cookie_secret: SECRET,
+        ...opAuth(op.issuer),
         email_domains: ['*'],
         pass_access_token: true,
         redirect_url: `https://app.test:${port === portB ? portA : port}/oauth2/callback`,
@@ -95,10 +92,7 @@ test('workers = 2: once the access token expired while the session idled, parall
       names: ['app.test'],
       upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
       auth: {
-        oidc_issuer_url: op.issuer,
-        client_id: 'gatehouse',
-        client_secret: 'gatehouse-secret',
-        cookie_secret: SECRET,
+        ...opAuth(op.issuer),
         email_domains: ['*'],
         pass_access_token: true,
         redirect_url: `https://app.test:${portA}/oauth2/callback`,

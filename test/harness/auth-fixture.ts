@@ -1,6 +1,6 @@
 // One protected site (app.test) in front of the echo upstream (echo-upstream.ts), logging in at a real oidc-provider.
 import { startEchoUpstream, type EchoUpstream } from './echo-upstream.ts';
-import { Browser, freePort, SECRET, startGatehouse, type TestGatehouse } from './gatehouse-auth.ts';
+import { Browser, freePort, opAuth, startGatehouse, type TestGatehouse } from './gatehouse-auth.ts';
 import { startOP, type OP } from './op.ts';
 
 export interface AuthFixture {
@@ -36,12 +36,7 @@ export async function startAuthFixture(
       names: ['app.test'],
       upstream: backend.url,
       auth: {
-        provider: 'oidc',
-        oidc_issuer_url: op.issuer,
-        client_id: 'gatehouse',
-        client_secret: 'gatehouse-secret',
-        cookie_secret: SECRET,
-        email_domains: ['example.test'],
+        ...opAuth(op.issuer),
         pass_access_token: true,
         pass_authorization_header: true,
         api_routes: ['^/api/'],

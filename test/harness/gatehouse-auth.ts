@@ -27,6 +27,18 @@ export function toml(table: Record<string, TomlValue | undefined>): string {
 }
 
 /** top: the site's own keys (deny_paths, …), written before its first table; extra: tables after the "/" route. */
+/** The [auth] table for the client that op.ts registers (gatehouse / gatehouse-secret) at the provider `issuer`. */
+export function opAuth(issuer: string): Record<string, TomlValue | undefined> {
+  return {
+    provider: 'oidc',
+    oidc_issuer_url: issuer,
+    client_id: 'gatehouse',
+    client_secret: 'gatehouse-secret',
+    cookie_secret: SECRET,
+    email_domains: ['example.test'],
+  };
+}
+
 export interface SiteSpec {
   names: string[];
   upstream?: string;

@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { startEchoUpstream } from '../harness/echo-upstream.ts';
 import { closedPort, startBackend } from '../harness/backend.ts';
 import { request, request2 } from '../harness/clients.ts';
-import { SECRET, startGatehouse as startAuthGatehouse } from '../harness/gatehouse-auth.ts';
+import { opAuth, startGatehouse as startAuthGatehouse } from '../harness/gatehouse-auth.ts';
 import { siteToml, startGatehouse, writeConfig } from '../harness/gatehouse.ts';
 import { startOP } from '../harness/op.ts';
 import { createTestCa } from '../harness/pki.ts';
@@ -104,14 +104,7 @@ test('[hsts] table: max_age, include_subdomains and preload, on /oauth2 pages an
         names: ['strict.test'],
         upstream: backend.url,
         extra: '[hsts]\nmax_age = "730d"\ninclude_subdomains = true\npreload = true\n',
-        auth: {
-          provider: 'oidc',
-          oidc_issuer_url: op.issuer,
-          client_id: 'gatehouse',
-          client_secret: 'gatehouse-secret',
-          cookie_secret: SECRET,
-          email_domains: ['example.test'],
-        },
+        auth: opAuth(op.issuer),
       },
     ],
   });

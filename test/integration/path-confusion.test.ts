@@ -18,7 +18,7 @@ import { Hono } from 'hono';
 import { WebSocketServer } from 'ws';
 import { loadConfig } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/config/problems.ts';
-import { freePort, SECRET, startGatehouse, type SiteSpec } from '../harness/gatehouse-auth.ts';
+import { freePort, opAuth, startGatehouse, type SiteSpec } from '../harness/gatehouse-auth.ts';
 import { writeConfig } from '../harness/gatehouse.ts';
 import { startOP } from '../harness/op.ts';
 import { createTestCa } from '../harness/pki.ts';
@@ -258,12 +258,7 @@ async function setup(t: TestContext, opts: { optIn?: boolean } = {}) {
   });
   t.after(() => op.close());
   const auth = {
-    provider: 'oidc',
-    oidc_issuer_url: op.issuer,
-    client_id: 'gatehouse',
-    client_secret: 'gatehouse-secret',
-    cookie_secret: SECRET,
-    email_domains: ['example.test'],
+    ...opAuth(op.issuer),
     skip_auth_routes: ['^/public'],
   };
   const sites = frameworks.flatMap(
