@@ -92,11 +92,27 @@ async function output(command: string, args: string[], seconds: number): Promise
   proc.child.stdout!.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
   });
-  const timer = setTimeout(() => proc.child.kill('SIGKILL'), (seconds + 15) * 1000);
+  let overran = false;
+  const timer = setTimeout(
+    () => {
+      overran = true;
+      proc.child.kill('SIGKILL');
+    },
+    (seconds + 15) * 1000,
+  );
   const code = await new Promise<number | null>((resolve) => proc.child.on('close', resolve));
   clearTimeout(timer);
-  if (code !== 0) throw new Error(`${command} ${args.join(' ')} failed (${code}):\n${proc.log.slice(-10).join('\n')}`);
+  const why = overran ? `overran its ${seconds} s by 15 s and was killed` : `failed (${code})`;
+  if (code !== 0)
+    throw Object.assign(new Error(`${command} ${args.join(' ')} ${why}:\n${proc.log.slice(-10).join('\n')}`), {
+      overran,
+    });
   return stdout;
+}
+
+/** The load generator hung past its time (h2load sometimes does after "Stopped all clients") and was killed. */
+export function overran(error: unknown): boolean {
+  return (error as { overran?: boolean }).overran === true;
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
