@@ -10,6 +10,7 @@ import { SESSION_COOKIE, siteNames, writeCertificates } from './lib/configs.ts';
 import { runLoad } from './lib/load.ts';
 import { loadScenarios } from './run.ts';
 import { ROOT, startBackend, startSystem } from './lib/systems.ts';
+import type { SystemName } from './lib/types.ts';
 
 interface ProfileNode {
   id: number;
@@ -44,7 +45,7 @@ const names = siteNames(scenario!.names ?? 1);
 await writeCertificates(path.join(runDir, 'certs'), names);
 const backend = await startBackend(scenario!.backend, runDir);
 try {
-  const system = values.system as 'gatehouse' | 'node-undici-https' | 'node-undici-h2compat';
+  const system = values.system as SystemName;
   const running = await startSystem(system, {
     dir: path.join(runDir, system),
     certDir: path.join(runDir, 'certs'),

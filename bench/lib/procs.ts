@@ -103,12 +103,53 @@ export function cpuMicros(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + (readStat(pid)?.ticks ?? 0), 0) * (1e6 / CLK_TCK);
 }
 
+/** The cores the started processes run on, whose /proc/stat counters measure foreign load (all when not pinned). */
+export function measuredCores(): number[] {
+  if (!PINNED) return Array.from({ length: CORES }, (_, i) => i);
+  return layout === 'one-core' ? [CORES - 1] : [0, 1];
+}
+
+/**
+ * Busy CPU time of the given cores in microseconds, from /proc/stat (proc(5)): user + nice + system + irq + softirq +
+ * steal. Guest time is already inside user. Steal counts as busy: it is CPU the host gave to someone else.
+ */
+export function coresBusyMicros(cores: readonly number[]): number {
+  const wanted = new Set(cores.map((core) => `cpu${core}`));
+  let ticks = 0;
+  for (const line of fs.readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const fields = line.split(' ');
+    if (!wanted.has(fields[0]!)) continue;
+    const [user, nice, system, , , irq, softirq, steal] = fields.slice(1).map(Number) as number[];
+    ticks += user! + nice! + system! + irq! + softirq! + steal!;
+  }
+  return ticks * (1e6 / CLK_TCK);
+}
+
+/**
+ * The harness's own CPU in microseconds: its threads (user+system) and every child it has already reaped (cutime +
+ * cstime): a load generator that ran during the window has exited and been reaped by the time the window closes.
+ */
+export function harnessMicros(): number {
+  const text = fs.readFileSync('/proc/self/stat', 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * (1e6 / CLK_TCK);
+}
+
+/** Current resident set (VmRSS) in bytes, summed over the pids. */
+export function rssBytes(pids: readonly number[]): number {
+  return sumStatus(pids, /^VmRSS:\s+(\d+) kB$/m);
+}
+
 /** Peak resident set (VmHWM) in bytes, summed over the pids. */
 export function peakRssBytes(pids: readonly number[]): number {
+  return sumStatus(pids, /^VmHWM:\s+(\d+) kB$/m);
+}
+
+function sumStatus(pids: readonly number[], field: RegExp): number {
   let total = 0;
   for (const pid of pids) {
     try {
-      const match = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+      const match = field.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
       total += match ? Number(match[1]) * 1024 : 0;
     } catch {
       /* exited */

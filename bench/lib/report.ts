@@ -6,6 +6,8 @@ import type { Sample, SystemName } from './types.ts';
 export interface Row {
   scenario: string;
   system: SystemName;
+  /** The name shown: the system's, or gatehouse@<ref> for the baseline. */
+  label: string;
   reps: number;
   rps?: number;
   rpsRange?: [number, number];
@@ -14,6 +16,15 @@ export interface Row {
   cpuUsPerReq?: number;
   cpuRange?: [number, number];
   peakRssMb?: number;
+  /** Highest sampled sum of VmRSS during the measured windows. */
+  windowRssMb?: number;
+  /** Foreign load in % of one core: median and highest over the repetitions. */
+  foreignLoadPct?: number;
+  foreignLoadMaxPct?: number;
+  /** Repetitions whose foreign load was above the threshold: this row's figures must not be published. */
+  contended: number;
+  /** The fixed rate offered (open-loop scenarios). */
+  offeredRps?: number;
   errors: number;
   resumed?: number;
   upstreamConns?: number;
@@ -21,15 +32,17 @@ export interface Row {
   vsNginx?: { rps?: number; cpuEfficiency?: number; p99?: number; peakRss?: number };
 }
 
-export function summarize(samples: readonly Sample[]): Row[] {
+export function summarize(samples: readonly Sample[], maxForeignLoad = 10): Row[] {
   const rows: Row[] = [];
   const keys = [...new Set(samples.map((s) => `${s.scenario}\0${s.system}`))];
   for (const key of keys) {
     const [scenario, system] = key.split('\0') as [string, SystemName];
     const mine = samples.filter((s) => s.scenario === scenario && s.system === system);
+    const foreign = mine.map((s) => s.foreignLoadPct);
     rows.push({
       scenario,
       system,
+      label: mine[0]!.label ?? system,
       reps: mine.length,
       rps: median(mine.map((s) => s.rps)),
       rpsRange: range(mine.map((s) => s.rps)),
@@ -38,6 +51,11 @@ export function summarize(samples: readonly Sample[]): Row[] {
       cpuUsPerReq: median(mine.map((s) => s.cpuUsPerReq)),
       cpuRange: range(mine.map((s) => s.cpuUsPerReq)),
       peakRssMb: Math.max(...mine.map((s) => s.peakRssMb)),
+      windowRssMb: Math.max(...mine.map((s) => s.windowRssMb)),
+      foreignLoadPct: median(foreign),
+      foreignLoadMaxPct: range(foreign)?.[1],
+      contended: mine.filter((s) => s.foreignLoadPct > maxForeignLoad).length,
+      offeredRps: median(mine.map((s) => s.offeredRps)),
       errors: mine.reduce((sum, s) => sum + s.errors, 0),
       resumed: median(mine.map((s) => s.resumed)),
       upstreamConns: median(mine.map((s) => s.upstreamConns)),
@@ -65,22 +83,52 @@ const x = (value: number | undefined) => (value === undefined ? '–' : `${value
 
 export function markdown(rows: readonly Row[], titles: Record<string, string>): string {
   const lines = [
-    '| scenario | system | rps median (min–max) | p50 / p99 ms | CPU µs/req (min–max) | peak RSS MB | errors | rps ÷ nginx | CPU efficiency vs nginx | p99 ÷ nginx | RSS ÷ nginx |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | system | rps median (min–max) | p50 / p99 ms | CPU µs/req (min–max) | peak RSS MB window / process | errors | foreign load % of a core, median (max) | rps ÷ nginx | CPU efficiency vs nginx | p99 ÷ nginx | RSS ÷ nginx |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     const extra = [
+      r.offeredRps !== undefined ? `offered ${n(r.offeredRps)} rps` : '',
       r.resumed !== undefined ? `${Math.round(r.resumed * 100)} % resumed` : '',
       r.upstreamConns !== undefined ? `${n(r.upstreamConns)} upstream conns` : '',
     ]
       .filter(Boolean)
       .join(', ');
     lines.push(
-      `| ${r.scenario} | ${r.system}${extra ? ` (${extra})` : ''} | ${n(r.rps)} (${n(r.rpsRange?.[0])}–${n(r.rpsRange?.[1])}) | ${n(r.p50Ms, 2)} / ${n(r.p99Ms, 2)} | ${n(r.cpuUsPerReq)} (${n(r.cpuRange?.[0])}–${n(r.cpuRange?.[1])}) | ${n(r.peakRssMb)} | ${r.errors} | ${x(r.vsNginx?.rps)} | ${x(r.vsNginx?.cpuEfficiency)} | ${x(r.vsNginx?.p99)} | ${x(r.vsNginx?.peakRss)} |`,
+      `| ${r.scenario} | ${r.label}${extra ? ` (${extra})` : ''} | ${n(r.rps)} (${n(r.rpsRange?.[0])}–${n(r.rpsRange?.[1])}) | ${n(r.p50Ms, 2)} / ${n(r.p99Ms, 2)} | ${n(r.cpuUsPerReq)} (${n(r.cpuRange?.[0])}–${n(r.cpuRange?.[1])}) | ${n(r.windowRssMb)} / ${n(r.peakRssMb)} | ${r.errors} | ${n(r.foreignLoadPct)} (${n(r.foreignLoadMaxPct)})${r.contended ? ` ⚠ contended (${r.contended} of ${r.reps})` : ''} | ${x(r.vsNginx?.rps)} | ${x(r.vsNginx?.cpuEfficiency)} | ${x(r.vsNginx?.p99)} | ${x(r.vsNginx?.peakRss)} |`,
     );
   }
   const legend = Object.entries(titles).map(([name, title]) => `- **${name}**: ${title}`);
-  return `${lines.join('\n')}\n\nScenarios:\n${legend.join('\n')}\n\nCPU µs/req: user+system CPU of the system's processes (nginx master + workers; nginx-auth includes its auth service) over the measured window ÷ completed requests. CPU efficiency vs nginx = nginx's µs/req ÷ this system's (higher is better; 0.5× = twice nginx's CPU per request). Ratios come from medians of the same run.\n`;
+  return `${lines.join('\n')}\n\nScenarios:\n${legend.join('\n')}\n\nCPU µs/req: user+system CPU of the system's processes (nginx master + workers; nginx-auth includes its auth service) over the measured window ÷ completed requests. CPU efficiency vs nginx = nginx's µs/req ÷ this system's (higher is better; 0.5× = twice nginx's CPU per request). Ratios come from medians of the same run. Peak RSS: window = the highest sum of the processes' VmRSS sampled every 200 ms while measured; process = the sum of their VmHWM (peak since start, warm-up included). Foreign load: CPU that processes the bench did not start took on the measured cores during the window (/proc/stat busy time minus the system's, the upstream's, the load generator's and the harness's own CPU), in % of one core; ⚠ contended marks windows above the threshold.\n`;
+}
+
+/** The run's verdict on foreign load: publishable only when no window (calibration included) was above the threshold. */
+export function foreignLoadSummary(
+  windows: readonly Sample[],
+  maxForeignLoad: number,
+): {
+  text: string;
+  facts: {
+    maxAllowedPct: number;
+    windows: number;
+    contendedWindows: number;
+    highestPct?: number;
+    publishable: boolean;
+  };
+} {
+  const contended = windows.filter((s) => s.foreignLoadPct > maxForeignLoad).length;
+  const highest = range(windows.map((s) => s.foreignLoadPct))?.[1];
+  const facts = {
+    maxAllowedPct: maxForeignLoad,
+    windows: windows.length,
+    contendedWindows: contended,
+    highestPct: highest,
+    publishable: contended === 0 && windows.length > 0,
+  };
+  const text = contended
+    ? `⚠ CONTENDED RUN, DO NOT PUBLISH: ${contended} of ${windows.length} measured windows had foreign load above ${maxForeignLoad} % of a core (highest ${n(highest)} %). Other processes took CPU from the measured cores; the figures overstate every system's cost, Node's most.`
+    : `Foreign load stayed at or below ${maxForeignLoad} % of a core in all ${windows.length} measured windows (highest ${n(highest)} %).`;
+  return { text, facts };
 }
 
 const COLORS: Record<SystemName, string> = {
@@ -91,6 +139,8 @@ const COLORS: Record<SystemName, string> = {
   'gatehouse-baseline': '#9ecae1',
   'node-undici-https': '#9467bd',
   'node-undici-h2compat': '#c5b0d5',
+  'node-rawpool-https': '#8c564b',
+  'node-ownloop-tls': '#e377c2',
 };
 
 /** Horizontal bars: CPU efficiency vs nginx per scenario and system (1.0 = nginx; higher is better). */
@@ -129,7 +179,7 @@ export function svg(rows: readonly Row[]): string {
   );
   systems.forEach((system, j) =>
     parts.push(
-      `<rect x="${left + j * 110}" y="${height - 22}" width="10" height="10" fill="${COLORS[system]}"/><text x="${left + j * 110 + 14}" y="${height - 13}">${system}</text>`,
+      `<rect x="${left + j * 110}" y="${height - 22}" width="10" height="10" fill="${COLORS[system]}"/><text x="${left + j * 110 + 14}" y="${height - 13}">${rows.find((r) => r.system === system)?.label ?? system}</text>`,
     ),
   );
   parts.push('</svg>');

@@ -14,6 +14,14 @@ const BENCH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const ROOT = path.resolve(BENCH, '..');
 const NGINX = fs.existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
 
+/** The reference forwarders: the file in servers/ and, for undici-forwarder.ts, which Node server it runs on. */
+const REFERENCE_SERVERS: Partial<Record<SystemName, [string, string?]>> = {
+  'node-undici-https': ['undici-forwarder.ts', 'https'],
+  'node-undici-h2compat': ['undici-forwarder.ts', 'http2'],
+  'node-rawpool-https': ['rawpool-forwarder.ts'],
+  'node-ownloop-tls': ['ownloop-tls.ts'],
+};
+
 export interface Running {
   port: number;
   /** The folder this start's configuration and state live in. */
@@ -104,18 +112,19 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
               { env },
             ),
       );
-    } else if (system === 'node-undici-https' || system === 'node-undici-h2compat') {
+    } else if (system in REFERENCE_SERVERS) {
+      const [file, server] = REFERENCE_SERVERS[system]!;
       const options = {
         port,
         upstreamPort: o.upstreamPort,
         cert: path.join(o.certDir, `${o.names[0]}.crt`),
         key: path.join(o.certDir, `${o.names[0]}.key`),
-        server: system === 'node-undici-https' ? 'https' : 'http2',
+        server,
       };
       procs.push(
         start(system, 'proxy', process.execPath, [
           ...(o.nodeArgs ?? []),
-          path.join(BENCH, 'servers', 'undici-forwarder.ts'),
+          path.join(BENCH, 'servers', file),
           JSON.stringify(options),
         ]),
       );
