@@ -1,0 +1,268 @@
+// `gatehouse import` through the command line (src/main.ts as a child process) on real-shaped nginx + oauth2-proxy
+// setups in test/fixtures/import/, then `gatehouse check` on what it wrote.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { parseTomlSource } from '../../src/config/toml-source.ts';
+import { createTestCa } from '../helpers/pki.ts';
+import { MAIN } from '../helpers/spawn-gatehouse.ts';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/import');
+const ca = createTestCa();
+
+export function gatehouse(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OAUTH2_PROXY_')));
+  const result = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...clean, ...env } });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * A copy of a fixture in a temporary folder, with the machine paths it names pointed at files made there:
+ * certificates under /data/certs/NAME/, secrets under /etc/oauth2-proxy/, certbot's options file.
+ */
+export function fixtureCopy(name: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `gatehouse-import-${name}-`));
+  fs.cpSync(path.join(FIXTURES, name), path.join(dir, 'in'), { recursive: true });
+  const certs = path.join(dir, 'certs');
+  const files = fs
+    .readdirSync(path.join(dir, 'in'), { recursive: true, encoding: 'utf8' })
+    .map((f) => path.join(dir, 'in', f));
+  for (const file of files) {
+    if (!fs.statSync(file).isFile()) continue;
+    const text = fs.readFileSync(file, 'utf8');
+    for (const [, site] of text.matchAll(/\/data\/certs\/([\w.-]+)\//g)) {
+      if (fs.existsSync(path.join(certs, site!))) continue;
+      const leaf = ca.issue([site === 'default' ? 'default.example.test' : site!]);
+      fs.mkdirSync(path.join(certs, site!), { recursive: true });
+      fs.copyFileSync(leaf.certFile, path.join(certs, site!, 'fullchain.pem'));
+      fs.copyFileSync(leaf.keyFile, path.join(certs, site!, 'privkey.pem'));
+    }
+    fs.writeFileSync(
+      file,
+      text
+        .replaceAll('/data/certs/', `${certs}/`)
+        .replaceAll('/etc/oauth2-proxy/', `${dir}/in/`)
+        .replaceAll('/etc/letsencrypt/options-ssl-nginx.conf', `${dir}/in/options-ssl-nginx.conf`),
+    );
+  }
+  return dir;
+}
+
+function siteFile(out: string, name: string) {
+  return parseTomlSource(fs.readFileSync(path.join(out, 'sites', `${name}.toml`), 'utf8')).value as Record<string, any>;
+}
+
+/** Every generated key line ends with "# from FILE:LINE", and that line of that file exists. */
+function assertEveryLineHasItsSource(out: string) {
+  const files = ['gatehouse.toml', ...fs.readdirSync(path.join(out, 'sites')).map((f) => `sites/${f}`)];
+  for (const file of files) {
+    for (const line of fs.readFileSync(path.join(out, file), 'utf8').split('\n')) {
+      if (line === '' || line.startsWith('#') || line.startsWith('[') || line.startsWith('sites_dir')) continue;
+      const from = /# from ([^;,]+?):(\d+)[;,]?/.exec(line);
+      assert.ok(from, `${file}: no "# from file:line" on: ${line}`);
+      const lines = fs.readFileSync(from[1]!, 'utf8').split('\n');
+      assert.ok(Number(from[2]) <= lines.length, `${file}: ${from[1]}:${from[2]} is past the end`);
+    }
+  }
+}
+
+test('the reference setup imports, every line names its source, and gatehouse check accepts the result', () => {
+  const dir = fixtureCopy('reference');
+  const out = path.join(dir, 'out');
+  const r = gatehouse(['import', `${dir}/in/nginx.conf`, `${dir}/in/oauth2-proxy_code.refol.us.cfg`, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  assert.match(r.stdout, /gatehouse check: configuration is valid/);
+  assert.equal(gatehouse(['check', '--config', out]).code, 0);
+  assertEveryLineHasItsSource(out);
+
+  const site = siteFile(out, 'code.refol.us');
+  assert.deepEqual(site.server_names, ['code.refol.us']);
+  assert.deepEqual(site.deny_paths, ['/\\.ht']);
+  assert.deepEqual(site.upstreams, { backend: { servers: ['http://127.0.0.1:8080'] } });
+  assert.deepEqual(site.routes[0], {
+    path: '/',
+    upstream: 'backend',
+    max_body_size: '10m',
+    connect_timeout: '90s',
+    send_timeout: '90s',
+    read_timeout: '90s',
+    request_buffering: false,
+  });
+  assert.deepEqual(site.routes[1], {
+    path: '/.well-known/acme-challenge/',
+    root: '/var/www/certbot',
+    index: ['index.html', 'index.htm', 'index.php'],
+  });
+  assert.equal(site.auth.provider, 'entra-id');
+  assert.equal(site.auth.client_secret, '${file:secrets/code.refol.us.client_secret}');
+  assert.deepEqual(site.auth.skip_auth_routes, ['^/\\.well-known/acme-challenge/']);
+  assert.equal(site.auth.pass_authorization_header, true);
+  const secret = path.join(out, 'secrets/code.refol.us.client_secret');
+  assert.equal(fs.readFileSync(secret, 'utf8'), 'YOUR_AZURE_APP_CLIENT_SECRET\n');
+  assert.equal(fs.statSync(secret).mode & 0o777, 0o600);
+  const main = parseTomlSource(fs.readFileSync(path.join(out, 'gatehouse.toml'), 'utf8')).value as Record<string, any>;
+  assert.deepEqual(main.https.listen, ['0.0.0.0:443', '[::]:443']);
+  assert.equal(main.metrics.listen, '127.0.0.1:9100');
+  const text = fs.readFileSync(path.join(out, 'sites/code.refol.us.toml'), 'utf8');
+  assert.match(text, /^upstream = "backend" {2}# from .*\/in\/nginx\.conf:28$/m);
+  assert.match(
+    text,
+    /^# .*nginx\.conf:32: proxy_set_header X-Forwarded-Proto \$scheme: X-Forwarded-Proto is always set$/m,
+  );
+});
+
+test('OAUTH2_PROXY_* variables override the .cfg, and alone stand for one', () => {
+  const dir = fixtureCopy('reference');
+  const cfg = path.join(dir, 'in/oauth2-proxy_code.refol.us.cfg');
+  fs.writeFileSync(cfg, fs.readFileSync(cfg, 'utf8').replace(/^client_secret = .*\n/m, ''));
+  const env = {
+    OAUTH2_PROXY_CLIENT_SECRET: 'from-the-environment',
+    OAUTH2_PROXY_EMAIL_DOMAINS: 'refol.us,example.test',
+  };
+  let r = gatehouse(['import', `${dir}/in/nginx.conf`, cfg, '--out', `${dir}/a`], env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(fs.readFileSync(`${dir}/a/secrets/code.refol.us.client_secret`, 'utf8'), 'from-the-environment\n');
+  assert.deepEqual(siteFile(`${dir}/a`, 'code.refol.us').auth.email_domains, ['refol.us', 'example.test']);
+  assert.match(fs.readFileSync(`${dir}/a/sites/code.refol.us.toml`, 'utf8'), /# from \$OAUTH2_PROXY_EMAIL_DOMAINS$/m);
+
+  r = gatehouse(['import', `${dir}/in/nginx.conf`, '--out', `${dir}/b`], {
+    ...env,
+    OAUTH2_PROXY_PROVIDER: 'oidc',
+    OAUTH2_PROXY_OIDC_ISSUER_URL: 'https://id.example.test',
+    OAUTH2_PROXY_CLIENT_ID: 'code',
+    OAUTH2_PROXY_COOKIE_SECRET: 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=',
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(siteFile(`${dir}/b`, 'code.refol.us').auth.client_id, 'code');
+});
+
+test('the auth_request + /oauth2/ + error_page 401 pattern becomes [auth] with skip_auth_routes and api_routes', () => {
+  const dir = fixtureCopy('oauth2-pattern');
+  fs.writeFileSync(`${dir}/in/app.secret`, 'app-client-secret\n');
+  const out = path.join(dir, 'out');
+  const r = gatehouse(['import', `${dir}/in/nginx.conf`, `${dir}/in/oauth2-proxy.cfg`, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(gatehouse(['check', '--config', out]).code, 0);
+  assertEveryLineHasItsSource(out);
+  const site = siteFile(out, 'app.example.test');
+  assert.deepEqual(
+    site.routes.map((route: { path: string }) => route.path),
+    ['/', '/api/', '/public/', '/healthz'],
+  );
+  assert.deepEqual(site.routes[3], { path: '/healthz', status: 204 });
+  assert.deepEqual(site.hsts, { max_age: '63072000s', include_subdomains: true, preload: false });
+  assert.deepEqual(site.auth.skip_auth_routes, ['^/public/', '^/healthz']);
+  assert.deepEqual(site.auth.api_routes, ['^/api/']);
+  assert.equal(site.auth.client_secret, `\${file:${dir}/in/app.secret}`);
+  assert.deepEqual(site.auth.allowed_groups, ['developers']);
+  assert.equal(site.auth.pass_authorization_header, true);
+  const main = parseTomlSource(fs.readFileSync(path.join(out, 'gatehouse.toml'), 'utf8')).value as Record<string, any>;
+  assert.deepEqual(main.http.listen, ['0.0.0.0:80']);
+  assert.equal(main.workers, 'auto');
+});
+
+test('WebSocket maps, an upstream group and certbot certificates (acme = true)', () => {
+  const dir = fixtureCopy('websocket');
+  const out = path.join(dir, 'out');
+  const r = gatehouse(['import', `${dir}/in/nginx.conf`, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(gatehouse(['check', '--config', out]).code, 0);
+  assertEveryLineHasItsSource(out);
+  const site = siteFile(out, 'chat.example.test');
+  assert.deepEqual(site.tls, { acme: true });
+  assert.deepEqual(site.upstreams.chat, {
+    servers: ['http://127.0.0.1:9001', 'http://127.0.0.1:9002'],
+    keepalive: 32,
+    fail_timeout: '30s',
+  });
+  assert.deepEqual(site.deny_paths, ['(?i:/\\.(git|env))']);
+  assert.deepEqual(site.routes[1], { path: '/static/', root: '/srv/chat', index: ['index.html'] });
+  assert.equal(site.auth, undefined);
+  const main = parseTomlSource(fs.readFileSync(path.join(out, 'gatehouse.toml'), 'utf8')).value as Record<string, any>;
+  assert.deepEqual(main.https.listen, ['[::]:443', '0.0.0.0:443']);
+  assert.deepEqual(main.http.listen, ['0.0.0.0:80', '[::]:80']);
+  assert.equal(main.acme.terms_of_service_agreed, true);
+  assert.equal(main.workers, 2);
+  assert.deepEqual(main.proxy, { max_body_size: '2m', read_timeout: '120s' });
+  assert.match(
+    fs.readFileSync(path.join(out, 'gatehouse.toml'), 'utf8'),
+    /map \$http_upgrade \$connection_upgrade: the WebSocket Connection map/,
+  );
+});
+
+test('several server blocks through include globs, two oauth2-proxy instances, and the same as nginx -T output', () => {
+  const dir = fixtureCopy('multi-site');
+  const cfgs = [`${dir}/in/oauth2-proxy-grafana.cfg`, `${dir}/in/oauth2-proxy-wiki.cfg`];
+  const out = path.join(dir, 'out');
+  const r = gatehouse(['import', `${dir}/in/nginx.conf`, ...cfgs, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(gatehouse(['check', '--config', out]).code, 0);
+  assertEveryLineHasItsSource(out);
+  assert.deepEqual(fs.readdirSync(path.join(out, 'sites')).sort(), [
+    'docs.example.test.toml',
+    'grafana.example.test.toml',
+    'wiki.example.test.toml',
+  ]);
+  const grafana = siteFile(out, 'grafana.example.test');
+  assert.equal(grafana.auth.client_id, 'grafana');
+  assert.deepEqual(grafana.auth.skip_auth_routes, ['^/public/']);
+  assert.deepEqual(grafana.auth.api_routes, ['^/api/live/']);
+  assert.deepEqual(grafana.upstreams.grafana, { servers: ['http://127.0.0.1:3000'], keepalive: 16 });
+  const wiki = siteFile(out, 'wiki.example.test');
+  assert.equal(wiki.auth.client_id, 'wiki');
+  assert.equal(wiki.auth.cookie_expire, '12h0m0s');
+  assert.deepEqual(wiki.server_names, ['wiki.example.test', 'www.wiki.example.test']);
+  assert.deepEqual(wiki.routes[0], {
+    path: '/',
+    upstream: 'http://127.0.0.1:8081',
+    max_body_size: '50m',
+    read_timeout: '300s',
+  });
+  assert.deepEqual(wiki.auth.skip_auth_routes, ['^/assets/']);
+  const docs = siteFile(out, 'docs.example.test');
+  assert.deepEqual(docs.routes, [
+    { path: '/', root: '/srv/docs', index: ['index.html'] },
+    { path: '/old/', status: 410 },
+  ]);
+  const main = parseTomlSource(fs.readFileSync(path.join(out, 'gatehouse.toml'), 'utf8')).value as Record<string, any>;
+  assert.deepEqual(main.proxy, {
+    trusted_proxies: ['10.0.0.0/8'],
+    connect_timeout: '5s',
+    send_timeout: '60s',
+    body_timeout: '30s',
+  });
+  const written = fs.readFileSync(path.join(out, 'sites/grafana.example.test.toml'), 'utf8');
+  assert.match(
+    written,
+    /^upstream = "grafana"  # from .*\/in\/sites-enabled\/grafana\.example\.test:30$/m,
+    'lines of included files',
+  );
+
+  // nginx -T prints every file after a "# configuration file PATH:" line; includes are looked up among them.
+  const files = [
+    'nginx.conf',
+    'mime.types',
+    'conf.d/proxy.conf',
+    'conf.d/ssl.conf',
+    ...fs.readdirSync(`${dir}/in/sites-enabled`).map((f) => `sites-enabled/${f}`),
+  ];
+  const dump = [
+    'nginx: the configuration file /etc/nginx/nginx.conf syntax is ok',
+    'nginx: configuration file /etc/nginx/nginx.conf test is successful',
+    ...files.flatMap((f) => [`# configuration file /etc/nginx/${f}:`, fs.readFileSync(`${dir}/in/${f}`, 'utf8')]),
+  ].join('\n');
+  fs.writeFileSync(`${dir}/nginx-T.txt`, dump);
+  const fromDump = gatehouse(['import', `${dir}/nginx-T.txt`, ...cfgs, '--out', `${dir}/out-T`]);
+  assert.equal(fromDump.code, 0, fromDump.stderr);
+  const strip = (text: string) => text.replace(/# .*$/gm, '');
+  for (const f of ['gatehouse.toml', 'sites/grafana.example.test.toml', 'sites/wiki.example.test.toml'])
+    assert.equal(strip(fs.readFileSync(`${dir}/out-T/${f}`, 'utf8')), strip(fs.readFileSync(`${out}/${f}`, 'utf8')), f);
+  assert.match(
+    fs.readFileSync(`${dir}/out-T/sites/grafana.example.test.toml`, 'utf8'),
+    /^upstream = "grafana"  # from \/etc\/nginx\/sites-enabled\/grafana\.example\.test:30$/m,
+  );
+});
