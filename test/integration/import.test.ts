@@ -266,3 +266,67 @@ test('several server blocks through include globs, two oauth2-proxy instances, a
     /^upstream = "grafana"  # from \/etc\/nginx\/sites-enabled\/grafana\.example\.test:30$/m,
   );
 });
+
+test('exit codes: refusals exit 1 and write nothing unless --allow-partial; malformed input exits 2; --out is never half-written', () => {
+  const dir = fixtureCopy('reference');
+  const nginx = `${dir}/in/nginx.conf`;
+  const cfg = `${dir}/in/oauth2-proxy_code.refol.us.cfg`;
+  const out = path.join(dir, 'out');
+  fs.writeFileSync(nginx, fs.readFileSync(nginx, 'utf8').replace('http {', 'http {\ngzip on;'));
+  fs.appendFileSync(cfg, 'banner = "Welcome"\n');
+  let r = gatehouse(['import', nginx, cfg, '--out', out]);
+  assert.equal(r.code, 1);
+  assert.equal(
+    r.stderr,
+    [
+      `${nginx}:4: gzip: Gatehouse does not compress responses; an upstream’s compressed answer passes through`,
+      `${cfg}:19: banner: not supported`,
+      '2 directives or options without an equivalent: nothing written (--allow-partial writes the rest)',
+      '',
+    ].join('\n'),
+  );
+  assert.equal(fs.existsSync(out), false);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['certs', 'in'], 'no staging folder left behind');
+
+  r = gatehouse(['import', nginx, cfg, '--out', out, '--allow-partial']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /configuration is valid; 2 left out/);
+  assert.equal(gatehouse(['check', '--config', out]).code, 0);
+
+  // A non-empty --out is refused without --force; with it, the folder is replaced whole.
+  fs.writeFileSync(path.join(out, 'sites/old.example.test.toml'), 'server_names = ["old.example.test"]\n');
+  r = gatehouse(['import', nginx, cfg, '--out', out, '--allow-partial']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /is not empty: nothing written \(--force replaces it\)/);
+  assert.ok(fs.existsSync(path.join(out, 'sites/old.example.test.toml')));
+  r = gatehouse(['import', nginx, cfg, '--out', out, '--allow-partial', '--force']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(fs.readdirSync(path.join(out, 'sites')), ['code.refol.us.toml']);
+
+  // Malformed nginx: the line, exit 2, nothing written.
+  fs.writeFileSync(nginx, 'events {}\nhttp {\n  server {\n    listen 443 ssl\n    server_name a.test;\n  }\n}\n');
+  r = gatehouse(['import', nginx, cfg, '--out', `${dir}/out2`]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, `${nginx}:4: "listen" is not terminated by ";"\nnothing written\n`);
+  assert.equal(fs.existsSync(`${dir}/out2`), false);
+
+  // A result gatehouse check refuses (here: a certificate that is not there) is not written either.
+  const reference = fixtureCopy('reference');
+  fs.rmSync(path.join(reference, 'certs'), { recursive: true });
+  r = gatehouse([
+    'import',
+    `${reference}/in/nginx.conf`,
+    `${reference}/in/oauth2-proxy_code.refol.us.cfg`,
+    '--out',
+    `${reference}/out`,
+  ]);
+  assert.equal(r.code, 2);
+  assert.match(
+    r.stderr,
+    new RegExp(`^${reference}/out/sites/code\\.refol\\.us\\.toml:\\d+: tls\\.cert: cannot read .*ENOENT$`, 'm'),
+  );
+  assert.match(r.stderr, /gatehouse check refuses the result \(2 problems\): nothing written/);
+  assert.deepEqual(fs.readdirSync(reference).sort(), ['in']);
+
+  assert.equal(gatehouse(['import', nginx]).code, 64, 'no --out');
+});
