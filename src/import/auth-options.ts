@@ -31,7 +31,7 @@ export interface AuthTranslation {
 const SCHEMA_KEYS = new Set(Object.keys(authSchema.shape));
 
 /** Options whose value is what Gatehouse always does: nothing to carry over. */
-const IMPLIED_VALUES: Record<string, { value: unknown; why: string }> = {
+export const IMPLIED_VALUES: Record<string, { value: unknown; why: string }> = {
   code_challenge_method: { value: 'S256', why: 'PKCE S256 is always used' },
   insecure_oidc_skip_nonce: { value: false, why: 'the nonce is always checked' },
   insecure_oidc_skip_issuer_verification: { value: false, why: 'the issuer is always verified' },
@@ -52,8 +52,28 @@ const IMPLIED_VALUES: Record<string, { value: unknown; why: string }> = {
   cookie_csrf_per_request: { value: true, why: 'login state is always kept per state value' },
 };
 
+/** Options translated to something else than the [auth] key of the same name (README lists them). */
+export const TRANSLATED_OPTIONS: Record<string, string> = {
+  provider:
+    '`oidc`, `azure` (→ `entra-id`), `entra-id`, `keycloak-oidc` (→ `oidc`); other providers refused (not OpenID Connect)',
+  client_secret: 'written to `secrets/<site>.client_secret` (0600), `client_secret = "${file:…}"`',
+  client_secret_file: '`client_secret = "${file:PATH}"`',
+  cookie_secret: 'written to `secrets/<site>.cookie_secret` (0600), `cookie_secret = "${file:…}"`',
+  cookie_secret_file: '`cookie_secret = "${file:PATH}"`',
+  metrics_address: 'gatehouse.toml `[metrics] listen`',
+  request_logging: 'gatehouse.toml `[log] access_log`',
+  upstreams:
+    '`static://202` needs nothing (the auth_request answer); real upstreams refused: they are nginx’s `proxy_pass`',
+  skip_auth_regex: '`skip_auth_routes`',
+  email_domain: '`email_domains`',
+  entra_id_allowed_tenants: '`allowed_tenants`',
+  cookie_domain: '`cookie_domain` (one per site)',
+  cookie_domains: '`cookie_domain` (the first; more are refused)',
+  trusted_ips: '`trusted_ips`',
+};
+
 /** Options that do nothing once Gatehouse stands where nginx and oauth2-proxy stood. */
-const ABSORBED: Record<string, string> = {
+export const ABSORBED: Record<string, string> = {
   http_address: 'nginx sent auth_request here; Gatehouse answers /oauth2/* itself',
   reverse_proxy:
     'oauth2-proxy sat behind nginx; Gatehouse is the edge ([proxy] trusted_proxies for a balancer in front)',

@@ -27,8 +27,51 @@ const ROUTE_KNOBS: Record<string, { key: string; kind: 'duration' | 'size' | 'on
   proxy_request_buffering: { key: 'request_buffering', kind: 'onoff' },
 };
 
+/** Directives with a Gatehouse setting (what the translation below does with each; README lists them). */
+export const TRANSLATED: Record<string, string> = {
+  server: 'a site file `sites/<first name>.toml`; a port-80 server that only redirects to HTTPS → `[http] listen`',
+  listen:
+    '`[https] listen` (with `ssl`) or `[http] listen` (redirect servers); `default_server` → `[https] default_site`; `proxy_protocol` → `[https] proxy_protocol = true`; `http2` implied; `quic` refused',
+  server_name:
+    '`server_names` (`.example.com` → the name and `*.example.com`; regular expressions refused; `_` = no site)',
+  ssl_certificate: '`[tls] cert` (certbot’s `/etc/letsencrypt/live/…` → `acme = true`)',
+  ssl_certificate_key: '`[tls] key` (certbot’s → `acme = true`)',
+  upstream:
+    '`[upstreams.NAME]` in each site that uses it: `server` → `servers`, `fail_timeout`, `keepalive`; `max_fails` implied; `weight`≠1, `backup`, `least_conn`, `hash` refused',
+  location:
+    '`[[routes]]` (prefix and `^~`); `=` only where the prefix route around it does the same; `~`/`~*` only as `deny_paths` (or a literal `^/prefix`); `/oauth2/…` and the `auth_request` target → `[auth]`',
+  proxy_pass: '`upstream` (a group name or URL); a path (`http://b/prefix/`) → `rewrite_prefix`; variables refused',
+  root: '`root` of a route without `proxy_pass`',
+  return:
+    '`status` (a code), `redirect` + `status` (301/302/307/308 URL); `return 301 https://$host$request_uri` on port 80 → `[http] listen`',
+  client_max_body_size: '`max_body_size` (`0` → `"1024g"`)',
+  proxy_connect_timeout: '`connect_timeout`',
+  proxy_send_timeout: '`send_timeout`',
+  proxy_read_timeout: '`read_timeout`',
+  send_timeout: '`send_timeout`',
+  client_body_timeout: '`body_timeout`',
+  proxy_request_buffering: '`request_buffering`',
+  proxy_set_header:
+    'what Gatehouse sets anyway (Host, X-Real-IP, X-Forwarded-*, Upgrade/Connection) needs nothing; identity headers from `auth_request_set` → `[auth]`; the rest → `request_headers`',
+  add_header: '`Strict-Transport-Security` → `hsts`; the rest → `response_headers` (site or route)',
+  allow: '`ip_rules` (site or route); a location with only `deny all` → `deny_paths`',
+  deny: '`ip_rules`, or `deny_paths` for a location that only denies',
+  limit_req: '`rate_limit = { rate, burst }` from its `limit_req_zone` (per client address)',
+  limit_req_zone: 'the `rate` of `rate_limit`',
+  auth_request:
+    '`[auth]` from the oauth2-proxy .cfg it points to; `auth_request off` (or none) in a protected site → `skip_auth_routes`',
+  error_page:
+    '`401 = /oauth2/sign_in` (or `/oauth2/start`, or a named location redirecting there): the login; no 401 page or `=401` → `api_routes`; other codes refused (Gatehouse’s own pages)',
+  map: '`map $http_upgrade $connection_upgrade` needs nothing (WebSocket is on by default); other maps refused',
+  worker_processes: '`workers`',
+  access_log: '`[log] access_log` (`off` → false)',
+  set_real_ip_from: '`[proxy] trusted_proxies`',
+  http: 'its proxy settings → `[proxy]` defaults in gatehouse.toml',
+  events: 'needs nothing (Node’s event loop)',
+};
+
 /** Directives that need no setting: Gatehouse does this by itself (the reason goes into the output as a comment). */
-const IMPLIED: Record<string, string> = {
+export const IMPLIED: Record<string, string> = {
   user: 'the service manager picks the user (systemd DynamicUser)',
   pid: 'no pid file; the service manager tracks the process',
   worker_rlimit_nofile: 'set LimitNOFILE= in the service unit',
@@ -87,7 +130,7 @@ const IMPLIED: Record<string, string> = {
 };
 
 /** Directives refused wherever they stand, with the reason. Anything neither translated, implied nor here is refused as unknown. */
-const REFUSED: Record<string, string> = {
+export const REFUSED: Record<string, string> = {
   gzip: 'Gatehouse does not compress responses; an upstream’s compressed answer passes through',
   gzip_types: 'Gatehouse does not compress responses',
   gzip_comp_level: 'Gatehouse does not compress responses',
