@@ -284,6 +284,8 @@ interface SiteOut {
   routes: Entry[][];
   auth: Entry[];
   notes: Entry[];
+  /** Left out for a reason already reported (its protection could not be translated). */
+  leftOut?: boolean;
 }
 
 export interface TranslateOptions {
@@ -770,7 +772,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     const secretsBefore = secretFiles.length;
     translateLocations(server, s, locations, site);
     if (site.routes.length === 0) {
-      refuse(server, 'no location Gatehouse can serve: a site needs at least one route');
+      if (!site.leftOut) refuse(server, 'no location Gatehouse can serve: a site needs at least one route');
       for (const n of serverNames) siteNames.delete(n);
       secretFiles.splice(secretsBefore);
       return;
@@ -830,6 +832,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
               `auth_request to ${target}: only oauth2-proxy's /oauth2/auth is translated; the site is left out (it would be open)`,
             );
         site.routes = [];
+        site.leftOut = true;
         return;
       }
       oauth2Locations.add(l);
@@ -989,6 +992,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         'server',
       );
       site.routes = [];
+      site.leftOut = true;
       return;
     }
     usedCfgs.add(cfg);
@@ -1222,7 +1226,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         continue;
       }
       if (value.includes('$')) {
-        refuse(d, 'response header values are text, without variables');
+        refuseOnce(d, 'response header values are text, without variables');
         continue;
       }
       headers[name] = value;
@@ -1375,7 +1379,12 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     files.push({ name: `sites/${site.fileName}.toml`, text: renderToml(fileHeader, tables) });
   }
   files.push(...secretFiles);
-  return { files, refused, implied };
+  const seen = new Set<string>();
+  const unique = implied.filter((f) => {
+    const key = `${formatSource(f.from)} ${f.name}`;
+    return !seen.has(key) && !!seen.add(key);
+  });
+  return { files, refused, implied: unique };
 }
 
 function dedupe(list: Source[]): Source[] {
