@@ -284,6 +284,8 @@ interface SiteOut {
   routes: Entry[][];
   auth: Entry[];
   notes: Entry[];
+  /** auth_request_set variables of the server level: $name → $upstream_http_… */
+  authVars: Map<string, string>;
   /** Left out for a reason already reported (its protection could not be translated). */
   leftOut?: boolean;
 }
@@ -401,6 +403,14 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
   };
 
   const top: Directive[] = nginx.directives;
+  const walk = (list: Directive[]): void => {
+    for (const d of list) {
+      if (d.name === 'error_page' && !d.args.includes('401'))
+        refuseOnce(d, 'error pages are Gatehouse’s own (HTML, or JSON when asked)');
+      if (d.block && !['map', 'types', 'geo', 'split_clients'].includes(d.name)) walk(d.block);
+    }
+  };
+  walk(top);
   const httpBlock = top.find((d) => d.name === 'http');
   const httpScope: Scope = { knobs: new Map(), headers: [], addHeaders: [], access: [], errorPages: [], limitReq: [] };
   const servers: Directive[] = [];
@@ -495,7 +505,6 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     if (key.startsWith('ssl_')) continue;
     global.proxy.push({ kind: 'key', key, value: k.value, from: [src(k.d)] });
   }
-  for (const d of httpScope.access) refuse(d, 'allow/deny at http level: put ip_rules in each site');
 
   for (const m of maps) {
     const [from, to] = m.args;
@@ -612,15 +621,23 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       routes: [],
       auth: [],
       notes: [],
+      authVars: new Map(),
     };
     const serverLevelLists = new Set<string>();
+    const ownTls = new Map<string, Directive>();
     for (const d of server.block ?? []) {
       if (d.name === 'location') locations.push(d);
       else if (d.name === 'listen') listens.push(d);
       else if (d.name === 'server_name') for (const name of d.args) names.push({ name, d });
-      else if (d.name === 'ssl_certificate') cert = d;
-      else if (d.name === 'ssl_certificate_key') key = d;
-      else if (d.name in LIST_DIRECTIVES && !serverLevelLists.has(d.name)) {
+      else if ((d.name === 'ssl_certificate' || d.name === 'ssl_certificate_key') && ownTls.has(d.name))
+        refuse(d, 'one certificate and key per site (nginx can serve an RSA and an ECDSA one side by side)');
+      else if (d.name === 'ssl_certificate') ownTls.set(d.name, (cert = d));
+      else if (d.name === 'ssl_certificate_key') ownTls.set(d.name, (key = d));
+      else if (d.name === 'auth_request_set') {
+        const [name, value] = d.args;
+        if (name && value) site.authVars.set(name, value.toLowerCase());
+        note(site.notes, d, 'Gatehouse sets the identity headers itself');
+      } else if (d.name in LIST_DIRECTIVES && !serverLevelLists.has(d.name)) {
         serverLevelLists.add(d.name);
         s[LIST_DIRECTIVES[d.name as keyof typeof LIST_DIRECTIVES]] = [d];
       } else if (d.name in LIST_DIRECTIVES) s[LIST_DIRECTIVES[d.name as keyof typeof LIST_DIRECTIVES]].push(d);
@@ -750,12 +767,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     }
 
     for (const d of rest) {
-      if (
-        d.name === 'return' &&
-        isHttpsRedirect(d) === false &&
-        locations.length === 0 &&
-        ['301', '302', '307', '308'].includes(d.args[0]!)
-      ) {
+      if (d.name === 'return' && locations.length === 0 && ['301', '302', '307', '308'].includes(d.args[0]!)) {
         site.routes.push([
           { kind: 'key', key: 'path', value: '/', from: [src(d)] },
           { kind: 'key', key: 'redirect', value: d.args[1]!, from: [src(d)] },
@@ -1042,7 +1054,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     const e: Entry[] = [{ kind: 'key', key: 'path', value: routePath, from: [src(l)] }];
     const actions: Directive[] = [];
     let failed = false;
-    const authVars = new Map<string, string>();
+    const authVars = new Map(site.authVars);
     for (const d of l.block ?? []) {
       if (d.name === 'auth_request_set') {
         const [name, value] = d.args;
@@ -1100,7 +1112,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     if (action?.name === 'proxy_pass') {
       const target = action.args[0] ?? '';
       const url = /^(https?):\/\/([^/]+)(\/.*)?$/.exec(target);
-      if (!url || target.includes('$')) {
+      if (!url || target.includes('$') || url[2]!.startsWith('unix:')) {
         refuse(
           action,
           `proxy_pass ${target}: upstreams are http:// or https:// with a host (no variables, no unix sockets)`,

@@ -199,3 +199,28 @@ test('fail closed: no protected path comes out open', () => {
     false,
   );
 });
+
+test('a redirecting HTTPS server, error pages, two certificates, unix sockets', () => {
+  const { site, refused } = run(
+    [
+      'error_page 500 502 503 504 /50x.html;',
+      server(
+        [
+          'ssl_certificate /certs/app-rsa.pem;',
+          'ssl_certificate_key /certs/app-rsa.key;',
+          'return 301 https://example.test$request_uri;',
+        ].join('\n'),
+      ),
+      'server {\nlisten 443 ssl;\nserver_name api.example.test;\nssl_certificate /c.pem;\nssl_certificate_key /c.key;\nlocation / { proxy_pass http://unix:/run/app.sock; }\n}',
+    ].join('\n'),
+  );
+  assert.deepEqual(refused, [
+    'nginx.conf:2: error_page: error pages are Gatehouse’s own (HTML, or JSON when asked)',
+    'nginx.conf:8: ssl_certificate: one certificate and key per site (nginx can serve an RSA and an ECDSA one side by side)',
+    'nginx.conf:9: ssl_certificate_key: one certificate and key per site (nginx can serve an RSA and an ECDSA one side by side)',
+    'nginx.conf:17: proxy_pass: proxy_pass http://unix:/run/app.sock: upstreams are http:// or https:// with a host (no variables, no unix sockets)',
+    'nginx.conf:12: server: no location Gatehouse can serve: a site needs at least one route',
+  ]);
+  assert.deepEqual(site().routes, [{ path: '/', redirect: 'https://example.test$request_uri', status: 301 }]);
+  assert.deepEqual(site().tls, { cert: '/certs/app.pem', key: '/certs/app.key' });
+});
