@@ -29,6 +29,8 @@ const ROUTE_KNOBS: Record<string, { key: string; kind: 'duration' | 'size' | 'on
 
 /** Directives with a Gatehouse setting (what the translation below does with each; README lists them). */
 export const TRANSLATED: Record<string, string> = {
+  health_check:
+    '(nginx Plus) the upstream group’s `health_check = { path, interval, healthy, unhealthy }` from `uri`, `interval`, `passes`, `fails`',
   server: 'a site file `sites/<first name>.toml`; a port-80 server that only redirects to HTTPS → `[http] listen`',
   listen:
     '`[https] listen` (with `ssl`) or `[http] listen` (redirect servers); `default_server` → `[https] default_site`; `proxy_protocol` → `[https] proxy_protocol = true`; `http2` implied; `quic` refused',
@@ -1055,6 +1057,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     const actions: Directive[] = [];
     let failed = false;
     const authVars = new Map(site.authVars);
+    let healthCheck: Directive | undefined;
     for (const d of l.block ?? []) {
       if (d.name === 'auth_request_set') {
         const [name, value] = d.args;
@@ -1099,7 +1102,11 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         note(e, d, 'the session cookie is Gatehouse’s own');
         continue;
       }
-      if (d.name === 'add_header' || d.name === 'expires') continue;
+      if (d.name === 'add_header') continue;
+      if (d.name === 'health_check') {
+        healthCheck = d;
+        continue;
+      }
       if (IMPLIED[d.name]) note(e, d, IMPLIED[d.name]!);
       else refuse(d, REFUSED[d.name] ?? 'no equivalent in Gatehouse');
     }
@@ -1130,7 +1137,16 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
           site.upstreams.set(host!, body);
         }
         e.push({ kind: 'key', key: 'upstream', value: host!, from: [src(action)] });
-      } else e.push({ kind: 'key', key: 'upstream', value: `${scheme}://${host}`, from: [src(action)] });
+        if (healthCheck) {
+          const entry = activeHealthCheck(healthCheck);
+          const body = site.upstreams.get(host!)!;
+          if (entry && !body.some((x) => x.kind === 'key' && x.key === 'health_check')) body.push(entry);
+        }
+      } else {
+        e.push({ kind: 'key', key: 'upstream', value: `${scheme}://${host}`, from: [src(action)] });
+        if (healthCheck)
+          refuse(healthCheck, 'active health checks are per upstream group: proxy_pass to an upstream {} block');
+      }
       if (uri !== undefined && uri !== routePath)
         e.push({
           kind: 'key',
@@ -1225,6 +1241,28 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     const rate = rateLimit(ls.limitReq.filter(own));
     if (rate) e.push(rate);
     return e;
+  }
+
+  /** nginx Plus `health_check [interval=5] [fails=1] [passes=1] [uri=/]` → the group's health_check (nginx's defaults). */
+  function activeHealthCheck(d: Directive): Entry | undefined {
+    const p = new Map(d.args.map((a) => a.split('=', 2) as [string, string]));
+    const unknown = [...p.keys()].find((k) => !['interval', 'fails', 'passes', 'uri'].includes(k));
+    if (unknown) {
+      refuse(d, `health_check parameter "${unknown}" has no equivalent (path, interval, healthy, unhealthy)`);
+      return undefined;
+    }
+    const interval = p.get('interval') ?? '5';
+    return {
+      kind: 'key',
+      key: 'health_check',
+      value: {
+        path: p.get('uri') ?? '/',
+        interval: /^\d+$/.test(interval) ? `${interval}s` : interval,
+        healthy: Number(p.get('passes') ?? 1),
+        unhealthy: Number(p.get('fails') ?? 1),
+      },
+      from: [src(d)],
+    };
   }
 
   function responseHeaders(list: Directive[], _site: SiteOut, _siteLevel: boolean): Entry | undefined {

@@ -224,3 +224,16 @@ test('a redirecting HTTPS server, error pages, two certificates, unix sockets', 
   assert.deepEqual(site().routes, [{ path: '/', redirect: 'https://example.test$request_uri', status: 301 }]);
   assert.deepEqual(site().tls, { cert: '/certs/app.pem', key: '/certs/app.key' });
 });
+
+test('knobs: nginx Plus health_check → the upstream group health_check; expires is refused, not dropped', () => {
+  const { site, refused } = run(
+    [
+      'upstream app { server 127.0.0.1:8080; }',
+      server(
+        'location / {\n  proxy_pass http://app;\n  health_check uri=/healthz interval=10 fails=3 passes=2;\n  expires 1h;\n}',
+      ),
+    ].join('\n'),
+  );
+  assert.deepEqual(refused, ['nginx.conf:11: expires: no cache headers are added; let the upstream send them']);
+  assert.deepEqual(site().upstreams.app.health_check, { path: '/healthz', interval: '10s', healthy: 2, unhealthy: 3 });
+});
