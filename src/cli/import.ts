@@ -77,7 +77,9 @@ export function importCommand(argv: string[], env: NodeJS.ProcessEnv = process.e
   try {
     for (const file of result.files) {
       const target = path.join(staging, file.name);
-      fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
+      fs.mkdirSync(staging, { recursive: true });
+      // The secrets folder is the owner's alone, like the secret files in it (0600).
+      fs.mkdirSync(path.dirname(target), { recursive: true, mode: file.mode === 0o600 ? 0o700 : 0o755 });
       fs.writeFileSync(target, file.text, { mode: file.mode ?? 0o644, flag: 'wx' });
     }
     let checked = 'gatehouse check: configuration is valid';

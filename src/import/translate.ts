@@ -955,6 +955,8 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     for (const n of named.values())
       if (![...scopes.values()].some((x) => x.errorPages.some((e) => e.args.at(-1) === n.args[0])))
         refuse(n, 'a named location no error_page uses');
+      else if ((n.block ?? []).some((x) => x.name === 'return' && /\/oauth2\/(sign_in|start)\b/.test(x.args[1] ?? '')))
+        note(site.notes, n, 'the login redirect of an error_page: Gatehouse redirects to the login itself');
 
     function skipRegex(m: Matcher, l: Directive): string {
       // Fail closed: a longer location inside this one that needs the login, or any regex location that does

@@ -237,3 +237,25 @@ test('knobs: nginx Plus health_check → the upstream group health_check; expire
   assert.deepEqual(refused, ['nginx.conf:11: expires: no cache headers are added; let the upstream send them']);
   assert.deepEqual(site().upstreams.app.health_check, { path: '/healthz', interval: '10s', healthy: 2, unhealthy: 3 });
 });
+
+test('error_page 401 to a named location that redirects to /oauth2/start is the login', () => {
+  const { site, refused, text } = run(
+    server(
+      [
+        'location /oauth2/ { proxy_pass http://127.0.0.1:4180; }',
+        'location = /oauth2/auth { internal; proxy_pass http://127.0.0.1:4180; }',
+        'location @error401 { return 302 https://$host/oauth2/start?rd=$scheme://$host$request_uri; }',
+        'location / { auth_request /oauth2/auth; error_page 401 = @error401; proxy_pass http://127.0.0.1:8080; }',
+        'location /api/ { auth_request /oauth2/auth; proxy_pass http://127.0.0.1:8080; }',
+      ].join('\n'),
+    ),
+    CFG,
+  );
+  assert.deepEqual(refused, []);
+  assert.deepEqual(site().auth.api_routes, ['^/api/']);
+  assert.equal(site().auth.skip_auth_routes, undefined);
+  assert.match(
+    text('sites/app.example.test.toml')!,
+    /nginx\.conf:9: location @error401: the login redirect of an error_page/,
+  );
+});
