@@ -60,6 +60,7 @@ test('the reference setup imports, every line names its source, and gatehouse ch
   const secret = path.join(out, 'secrets/code.refol.us.client_secret');
   assert.equal(fs.readFileSync(secret, 'utf8'), 'YOUR_AZURE_APP_CLIENT_SECRET\n');
   assert.equal(fs.statSync(secret).mode & 0o777, 0o600);
+  assert.equal(fs.statSync(path.dirname(secret)).mode & 0o777, 0o700);
   const main = parseTomlSource(fs.readFileSync(path.join(out, 'gatehouse.toml'), 'utf8')).value as Record<string, any>;
   assert.deepEqual(main.https.listen, ['0.0.0.0:443', '[::]:443']);
   assert.equal(main.metrics.listen, '127.0.0.1:9100');
