@@ -694,11 +694,14 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     }
     for (const l of ssl) if (l.address) httpsListen.push({ value: l.address, from: src(l.d) });
     if (plain.length > 0 && listens.length > 0)
-      for (const l of plain)
+      for (const l of plain) {
+        // Reported (the content is no longer served over plain HTTP), and the address still redirects to HTTPS.
+        if (l.address) httpListen.push({ value: l.address, from: src(l.d) });
         refuse(
           l.d,
           'plain HTTP on a server with content: Gatehouse redirects plain HTTP to HTTPS ([http] listen) instead',
         );
+      }
     if (realNames.length === 0) {
       if (onlyRedirects(contentDirectives) || contentDirectives.every((d) => d.name === 'return'))
         for (const d of [...contentDirectives, ...names.map((n) => n.d)])

@@ -259,3 +259,11 @@ test('error_page 401 to a named location that redirects to /oauth2/start is the 
     /nginx\.conf:9: location @error401: the login redirect of an error_page/,
   );
 });
+
+test('a server on both 80 and 443: plain HTTP is reported, and its address redirects to HTTPS', () => {
+  const { text, refused } = run(server('listen 80;\nlocation / { proxy_pass http://127.0.0.1:8080; }'));
+  assert.deepEqual(refused, [
+    'nginx.conf:7: listen: plain HTTP on a server with content: Gatehouse redirects plain HTTP to HTTPS ([http] listen) instead',
+  ]);
+  assert.match(text('gatehouse.toml')!, /^\[http\]\nlisten = \["0\.0\.0\.0:80"\] {2}# from nginx\.conf:7;/m);
+});
