@@ -1,11 +1,14 @@
 // `gatehouse import` through the command line (src/main.ts as a child process) on real-shaped nginx + oauth2-proxy
 // setups in test/fixtures/import/, then `gatehouse check` on what it wrote.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseTomlSource } from '../../src/config/toml-source.ts';
 import { fixtureCopy, gatehouse } from '../helpers/import-fixtures.ts';
+
+const NGINX = '/usr/sbin/nginx';
 
 function siteFile(out: string, name: string) {
   return parseTomlSource(fs.readFileSync(path.join(out, 'sites', `${name}.toml`), 'utf8')).value as Record<string, any>;
@@ -222,6 +225,24 @@ test('several server blocks through include globs, two oauth2-proxy instances, a
     fs.readFileSync(`${dir}/out-T/sites/grafana.example.test.toml`, 'utf8'),
     /^upstream = "grafana"  # from \/etc\/nginx\/sites-enabled\/grafana\.example\.test:30$/m,
   );
+
+  // And what Debian's nginx itself prints for this configuration.
+  fs.mkdirSync(`${dir}/in/logs`);
+  const real = spawnSync(
+    NGINX,
+    ['-T', '-p', `${dir}/in`, '-c', `${dir}/in/nginx.conf`, '-e', `${dir}/in/logs/error.log`],
+    { encoding: 'utf8' },
+  );
+  assert.equal(real.status, 0, `${NGINX} -T: ${real.error ?? real.stderr} (npm run setup installs nginx)`);
+  fs.writeFileSync(`${dir}/nginx-T-real.txt`, real.stdout);
+  const fromReal = gatehouse(['import', `${dir}/nginx-T-real.txt`, ...cfgs, '--out', `${dir}/out-real`]);
+  assert.equal(fromReal.code, 0, fromReal.stderr);
+  for (const f of ['gatehouse.toml', 'sites/grafana.example.test.toml', 'sites/wiki.example.test.toml'])
+    assert.equal(
+      fs.readFileSync(`${dir}/out-real/${f}`, 'utf8').replace(/nginx-T-real\.txt/, 'nginx.conf'),
+      fs.readFileSync(`${out}/${f}`, 'utf8'),
+      f,
+    );
 });
 
 test('exit codes: refusals exit 1 and write nothing unless --allow-partial; malformed input exits 2; --out is never half-written', () => {
