@@ -1,5 +1,6 @@
 // The README's "Moving in" tables list every nginx directive and oauth2-proxy option `gatehouse import` knows, with
-// the status the code gives it: a directive or option added to the code without a row (or the other way) fails here.
+// the status and reason the code gives it. A directive or option added to the code (or a reason changed) without its
+// row fails here, and the message carries the tables as they should read, to paste into README.md.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,26 +10,21 @@ import { ABSORBED, IMPLIED_VALUES, TRANSLATED_OPTIONS } from '../../src/import/a
 import { IMPLIED, REFUSED, TRANSLATED } from '../../src/import/translate.ts';
 
 const README = fs.readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+const FIRST = '| nginx directive | status | Gatehouse |';
+const LAST = '| any other | refused | not an oauth2-proxy option Gatehouse knows |';
 
-function rows(header: string): Map<string, string> {
-  const start = README.indexOf(`| ${header} | status | Gatehouse |`);
-  assert.notEqual(start, -1, `no "${header}" table in README.md`);
-  const table = README.slice(start).split('\n\n')[0]!.split('\n').slice(2);
-  return new Map(table.map((line) => [/^\| `?([^`|]+)`? \|/.exec(line)![1]!, line.split(' | ')[1]!]));
-}
+const cell = (text: string) => text.replace(/\|/g, '\\|');
 
-test('every nginx directive the importer knows has its row, with its status', () => {
-  const table = rows('nginx directive');
-  const expected = new Map<string, string>();
-  for (const k of Object.keys(REFUSED)) expected.set(k, 'refused');
-  for (const k of Object.keys(IMPLIED)) expected.set(k, 'needs nothing');
-  for (const k of Object.keys(TRANSLATED)) expected.set(k, 'translated');
-  expected.set('any other', 'refused');
-  assert.deepEqual(new Map([...table].sort()), new Map([...expected].sort()));
-});
+/** The two tables, from the importer's own tables (the order the importer consults them in). */
+function expectedTables(): string {
+  const nginx = [FIRST, '|---|---|---|'];
+  for (const [k, v] of Object.entries(TRANSLATED)) nginx.push(`| \`${k}\` | translated | ${cell(v)} |`);
+  for (const [k, v] of Object.entries(IMPLIED).sort())
+    if (!TRANSLATED[k]) nginx.push(`| \`${k}\` | needs nothing | ${cell(v)} |`);
+  for (const [k, v] of Object.entries(REFUSED).sort()) nginx.push(`| \`${k}\` | refused | ${cell(v)} |`);
+  nginx.push('| any other | refused | no equivalent in Gatehouse |');
 
-test('every oauth2-proxy option the importer or the [auth] schema knows has its row, with its status', () => {
-  const table = rows('oauth2-proxy option');
+  const options = ['| oauth2-proxy option | status | Gatehouse |', '|---|---|---|'];
   const keys = new Set([
     ...Object.keys(TRANSLATED_OPTIONS),
     ...Object.keys(authSchema.shape),
@@ -36,18 +32,38 @@ test('every oauth2-proxy option the importer or the [auth] schema knows has its 
     ...Object.keys(IMPLIED_VALUES),
     ...Object.keys(UNSUPPORTED_AUTH_OPTIONS),
   ]);
-  assert.deepEqual([...table.keys()].sort(), [...keys, 'any other'].sort());
-  for (const [key, status] of table) {
-    if (key === 'any other') continue;
-    const want = TRANSLATED_OPTIONS[key]
-      ? 'translated'
-      : ABSORBED[key]
-        ? 'needs nothing'
-        : IMPLIED_VALUES[key]
-          ? `needs nothing when \`${JSON.stringify(IMPLIED_VALUES[key].value)}\``
-          : key in authSchema.shape
-            ? 'translated'
-            : 'refused';
-    assert.equal(status, want, key);
+  for (const k of [...keys].sort()) {
+    const implied = IMPLIED_VALUES[k];
+    const [status, what] = TRANSLATED_OPTIONS[k]
+      ? ['translated', TRANSLATED_OPTIONS[k]]
+      : ABSORBED[k]
+        ? ['needs nothing', `${ABSORBED[k]}${k.startsWith('cookie_') ? ' (false is refused)' : ''}`]
+        : implied
+          ? [
+              `needs nothing when \`${JSON.stringify(implied.value)}\``,
+              `${implied.why}; any other value refused${UNSUPPORTED_AUTH_OPTIONS[k] ? `: ${UNSUPPORTED_AUTH_OPTIONS[k]}` : ''}`,
+            ]
+          : k in authSchema.shape
+            ? [
+                'translated',
+                k === 'authorization_token'
+                  ? 'Gatehouse-only option (not in oauth2-proxy)'
+                  : '`[auth]` option of the same name',
+              ]
+            : ['refused', UNSUPPORTED_AUTH_OPTIONS[k]!];
+    options.push(`| \`${k}\` | ${status} | ${cell(what)} |`);
   }
+  options.push(LAST);
+  return `${nginx.join('\n')}\n\n${options.join('\n')}`;
+}
+
+test('the README tables of nginx directives and oauth2-proxy options are the importer’s', () => {
+  const start = README.indexOf(FIRST);
+  const end = README.indexOf(LAST);
+  assert.ok(start > 0 && end > start, 'README.md has the "Moving in" tables');
+  const expected = expectedTables();
+  assert.ok(
+    README.slice(start, end + LAST.length) === expected,
+    `README.md's import tables are out of date; they should read:\n\n${expected}\n`,
+  );
 });
