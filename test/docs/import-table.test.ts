@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { authSchema, UNSUPPORTED_AUTH_OPTIONS } from '../../src/config/auth-schema.ts';
 import { ABSORBED, IMPLIED_VALUES, TRANSLATED_OPTIONS } from '../../src/import/auth-options.ts';
-import { IMPLIED, REFUSED, TRANSLATED } from '../../src/import/translate.ts';
+import { IMPLIED, REFUSED, TRANSLATED } from '../../src/import/nginx-directives.ts';
 
 const README = fs.readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
 const FIRST = '| nginx directive | status | Gatehouse |';
