@@ -674,7 +674,9 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       const body = l.block ?? [];
       // A location that only denies is a deny_paths rule (403 before routing).
       if (denyOnly(l)) {
-        denyPaths.push({ value: matcherRegex(m), from: src(l) });
+        if (validRegex(matcherRegex(m))) denyPaths.push({ value: matcherRegex(m), from: src(l) });
+        else
+          refuse(l, `"${m.path}" is a PCRE expression JavaScript's RegExp does not read: write it as one`, 'location');
         continue;
       }
       const prefix = m.kind === 'prefix' ? m.path : literalPrefix(m);
@@ -1211,6 +1213,15 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     return !seen.has(key) && !!seen.add(key);
   });
   return { files, refused, implied: unique };
+}
+
+function validRegex(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function dedupe(list: Source[]): Source[] {

@@ -267,3 +267,13 @@ test('a server on both 80 and 443: plain HTTP is reported, and its address redir
   ]);
   assert.match(text('gatehouse.toml')!, /^\[http\]\nlisten = \["0\.0\.0\.0:80"\] {2}# from nginx\.conf:7;/m);
 });
+
+test('a PCRE expression JavaScript cannot read is refused, not written for check to trip on', () => {
+  const { site, refused } = run(
+    server('location / { proxy_pass http://127.0.0.1:8080; }\nlocation ~ "\\.(?>php|phtml)$" { deny all; }'),
+  );
+  assert.deepEqual(refused, [
+    'nginx.conf:8: location: "\\.(?>php|phtml)$" is a PCRE expression JavaScript\'s RegExp does not read: write it as one',
+  ]);
+  assert.equal(site().deny_paths, undefined);
+});
