@@ -195,6 +195,10 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       case 'events':
         continue;
       case 'worker_processes':
+        if (d.args[0] !== 'auto' && !/^[1-9]\d*$/.test(d.args[0] ?? '')) {
+          refuse(d, 'workers is "auto" or a number');
+          continue;
+        }
         global.top.push({
           kind: 'key',
           key: 'workers',
@@ -305,10 +309,10 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
           else if (k === 'down') down = true;
           else refuse(x, `server parameter "${p}": round-robin over equal servers only`, 'server');
         }
-        if (!down) up.servers.push(address.includes('://') ? address : address);
+        if (!down) up.servers.push(address);
         continue;
       }
-      if (x.name === 'keepalive') {
+      if (x.name === 'keepalive' && /^[1-9]\d*$/.test(x.args[0] ?? '')) {
         up.lines.push({
           kind: 'key',
           key: 'keepalive',
