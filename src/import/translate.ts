@@ -860,7 +860,13 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         continue;
       }
       if (d.name === 'error_page' && d.args.includes('401')) {
-        note(e, d, 'anonymous page loads get the login (302), API calls 401 ([auth] api_routes)');
+        note(
+          e,
+          d,
+          d.args.includes('=401')
+            ? 'an API route: anonymous requests get 401, never the login ([auth] api_routes)'
+            : 'anonymous page loads get the login (302), API calls 401',
+        );
         continue;
       }
       if (ROUTE_KNOBS[d.name] || d.name in LIST_DIRECTIVES || ['root', 'index', 'allow', 'deny'].includes(d.name))
