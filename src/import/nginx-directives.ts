@@ -26,7 +26,7 @@ export const TRANSLATED: Record<string, string> = {
   upstream:
     '`[upstreams.NAME]` in each site that uses it: `server` → `servers`, `fail_timeout`, `keepalive`; `max_fails` implied; `weight`≠1, `backup`, `least_conn`, `hash` refused',
   location:
-    '`[[routes]]` (prefix and `^~`); `=` only where the prefix route around it does the same; `~`/`~*` only as `deny_paths` (or a literal `^/prefix`); `/oauth2/…` and the `auth_request` target → `[auth]`',
+    '`[[routes]]` (prefix and `^~`); `=` only where the prefix route around it does the same; `~`/`~*` only as `deny_paths` (or a literal `^/prefix`); `/oauth2/…` and the `auth_request` target → `[auth]`; a nested location is a route of its own with the settings of the one around it',
   proxy_pass: '`upstream` (a group name or URL); a path (`http://b/prefix/`) → `rewrite_prefix`; variables refused',
   root: '`root` of a route without `proxy_pass`',
   return:

@@ -4,7 +4,7 @@
 // becomes are in nginx-directives.ts.
 import path from 'node:path';
 import { translateAuthOptions, proxyPort, redirectHost, type Finding } from './auth-options.ts';
-import { literalPrefix, matcherOf, matcherRegex, type Matcher } from './location-match.ts';
+import { escapeRegex, literalPrefix, matcherOf, matcherRegex, type Matcher } from './location-match.ts';
 import { HEADER_VARIABLES, IMPLIED, impliedHeader, REFUSED, ROUTE_KNOBS } from './nginx-directives.ts';
 import type { Directive, NginxConfig } from './nginx-parse.ts';
 import type { OAuth2ProxyConfig } from './oauth2-proxy.ts';
@@ -578,13 +578,17 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     const scopes = new Map<Directive, Scope>();
     const oauth2Locations = new Set<Directive>();
     let proxyAddress: string | undefined;
+    // A nested location inherits from the one around it (nginx): it is walked as one more location, with that scope.
+    const parentOf = new Map<Directive, Directive>();
+    locations = [...locations];
     for (const l of locations) {
       const m = matchers.get(l);
       if (!m) {
         refuse(l, `location "${l.args.join(' ')}" is not a form Gatehouse reads`);
         continue;
       }
-      const ls = childScope(s);
+      const parent = parentOf.get(l);
+      const ls = childScope(parent ? scopes.get(parent)! : s);
       const own = new Set<string>();
       for (const d of l.block ?? []) {
         const list = LIST_DIRECTIVES[d.name as keyof typeof LIST_DIRECTIVES];
@@ -599,6 +603,11 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         } else applyCommon(d, ls, 'location');
       }
       scopes.set(l, ls);
+      for (const child of (l.block ?? []).filter((d) => d.name === 'location')) {
+        parentOf.set(child, l);
+        matchers.set(child, matcherOf(child));
+        locations.push(child);
+      }
       if (m.kind !== 'named' && m.path.startsWith('/oauth2/')) {
         oauth2Locations.add(l);
         const pass = l.block?.find((d) => d.name === 'proxy_pass');
@@ -678,7 +687,14 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       const body = l.block ?? [];
       // A location that only denies is a deny_paths rule (403 before routing).
       if (denyOnly(l)) {
-        if (validRegex(matcherRegex(m))) denyPaths.push({ value: matcherRegex(m), from: src(l) });
+        // Nested in a prefix location, a regex applies only under that prefix.
+        const outer = parentOf.get(l) && matchers.get(parentOf.get(l)!);
+        const regex = matcherRegex(m);
+        const value =
+          m.kind === 'regex' && outer?.kind === 'prefix'
+            ? `^(?=${escapeRegex(outer.path)})${regex.startsWith('^') ? `(?:${regex})` : `[^]*?(?:${regex})`}`
+            : regex;
+        if (validRegex(value)) denyPaths.push({ value, from: src(l) });
         else
           refuse(l, `"${m.path}" is a PCRE expression JavaScript's RegExp does not read: write it as one`, 'location');
         continue;
@@ -871,11 +887,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       }
       if (ROUTE_KNOBS[d.name] || d.name in LIST_DIRECTIVES || ['root', 'index', 'allow', 'deny'].includes(d.name))
         continue;
-      if (d.name === 'location') {
-        refuse(d, 'nested locations are not translated: write them side by side');
-        failed = true;
-        continue;
-      }
+      if (d.name === 'location') continue; // its own route, walked with this one's settings
       if (d.name === 'proxy_pass_request_body' || (d.name === 'proxy_redirect' && d.args[0] === 'off')) {
         note(
           e,

@@ -277,3 +277,27 @@ test('a PCRE expression JavaScript cannot read is refused, not written for check
   ]);
   assert.equal(site().deny_paths, undefined);
 });
+
+test('nested locations inherit from the one around them; a nested deny applies under its prefix only', () => {
+  const { site, refused } = run(
+    server(
+      [
+        'location /app/ {',
+        '  proxy_pass http://127.0.0.1:8080;',
+        '  proxy_read_timeout 300;',
+        '  location /app/admin/ { proxy_pass http://127.0.0.1:8081; }',
+        '  location ~ \\.bak$ { deny all; }',
+        '}',
+      ].join('\n'),
+    ),
+  );
+  assert.deepEqual(refused, []);
+  assert.deepEqual(site().routes, [
+    { path: '/app/', upstream: 'http://127.0.0.1:8080', read_timeout: '300s' },
+    { path: '/app/admin/', upstream: 'http://127.0.0.1:8081', read_timeout: '300s' },
+  ]);
+  const deny = site().deny_paths as string[];
+  assert.deepEqual(deny, ['^(?=/app/)[^]*?(?:\\.bak$)']);
+  assert.ok(new RegExp(deny[0]!).test('/app/x/old.bak'));
+  assert.ok(!new RegExp(deny[0]!).test('/other/old.bak'));
+});
