@@ -2,7 +2,7 @@
 // the others are translated where Gatehouse has the thing elsewhere, accepted where their value is what Gatehouse
 // always does, and refused with the reason the configuration loader gives for them.
 import { authSchema, UNSUPPORTED_AUTH_OPTIONS } from '../config/auth-schema.ts';
-import type { OAuth2ProxyConfig, ProxyOption } from './oauth2-proxy.ts';
+import { LIST_OPTIONS, type OAuth2ProxyConfig, type ProxyOption } from './oauth2-proxy.ts';
 import type { Source, TomlValue } from './toml-writer.ts';
 
 export interface AuthLine {
@@ -169,7 +169,9 @@ export function translateAuthOptions(cfg: OAuth2ProxyConfig): AuthTranslation {
       continue;
     }
     if (SCHEMA_KEYS.has(key)) {
-      if (isTomlValue(value)) add(key, value, o);
+      // oauth2-proxy reads a lone string where it takes a list (email_domains = "example.com").
+      if (LIST_OPTIONS.has(key) && typeof value === 'string') add(key, [value], o);
+      else if (isTomlValue(value)) add(key, value, o);
       else refuse(o, 'not a string, number, boolean or list');
       continue;
     }

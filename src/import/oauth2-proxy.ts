@@ -27,7 +27,7 @@ export class ProxyConfigError extends Error {
 }
 
 /** Options that take a list: in the environment they are comma-separated, as oauth2-proxy's flags. */
-const LIST_OPTIONS = new Set([
+export const LIST_OPTIONS = new Set([
   'email_domains',
   'allowed_groups',
   'allowed_roles',

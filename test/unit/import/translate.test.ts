@@ -136,7 +136,7 @@ test('oauth2-proxy options: translated, implied, or refused with the reason the 
     server(
       'auth_request /oauth2/auth;\nlocation = /oauth2/auth { proxy_pass http://127.0.0.1:4180; }\nlocation / { proxy_pass http://127.0.0.1:8080; }',
     ),
-    `${CFG}\nskip_auth_regex = ["^/health"]\ncode_challenge_method = "S256"\nredis_connection_url = "redis://x"\nhtpasswd_file = "/etc/htpasswd"\nsession_store_type = "redis"\nflush_interval = "1s"`,
+    `${CFG.replace('["example.test"]', '"example.test"')}\nskip_auth_regex = ["^/health"]\ncode_challenge_method = "S256"\nredis_connection_url = "redis://x"\nhtpasswd_file = "/etc/htpasswd"\nsession_store_type = "redis"\nflush_interval = "1s"`,
   );
   assert.deepEqual(
     refused.map((r) => r.replace(/^.*oauth2-proxy\.cfg/, 'cfg')),
@@ -148,6 +148,7 @@ test('oauth2-proxy options: translated, implied, or refused with the reason the 
     ],
   );
   assert.deepEqual(site().auth.skip_auth_routes, ['^/health']);
+  assert.deepEqual(site().auth.email_domains, ['example.test'], 'a lone string where oauth2-proxy takes a list');
   assert.ok(result.implied.some((f) => f.name === 'code_challenge_method'));
   assert.equal(site().auth.client_secret, '${file:secrets/app.example.test.client_secret}');
 });
