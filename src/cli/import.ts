@@ -111,7 +111,9 @@ function isEmptyOrMissing(dir: string): boolean {
   try {
     return fs.readdirSync(dir).length === 0;
   } catch (error) {
+    // A file where the folder should be is "not empty": never replaced without --force.
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
     throw error;
   }
 }
