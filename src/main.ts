@@ -9,6 +9,8 @@ import { serve } from './cli/serve.ts';
 import { version } from './cli/version.ts';
 
 async function main(argv: string[]): Promise<number> {
+  // import has its own options (--out, --force, --allow-partial) and is imported when used.
+  if (argv[0] === 'import') return (await import('./cli/import.ts')).importCommand(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

@@ -8,6 +8,12 @@ Commands:
   check              Validate the configuration and exit, like nginx -t (exit 0 = valid, 2 = errors)
   certs list         Show every site's certificate: source, issuer, not-after, next renewal, last ACME error
   certs renew NAME   Order a new ACME certificate for the site NAME now (a running serve picks it up at once)
+  import NGINX_CONF [OAUTH2_PROXY_CFG …] --out DIR [--force] [--allow-partial]
+                     Translate an nginx configuration (or "nginx -T" output) and oauth2-proxy .cfg files
+                     (and OAUTH2_PROXY_* variables) into DIR/gatehouse.toml + DIR/sites/*.toml, each line
+                     commented with the file:line it came from. Whatever has no equivalent is listed as
+                     file:line: directive: why and nothing is written (exit 1) unless --allow-partial; the
+                     result must pass "check" (exit 2 otherwise); a non-empty DIR needs --force
   demo               Run the built-in demo: https://localhost:8443 in front of an echo backend, behind an
                      embedded identity provider (sign in as alice or bob, any password); writes its
                      self-signed certificate and generated config to ./certs/demo/; /public/ needs no login

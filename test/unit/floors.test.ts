@@ -9,8 +9,9 @@
 //   4  auth/ acme/
 //   5  http/           the request path, the Runtime it reads, the servers and listeners, connection tracking
 //   6  runtime/        composition: createGatehouse's lifecycle, ACME wiring, cluster, signals
-//   7  cli/
-//   8  main.ts
+//   7  import/         `gatehouse import`: the nginx reader and the translation to Gatehouse's files
+//   8  cli/
+//   9  main.ts
 //
 // The import specifiers are read with a regular expression: this is our own source, not untrusted input.
 import assert from 'node:assert/strict';
@@ -26,6 +27,7 @@ const FLOORS: string[][] = [
   ['auth', 'acme'],
   ['http'],
   ['runtime'],
+  ['import'],
   ['cli'],
   ['main.ts'],
 ];

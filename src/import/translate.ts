@@ -1,0 +1,1257 @@
+// nginx + oauth2-proxy → gatehouse.toml and one site file per server block. Every directive ends up in one of three
+// places: a generated line ("# from file:line"), a comment saying why it needs no setting (implied), or the list of
+// refusals (`file:line: directive: why`). Nothing is dropped without a word. The tables of what each directive
+// becomes are in nginx-directives.ts.
+import path from 'node:path';
+import { translateAuthOptions, proxyPort, redirectHost, type Finding } from './auth-options.ts';
+import { escapeRegex, literalPrefix, matcherOf, matcherRegex, type Matcher } from './location-match.ts';
+import { HEADER_VARIABLES, IMPLIED, impliedHeader, REFUSED, ROUTE_KNOBS } from './nginx-directives.ts';
+import type { Directive, NginxConfig } from './nginx-parse.ts';
+import type { OAuth2ProxyConfig } from './oauth2-proxy.ts';
+import { renderToml, formatSource, type Entry, type Source, type Table, type TomlValue } from './toml-writer.ts';
+
+export interface ImportResult {
+  files: { name: string; text: string; mode?: number }[];
+  refused: Finding[];
+  implied: Finding[];
+}
+
+const src = (d: Directive): Source => ({ file: d.file, line: d.line });
+const show = (d: Directive) => [d.name, ...d.args].join(' ');
+
+interface Scope {
+  knobs: Map<string, { value: TomlValue; d: Directive; level: 'http' | 'server' | 'location' }>;
+  headers: Directive[];
+  addHeaders: Directive[];
+  access: Directive[];
+  errorPages: Directive[];
+  limitReq: Directive[];
+  auth?: Directive;
+  root?: Directive;
+  index?: Directive;
+}
+
+const LIST_DIRECTIVES = {
+  proxy_set_header: 'headers',
+  add_header: 'addHeaders',
+  error_page: 'errorPages',
+  limit_req: 'limitReq',
+} as const;
+
+function childScope(s: Scope): Scope {
+  return { ...s, knobs: new Map(s.knobs) };
+}
+
+interface Upstream {
+  d: Directive;
+  servers: string[];
+  lines: Entry[];
+}
+
+interface SiteOut {
+  names: string[];
+  fileName: string;
+  top: Entry[];
+  tls: Entry[];
+  upstreams: Map<string, Entry[]>;
+  routes: Entry[][];
+  auth: Entry[];
+  notes: Entry[];
+  /** auth_request_set variables of the server level: $name → $upstream_http_… */
+  authVars: Map<string, string>;
+  /** Left out for a reason already reported (its protection could not be translated). */
+  leftOut?: boolean;
+}
+
+export interface TranslateOptions {
+  /** The nginx prefix (folder of the main file): relative certificate paths are resolved there. */
+  prefix: string;
+}
+
+export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options: TranslateOptions): ImportResult {
+  const refused: Finding[] = [];
+  const implied: Finding[] = [];
+  const refuse = (d: Directive, why: string, name = d.name) => refused.push({ from: src(d), name, why });
+  const imply = (d: Directive, why: string) => implied.push({ from: src(d), name: d.name, why });
+  const once = new Set<Directive>();
+  const refuseOnce = (d: Directive, why: string) => {
+    if (!once.has(d)) refuse(d, why);
+    once.add(d);
+  };
+
+  /**
+   * What an anonymous request gets where auth_request answers 401: true = the login (error_page 401 to oauth2-proxy's
+   * sign_in or start, directly or through a named location that redirects there), false = the 401 itself (no
+   * error_page for 401, or `=401`): an API route; undefined = something else, refused.
+   */
+  const loginErrorPage = (pages: Directive[], named: Map<string, Directive>): boolean | undefined => {
+    let login: boolean | undefined = false;
+    for (const d of pages) {
+      const codes = d.args.filter((a) => /^\d{3}$/.test(a));
+      if (!codes.includes('401')) {
+        refuseOnce(d, 'error pages are Gatehouse’s own (HTML, or JSON when asked)');
+        continue;
+      }
+      const change = d.args.find((a) => a.startsWith('='));
+      const target = d.args.at(-1) ?? '';
+      const redirectsToLogin = (url: string) => /\/oauth2\/(sign_in|start)\b/.test(url);
+      if (change === '=401') login = false;
+      else if (redirectsToLogin(target)) login = true;
+      else if (target.startsWith('@')) {
+        const ret = named.get(target)?.block?.find((x) => x.name === 'return');
+        login = ret && /^30[1278]$/.test(ret.args[0] ?? '') && redirectsToLogin(ret.args[1] ?? '') ? true : undefined;
+      } else login = undefined;
+      if (codes.length > 1) refuseOnce(d, 'error pages other than 401 are Gatehouse’s own');
+    }
+    return login;
+  };
+  const global = {
+    top: [] as Entry[],
+    https: [] as Entry[],
+    http: [] as Entry[],
+    log: [] as Entry[],
+    proxy: [] as Entry[],
+    acme: [] as Entry[],
+    metrics: [] as Entry[],
+    notes: [] as Entry[],
+  };
+  const httpsListen: { value: string; from: Source }[] = [];
+  const httpListen: { value: string; from: Source }[] = [];
+  const upstreamBlocks = new Map<string, Upstream>();
+  const limitZones = new Map<string, { rate: string; d: Directive }>();
+  const sites: SiteOut[] = [];
+  const secretFiles: ImportResult['files'] = [];
+  const usedCfgs = new Set<OAuth2ProxyConfig>();
+  let usesAcme: Directive | undefined;
+  let proxyProtocol: Directive | undefined;
+
+  const note = (list: Entry[], d: Directive, why: string) => {
+    list.push({ kind: 'comment', text: `${formatSource(src(d))}: ${show(d)}: ${why}` });
+    imply(d, why);
+  };
+
+  const knobValue = (d: Directive, kind: 'duration' | 'size' | 'onoff'): TomlValue | undefined => {
+    const a = d.args[0];
+    if (d.args.length !== 1 || a === undefined) return undefined;
+    if (kind === 'onoff') return a === 'on' ? true : a === 'off' ? false : undefined;
+    if (kind === 'size') {
+      if (a === '0') return '1024g';
+      return /^\d+[kmg]?$/i.test(a) ? a.toLowerCase() : undefined;
+    }
+    if (/^\d+$/.test(a)) return `${a}s`;
+    return /^(\d+(ms|s|m|h|d))+$/.test(a) ? a : undefined;
+  };
+
+  /** Applies a directive valid at http, server and location level to the scope; false when it is none of those. */
+  const applyCommon = (d: Directive, s: Scope, level: 'http' | 'server' | 'location'): boolean => {
+    const knob = ROUTE_KNOBS[d.name];
+    if (knob) {
+      const value = knobValue(d, knob.kind);
+      if (value === undefined) refuse(d, `"${d.args.join(' ')}" is not a value Gatehouse reads for ${knob.key}`);
+      else s.knobs.set(knob.key, { value, d, level });
+      return true;
+    }
+    const list = LIST_DIRECTIVES[d.name as keyof typeof LIST_DIRECTIVES];
+    if (list) {
+      // At http level the list starts empty; server and location levels replace the inherited list themselves.
+      s[list] = [...s[list], d];
+      return true;
+    }
+    switch (d.name) {
+      case 'auth_request':
+        s.auth = d;
+        return true;
+      case 'root':
+        s.root = d;
+        return true;
+      case 'index':
+        s.index = d;
+        return true;
+      case 'allow':
+      case 'deny':
+        s.access = [...s.access, d];
+        return true;
+    }
+    return false;
+  };
+
+  const top: Directive[] = nginx.directives;
+  const walk = (list: Directive[]): void => {
+    for (const d of list) {
+      if (d.name === 'error_page' && !d.args.includes('401'))
+        refuseOnce(d, 'error pages are Gatehouse’s own (HTML, or JSON when asked)');
+      if (d.block && !['map', 'types', 'geo', 'split_clients'].includes(d.name)) walk(d.block);
+    }
+  };
+  walk(top);
+  const httpBlock = top.find((d) => d.name === 'http');
+  const httpScope: Scope = { knobs: new Map(), headers: [], addHeaders: [], access: [], errorPages: [], limitReq: [] };
+  const servers: Directive[] = [];
+  const maps: Directive[] = [];
+
+  for (const d of top) {
+    switch (d.name) {
+      case 'http':
+      case 'events':
+        continue;
+      case 'worker_processes':
+        if (d.args[0] !== 'auto' && !/^[1-9]\d*$/.test(d.args[0] ?? '')) {
+          refuse(d, 'workers is "auto" or a number');
+          continue;
+        }
+        global.top.push({
+          kind: 'key',
+          key: 'workers',
+          value: d.args[0] === 'auto' ? 'auto' : Number(d.args[0]),
+          from: [src(d)],
+        });
+        continue;
+      case 'server':
+        servers.push(d);
+        continue;
+    }
+    if (IMPLIED[d.name]) note(global.notes, d, IMPLIED[d.name]!);
+    else if (!handleHttpLevel(d)) refuse(d, REFUSED[d.name] ?? 'no equivalent in Gatehouse');
+  }
+  for (const d of top.find((x) => x.name === 'events')?.block ?? [])
+    note(global.notes, d, IMPLIED[d.name] ?? 'event loop tuning is Node’s');
+
+  function handleHttpLevel(d: Directive): boolean {
+    if (d.name === 'map') {
+      maps.push(d);
+      return true;
+    }
+    if (d.name === 'upstream') {
+      upstreamBlocks.set(d.args[0]!, readUpstream(d));
+      return true;
+    }
+    if (d.name === 'limit_req_zone') {
+      const zone = d.args
+        .find((a) => a.startsWith('zone='))
+        ?.slice(5)
+        .split(':')[0];
+      const rate = d.args.find((a) => a.startsWith('rate='))?.slice(5);
+      if (!['$binary_remote_addr', '$remote_addr'].includes(d.args[0]!) || !zone || !rate)
+        refuse(d, 'rate limits are per client address ($binary_remote_addr) only');
+      else limitZones.set(zone, { rate, d });
+      return true;
+    }
+    if (d.name === 'access_log') {
+      global.log.push({
+        kind: 'key',
+        key: 'access_log',
+        value: d.args[0] !== 'off',
+        from: [src(d)],
+        note: d.args[0] !== 'off' ? 'one JSON line per request on standard output' : undefined,
+      });
+      return true;
+    }
+    if (d.name === 'set_real_ip_from') {
+      const cidr = d.args[0]!;
+      if (cidr === 'unix:') refuse(d, 'no unix sockets');
+      else global.proxy.push({ kind: 'key', key: 'trusted_proxies', value: [cidr], from: [src(d)] });
+      return true;
+    }
+    return false;
+  }
+
+  for (const d of httpBlock?.block ?? []) {
+    if (d.name === 'server') servers.push(d);
+    else if (applyCommon(d, httpScope, 'http')) continue;
+    else if (handleHttpLevel(d)) continue;
+    else if (IMPLIED[d.name]) note(global.notes, d, IMPLIED[d.name]!);
+    else if (d.name === 'ssl_certificate' || d.name === 'ssl_certificate_key')
+      httpScope.knobs.set(d.name, { value: d.args[0]!, d, level: 'http' });
+    else refuse(d, REFUSED[d.name] ?? 'no equivalent in Gatehouse');
+  }
+  // Merge the trusted_proxies lines into one.
+  const trusted = global.proxy.filter((e) => e.kind === 'key' && e.key === 'trusted_proxies') as Extract<
+    Entry,
+    { kind: 'key' }
+  >[];
+  if (trusted.length > 1) {
+    global.proxy = global.proxy.filter((e) => !trusted.includes(e as never));
+    global.proxy.unshift({
+      kind: 'key',
+      key: 'trusted_proxies',
+      value: trusted.flatMap((t) => t.value as TomlValue[]),
+      from: trusted.flatMap((t) => t.from),
+    });
+  }
+  for (const [key, k] of httpScope.knobs) {
+    if (key.startsWith('ssl_')) continue;
+    global.proxy.push({ kind: 'key', key, value: k.value, from: [src(k.d)] });
+  }
+
+  for (const m of maps) {
+    const [from, to] = m.args;
+    if (from === '$http_upgrade' && to !== undefined)
+      note(global.notes, m, 'the WebSocket Connection map: upgrades are forwarded without it');
+    else refuse(m, 'no variables: map has no equivalent');
+  }
+
+  function readUpstream(d: Directive): Upstream {
+    const up: Upstream = { d, servers: [], lines: [] };
+    let failTimeout: { value: string; d: Directive } | undefined;
+    for (const x of d.block ?? []) {
+      if (x.name === 'server') {
+        const [address, ...params] = x.args;
+        if (!address || address.startsWith('unix:')) {
+          refuse(x, 'unix sockets are not upstreams: listen on 127.0.0.1');
+          continue;
+        }
+        let down = false;
+        for (const p of params) {
+          const [k, v] = p.split('=');
+          if (k === 'fail_timeout') failTimeout = { value: /^\d+$/.test(v!) ? `${v}s` : v!, d: x };
+          else if (k === 'max_fails') imply(x, 'max_fails: one refused connection takes a server out for fail_timeout');
+          else if (k === 'weight' && v === '1') continue;
+          else if (k === 'down') down = true;
+          else refuse(x, `server parameter "${p}": round-robin over equal servers only`, 'server');
+        }
+        if (!down) up.servers.push(address);
+        continue;
+      }
+      if (x.name === 'keepalive' && /^[1-9]\d*$/.test(x.args[0] ?? '')) {
+        up.lines.push({
+          kind: 'key',
+          key: 'keepalive',
+          value: Number(x.args[0]),
+          from: [src(x)],
+          note: 'connections per server, and the most requests it runs at once',
+        });
+        continue;
+      }
+      if (x.name === 'keepalive_timeout' || x.name === 'keepalive_requests') {
+        up.lines.push({
+          kind: 'comment',
+          text: `${formatSource(src(x))}: ${show(x)}: idle upstream connections are kept by undici`,
+        });
+        continue;
+      }
+      refuse(
+        x,
+        x.name === 'least_conn' || x.name === 'ip_hash' || x.name === 'hash'
+          ? 'round-robin only'
+          : (REFUSED[x.name] ?? 'no equivalent in an upstream group'),
+      );
+    }
+    if (failTimeout)
+      up.lines.push({ kind: 'key', key: 'fail_timeout', value: failTimeout.value, from: [src(failTimeout.d)] });
+    return up;
+  }
+
+  // Port-80 servers that only send everyone to HTTPS, and default servers that only refuse, need no site.
+  const isHttpsRedirect = (d: Directive): boolean =>
+    d.name === 'return' &&
+    ['301', '302', '307', '308'].includes(d.args[0]!) &&
+    /^https:\/\/(\$host|\$server_name|\$http_host|[a-z0-9.-]+)(:\d+)?\$request_uri$/i.test(d.args[1] ?? '');
+
+  const siteNames = new Map<string, Directive>();
+  for (const server of servers) translateServer(server);
+
+  function listenOf(d: Directive): { address?: string; ssl: boolean; defaultServer: boolean } {
+    const [spec, ...params] = d.args;
+    let address: string | undefined;
+    if (spec === undefined || spec.startsWith('unix:')) refuse(d, 'listen on a unix socket has no equivalent');
+    else if (/^\d+$/.test(spec)) address = `0.0.0.0:${spec}`;
+    else if (/^\*:\d+$/.test(spec)) address = `0.0.0.0:${spec.slice(2)}`;
+    else if (/^(\[[0-9a-f:.]+\]|[0-9.]+|localhost):\d+$/i.test(spec)) address = spec;
+    else if (/^(\[[0-9a-f:.]+\]|[0-9.]+)$/i.test(spec)) address = `${spec}:80`;
+    else refuse(d, `"${spec}" is not an address Gatehouse listens on (IP:port)`);
+    let ssl = false;
+    let defaultServer = false;
+    for (const p of params) {
+      if (p === 'ssl') ssl = true;
+      else if (p === 'default_server' || p === 'default') defaultServer = true;
+      else if (
+        p === 'http2' ||
+        p === 'reuseport' ||
+        p.startsWith('backlog=') ||
+        p.startsWith('ipv6only=') ||
+        p === 'deferred' ||
+        p.startsWith('so_keepalive=') ||
+        p.startsWith('fastopen=')
+      )
+        continue;
+      else if (p === 'proxy_protocol') proxyProtocol ??= d;
+      else if (p === 'quic' || p === 'http3') refuse(d, 'no HTTP/3 (QUIC)');
+      else refuse(d, `listen parameter "${p}" has no equivalent`);
+    }
+    return { address, ssl, defaultServer };
+  }
+
+  function translateServer(server: Directive): void {
+    const s = childScope(httpScope);
+    const locations: Directive[] = [];
+    const listens: Directive[] = [];
+    const names: { name: string; d: Directive }[] = [];
+    const rest: Directive[] = [];
+    let cert: Directive | undefined = httpScope.knobs.get('ssl_certificate')?.d;
+    let key: Directive | undefined = httpScope.knobs.get('ssl_certificate_key')?.d;
+    const site: SiteOut = {
+      names: [],
+      fileName: '',
+      top: [],
+      tls: [],
+      upstreams: new Map(),
+      routes: [],
+      auth: [],
+      notes: [],
+      authVars: new Map(),
+    };
+    const serverLevelLists = new Set<string>();
+    const ownTls = new Map<string, Directive>();
+    for (const d of server.block ?? []) {
+      if (d.name === 'location') locations.push(d);
+      else if (d.name === 'listen') listens.push(d);
+      else if (d.name === 'server_name') for (const name of d.args) names.push({ name, d });
+      else if ((d.name === 'ssl_certificate' || d.name === 'ssl_certificate_key') && ownTls.has(d.name))
+        refuse(d, 'one certificate and key per site (nginx can serve an RSA and an ECDSA one side by side)');
+      else if (d.name === 'ssl_certificate') ownTls.set(d.name, (cert = d));
+      else if (d.name === 'ssl_certificate_key') ownTls.set(d.name, (key = d));
+      else if (d.name === 'auth_request_set') {
+        const [name, value] = d.args;
+        if (name && value) site.authVars.set(name, value.toLowerCase());
+        note(site.notes, d, 'Gatehouse sets the identity headers itself');
+      } else if (d.name in LIST_DIRECTIVES && !serverLevelLists.has(d.name)) {
+        serverLevelLists.add(d.name);
+        s[LIST_DIRECTIVES[d.name as keyof typeof LIST_DIRECTIVES]] = [d];
+      } else if (d.name in LIST_DIRECTIVES) s[LIST_DIRECTIVES[d.name as keyof typeof LIST_DIRECTIVES]].push(d);
+      else if (d.name === 'allow' || d.name === 'deny') {
+        if (!serverLevelLists.has('access')) s.access = [];
+        serverLevelLists.add('access');
+        s.access.push(d);
+      } else if (!applyCommon(d, s, 'server')) rest.push(d);
+      if (d.name === 'auth_request' || (d.name === 'error_page' && d.args.includes('401')))
+        note(
+          site.notes,
+          d,
+          d.name === 'auth_request' ? 'the site’s [auth]' : 'anonymous page loads get the login (302), API calls 401',
+        );
+    }
+    const parsedListens = listens.map((d) => ({ d, ...listenOf(d) }));
+    const ssl = parsedListens.filter((l) => l.ssl);
+    const plain = parsedListens.filter((l) => !l.ssl);
+    if (listens.length === 0) plain.push({ d: server, address: '0.0.0.0:80', ssl: false, defaultServer: false });
+
+    const realNames = names.filter((n) => n.name !== '_' && n.name !== '' && n.name !== 'localhost');
+    // A server that only refuses or redirects every request to HTTPS needs no site.
+    const contentDirectives = [...rest, ...locations];
+    const onlyRedirects = (list: Directive[]): boolean =>
+      list.every(
+        (d) =>
+          isHttpsRedirect(d) ||
+          (d.name === 'return' && ['404', '444'].includes(d.args[0]!)) ||
+          (d.name === 'if' && /^\(\$(host|server_name)$/.test(d.args[0] ?? '') && onlyRedirects(d.block ?? [])) ||
+          (d.name === 'location' && d.args.at(-1) === '/' && onlyRedirects(d.block ?? [])) ||
+          (d.name === 'location' && d.args.at(-1) === '/.well-known/acme-challenge/'),
+      );
+    if (ssl.length === 0) {
+      if (!onlyRedirects(contentDirectives)) {
+        refuse(
+          server,
+          'a plain-HTTP server with content: Gatehouse serves sites over HTTPS and redirects plain HTTP there',
+        );
+        return;
+      }
+      for (const l of plain) if (l.address) httpListen.push({ value: l.address, from: src(l.d) });
+      for (const d of contentDirectives)
+        note(
+          global.notes,
+          d,
+          d.name === 'location' && d.args.at(-1) === '/.well-known/acme-challenge/'
+            ? 'ACME HTTP-01 challenges are answered on [http] listen'
+            : 'the [http] listeners redirect every configured name to HTTPS (308), unknown names get 404',
+        );
+      for (const n of names) imply(n.d, 'names of a redirecting server');
+      return;
+    }
+    for (const l of ssl) if (l.address) httpsListen.push({ value: l.address, from: src(l.d) });
+    if (plain.length > 0 && listens.length > 0)
+      for (const l of plain) {
+        // Reported (the content is no longer served over plain HTTP), and the address still redirects to HTTPS.
+        if (l.address) httpListen.push({ value: l.address, from: src(l.d) });
+        refuse(
+          l.d,
+          'plain HTTP on a server with content: Gatehouse redirects plain HTTP to HTTPS ([http] listen) instead',
+        );
+      }
+    if (realNames.length === 0) {
+      if (onlyRedirects(contentDirectives) || contentDirectives.every((d) => d.name === 'return'))
+        for (const d of [...contentDirectives, ...names.map((n) => n.d)])
+          note(global.notes, d, 'without default_site, a handshake for a name no site has is refused');
+      else refuse(server, 'a server without a server_name: name the site (default_site picks the default)');
+      return;
+    }
+    // server_name: exact and *.wildcard names; ".example.com" is both; regular expressions are refused.
+    const serverNames: string[] = [];
+    for (const { name, d } of realNames) {
+      if (name.startsWith('~')) refuse(d, `"${name}": no regular-expression server names`, 'server_name');
+      else if (name.startsWith('.')) serverNames.push(name.slice(1), `*${name}`);
+      else if (name.endsWith('.*')) refuse(d, `"${name}": no trailing wildcards`, 'server_name');
+      else serverNames.push(name.toLowerCase());
+    }
+    const taken = serverNames.find((n) => siteNames.has(n));
+    if (taken) {
+      refuse(
+        server,
+        `"${taken}" is already a site (${formatSource(src(siteNames.get(taken)!))}): nginx ignores this server for it`,
+      );
+      return;
+    }
+    for (const n of serverNames) siteNames.set(n, server);
+    site.names = serverNames;
+    site.top.push({
+      kind: 'key',
+      key: 'server_names',
+      value: serverNames,
+      from: dedupe(realNames.map((n) => src(n.d))),
+    });
+    if (ssl.some((l) => l.defaultServer))
+      global.https.push({
+        kind: 'key',
+        key: 'default_site',
+        value: serverNames[0]!,
+        from: [src(ssl.find((l) => l.defaultServer)!.d)],
+      });
+
+    // TLS: certbot's live folder → acme = true (Gatehouse takes over renewal; certbot's webroot would no longer be reached).
+    if (!cert || !key) {
+      refuse(server, 'listen … ssl without ssl_certificate and ssl_certificate_key');
+      return;
+    }
+    const certPath = path.resolve(options.prefix, cert.args[0]!);
+    const keyPath = path.resolve(options.prefix, key.args[0]!);
+    if (certPath.startsWith('/etc/letsencrypt/live/')) {
+      usesAcme ??= cert;
+      site.tls.push(
+        {
+          kind: 'comment',
+          text: `${formatSource(src(cert))}: certbot's certificate; Gatehouse obtains and renews it itself (ACME HTTP-01)`,
+        },
+        {
+          kind: 'comment',
+          text: `to keep certbot's files instead: cert = "${certPath}", key = "${keyPath}" (and renew with a reload)`,
+        },
+        { kind: 'key', key: 'acme', value: true, from: [src(cert), src(key)] },
+      );
+    } else {
+      site.tls.push({ kind: 'key', key: 'cert', value: certPath, from: [src(cert)] });
+      site.tls.push({ kind: 'key', key: 'key', value: keyPath, from: [src(key)] });
+      if (/\/(fullchain|cert)\.pem$/.test(certPath))
+        site.tls.push({
+          kind: 'comment',
+          text: 'or let Gatehouse obtain and renew it (ACME HTTP-01): acme = true instead of cert and key',
+        });
+    }
+
+    for (const d of rest) {
+      if (d.name === 'return' && locations.length === 0 && ['301', '302', '307', '308'].includes(d.args[0]!)) {
+        site.routes.push([
+          { kind: 'key', key: 'path', value: '/', from: [src(d)] },
+          { kind: 'key', key: 'redirect', value: d.args[1]!, from: [src(d)] },
+          { kind: 'key', key: 'status', value: Number(d.args[0]), from: [src(d)] },
+        ]);
+      } else if (d.name === 'http2') note(site.notes, d, IMPLIED.http2!);
+      else if (IMPLIED[d.name]) note(site.notes, d, IMPLIED[d.name]!);
+      else refuse(d, REFUSED[d.name] ?? 'no equivalent in Gatehouse');
+    }
+
+    let fileName = serverNames[0]!.replace(/^\*\./, '_wildcard.');
+    while (sites.some((x) => x.fileName === fileName)) fileName += '_';
+    site.fileName = fileName;
+    const secretsBefore = secretFiles.length;
+    translateLocations(server, s, locations, site);
+    if (site.routes.length === 0) {
+      if (!site.leftOut) refuse(server, 'no location Gatehouse can serve: a site needs at least one route');
+      for (const n of serverNames) siteNames.delete(n);
+      secretFiles.splice(secretsBefore);
+      return;
+    }
+    sites.push(site);
+  }
+
+  function translateLocations(server: Directive, s: Scope, locations: Directive[], site: SiteOut): void {
+    const matchers = new Map(locations.map((l) => [l, matcherOf(l)] as const));
+    const named = new Map(locations.filter((l) => matchers.get(l)?.kind === 'named').map((l) => [l.args[0]!, l]));
+    const scopes = new Map<Directive, Scope>();
+    const oauth2Locations = new Set<Directive>();
+    let proxyAddress: string | undefined;
+    // A nested location inherits from the one around it (nginx): it is walked as one more location, with that scope.
+    const parentOf = new Map<Directive, Directive>();
+    locations = [...locations];
+    for (const l of locations) {
+      const m = matchers.get(l);
+      if (!m) {
+        refuse(l, `location "${l.args.join(' ')}" is not a form Gatehouse reads`);
+        continue;
+      }
+      const parent = parentOf.get(l);
+      const ls = childScope(parent ? scopes.get(parent)! : s);
+      const own = new Set<string>();
+      for (const d of l.block ?? []) {
+        const list = LIST_DIRECTIVES[d.name as keyof typeof LIST_DIRECTIVES];
+        if (list) {
+          if (!own.has(list)) ls[list] = [];
+          own.add(list);
+          ls[list] = [...ls[list], d];
+        } else if (d.name === 'allow' || d.name === 'deny') {
+          if (!own.has('access')) ls.access = [];
+          own.add('access');
+          ls.access = [...ls.access, d];
+        } else applyCommon(d, ls, 'location');
+      }
+      scopes.set(l, ls);
+      for (const child of (l.block ?? []).filter((d) => d.name === 'location')) {
+        parentOf.set(child, l);
+        matchers.set(child, matcherOf(child));
+        locations.push(child);
+      }
+      if (m.kind !== 'named' && m.path.startsWith('/oauth2/')) {
+        oauth2Locations.add(l);
+        const pass = l.block?.find((d) => d.name === 'proxy_pass');
+        if (pass) proxyAddress ??= pass.args[0];
+      }
+    }
+    // The auth_request target and every /oauth2/ location are oauth2-proxy's: Gatehouse answers /oauth2/* itself.
+    const authTargets = new Set(
+      [...scopes.values()]
+        .map((x) => x.auth)
+        .filter((a) => a && a.args[0] !== 'off')
+        .map((a) => a!.args[0]!),
+    );
+    for (const target of authTargets) {
+      const l = locations.find((x) => matchers.get(x)?.kind !== 'regex' && matchers.get(x)?.path === target);
+      const pass = l?.block?.find((d) => d.name === 'proxy_pass');
+      const isOAuth2 = target.startsWith('/oauth2/') || (pass && /\/oauth2\/auth$/.test(pass.args[0] ?? ''));
+      if (!l || !isOAuth2) {
+        for (const xs of scopes.values())
+          if (xs.auth?.args[0] === target)
+            refuse(
+              xs.auth,
+              `auth_request to ${target}: only oauth2-proxy's /oauth2/auth is translated; the site is left out (it would be open)`,
+            );
+        site.routes = [];
+        site.leftOut = true;
+        return;
+      }
+      oauth2Locations.add(l);
+      if (pass) proxyAddress ??= pass.args[0];
+    }
+    for (const l of oauth2Locations)
+      (site.notes.push({
+        kind: 'comment',
+        text: `${formatSource(src(l))}: location ${l.args.join(' ')}: oauth2-proxy's endpoint; Gatehouse answers /oauth2/* itself ([auth])`,
+      }),
+        imply(l, 'oauth2-proxy endpoint: answered by Gatehouse ([auth])'));
+
+    const routeLocations = locations.filter(
+      (l) => !oauth2Locations.has(l) && matchers.get(l) && matchers.get(l)!.kind !== 'named',
+    );
+    // deny_paths answer 403 before auth: such a location needs no login and no exclusion from skip rules.
+    const denyOnly = (l: Directive) => {
+      const meaningful = (l.block ?? []).filter((d) => !['access_log', 'log_not_found'].includes(d.name));
+      return (
+        meaningful.length > 0 &&
+        meaningful.every(
+          (d) => (d.name === 'deny' && d.args[0] === 'all') || (d.name === 'return' && d.args[0] === '403'),
+        )
+      );
+    };
+    const authed = (l: Directive) => {
+      const a = scopes.get(l)!.auth;
+      return a !== undefined && a.args[0] !== 'off';
+    };
+    const siteHasAuth = routeLocations.some(authed);
+    const skipRoutes: { value: string; from: Source }[] = [];
+    const apiRoutes: { value: string; from: Source }[] = [];
+    const denyPaths: { value: string; from: Source }[] = [];
+    const flags = {
+      pass_authorization_header: undefined as Source | undefined,
+      pass_access_token: undefined as Source | undefined,
+    };
+    const routeBodies = new Map<Directive, Entry[]>();
+
+    // Server-level add_header / proxy_set_header / allow+deny / limit_req → site settings.
+    const siteHeaders = responseHeaders(s.addHeaders, site, true);
+    if (siteHeaders) site.top.push(siteHeaders);
+    const siteIp = ipRules(s.access);
+    if (siteIp) site.top.push(siteIp);
+    const siteRate = rateLimit(s.limitReq);
+    if (siteRate) site.top.push(siteRate);
+
+    for (const l of routeLocations) {
+      const m = matchers.get(l)!;
+      const ls = scopes.get(l)!;
+      const body = l.block ?? [];
+      // A location that only denies is a deny_paths rule (403 before routing).
+      if (denyOnly(l)) {
+        // Nested in a prefix location, a regex applies only under that prefix.
+        const outer = parentOf.get(l) && matchers.get(parentOf.get(l)!);
+        const regex = matcherRegex(m);
+        const value =
+          m.kind === 'regex' && outer?.kind === 'prefix'
+            ? `^(?=${escapeRegex(outer.path)})${regex.startsWith('^') ? `(?:${regex})` : `[^]*?(?:${regex})`}`
+            : regex;
+        if (validRegex(value)) denyPaths.push({ value, from: src(l) });
+        else
+          refuse(l, `"${m.path}" is a PCRE expression JavaScript's RegExp does not read: write it as one`, 'location');
+        continue;
+      }
+      const prefix = m.kind === 'prefix' ? m.path : literalPrefix(m);
+      if (m.kind === 'regex' && prefix === undefined) {
+        refuse(
+          l,
+          'routes match path prefixes: a regular-expression location translates only when it denies (deny_paths)',
+          'location',
+        );
+        continue;
+      }
+      const entries = routeEntries(l, ls, site, m.kind === 'exact' ? m.path : prefix!, flags);
+      if (!entries) continue;
+      if (m.kind === 'exact') {
+        // Routes are prefixes: an exact location is kept only where the route that would take its path does the same.
+        const cover = routeLocations
+          .filter((x) => matchers.get(x)!.kind === 'prefix' && m.path.startsWith(matchers.get(x)!.path))
+          .sort((a, b) => matchers.get(b)!.path.length - matchers.get(a)!.path.length)[0];
+        const coverBody = cover && routeBodies.get(cover);
+        const same = (a: Entry[], b: Entry[]) =>
+          JSON.stringify(
+            a
+              .filter((e) => e.kind === 'key' && e.key !== 'path')
+              .map((e) => [(e as { key: string }).key, (e as { value: unknown }).value]),
+          ) ===
+          JSON.stringify(
+            b
+              .filter((e) => e.kind === 'key' && e.key !== 'path')
+              .map((e) => [(e as { key: string }).key, (e as { value: unknown }).value]),
+          );
+        if (!cover || !coverBody || !same(entries, coverBody)) {
+          refuse(
+            l,
+            `routes are prefixes: "= ${m.path}" would also take ${m.path}…; it translates only when the prefix location around it does the same`,
+            'location',
+          );
+          continue;
+        }
+      } else {
+        routeBodies.set(l, entries);
+        site.routes.push(entries);
+      }
+      if (siteHasAuth && !authed(l)) skipRoutes.push({ value: skipRegex(m, l), from: src(ls.auth ?? l) });
+      if (authed(l)) {
+        const login = loginErrorPage(ls.errorPages, named);
+        if (login === undefined) {
+          for (const d of ls.errorPages)
+            refuseOnce(d, 'error_page for 401 to something other than oauth2-proxy’s sign-in');
+        } else if (!login) apiRoutes.push({ value: matcherRegex(m), from: src(ls.errorPages[0] ?? ls.auth!) });
+      }
+    }
+    for (const n of named.values())
+      if (![...scopes.values()].some((x) => x.errorPages.some((e) => e.args.at(-1) === n.args[0])))
+        refuse(n, 'a named location no error_page uses');
+      else if ((n.block ?? []).some((x) => x.name === 'return' && /\/oauth2\/(sign_in|start)\b/.test(x.args[1] ?? '')))
+        note(site.notes, n, 'the login redirect of an error_page: Gatehouse redirects to the login itself');
+
+    function skipRegex(m: Matcher, l: Directive): string {
+      // Fail closed: a longer location inside this one that needs the login, or any regex location that does
+      // (nginx tries regexes after prefixes), is excluded from the skip rule.
+      const inner = routeLocations
+        .filter((x) => x !== l && authed(x) && !denyOnly(x))
+        .map((x) => matchers.get(x)!)
+        .filter((x) => x.kind === 'regex' || (m.kind !== 'regex' && x.path.startsWith(m.path) && x.path !== m.path))
+        .map((x) =>
+          x.kind === 'regex'
+            ? x.path.startsWith('^')
+              ? matcherRegex(x)
+              : `[^]*?${matcherRegex(x)}`
+            : matcherRegex(x).slice(1),
+        );
+      const base = matcherRegex(m);
+      if (inner.length === 0) return base;
+      return `^(?!${inner.join('|')})${base.startsWith('^') ? base.slice(1) : `[^]*?${base}`}`;
+    }
+
+    if (denyPaths.length > 0)
+      site.top.push({
+        kind: 'key',
+        key: 'deny_paths',
+        value: denyPaths.map((d) => d.value),
+        from: denyPaths.map((d) => d.from),
+      });
+    const hsts = hstsOf([
+      ...s.addHeaders,
+      ...routeLocations.flatMap((l) => (l.block ?? []).filter((d) => d.name === 'add_header')),
+    ]);
+    if (hsts) site.top.push(hsts);
+
+    if (!siteHasAuth) {
+      if (oauth2Locations.size > 0)
+        site.notes.push({ kind: 'comment', text: 'no location asks for auth_request: the site is public' });
+      return;
+    }
+    // [auth] from the oauth2-proxy configuration this server sends auth_request to.
+    const port = proxyAddress && /:(\d+)/.exec(proxyAddress)?.[1];
+    const cfg =
+      cfgs.find((c) => redirectHost(c) !== undefined && site.names.includes(redirectHost(c)!)) ??
+      (port ? cfgs.find((c) => proxyPort(c) === port) : undefined) ??
+      (cfgs.length === 1 ? cfgs[0] : undefined);
+    if (!cfg) {
+      refuse(
+        server,
+        `auth_request to oauth2-proxy${proxyAddress ? ` at ${proxyAddress}` : ''} but no oauth2-proxy .cfg (or OAUTH2_PROXY_* variables) for it: the site is left out (it would be open)`,
+        'server',
+      );
+      site.routes = [];
+      site.leftOut = true;
+      return;
+    }
+    usedCfgs.add(cfg);
+    const t = translateAuthOptions(cfg);
+    refused.push(...t.refused);
+    implied.push(...t.implied);
+    for (const f of t.implied)
+      site.notes.push({ kind: 'comment', text: `${formatSource(f.from)}: ${f.name}: ${f.why}` });
+    for (const g of t.global) {
+      const [table, key] = g.key.split('.') as [keyof typeof global, string];
+      if (!global[table].some((e) => e.kind === 'key' && e.key === key))
+        global[table].push({ kind: 'key', key, value: g.value, from: [g.from] });
+    }
+    const lines = new Map(t.lines.map((l) => [l.key, l] as const));
+    for (const [key, secret] of t.secrets) {
+      const file = `secrets/${site.fileName}.${key}`;
+      secretFiles.push({ name: file, text: `${secret.value}\n`, mode: 0o600 });
+      lines.set(key, { key, value: `\${file:${file}}`, from: secret.from, note: 'the value is in that file (0600)' });
+    }
+    for (const [flag, from] of Object.entries(flags))
+      if (from && !lines.has(flag))
+        lines.set(flag, { key: flag, value: true, from, note: 'the nginx config passed it on (auth_request_set)' });
+    const merged = (key: string, extra: { value: string; from: Source }[]) => {
+      const had = lines.get(key);
+      const values = [...((had?.value as string[] | undefined) ?? []), ...extra.map((e) => e.value)];
+      const nginxLines = (had ? extra : extra.slice(1)).map((e) => formatSource(e.from));
+      const note = nginxLines.length > 0 ? `and ${nginxLines.join(', ')}` : had?.note;
+      if (values.length > 0) lines.set(key, { key, value: values, from: had ? had.from : extra[0]!.from, note });
+    };
+    merged('skip_auth_routes', skipRoutes);
+    merged('api_routes', apiRoutes);
+    const order = ['provider', 'oidc_issuer_url', 'client_id', 'client_secret', 'redirect_url', 'cookie_secret'];
+    const keys = [...order.filter((k) => lines.has(k)), ...[...lines.keys()].filter((k) => !order.includes(k))];
+    for (const k of keys) {
+      const l = lines.get(k)!;
+      site.auth.push({ kind: 'key', key: l.key, value: l.value, from: [l.from], note: l.note });
+    }
+  }
+
+  function routeEntries(
+    l: Directive,
+    ls: Scope,
+    site: SiteOut,
+    routePath: string,
+    flags: Record<string, Source | undefined>,
+  ): Entry[] | undefined {
+    const e: Entry[] = [{ kind: 'key', key: 'path', value: routePath, from: [src(l)] }];
+    const actions: Directive[] = [];
+    let failed = false;
+    const authVars = new Map(site.authVars);
+    let healthCheck: Directive | undefined;
+    for (const d of l.block ?? []) {
+      if (d.name === 'auth_request_set') {
+        const [name, value] = d.args;
+        if (name && value) authVars.set(name, value.toLowerCase());
+        note(
+          e,
+          d,
+          'Gatehouse sets the identity headers itself (set_xauthrequest, pass_user_headers, pass_access_token, pass_authorization_header)',
+        );
+        continue;
+      }
+      if (d.name === 'proxy_pass' || d.name === 'return') {
+        actions.push(d);
+        continue;
+      }
+      if (d.name === 'auth_request') {
+        note(e, d, d.args[0] === 'off' ? 'skip_auth_routes in [auth]' : 'the site’s [auth] covers this route');
+        continue;
+      }
+      if (d.name === 'error_page' && d.args.includes('401')) {
+        note(
+          e,
+          d,
+          d.args.includes('=401')
+            ? 'an API route: anonymous requests get 401, never the login ([auth] api_routes)'
+            : 'anonymous page loads get the login (302), API calls 401',
+        );
+        continue;
+      }
+      if (ROUTE_KNOBS[d.name] || d.name in LIST_DIRECTIVES || ['root', 'index', 'allow', 'deny'].includes(d.name))
+        continue;
+      if (d.name === 'location') continue; // its own route, walked with this one's settings
+      if (d.name === 'proxy_pass_request_body' || (d.name === 'proxy_redirect' && d.args[0] === 'off')) {
+        note(
+          e,
+          d,
+          d.name === 'proxy_redirect'
+            ? 'upstream Location headers are passed as they are'
+            : 'request bodies are passed',
+        );
+        continue;
+      }
+      if (d.name === 'if' && /\$auth_cookie/.test(d.args.join(' '))) {
+        note(e, d, 'the session cookie is Gatehouse’s own');
+        continue;
+      }
+      if (d.name === 'add_header') continue;
+      if (d.name === 'health_check') {
+        healthCheck = d;
+        continue;
+      }
+      if (IMPLIED[d.name]) note(e, d, IMPLIED[d.name]!);
+      else refuse(d, REFUSED[d.name] ?? 'no equivalent in Gatehouse');
+    }
+    if (failed) return undefined;
+    if (actions.length > 1) {
+      refuse(actions[1]!, 'a location with several actions');
+      return undefined;
+    }
+    const action = actions[0];
+    if (action?.name === 'proxy_pass') {
+      const target = action.args[0] ?? '';
+      const url = /^(https?):\/\/([^/]+)(\/.*)?$/.exec(target);
+      if (!url || target.includes('$') || url[2]!.startsWith('unix:')) {
+        refuse(
+          action,
+          `proxy_pass ${target}: upstreams are http:// or https:// with a host (no variables, no unix sockets)`,
+        );
+        return undefined;
+      }
+      const [, scheme, host, uri] = url;
+      const group = upstreamBlocks.get(host!);
+      if (group) {
+        if (!site.upstreams.has(host!)) {
+          const body: Entry[] = [
+            { kind: 'key', key: 'servers', value: group.servers.map((x) => `${scheme}://${x}`), from: [src(group.d)] },
+            ...group.lines,
+          ];
+          site.upstreams.set(host!, body);
+        }
+        e.push({ kind: 'key', key: 'upstream', value: host!, from: [src(action)] });
+        if (healthCheck) {
+          const entry = activeHealthCheck(healthCheck);
+          const body = site.upstreams.get(host!)!;
+          if (entry && !body.some((x) => x.kind === 'key' && x.key === 'health_check')) body.push(entry);
+        }
+      } else {
+        e.push({ kind: 'key', key: 'upstream', value: `${scheme}://${host}`, from: [src(action)] });
+        if (healthCheck)
+          refuse(healthCheck, 'active health checks are per upstream group: proxy_pass to an upstream {} block');
+      }
+      if (uri !== undefined && uri !== routePath)
+        e.push({
+          kind: 'key',
+          key: 'rewrite_prefix',
+          value: uri,
+          from: [src(action)],
+          note: `${routePath} is replaced by ${uri} for the upstream`,
+        });
+    } else if (action?.name === 'return') {
+      const [code, url] = action.args;
+      if (['301', '302', '307', '308'].includes(code!) && url) {
+        e.push(
+          { kind: 'key', key: 'redirect', value: url, from: [src(action)] },
+          { kind: 'key', key: 'status', value: Number(code), from: [src(action)] },
+        );
+      } else if (/^[2-5]\d\d$/.test(code!) && url === undefined && code !== '444') {
+        e.push({ kind: 'key', key: 'status', value: Number(code), from: [src(action)] });
+      } else {
+        refuse(action, 'return with a body or 444: status routes answer with Gatehouse’s page for that status');
+        return undefined;
+      }
+    } else if (ls.root) {
+      e.push({ kind: 'key', key: 'root', value: path.resolve(options.prefix, ls.root.args[0]!), from: [src(ls.root)] });
+      if (ls.index) e.push({ kind: 'key', key: 'index', value: ls.index.args, from: [src(ls.index)] });
+    } else {
+      refuse(l, 'no proxy_pass, return or root: nginx would serve files from its default root', 'location');
+      return undefined;
+    }
+    if (action?.name === 'proxy_pass' && ls.root && (l.block ?? []).includes(ls.root))
+      note(e, ls.root, 'not used beside proxy_pass');
+    if (action?.name === 'proxy_pass' && ls.index && (l.block ?? []).includes(ls.index))
+      note(e, ls.index, 'not used beside proxy_pass');
+    for (const [key, k] of ls.knobs)
+      if (k.level !== 'http') e.push({ kind: 'key', key, value: k.value, from: [src(k.d)] });
+    // Request headers: what Gatehouse sets anyway is a comment; identity headers come from [auth]; the rest is request_headers.
+    const headers: Record<string, string> = {};
+    const headerFrom: Source[] = [];
+    for (const d of ls.headers) {
+      const [name, value = ''] = d.args;
+      if (!name) continue;
+      const own = (l.block ?? []).includes(d);
+      const why = impliedHeader(name, value, site.names);
+      const authVar = /^\$([a-z0-9_]+)$/i.exec(value)?.[1];
+      const fromAuth = authVar ? authVars.get(`$${authVar}`) : undefined;
+      if (why) {
+        if (own) note(e, d, why);
+        else imply(d, why);
+      } else if (fromAuth !== undefined) {
+        const lower = name.toLowerCase();
+        if (lower === 'authorization' && fromAuth === '$upstream_http_authorization')
+          flags.pass_authorization_header ??= src(d);
+        else if (
+          /^x-(auth-request|forwarded)-access-token$/.test(lower) &&
+          fromAuth === '$upstream_http_x_auth_request_access_token'
+        )
+          flags.pass_access_token ??= src(d);
+        else if (
+          fromAuth === `$upstream_http_${lower.replace(/-/g, '_')}` &&
+          /^x-auth-request-(user|email|preferred-username|groups)$/.test(lower)
+        )
+          imply(d, 'set_xauthrequest');
+        else {
+          refuse(
+            d,
+            `the upstream gets the identity as X-Auth-Request-* / X-Forwarded-* headers ([auth] set_xauthrequest, pass_user_headers), not as ${name}`,
+          );
+          continue;
+        }
+        note(e, d, 'identity headers come from [auth]');
+      } else {
+        const vars = [...value.matchAll(/\$\{?([a-z0-9_]+)\}?/gi)].map((v) => v[1]!.toLowerCase());
+        const unknown = vars.find((v) => !HEADER_VARIABLES.test(v));
+        if (unknown)
+          refuse(
+            d,
+            `$${unknown}: request_headers take $remote_addr $host $scheme $request_uri $proxy_add_x_forwarded_for $http_NAME $server_name`,
+          );
+        else {
+          headers[name] = value;
+          headerFrom.push(src(d));
+        }
+      }
+    }
+    if (Object.keys(headers).length > 0)
+      e.push({ kind: 'key', key: 'request_headers', value: headers, from: headerFrom });
+    // Only the location's own add_header / allow / limit_req: the server's are site settings.
+    const own = (d: Directive) => (l.block ?? []).includes(d);
+    const rh = responseHeaders(ls.addHeaders.filter(own), site, false);
+    if (rh) e.push(rh);
+    const ip = ipRules(ls.access.filter(own));
+    if (ip) e.push(ip);
+    const rate = rateLimit(ls.limitReq.filter(own));
+    if (rate) e.push(rate);
+    return e;
+  }
+
+  /** nginx Plus `health_check [interval=5] [fails=1] [passes=1] [uri=/]` → the group's health_check (nginx's defaults). */
+  function activeHealthCheck(d: Directive): Entry | undefined {
+    const p = new Map(d.args.map((a) => a.split('=', 2) as [string, string]));
+    const unknown = [...p.keys()].find((k) => !['interval', 'fails', 'passes', 'uri'].includes(k));
+    if (unknown) {
+      refuse(d, `health_check parameter "${unknown}" has no equivalent (path, interval, healthy, unhealthy)`);
+      return undefined;
+    }
+    const interval = p.get('interval') ?? '5';
+    return {
+      kind: 'key',
+      key: 'health_check',
+      value: {
+        path: p.get('uri') ?? '/',
+        interval: /^\d+$/.test(interval) ? `${interval}s` : interval,
+        healthy: Number(p.get('passes') ?? 1),
+        unhealthy: Number(p.get('fails') ?? 1),
+      },
+      from: [src(d)],
+    };
+  }
+
+  function responseHeaders(list: Directive[], _site: SiteOut, _siteLevel: boolean): Entry | undefined {
+    const headers: Record<string, string> = {};
+    const from: Source[] = [];
+    for (const d of list) {
+      const [name, value = ''] = d.args;
+      if (!name || name.toLowerCase() === 'strict-transport-security') continue;
+      if (name.toLowerCase() === 'set-cookie' && value.startsWith('$auth_cookie')) {
+        imply(d, 'the session cookie is Gatehouse’s own');
+        continue;
+      }
+      if (value.includes('$')) {
+        refuseOnce(d, 'response header values are text, without variables');
+        continue;
+      }
+      headers[name] = value;
+      from.push(src(d));
+    }
+    return from.length > 0
+      ? { kind: 'key', key: 'response_headers', value: headers, from, note: 'on every response (nginx "always")' }
+      : undefined;
+  }
+
+  function hstsOf(list: Directive[]): Entry | undefined {
+    const d = list.find((x) => x.args[0]?.toLowerCase() === 'strict-transport-security');
+    if (!d) return undefined;
+    const value = d.args[1] ?? '';
+    const maxAge = /max-age=(\d+)/i.exec(value)?.[1];
+    const include = /includesubdomains/i.test(value);
+    const preload = /preload/i.test(value);
+    if (!maxAge) {
+      refuse(d, 'no max-age in the Strict-Transport-Security value');
+      return undefined;
+    }
+    const simple = maxAge === '31536000' && !include && !preload;
+    return {
+      kind: 'key',
+      key: 'hsts',
+      value: simple ? true : { max_age: `${maxAge}s`, include_subdomains: include, preload },
+      from: [src(d)],
+    };
+  }
+
+  function ipRules(list: Directive[]): Entry | undefined {
+    if (list.length === 0) return undefined;
+    if (list.length === 1 && list[0]!.name === 'allow' && list[0]!.args[0] === 'all') {
+      imply(list[0]!, 'everyone is allowed unless ip_rules say otherwise');
+      return undefined;
+    }
+    return {
+      kind: 'key',
+      key: 'ip_rules',
+      value: list.map((d) => `${d.name} ${d.args[0]}`),
+      from: list.map(src),
+      note: 'first match wins; refused: 403',
+    };
+  }
+
+  function rateLimit(list: Directive[]): Entry | undefined {
+    const d = list[0];
+    if (!d) return undefined;
+    const zone = d.args.find((a) => a.startsWith('zone='))?.slice(5);
+    const z = zone ? limitZones.get(zone) : undefined;
+    if (!z) {
+      refuse(d, `no limit_req_zone ${zone ?? ''} per client address`);
+      return undefined;
+    }
+    const burst = Number(d.args.find((a) => a.startsWith('burst='))?.slice(6) ?? 0);
+    if (!d.args.includes('nodelay'))
+      imply(d, 'without nodelay nginx delays requests within the burst; Gatehouse answers them at once');
+    for (const extra of list.slice(1)) refuse(extra, 'one rate_limit per route');
+    return {
+      kind: 'key',
+      key: 'rate_limit',
+      value: { rate: z.rate, burst },
+      from: [src(z.d), src(d)],
+      note: '429 with Retry-After beyond it',
+    };
+  }
+
+  // Unused oauth2-proxy configurations are reported: their protection would otherwise silently vanish.
+  for (const cfg of cfgs)
+    if (!usedCfgs.has(cfg))
+      refused.push({
+        from: { file: cfg.file, line: 1 },
+        name: 'oauth2-proxy',
+        why: 'no translated server block sends auth_request to this oauth2-proxy',
+      });
+
+  // gatehouse.toml
+  const dedupeListen = (list: { value: string; from: Source }[]) => {
+    const seen = new Map<string, Source[]>();
+    for (const l of list) seen.set(l.value, [...(seen.get(l.value) ?? []), l.from]);
+    return seen;
+  };
+  const https = dedupeListen(httpsListen);
+  if (https.size > 0)
+    global.https.unshift({
+      kind: 'key',
+      key: 'listen',
+      value: [...https.keys()],
+      from: [...https.values()].flat(),
+      note: 'HTTP/1.1 and HTTP/2 on each (ALPN)',
+    });
+  if (proxyProtocol) global.https.push({ kind: 'key', key: 'proxy_protocol', value: true, from: [src(proxyProtocol)] });
+  const plain = dedupeListen(httpListen);
+  if (plain.size > 0)
+    global.http.push({
+      kind: 'key',
+      key: 'listen',
+      value: [...plain.keys()],
+      from: [...plain.values()].flat(),
+      note: 'answers ACME challenges, then redirects to HTTPS (308)',
+    });
+  if (usesAcme) {
+    global.acme.push(
+      {
+        kind: 'comment',
+        text: "certbot's account accepted Let's Encrypt's subscriber agreement; Gatehouse registers its own account",
+      },
+      { kind: 'key', key: 'terms_of_service_agreed', value: true, from: [src(usesAcme)] },
+    );
+  }
+  const files: ImportResult['files'] = [];
+  const sources = [nginx.file, ...cfgs.map((c) => c.file)];
+  const header = [
+    `Written by \`gatehouse import\` from ${sources.join(', ')}.`,
+    'Each line names where it came from; check with `gatehouse check --config <this folder>`.',
+  ];
+  files.push({
+    name: 'gatehouse.toml',
+    text: renderToml(header, [
+      { heading: [], entries: [{ kind: 'key', key: 'sites_dir', value: 'sites', from: [] }, ...global.top] },
+      { name: 'https', heading: [], entries: global.https },
+      ...(global.http.length ? [{ name: 'http', heading: [], entries: global.http }] : []),
+      ...(global.log.length ? [{ name: 'log', heading: [], entries: global.log }] : []),
+      ...(global.proxy.length ? [{ name: 'proxy', heading: [], entries: global.proxy }] : []),
+      ...(global.acme.length ? [{ name: 'acme', heading: [], entries: global.acme }] : []),
+      ...(global.metrics.length ? [{ name: 'metrics', heading: [], entries: global.metrics }] : []),
+      ...(global.notes.length ? [{ heading: ['Needs no setting:'], entries: global.notes } as Table] : []),
+    ]),
+  });
+  for (const site of sites) {
+    const tables: Table[] = [
+      { heading: [], entries: site.top },
+      { name: 'tls', heading: [], entries: site.tls },
+      ...[...site.upstreams].map(([name, entries]) => ({ name: `upstreams.${name}`, heading: [], entries })),
+      ...site.routes.map((entries) => ({ name: 'routes', array: true, heading: [], entries })),
+      ...(site.auth.length
+        ? [{ name: 'auth', heading: ['oauth2-proxy, translated: Gatehouse logs in itself'], entries: site.auth }]
+        : []),
+      ...(site.notes.length ? [{ heading: ['Needs no setting:'], entries: site.notes } as Table] : []),
+    ];
+    // Comments after [auth] would read as part of it: notes go to the top instead.
+    const notes = tables.pop()!;
+    if (notes.name !== undefined || notes.heading[0] !== 'Needs no setting:') tables.push(notes);
+    const fileHeader = [
+      ...header.slice(0, 1),
+      ...(notes.heading[0] === 'Needs no setting:'
+        ? ['', 'Needs no setting:', ...notes.entries.map((n) => (n.kind === 'comment' ? n.text : ''))]
+        : []),
+    ];
+    files.push({ name: `sites/${site.fileName}.toml`, text: renderToml(fileHeader, tables) });
+  }
+  files.push(...secretFiles);
+  const seen = new Set<string>();
+  const unique = implied.filter((f) => {
+    const key = `${formatSource(f.from)} ${f.name}`;
+    return !seen.has(key) && !!seen.add(key);
+  });
+  return { files, refused, implied: unique };
+}
+
+function validRegex(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function dedupe(list: Source[]): Source[] {
+  const seen = new Set<string>();
+  return list.filter((s) => {
+    const key = formatSource(s);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
