@@ -137,24 +137,24 @@ export class Metrics {
         for (const { site, upstream, server, up } of metrics.upstreams()) this.set({ site, upstream, server }, +up);
       },
     });
-    const authCounter = (event: AuthEvent, help: string) =>
+    const authCounter = (name: string, help: string) =>
       new client.Counter({
-        name: `gatehouse_auth_${event}s_total`,
+        name,
         help,
         labelNames: ['site', 'outcome'],
         registers,
       });
     this.#auth = {
       login: authCounter(
-        'login',
+        'gatehouse_auth_logins_total',
         'Logins ending at /oauth2/callback, by outcome: success, refused (policy), failed (code exchange), provider_error, invalid_state',
       ),
       refresh: authCounter(
-        'refresh',
+        'gatehouse_auth_refreshes_total',
         'Token refreshes sent to the provider, by outcome: success, session_ended (refused: the user logs in again), failed (retried)',
       ),
       logout: authCounter(
-        'logout',
+        'gatehouse_auth_logouts_total',
         'Logouts, by outcome: signed_out, no_session (/oauth2/sign_out without one), frontchannel (sessions ended by the provider)',
       ),
     };

@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { once } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
 import { startEchoBackend } from '../../src/demo/echo-backend.ts';
@@ -119,8 +121,11 @@ test('/metrics: logins, refreshes and logouts by outcome', async (t) => {
   t.after(() => f.close());
   const series = async () => {
     const text = (await scrape(f.gh.listening.metrics!.port)).body;
-    const value = (event: string, outcome: string) =>
-      sample(text, `gatehouse_auth_${event}s_total{site="app.test",outcome="${outcome}"}`) ?? 0;
+    const value = (event: 'login' | 'refresh' | 'logout', outcome: string) =>
+      sample(
+        text,
+        `gatehouse_auth_${{ login: 'logins', refresh: 'refreshes', logout: 'logouts' }[event]}_total{site="app.test",outcome="${outcome}"}`,
+      ) ?? 0;
     return value;
   };
   const alice = f.browser();
@@ -156,4 +161,37 @@ test('/metrics: logins, refreshes and logouts by outcome', async (t) => {
   assert.equal(value('login', 'success'), 2);
   assert.equal(value('logout', 'signed_out'), 1);
   assert.equal(value('logout', 'no_session'), 1);
+});
+
+test('config/grafana-dashboard.json: valid JSON whose every query names metrics that /metrics serves', async (t) => {
+  const file = path.resolve(import.meta.dirname, '../../config/grafana-dashboard.json');
+  const dashboard = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    panels: Array<{ id: number; type: string; targets?: Array<{ expr: string }> }>;
+    templating: { list: Array<{ definition?: string }> };
+  };
+  const queries = [
+    ...dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => target.expr)),
+    ...dashboard.templating.list.flatMap((variable) => (variable.definition ? [variable.definition] : [])),
+  ];
+  assert.ok(queries.length >= 20, `${queries.length} queries`);
+  assert.equal(new Set(dashboard.panels.map((p) => p.id)).size, dashboard.panels.length, 'panel ids are unique');
+
+  const backend = await startEchoBackend();
+  t.after(() => backend.close());
+  const gh = await startGatehouse(t, {
+    main: '[metrics]\nlisten = "127.0.0.1:0"\n',
+    sites: { app: siteToml(['app.test'], cert, backend.url) },
+  });
+  assert.equal((await request(gh.port, { ca: ca.caPem, servername: 'app.test' })).status, 200);
+  await gh.logLine((l) => l.status === 200, 'the request is over');
+  const text = (await scrape(gh.metrics!.port)).body;
+  // A family is served when /metrics declares it (# TYPE) or has a sample of that name (histogram _bucket, _count).
+  const served = new Set([
+    ...[...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!),
+    ...[...text.matchAll(/^([a-z_:][a-z0-9_:]*)[{ ]/gm)].map((m) => m[1]!),
+  ]);
+  const queried = new Set(queries.flatMap((query) => query.match(/\bgatehouse_[a-z0-9_]+/g) ?? []));
+  assert.ok(queried.size >= 15, [...queried].join(' '));
+  const missing = [...queried].filter((name) => !served.has(name));
+  assert.deepEqual(missing, [], 'every metric the dashboard queries is on /metrics');
 });
