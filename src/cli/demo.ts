@@ -152,6 +152,8 @@ provider = "oidc"
 oidc_issuer_url = "${idp.issuer}"
 client_id = "${idp.clientId}"
 client_secret = "${idp.clientSecret}"
+# A new secret on every demo start; for your own configuration make one that stays (openssl rand -base64 32) and keep
+# it out of the file: cookie_secret = "\${env:COOKIE_SECRET}".
 cookie_secret = "${crypto.randomBytes(32).toString('base64')}"
 email_domains = ["*"]
 pass_access_token = false
