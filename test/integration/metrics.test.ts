@@ -134,10 +134,20 @@ test('/metrics: logins, refreshes and logouts by outcome', async (t) => {
   assert.equal(bob.status, 403, 'bob@other.test is outside email_domains');
   const stale = await f.browser().request(`${f.origin}/oauth2/callback?state=unknown&code=x`);
   assert.equal(stale.status, 400);
+  const cancelled = await f.browser().request(`${f.origin}/oauth2/callback?error=access_denied&state=x`);
+  assert.equal(cancelled.status, 403, 'the provider answered the login with an error');
+  // A real login state (its cookie) with a code the provider never issued: the code exchange fails.
+  const carol = f.browser();
+  const challenge = await carol.request(`${f.origin}/page`);
+  const state = new URL(challenge.headers.location!).searchParams.get('state')!;
+  const badCode = await carol.request(`${f.origin}/oauth2/callback?state=${state}&code=never-issued`);
+  assert.equal(badCode.status, 502, badCode.body);
   let value = await series();
   assert.equal(value('login', 'success'), 1);
   assert.equal(value('login', 'refused'), 1);
   assert.equal(value('login', 'invalid_state'), 1);
+  assert.equal(value('login', 'provider_error'), 1);
+  assert.equal(value('login', 'failed'), 1);
 
   // A refresh that succeeds (the session is older than cookie_refresh), then one the provider refuses.
   const auth = f.gh.runtime.siteList[0]!.auth!;
