@@ -19,6 +19,8 @@ async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c', default: 'config' },
         port: { type: 'string', short: 'p' },
+        upstream: { type: 'string' },
+        'print-config': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -33,6 +35,11 @@ async function main(argv: string[]): Promise<number> {
   }
   // certs and demo are imported when used: `serve` then never loads acme-client, oidc-provider or koa (memory, start-up).
   if (command === 'certs') return (await import('./cli/certs.ts')).certs(parsed.values.config, rest);
+  const demoOnly = (['port', 'upstream', 'print-config'] as const).find((o) => parsed.values[o] !== undefined);
+  if (demoOnly && command !== 'demo') {
+    process.stderr.write(`--${demoOnly} is an option of demo only\n\n${HELP}`);
+    return 64;
+  }
   if (rest.length > 0) {
     process.stderr.write(`unexpected argument: ${rest[0]}\n\n${HELP}`);
     return 64;
@@ -43,13 +50,25 @@ async function main(argv: string[]): Promise<number> {
     case 'check':
       return check(parsed.values.config);
     case 'demo': {
-      const { demo, DEMO_PORT } = await import('./cli/demo.ts');
+      const { demo, DEMO_PORT, parseUpstream, printConfig } = await import('./cli/demo.ts');
+      if (parsed.values['print-config']) {
+        if (parsed.values.upstream !== undefined || parsed.values.port !== undefined) {
+          process.stderr.write('--print-config prints what the last demo wrote; it takes no --upstream or --port\n');
+          return 64;
+        }
+        return printConfig();
+      }
+      const upstream = parsed.values.upstream === undefined ? undefined : parseUpstream(parsed.values.upstream);
+      if (upstream instanceof Error) {
+        process.stderr.write(`${upstream.message}\n`);
+        return 2;
+      }
       const port = Number(parsed.values.port ?? DEMO_PORT);
       if (!Number.isInteger(port) || port < 0 || port > 65535) {
         process.stderr.write(`--port takes a port number, got ${parsed.values.port}\n`);
         return 64;
       }
-      return demo(undefined, port);
+      return demo(undefined, port, upstream);
     }
     case 'version':
       process.stdout.write(`${version()}\n`);

@@ -3,6 +3,7 @@
 // establish (tokens → identity → tenant/overage checks), used by the callback and by refresh alike.
 import type { AuthSettings } from '../config/model.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { AuthEvent } from '../observability/metrics.ts';
 import { readCookie } from '../session/cookies.ts';
 import { LoginStateCookies } from '../session/login-state.ts';
 import { SiteSessions, type Identity, type Session } from '../session/sessions.ts';
@@ -57,6 +58,8 @@ export class SiteAuth {
   readonly ownedHeaders: ReadonlySet<string>;
   /** Refresh counter, for tests and metrics. */
   refreshes = 0;
+  /** Counts a login, refresh or logout by outcome (the metrics; nothing without a [metrics] listener). */
+  readonly record: (event: AuthEvent, outcome: string, count?: number) => void;
   readonly #log: Logger;
   readonly #refreshing = new Map<string, Promise<Session | undefined>>();
   readonly #refreshFailedAt = new Map<string, number>();
@@ -68,10 +71,16 @@ export class SiteAuth {
     siteNames: readonly string[],
     settings: AuthSettings,
     store: SessionStore,
-    options: { cacheSize: number; sharedStore: boolean; fetch?: FetchLike },
+    options: {
+      cacheSize: number;
+      sharedStore: boolean;
+      fetch?: FetchLike;
+      record?: (event: AuthEvent, outcome: string, count?: number) => void;
+    },
     log: Logger,
   ) {
     this.settings = settings;
+    this.record = options.record ?? (() => {});
     this.siteNames = siteNames;
     this.#log = log.child({ site: siteName });
     this.oidc = new OidcClient(settings, this.#log, options.fetch);
@@ -226,8 +235,10 @@ export class SiteAuth {
           'refresh refused by the provider; session ended',
         );
         this.sessions.delete(session);
+        this.record('refresh', 'session_ended');
         return undefined;
       }
+      this.record('refresh', 'failed');
       this.#log.warn(
         { provider_error: providerErrorFields(error), retry_ms: REFRESH_RETRY_MS },
         'refresh failed; keeping the session and retrying later',
@@ -241,8 +252,10 @@ export class SiteAuth {
     if ('refusal' in result) {
       this.#log.info({ rule: result.refusal.rule }, 'refreshed identity refused; session ended');
       this.sessions.delete(session);
+      this.record('refresh', 'session_ended');
       return undefined;
     }
+    this.record('refresh', 'success');
     const saved = this.sessions.update(
       {
         ...session,

@@ -17,12 +17,18 @@ Commands:
   demo               Run the built-in demo: https://localhost:8443 in front of an echo backend, behind an
                      embedded identity provider (sign in as alice or bob, any password); writes its
                      self-signed certificate and generated config to ./certs/demo/; /public/ needs no login
+  demo --upstream URL
+                     The same in front of your own application (http:// or https:// origin): every page
+                     asks for a login, and it receives the identity headers
+  demo --print-config
+                     Print the configuration the last demo wrote in ./certs/demo/, to start your own
   version            Print the version
   help               Print this text
 
 Options:
   -c, --config DIR   Configuration folder holding gatehouse.toml and sites/*.toml (default: ./config)
   -p, --port N       demo only: the HTTPS port (default 8443; 0 picks a free one)
+      --upstream URL demo only: your application instead of the echo backend
   -h, --help         Print this text
 
 Signals: SIGTERM and SIGINT stop accepting connections, let in-flight requests finish within

@@ -16,6 +16,8 @@ import {
 import type { Gatehouse } from '../runtime/gatehouse.ts';
 import { ListenError } from '../http/listen.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';
+import { notifySystemd, reloadingMessage } from '../runtime/systemd-notify.ts';
+import type { ReloadOutcome } from '../observability/metrics.ts';
 import { reportConfigError } from './check.ts';
 
 export async function serve(configDir: string): Promise<number> {
@@ -64,32 +66,45 @@ async function serveConfig(config: Config, configDir: string, log: Logger): Prom
   // the folder (another serve, `gatehouse certs renew`) from ordering the same certificate at the same time.
   const gatehouse = await createGatehouse(config, { log, acmeScheduler: runsAcmeScheduler() }).start();
   reportListening(gatehouse);
+  notifySystemd(log, 'READY=1', 'STATUS=serving');
   // SIGHUP (a single process) or the primary's reload order (a worker): the new configuration is provisioned beside
   // the running one and swapped in; listeners, WebSockets and HTTP/2 sessions stay open.
-  const reload = () => {
+  const reload = async (): Promise<ReloadOutcome> => {
     let next: Config;
     try {
       next = loadConfig(configDir);
     } catch (error) {
       const problems = error instanceof ConfigError ? error.problems.map(formatProblem) : [(error as Error).message];
       log.error({ problems }, 'reload refused: the configuration has errors; the running one keeps serving');
-      return;
+      return 'invalid_config';
     }
     if (next.workers !== config.workers && !isClusterWorker()) {
       log.error(
         { workers: next.workers, running: config.workers },
         'reload refused: a new `workers` count needs new processes; restart Gatehouse to apply it',
       );
-      return;
+      return 'failed';
     }
-    gatehouse
-      .reload(next)
-      .catch((error: Error) =>
-        log.error({ err: { message: error.message } }, 'reload failed; the running configuration keeps serving'),
+    try {
+      await gatehouse.reload(next);
+      return 'success';
+    } catch (error) {
+      log.error(
+        { err: { message: (error as Error).message } },
+        'reload failed; the running configuration keeps serving',
       );
+      return 'failed';
+    }
   };
   if (isClusterWorker()) whenReloadOrdered(reload);
-  else whenReloadRequested(reload);
+  else
+    whenReloadRequested(() => {
+      void notifySystemd(log, ...reloadingMessage());
+      void reload().then((outcome) => {
+        gatehouse.runtime.metrics?.reloaded(outcome);
+        return notifySystemd(log, 'READY=1', `STATUS=serving; last reload: ${outcome}`);
+      });
+    });
   stopOnSignals(gatehouse);
   return new Promise(() => {});
 }
@@ -101,6 +116,7 @@ export function stopOnSignals(gatehouse: Gatehouse, beforeExit: () => Promise<vo
   whenStopRequested(
     (reason) => {
       log.info({ reason, grace_ms: gatehouse.config.lifecycle.shutdown_grace }, 'stopping');
+      void notifySystemd(log, 'STOPPING=1');
       gatehouse
         .stop()
         .then(beforeExit)

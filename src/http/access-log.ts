@@ -53,7 +53,13 @@ function record(
   kind: 'request' | 'upgrade',
 ): void {
   const { log, metrics } = runtime;
-  metrics?.requestDone(ctx.site?.config.name ?? '', status, (performance.now() - ctx.startedAt) / 1000, ctx.error);
+  if (metrics) {
+    const site = ctx.site?.config.name ?? '';
+    const seconds = (performance.now() - ctx.startedAt) / 1000;
+    metrics.requestDone(site, status, seconds, ctx.error);
+    if (ctx.group !== undefined) metrics.upstreamDone(site, ctx.group, ctx.upstream ?? '', status, seconds, ctx.error);
+    if (kind === 'upgrade' && status !== 101) metrics.upgradeRefused(site, status, ctx.error);
+  }
   if (!runtime.config.log.access_log && status < 500 && !ctx.cause) return;
   const url = req.url ?? '';
   const query = url.indexOf('?');

@@ -102,6 +102,7 @@ async function run(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: 
     ctx,
     req,
     out,
+    action.upstream,
     await forwardHttp(req, out, {
       route: target.route,
       group,
@@ -172,8 +173,9 @@ function served(ctx: RequestContext, req: AnyRequest, res: AnyResponse, result: 
   if (result.error) refuse(ctx, req, res, result.error);
 }
 
-function proxied(ctx: RequestContext, req: AnyRequest, res: AnyResponse, result: ForwardResult): void {
+function proxied(ctx: RequestContext, req: AnyRequest, res: AnyResponse, group: string, result: ForwardResult): void {
   ctx.upstream = result.upstream;
+  if (upstreamAsked(result)) ctx.group = group;
   ctx.bytes = result.bytes;
   ctx.cause = result.cause;
   if (result.error) refuse(ctx, req, res, result.error, result.cause);
@@ -215,9 +217,15 @@ async function tunnel(
   // Signed out while the upstream was answering: that end found no tunnel to close yet.
   if (owner && !owner.sessions.current(owner.session)) runtime.tunnels.end(owner.key);
   ctx.upstream = result.upstream;
+  if (upstreamAsked(result)) ctx.group = action.upstream;
   ctx.error = result.error;
   ctx.cause = result.cause;
   answer.status = result.status;
+}
+
+/** The request reached an upstream server, or failed for its group (unreachable, busy): it counts for that upstream. */
+function upstreamAsked(result: { upstream?: string; error?: ErrorCode }): boolean {
+  return result.upstream !== undefined || (result.error?.startsWith('ERR_UPSTREAM_') ?? false);
 }
 
 /**

@@ -16,6 +16,8 @@ export interface RequestContext {
   /** The normalized path, percent-decoded: what routes and deny rules are matched against (normalize-path.ts). */
   pathname?: string;
   upstream?: string;
+  /** The upstream group the request was proxied to (it reached a server, or failed for the upstream): the per-upstream metrics. */
+  group?: string;
   /** The signed-in user, for the access log. */
   user?: string;
   bytes: number;

@@ -6,7 +6,7 @@ import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config, Site } from '../config/model.ts';
 import { openSessionStore, type SessionStore } from '../session/store.ts';
 import type { Logger } from '../observability/logger.ts';
-import { Metrics } from '../observability/metrics.ts';
+import { Metrics, type UpstreamState } from '../observability/metrics.ts';
 import { TrustedProxies } from '../proxy/trusted-proxies.ts';
 import { UpstreamGroupPool } from '../proxy/upstream-pools.ts';
 import { WebSocketTunnels } from '../proxy/websocket-tunnels.ts';
@@ -48,6 +48,9 @@ export interface Runtime {
   tunnels: WebSocketTunnels;
   /** Prometheus metrics, kept when a [metrics] listener is configured. */
   metrics?: Metrics;
+  /** Called when this configuration starts serving (at start, or swapped in by a reload; a failed reload's never):
+   *  the metrics report its certificates and upstreams from then on. */
+  serving(): void;
   /** Starts background work: OpenID discovery (with retries) and expired-session sweeps. */
   start(): void;
   /** True when every site's identity provider discovery has loaded (/ready). */
@@ -63,6 +66,8 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
   const sessionStore = config.sites.some((site) => site.auth)
     ? (options.sessionStore ?? openSessionStore(config.session.store, config.session.file))
     : undefined;
+  // Made once the certificates are (below); the sites' auth counts into it from their first request on.
+  let metrics: Metrics | undefined;
   const siteList = config.sites.map((site): SiteRuntime => ({
     config: site,
     groups: new Map(Object.values(site.upstreams).map((group) => [group.name, new UpstreamGroupPool(group)])),
@@ -73,7 +78,12 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
             site.serverNames,
             site.auth,
             sessionStore,
-            { cacheSize: config.session.cache_size, sharedStore: config.workers > 1, fetch: options.fetch },
+            {
+              cacheSize: config.session.cache_size,
+              sharedStore: config.workers > 1,
+              fetch: options.fetch,
+              record: (event, outcome, count) => metrics?.authEvent(site.name, event, outcome, count),
+            },
             log,
           )
         : undefined,
@@ -92,6 +102,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
   for (const site of siteList)
     if (site.config.tls.source === 'files')
       certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
+  if (config.metrics.listen) metrics = options.metrics ?? new Metrics(certificates);
 
   return {
     config,
@@ -104,9 +115,12 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     plainHttpResponders: [],
     sessionStore,
     tunnels,
-    ...(config.metrics.listen
-      ? { metrics: reuseMetrics(options.metrics, certificates) ?? new Metrics(certificates) }
-      : {}),
+    ...(metrics ? { metrics } : {}),
+    serving() {
+      if (!metrics) return;
+      metrics.certificates = certificates;
+      metrics.upstreams = () => upstreamStates(siteList);
+    },
     start() {
       for (const auth of auths) auth.oidc.start();
       if (sessionStore) {
@@ -125,9 +139,12 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
   };
 }
 
-function reuseMetrics(metrics: Metrics | undefined, certificates: CertificateStore): Metrics | undefined {
-  if (metrics) metrics.certificates = certificates;
-  return metrics;
+/** Every upstream server of the configuration and whether it takes requests now (gatehouse_upstream_server_up). */
+function* upstreamStates(siteList: SiteRuntime[], now = Date.now()): Iterable<UpstreamState> {
+  for (const site of siteList)
+    for (const group of site.groups.values())
+      for (const server of group.servers)
+        yield { site: site.config.name, upstream: group.name, server: server.origin, up: server.downUntil <= now };
 }
 
 /** One process's own readiness (the [metrics] listener's /ready; the cluster's primary asks each worker). */

@@ -1,7 +1,9 @@
 // Prometheus metrics on the [metrics] listener (oauth2-proxy's metrics_address): requests by site and status,
 // latency, requests in flight, Gatehouse's error codes, certificate expiry and ACME renewal failures (Caddy's
-// metrics have none), plus Node's process metrics. One registry per runtime; with workers > 1 the primary
-// serves the sum over the workers (prom-client's AggregatorRegistry asks each worker over the cluster channel).
+// metrics have none), per upstream (requests by status class, errors, latency, servers up), logins, refreshes and
+// logouts by outcome, refused WebSocket upgrades, reloads by outcome, plus Node's process metrics. One registry per
+// process, kept across reloads; with workers > 1 the primary serves the sum over the workers (prom-client's
+// AggregatorRegistry asks each worker over the cluster channel) and counts the reloads itself.
 // https://prometheus.io/docs/instrumenting/exposition_formats/
 import cluster from 'node:cluster';
 import client from 'prom-client';
@@ -12,6 +14,34 @@ import type { CertificateStore } from '../tls/certificate-store.ts';
 // every scrape in that moment would wait for it and fail.
 if (cluster.isWorker) new client.AggregatorRegistry();
 
+/** One upstream server as the pools see it now (passive health: marked down after a refused connection). */
+export interface UpstreamState {
+  site: string;
+  upstream: string;
+  server: string;
+  up: boolean;
+}
+
+export type AuthEvent = 'login' | 'refresh' | 'logout';
+
+/** How a reload ended: swapped in, refused for configuration errors, or failed while provisioning or binding. */
+export type ReloadOutcome = 'success' | 'invalid_config' | 'failed';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** gatehouse_reloads_total, in the registry of the process that receives SIGHUP (a cluster's primary). */
+function reloadCounter(registers: client.Registry[]): client.Counter<'outcome'> {
+  const counter = new client.Counter({
+    name: 'gatehouse_reloads_total',
+    help: 'Configuration reloads (SIGHUP), by outcome: success, invalid_config (refused), failed (the old one serves)',
+    labelNames: ['outcome'],
+    registers,
+  });
+  // Every outcome from 0, so rate() and alerts see the first failure.
+  for (const outcome of ['success', 'invalid_config', 'failed']) counter.inc({ outcome }, 0);
+  return counter;
+}
+
 export class Metrics {
   readonly registry = new client.Registry();
   readonly #requests: client.Counter<'site' | 'code'>;
@@ -19,8 +49,16 @@ export class Metrics {
   readonly #inFlight: client.Gauge;
   readonly #errors: client.Counter<'site' | 'error'>;
   readonly #renewalFailures: client.Counter<'site'>;
+  readonly #upstreamRequests: client.Counter<'site' | 'upstream' | 'server' | 'class'>;
+  readonly #upstreamErrors: client.Counter<'site' | 'upstream' | 'server' | 'error'>;
+  readonly #upstreamDuration: client.Histogram<'site' | 'upstream'>;
+  readonly #auth: Record<AuthEvent, client.Counter<'site' | 'outcome'>>;
+  readonly #upgradesRefused: client.Counter<'site' | 'code' | 'error'>;
+  readonly #reloads?: client.Counter<'outcome'>;
   /** The certificates whose expiry is reported: a reload hands the same metrics to the new configuration's store. */
   certificates: CertificateStore;
+  /** The upstream servers of the configuration being served (set by the runtime, again at every reload). */
+  upstreams: () => Iterable<UpstreamState> = () => [];
 
   constructor(certificates: CertificateStore) {
     this.certificates = certificates;
@@ -37,7 +75,7 @@ export class Metrics {
       help: 'Time from request to the end of the response, by site',
       labelNames: ['site'],
       registers,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      buckets: LATENCY_BUCKETS,
     });
     this.#inFlight = new client.Gauge({
       name: 'gatehouse_requests_in_flight',
@@ -68,7 +106,96 @@ export class Metrics {
         for (const { site, notAfter } of metrics.certificates.expiries()) this.set({ site }, notAfter.getTime() / 1000);
       },
     });
+    this.#upstreamRequests = new client.Counter({
+      name: 'gatehouse_upstream_requests_total',
+      help: 'Requests proxied to an upstream group (HTTP and WebSocket), by server and the status class answered',
+      labelNames: ['site', 'upstream', 'server', 'class'],
+      registers,
+    });
+    this.#upstreamErrors = new client.Counter({
+      name: 'gatehouse_upstream_errors_total',
+      help: 'Proxied requests Gatehouse answered with an error code (unreachable, timeout, busy, …), by upstream',
+      labelNames: ['site', 'upstream', 'server', 'error'],
+      registers,
+    });
+    this.#upstreamDuration = new client.Histogram({
+      name: 'gatehouse_upstream_request_duration_seconds',
+      help: 'Time from request to the end of the response, for requests proxied to an upstream group',
+      labelNames: ['site', 'upstream'],
+      registers,
+      buckets: LATENCY_BUCKETS,
+    });
+    new client.Gauge({
+      name: 'gatehouse_upstream_server_up',
+      help: 'Whether an upstream server takes requests (1) or is skipped for fail_timeout after a failure (0)',
+      labelNames: ['site', 'upstream', 'server'],
+      registers,
+      // Each worker keeps its own view: a server is up only when no worker skips it.
+      aggregator: 'min',
+      collect() {
+        this.reset();
+        for (const { site, upstream, server, up } of metrics.upstreams()) this.set({ site, upstream, server }, +up);
+      },
+    });
+    const authCounter = (name: string, help: string) =>
+      new client.Counter({
+        name,
+        help,
+        labelNames: ['site', 'outcome'],
+        registers,
+      });
+    this.#auth = {
+      login: authCounter(
+        'gatehouse_auth_logins_total',
+        'Logins ending at /oauth2/callback, by outcome: success, refused (policy), failed (code exchange), provider_error, invalid_state',
+      ),
+      refresh: authCounter(
+        'gatehouse_auth_refreshes_total',
+        'Token refreshes sent to the provider, by outcome: success, session_ended (refused: the user logs in again), failed (retried)',
+      ),
+      logout: authCounter(
+        'gatehouse_auth_logouts_total',
+        'Logouts, by outcome: signed_out, no_session (/oauth2/sign_out without one), frontchannel (sessions ended by the provider)',
+      ),
+    };
+    this.#upgradesRefused = new client.Counter({
+      name: 'gatehouse_websocket_upgrades_refused_total',
+      help: 'WebSocket upgrades not answered 101, by site, status and error code (empty: the upstream refused)',
+      labelNames: ['site', 'code', 'error'],
+      registers,
+    });
+    // A cluster's primary receives SIGHUP and counts the reloads of all its workers (runtime/cluster.ts).
+    if (!cluster.isWorker) this.#reloads = reloadCounter(registers);
     client.collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });
+  }
+
+  /**
+   * Once per request that was proxied (or refused for its upstream, e.g. busy), when it is over: `server` is the
+   * server that answered or was tried last ('' when none was), `error` Gatehouse's own error code.
+   */
+  upstreamDone(
+    site: string,
+    upstream: string,
+    server: string,
+    code: number,
+    seconds: number,
+    error: string | undefined,
+  ): void {
+    this.#upstreamRequests.inc({ site, upstream, server, class: `${Math.trunc(code / 100)}xx` });
+    this.#upstreamDuration.observe({ site, upstream }, seconds);
+    if (error) this.#upstreamErrors.inc({ site, upstream, server, error });
+  }
+
+  authEvent(site: string, event: AuthEvent, outcome: string, count = 1): void {
+    this.#auth[event].inc({ site, outcome }, count);
+  }
+
+  upgradeRefused(site: string, code: number, error: string | undefined): void {
+    this.#upgradesRefused.inc({ site, code, error: error ?? '' });
+  }
+
+  reloaded(outcome: ReloadOutcome): void {
+    this.#reloads?.inc({ outcome });
   }
 
   requestStarted(): void {
@@ -93,8 +220,21 @@ export function shareWithPrimary(metrics: Metrics): void {
   client.AggregatorRegistry.setRegistries([metrics.registry]);
 }
 
-/** In the cluster primary: the workers' metrics, summed (gauges as declared). */
-export function clusterMetrics(): { text: () => Promise<string>; contentType: string } {
+/**
+ * In the cluster primary: the workers' metrics, summed (gauges as declared), followed by the primary's own (the
+ * reloads it ordered). `reloaded` counts one.
+ */
+export function clusterMetrics(): {
+  text: () => Promise<string>;
+  contentType: string;
+  reloaded: (outcome: ReloadOutcome) => void;
+} {
   const aggregator = new client.AggregatorRegistry();
-  return { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType };
+  const own = new client.Registry();
+  const reloads = reloadCounter([own]);
+  return {
+    text: async () => `${await aggregator.clusterMetrics()}\n${await own.metrics()}`,
+    contentType: aggregator.contentType,
+    reloaded: (outcome) => reloads.inc({ outcome }),
+  };
 }

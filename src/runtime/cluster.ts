@@ -6,16 +6,19 @@ import http from 'node:http';
 import type { ListenAddress } from '../config/model.ts';
 import { createHealthServer, type Readiness } from '../observability/health.ts';
 import type { Logger } from '../observability/logger.ts';
-import { clusterMetrics, shareWithPrimary } from '../observability/metrics.ts';
+import { clusterMetrics, shareWithPrimary, type ReloadOutcome } from '../observability/metrics.ts';
 import { runtimeReadiness, type Runtime } from '../http/runtime.ts';
 import { listenOn, probeListen } from '../http/listen.ts';
 import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
+import { notifySystemd, reloadingMessage } from './systemd-notify.ts';
 import { withV8Flags } from './v8-flags.ts';
 
 const ACME_SCHEDULER_ENV = 'GATEHOUSE_ACME_SCHEDULER';
 const STOP_MESSAGE = 'gatehouse:stop';
 /** The primary's order to reload the configuration in place (SIGHUP with an unchanged worker count). */
 const RELOAD_MESSAGE = 'gatehouse:reload';
+/** A worker's answer to RELOAD_MESSAGE, with how its reload ended. */
+const RELOAD_DONE = 'gatehouse:reload-done';
 const LISTENING_MESSAGE = 'gatehouse:listening';
 const READINESS_QUERY = 'gatehouse:readiness?';
 const READINESS_ANSWER = 'gatehouse:readiness';
@@ -69,10 +72,10 @@ export function reportListening(gatehouse: ServingWorker): void {
   process.send?.(LISTENING_MESSAGE);
 }
 
-/** In a worker: what the primary's reload order does (the worker reloads its configuration in place). */
-export function whenReloadOrdered(reload: () => void): void {
+/** In a worker: what the primary's reload order does (the worker reloads its configuration in place and says how it ended). */
+export function whenReloadOrdered(reload: () => Promise<ReloadOutcome>): void {
   process.on('message', (message) => {
-    if (message === RELOAD_MESSAGE) reload();
+    if (message === RELOAD_MESSAGE) void reload().then((outcome) => process.send?.({ type: RELOAD_DONE, outcome }));
   });
 }
 
@@ -179,11 +182,16 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
 
   // One clear line and exit 2 when an address is taken, before any worker starts (each would fail on its own).
   for (const { listener, address } of options.listen) await probeListen(listener, address);
+  const metrics = options.metricsListen ? clusterMetrics() : undefined;
   const health = options.metricsListen
-    ? await serveClusterHealth(options.metricsListen, () =>
+    ? await serveClusterHealth(options.metricsListen, metrics!, () =>
         [...live.keys()].filter((w) => !retiring.has(w) && !starting.has(w)),
       )
     : undefined;
+  /** systemd has been told READY=1 (once every first worker listens). */
+  let ready = false;
+  /** An in-place reload waits for every worker's answer. */
+  let reloading = false;
 
   // Workers started from source get Gatehouse's V8 flags too. The single executable applies its embedded flags to
   // every process itself and shows them in process.execArgv, which node:cluster would otherwise put on the worker's
@@ -214,6 +222,11 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
       clearTimeout(state.startTimer);
       state.listeningAt = Date.now();
       everListened = true;
+      // Type=notify: ready once every worker's listeners are open.
+      if (!ready && [...live.values()].every((s) => s.listeningAt !== undefined)) {
+        ready = true;
+        void notifySystemd(log, 'READY=1', `STATUS=serving with ${live.size} workers`);
+      }
     });
     if (runsScheduler) scheduler = worker;
     return worker;
@@ -238,11 +251,19 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
     'primary started',
   );
 
+  /** A reload is over: counted by outcome, and systemd is told the service is ready again. */
+  const reloaded = (outcome: ReloadOutcome) => {
+    reloading = false;
+    metrics?.reloaded(outcome);
+    void notifySystemd(log, 'READY=1', `STATUS=serving; last reload: ${outcome}`);
+  };
   whenReloadRequested(() => {
-    if (stopping || starting.size > 0) {
+    if (stopping || starting.size > 0 || reloading) {
       log.warn('reload ignored: a stop or another reload is under way');
       return;
     }
+    reloading = true;
+    void notifySystemd(log, ...reloadingMessage());
     let next: number;
     try {
       next = options.checkConfig();
@@ -251,13 +272,22 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
         { err: { message: (error as Error).message } },
         'reload refused: the configuration has errors; the workers keep the running one',
       );
+      reloaded('invalid_config');
       return;
     }
     const old = [...live.keys()].filter((w) => !retiring.has(w));
     if (next === workers) {
       // Each worker reloads in place (runtime/gatehouse.ts): no connection is cut, no process replaced.
       log.info({ workers: old.length }, 'reloading: each worker loads the new configuration in place');
-      for (const worker of old) send(worker, RELOAD_MESSAGE);
+      void Promise.all(old.map((worker) => reloadInPlace(worker, startMs))).then((outcomes) =>
+        reloaded(
+          outcomes.every((o) => o === 'success')
+            ? 'success'
+            : outcomes.includes('invalid_config')
+              ? 'invalid_config'
+              : 'failed',
+        ),
+      );
       return;
     }
     // A new worker count needs new processes. nginx's way: new workers start with the new configuration beside the
@@ -278,10 +308,12 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
       if (ok) {
         workers = next;
         log.info({ workers: next }, 'reloaded');
+        reloaded('success');
         return;
       }
       scheduler = oldScheduler;
       log.error('reload failed: a new worker did not start (see its log lines); the old workers keep serving');
+      reloaded('failed');
     });
   });
 
@@ -294,6 +326,7 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
     if (stopping) return; // a signal after a failed start: that stop is under way, with its exit code
     stopping = true;
     exitCode = code;
+    void notifySystemd(log, 'STOPPING=1');
     for (const timer of restarts) clearTimeout(timer);
     log.info({ reason, grace_ms: graceMs }, 'stopping workers');
     if (live.size === 0) return finish();
@@ -365,6 +398,27 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
   return exitCode;
 }
 
+/** Orders one worker to reload in place: its answer, or 'failed' when it exits or does not answer within waitMs. */
+function reloadInPlace(worker: Worker, waitMs: number): Promise<ReloadOutcome> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done('failed'), waitMs);
+    const onExit = () => done('failed');
+    const onMessage = (message: { type?: string; outcome?: ReloadOutcome }) => {
+      if (message?.type === RELOAD_DONE && message.outcome) done(message.outcome);
+    };
+    function done(outcome: ReloadOutcome) {
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      worker.off('exit', onExit);
+      resolve(outcome);
+    }
+    worker.on('message', onMessage);
+    worker.once('exit', onExit);
+    if (worker.isConnected()) worker.send(RELOAD_MESSAGE);
+    else done('failed');
+  });
+}
+
 /** True once every worker has reported listening; false as soon as one exits (the primary kills one that is late). */
 function allListening(workers: Worker[]): Promise<boolean> {
   return new Promise((resolve) => {
@@ -391,8 +445,11 @@ function allListening(workers: Worker[]): Promise<boolean> {
 }
 
 /** The [metrics] listener of a cluster: /ready asks every serving worker, /metrics sums theirs. */
-async function serveClusterHealth(address: ListenAddress, serving: () => Worker[]): Promise<http.Server> {
-  const metrics = clusterMetrics();
+async function serveClusterHealth(
+  address: ListenAddress,
+  metrics: ReturnType<typeof clusterMetrics>,
+  serving: () => Worker[],
+): Promise<http.Server> {
   let queries = 0;
   const server = createHealthServer({
     metrics: async () => ({ text: await metrics.text(), contentType: metrics.contentType }),

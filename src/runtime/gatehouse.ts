@@ -227,6 +227,7 @@ export class Gatehouse implements Listening {
 
   #serve(generation: Generation, first = true): void {
     const { runtime, acme } = generation;
+    runtime.serving();
     if (first) runtime.start();
     if (acme) startAcme(acme, this, this.#options.acmeScheduler ?? true);
     runtime.log.info(

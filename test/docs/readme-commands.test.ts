@@ -5,10 +5,13 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
+import express from 'express';
+import { Browser } from '../harness/gatehouse-auth.ts';
 import { until } from '../harness/wait.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -92,3 +95,99 @@ test('README: `npm run gatehouse -- check --config config` checks the example an
     /code\.refol\.us\.toml:\d+: auth\.client_id: environment variable CODE_CLIENT_ID is not set/,
   );
 });
+
+const OWN_APP =
+  /### Your own application behind the demo login\n\n```sh\n([^]*?)```/
+    .exec(README)?.[1]
+    ?.split('\n')
+    .filter(Boolean)
+    .map((line) => line.replace(/\s+#.*$/, '')) ?? [];
+
+test(
+  'README: the demo in front of your own app (Express): bob logs in and the app sees him; --print-config prints what `check` accepts',
+  { timeout: 300_000 },
+  async (t) => {
+    assert.equal(OWN_APP.length, 3, 'the README shows three commands for your own application');
+    const [demoLine, printLine, checkLine] = OWN_APP as [string, string, string];
+    assert.match(demoLine, /demo --upstream /);
+    assert.match(printLine, /demo --print-config$/);
+    assert.match(checkLine, /check --config certs\/demo$/);
+    const upstream = new URL(/--upstream (\S+)/.exec(demoLine)![1]!);
+
+    // The user's application: a real Express 5 app on the address the README names, answering with what it received.
+    const app = express();
+    app.get('/whoami', (req, res) => void res.json({ headers: req.headers }));
+    const server = await new Promise<http.Server>((resolve, reject) => {
+      const s = app.listen(Number(upstream.port), upstream.hostname, (error?: Error) =>
+        error
+          ? reject(new Error(`cannot listen where the README's app is (${upstream.host}): ${error.message}`))
+          : resolve(s),
+      );
+    });
+    t.after(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+
+    const demo = spawn('sh', ['-c', demoLine], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    t.after(() => {
+      try {
+        process.kill(-demo.pid!, 'SIGKILL');
+      } catch {
+        /* the group has ended */
+      }
+    });
+    const lines: string[] = [];
+    for (const stream of [demo.stdout!, demo.stderr!])
+      createInterface({ input: stream }).on('line', (line) => lines.push(line));
+    await until(
+      () => lines.some((line) => line.includes('demo ready: open https://localhost:8443/')) || demo.exitCode !== null,
+      () => `the demo to be ready:\n${lines.join('\n')}`,
+      120_000,
+    );
+    assert.equal(demo.exitCode, null, lines.join('\n'));
+    assert.ok(lines.some((line) => line.includes(`your application ${upstream.origin} gets the identity headers`)));
+
+    const browser = new Browser(fs.readFileSync(path.join(ROOT, 'certs/demo/localhost.crt'), 'utf8'));
+    const first = await browser.request('https://localhost:8443/whoami');
+    assert.equal(first.status, 302, 'every page of the app asks for a login');
+    const page = await browser.navigate(first.headers.location!, 'bob', { stopAt: (u) => u.pathname === '/whoami' });
+    assert.equal(page.status, 200, page.body);
+    const seen = page.json<{ headers: Record<string, string> }>().headers;
+    assert.equal(seen['x-auth-request-user'], 'bob@demo.test');
+    assert.equal(seen['x-auth-request-groups'], 'staff');
+    assert.equal(seen['x-forwarded-proto'], 'https');
+
+    const printed = spawnSync('sh', ['-c', printLine], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(printed.status, 0, printed.stderr);
+    const files = ['certs/demo/gatehouse.toml', 'certs/demo/sites/localhost.toml'];
+    assert.equal(
+      printed.stdout,
+      files.map((file) => `# ==> ${file} <==\n${fs.readFileSync(path.join(ROOT, file), 'utf8')}`).join('\n'),
+      'both files, each under its name',
+    );
+    assert.match(printed.stdout, new RegExp(`upstream = "${upstream.origin}"`));
+    // The printed files, put into a folder of their own (with the certificate they name), are a valid configuration.
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-own-'));
+    t.after(() => fs.rmSync(own, { recursive: true, force: true }));
+    const parts = printed.stdout.split(/^# ==> certs\/demo\/(\S+) <==\n/m).slice(1);
+    for (let i = 0; i < parts.length; i += 2) {
+      fs.mkdirSync(path.dirname(path.join(own, parts[i]!)), { recursive: true });
+      fs.writeFileSync(path.join(own, parts[i]!), parts[i + 1]!);
+    }
+    for (const file of ['localhost.crt', 'localhost.key'])
+      fs.copyFileSync(path.join(ROOT, 'certs/demo', file), path.join(own, file));
+    const ownCheck = spawnSync(process.execPath, [path.join(ROOT, 'src/main.ts'), 'check', '--config', own], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.equal(ownCheck.status, 0, ownCheck.stderr);
+
+    const checked = spawnSync('sh', ['-c', checkLine], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(checked.status, 0, checked.stdout + checked.stderr);
+    assert.match(checked.stdout, /configuration is valid \(1 site: localhost\)/);
+
+    process.kill(-demo.pid!, 'SIGINT');
+    await once(demo, 'close');
+  },
+);

@@ -6,8 +6,13 @@ import { WAIT_MS } from './wait.ts';
 
 export const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
 
-export function spawnGatehouse(args: string[], cwd?: string, script = MAIN) {
-  const child = spawn(process.execPath, [script, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `env` is added to this process's environment. */
+export function spawnGatehouse(args: string[], cwd?: string, script = MAIN, env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [script, ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   const lines: string[] = [];
   const waiters: { match: RegExp; resolve: (line: string) => void }[] = [];
   readline.createInterface({ input: child.stdout! }).on('line', (line) => {

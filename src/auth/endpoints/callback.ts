@@ -15,8 +15,14 @@ export const callback: Endpoint = async (call) => {
   const login = state ? call.auth.loginCookies.find(call.req.headers.cookie, state) : undefined;
   const clearLogin = state ? [clearCookie(call.auth.loginCookies.nameFor(state))] : [];
   const providerError = call.url.searchParams.get('error');
-  if (providerError) return providerRefused(call, providerError, clearLogin);
-  if (!login) return refuse(call, 'ERR_AUTH_STATE_INVALID', { headers: { 'set-cookie': clearLogin } });
+  if (providerError) {
+    call.auth.record('login', 'provider_error');
+    return providerRefused(call, providerError, clearLogin);
+  }
+  if (!login) {
+    call.auth.record('login', 'invalid_state');
+    return refuse(call, 'ERR_AUTH_STATE_INVALID', { headers: { 'set-cookie': clearLogin } });
+  }
   let tokens: TokenSet;
   try {
     tokens = await redeem(call, login);
@@ -25,18 +31,21 @@ export const callback: Endpoint = async (call) => {
       { req_id: call.requestId, provider_error: providerErrorFields(error) },
       'login failed at the code exchange',
     );
+    call.auth.record('login', 'failed');
     return refuse(call, 'ERR_AUTH_LOGIN_FAILED', { cause: error as Error, headers: { 'set-cookie': clearLogin } });
   }
   const established = await call.auth.establish(tokens);
   const refusal = 'refusal' in established ? established.refusal : call.auth.policy.authorize(established.identity);
   if (refusal || !('identity' in established)) {
     call.log.info({ req_id: call.requestId, rule: refusal?.rule }, 'login refused by policy');
+    call.auth.record('login', 'refused');
     return refuse(call, 'ERR_AUTH_FORBIDDEN', {
       detail: `${refusal?.message} (rule: ${refusal?.rule})`,
       headers: { 'set-cookie': clearLogin },
     });
   }
   const sessionCookie = beginSession(call, established.identity, tokens);
+  call.auth.record('login', 'success');
   signedIn(call, login.returnTo, [...clearLogin, sessionCookie]);
   return {};
 };

@@ -12,6 +12,7 @@ export const signOut: Endpoint = async (call) => {
   if (!target) return refuse(call, 'ERR_AUTH_REDIRECT_INVALID');
   const idToken = session ? sessions.tokens(session).idToken : undefined;
   if (session) sessions.delete(session);
+  call.auth.record('logout', session ? 'signed_out' : 'no_session');
   const idp = await endSessionUrl(call.auth.oidc, idToken, target).catch(() => undefined);
   call.log.info({ req_id: call.requestId, user: session?.identity.user, provider_logout: idp !== undefined }, 'logout');
   sendOwn(call.res, 302, call.requestId, {
