@@ -2,10 +2,10 @@
 // latency, requests in flight, Gatehouse's error codes, certificate expiry and ACME renewal failures (Caddy's
 // metrics have none), per upstream (requests by status class, errors, latency, servers up), logins, refreshes and
 // logouts by outcome, refused WebSocket upgrades, reloads by outcome, plus Node's process metrics. One registry per
-// process, kept across reloads; with workers > 1 the primary serves the sum over the workers (prom-client's
-// AggregatorRegistry asks each worker over the cluster channel) and counts the reloads itself.
+// process, kept across reloads; with workers > 1 the primary serves the sum over the workers (each serving
+// worker is asked over the cluster channel) and counts the reloads itself.
 // https://prometheus.io/docs/instrumenting/exposition_formats/
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import client from 'prom-client';
 import type { CertificateStore } from '../tls/certificate-store.ts';
 
@@ -220,21 +220,53 @@ export function shareWithPrimary(metrics: Metrics): void {
   client.AggregatorRegistry.setRegistries([metrics.registry]);
 }
 
+/** prom-client's cluster messages; its worker side (the AggregatorRegistry made above) answers them. */
+const METRICS_QUERY = 'prom-client:getMetricsReq';
+const METRICS_ANSWER = 'prom-client:getMetricsRes';
+/** A serving worker that has not answered by then is left out of that scrape rather than failing it. */
+const WORKER_ANSWER_MS = 2_000;
+
 /**
- * In the cluster primary: the workers' metrics, summed (gauges as declared), followed by the primary's own (the
- * reloads it ordered). `reloaded` counts one.
+ * In the cluster primary: the serving workers' metrics, summed (gauges as declared), followed by the primary's own
+ * (the reloads it ordered). Only workers that listen are asked: prom-client's own clusterMetrics() asks every
+ * connected worker and fails the whole scrape after 5 s when one that is still starting cannot answer yet.
  */
-export function clusterMetrics(): {
+export function clusterMetrics(serving: () => Worker[]): {
   text: () => Promise<string>;
   contentType: string;
   reloaded: (outcome: ReloadOutcome) => void;
 } {
-  const aggregator = new client.AggregatorRegistry();
   const own = new client.Registry();
   const reloads = reloadCounter([own]);
+  let queries = 0;
   return {
-    text: async () => `${await aggregator.clusterMetrics()}\n${await own.metrics()}`,
-    contentType: aggregator.contentType,
+    text: async () => {
+      const requestId = ++queries;
+      const answers = await Promise.all(serving().map((worker) => askForMetrics(worker, requestId)));
+      const summed = client.AggregatorRegistry.aggregate(answers.flat());
+      return `${await summed.metrics()}\n${await own.metrics()}`;
+    },
+    contentType: own.contentType,
     reloaded: (outcome) => reloads.inc({ outcome }),
   };
+}
+
+/** What one worker answers: the JSON form of each of its registries. */
+type WorkerMetrics = Parameters<typeof client.AggregatorRegistry.aggregate>[0];
+
+function askForMetrics(worker: Worker, requestId: number): Promise<WorkerMetrics> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done([]), WORKER_ANSWER_MS);
+    const onMessage = (message: { type?: string; requestId?: number; metrics?: WorkerMetrics }) => {
+      if (message?.type === METRICS_ANSWER && message.requestId === requestId) done(message.metrics ?? []);
+    };
+    function done(metrics: WorkerMetrics) {
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      resolve(metrics);
+    }
+    worker.on('message', onMessage);
+    if (worker.isConnected()) worker.send({ type: METRICS_QUERY, requestId });
+    else done([]);
+  });
 }

@@ -182,12 +182,13 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
 
   // One clear line and exit 2 when an address is taken, before any worker starts (each would fail on its own).
   for (const { listener, address } of options.listen) await probeListen(listener, address);
-  const metrics = options.metricsListen ? clusterMetrics() : undefined;
-  const health = options.metricsListen
-    ? await serveClusterHealth(options.metricsListen, metrics!, () =>
-        [...live.keys()].filter((w) => !retiring.has(w) && !starting.has(w)),
-      )
-    : undefined;
+  /** Workers that listen and are not being replaced: the ones /ready and /metrics ask. */
+  const serving = () =>
+    [...live]
+      .filter(([w, state]) => state.listeningAt !== undefined && !retiring.has(w) && !starting.has(w))
+      .map(([w]) => w);
+  const metrics = options.metricsListen ? clusterMetrics(serving) : undefined;
+  const health = options.metricsListen ? await serveClusterHealth(options.metricsListen, metrics!, serving) : undefined;
   /** systemd has been told READY=1 (once every first worker listens). */
   let ready = false;
   /** An in-place reload waits for every worker's answer. */
