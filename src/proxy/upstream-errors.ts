@@ -5,6 +5,15 @@
 import type { ErrorCode } from '../base/errors.ts';
 import { BodyTimeoutError, BodyTooLargeError, ClientClosedError } from './client-abort.ts';
 
+/** A failure our upstream client names itself (timeouts, a response that breaks HTTP/1.1 framing, a head it refuses). */
+export class UpstreamError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
 /**
  * Failures where the request never reached the server: safe to try the next one, and the server is marked down.
  * undici's codes and http-proxy-3's connect timeout (ECONNECT_TIMEOUT) included.
