@@ -113,13 +113,23 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-/** The upstream response's headers minus hop-by-hop ones, fit for HTTP/1.1 and HTTP/2 clients alike. */
-export function clientResponseHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
-  const named = connectionNamedHeaders(incoming.connection);
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out[name] = value;
+/**
+ * The upstream response's headers minus hop-by-hop ones, fit for HTTP/1.1 and HTTP/2 clients alike: Node's flat raw
+ * list [name, value, ...] in, a flat list out, which node:http and node:http2 both take in writeHead (no object built
+ * per response).
+ */
+export function clientResponseHeaderList(raw: string[]): string[] {
+  let named: Set<string> = EMPTY;
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
+      if (named === EMPTY) named = new Set();
+      for (const name of connectionNamedHeaders(raw[i + 1])) named.add(name);
+    }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(name) || named.has(name)) continue;
+    out.push(raw[i]!, raw[i + 1]!);
   }
   return out;
 }
