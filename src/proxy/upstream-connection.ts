@@ -159,6 +159,8 @@ export class UpstreamConnection {
     this.sendTimeoutMs = timeouts.sendTimeoutMs;
     this.pausedAt = 0;
     this.idleSince = 0;
+    // read_timeout counts from now, not from the connection's last exchange.
+    this.lastIo = Date.now();
     if (!this.#connecting) scheduleWrite(this);
   }
 
