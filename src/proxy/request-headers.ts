@@ -3,8 +3,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** Hop-by-hop headers: they describe one connection and are never forwarded (RFC 9110 §7.6.1, RFC 9113 §8.2.2).
- *  Expect is answered by Node itself (100 Continue) and undici refuses to send it. TE goes too, `trailers` included
- *  (as nginx does): Gatehouse does not pass response trailers on, so it must not promise the upstream it accepts them. */
+ *  Expect is answered by Node itself (100 Continue), so the upstream must not answer it again. TE goes too,
+ *  `trailers` included (as nginx does): Gatehouse does not pass response trailers on, so it must not promise the
+ *  upstream it accepts them. */
 const HOP_BY_HOP = new Set([
   'expect',
   'connection',

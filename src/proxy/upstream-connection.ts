@@ -41,6 +41,8 @@ export interface ConnectionOwner {
 interface NativeParser {
   initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
   execute(data: Buffer): number | Error;
+  consume(handle: object): void;
+  unconsume(): void;
   finish(): number | Error | undefined;
   remove(): void;
   free(): void;
@@ -50,10 +52,12 @@ interface NativeParser {
 interface NativeParserClass {
   new (): NativeParser;
   RESPONSE: number;
+  kOnMessageBegin: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
   kOnBody: number;
   kOnMessageComplete: number;
+  kOnExecute: number;
   kLenientNone: number;
 }
 // process.getBuiltinModule reaches node:http's parser from ESM and from the single executable alike.
@@ -89,6 +93,8 @@ export class UpstreamConnection {
   #skipBody = false;
   #keepAlive = true;
   #partialHeaders: string[] = [];
+  /** The socket's reads go straight into the parser (parser.consume, as node:http's server does): no 'data' events. */
+  #handle: StreamHandle | undefined;
   /** Timestamps (ms) read by the pool's sweep: no timer per request or connection. */
   connectDeadline = 0;
   lastIo = 0;
@@ -107,6 +113,8 @@ export class UpstreamConnection {
     parser[HTTPParser.kOnHeadersComplete] = this.#onHeadersComplete;
     parser[HTTPParser.kOnBody] = this.#onBody;
     parser[HTTPParser.kOnMessageComplete] = this.#onMessageComplete;
+    parser[HTTPParser.kOnMessageBegin] = this.#onMessageBegin;
+    parser[HTTPParser.kOnExecute] = this.#onExecute;
     this.#parser = parser;
     socket.setNoDelay(true);
     socket.on(secure ? 'secureConnect' : 'connect', this.#onConnect);
@@ -220,7 +228,11 @@ export class UpstreamConnection {
     if (this.pausedAt === 0) return;
     this.pausedAt = 0;
     this.lastIo = Date.now();
-    this.socket.resume();
+    if (this.#handle === undefined) this.socket.resume();
+    else if (!this.#handle.reading) {
+      this.#handle.reading = true;
+      this.#handle.readStart();
+    }
   };
 
   /** Checks the exchange's deadlines and the idle time; the pool calls it about once a second. */
@@ -246,6 +258,14 @@ export class UpstreamConnection {
 
   readonly #onConnect = (): void => {
     this.#connecting = false;
+    // Reads then go from the socket's handle into llhttp in C++, without a JS Buffer and a 'data' event per read
+    // (what node:http's server does with its sockets); the parser copies out only the body bytes.
+    const handle = (this.socket as unknown as { _handle?: StreamHandle | null })._handle;
+    if (handle?.isStreamBase && !handle._consumed) {
+      handle._consumed = true;
+      this.#parser.consume(handle);
+      this.#handle = handle;
+    }
     this.write();
   };
 
@@ -293,29 +313,29 @@ export class UpstreamConnection {
     this.#body = null;
   }
 
+  /** Only while the socket is not consumed by the parser (before it connected). */
   readonly #onData = (chunk: Buffer): void => {
+    this.#onExecute(this.#parser.execute(chunk));
+  };
+
+  /** After each read the parser went through. */
+  readonly #onExecute = (result: number | Error): void => {
     const handler = this.#handler;
-    if (handler === undefined || !this.#written) {
-      // Bytes nobody asked for (an idle connection, more after a complete response, or before the request went out):
-      // never hand them to a later request.
-      if (handler !== undefined) this.#fail(closedError('the upstream sent bytes nobody asked for'), 'unsent');
-      this.socket.destroy();
-      return;
-    }
-    this.lastIo = Date.now();
-    this.#responseStarted = true;
-    const result = this.#parser.execute(chunk);
     if (result instanceof Error) {
-      this.#fail(
-        new UpstreamError(
-          (result as NodeJS.ErrnoException).code ?? 'HPE_INVALID',
-          `invalid response from the upstream: ${result.message}`,
-        ),
-        'no',
-      );
+      if (handler === undefined) this.socket.destroy();
+      else
+        this.#fail(
+          new UpstreamError(
+            (result as NodeJS.ErrnoException).code ?? 'HPE_INVALID',
+            `invalid response from the upstream: ${result.message}`,
+          ),
+          'no',
+        );
       return;
     }
-    if (this.#handler === handler) handler.onReadDone();
+    if (handler === undefined) return;
+    this.lastIo = Date.now();
+    handler.onReadDone();
   };
 
   readonly #onEnd = (): void => {
@@ -336,6 +356,7 @@ export class UpstreamConnection {
     this.#fail(closedError('the upstream connection closed'), this.#closedRetry());
     this.#detachBody();
     // As node:http does (freeParser): the native parser is released once its stack has unwound.
+    if (this.#handle !== undefined) this.#parser.unconsume();
     this.#parser.remove();
     this.#parser.close();
     this.#owner.forget(this);
@@ -359,6 +380,17 @@ export class UpstreamConnection {
 
   // llhttp callbacks (this = the connection: they are arrow functions bound once per connection).
 
+  readonly #onMessageBegin = (): void => {
+    if (this.#handler !== undefined && this.#written) {
+      this.#responseStarted = true;
+      return;
+    }
+    // Bytes nobody asked for (on an idle connection, after a complete response, or before the request went out):
+    // they never reach a later request.
+    if (this.#handler !== undefined) this.#fail(closedError('the upstream sent bytes nobody asked for'), 'unsent');
+    this.socket.destroy();
+  };
+
   readonly #onHeaders = (headers: string[]): void => {
     // A head split over several reads arrives in pieces before onHeadersComplete.
     for (let i = 0; i < headers.length; i++) this.#partialHeaders.push(headers[i]!);
@@ -381,7 +413,7 @@ export class UpstreamConnection {
       this.#partialHeaders = [];
     }
     const handler = this.#handler;
-    if (handler === undefined) {
+    if (handler === undefined || !this.#written) {
       this.socket.destroy();
       return 1;
     }
@@ -405,7 +437,11 @@ export class UpstreamConnection {
     if (handler === undefined || handler.onData(chunk) || this.pausedAt !== 0) return;
     // The client reads slower than the upstream sends: stop reading the upstream until it drains (send_timeout).
     this.pausedAt = Date.now();
-    this.socket.pause();
+    if (this.#handle === undefined) this.socket.pause();
+    else if (this.#handle.reading) {
+      this.#handle.reading = false;
+      this.#handle.readStop();
+    }
   };
 
   readonly #onMessageComplete = (): void => {
@@ -414,6 +450,8 @@ export class UpstreamConnection {
       return;
     }
     const handler = this.#handler;
+    // Trailers (RFC 9112 §7.1.2) came in as headers: they are dropped, and never join the next response's head.
+    if (this.#partialHeaders.length > 0) this.#partialHeaders = [];
     if (handler === undefined) return;
     this.#handler = undefined;
     this.#reused = true;
@@ -426,6 +464,15 @@ export class UpstreamConnection {
     }
     handler.onEnd();
   };
+}
+
+/** The native stream handle of a socket (TCPWrap, TLSWrap), as node:http's server drives it when consumed. */
+interface StreamHandle {
+  isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading: boolean;
+  readStart(): number;
+  readStop(): number;
 }
 
 function closedError(message: string): Error {

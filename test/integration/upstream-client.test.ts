@@ -195,6 +195,24 @@ test('response smuggling: bytes an upstream sends beyond its answer never reach 
   assert.equal(upstream.connections(), 3);
 });
 
+test('trailers of a chunked response are dropped and never leak into the next response on the connection', async (t) => {
+  const upstream = await rawUpstream(t, (head, socket) => {
+    if (head.startsWith('GET /trailer'))
+      socket.write(
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Leak\r\n\r\n4\r\nbody\r\n0\r\nX-Leak: yes\r\n\r\n',
+      );
+    else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext');
+  });
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, upstream.url) } });
+  const first = await get(gh.port, '/trailer');
+  assert.equal(first.body, 'body');
+  assert.equal(first.headers['x-leak'], undefined);
+  const next = await get(gh.port, '/next');
+  assert.equal(next.body, 'next');
+  assert.equal(next.headers['x-leak'], undefined, 'the trailer did not become a header of the next response');
+  assert.equal(upstream.connections(), 1);
+});
+
 test('a close-delimited body is relayed whole, and its connection is not reused', async (t) => {
   const upstream = await rawUpstream(t, (_head, socket) => {
     socket.end('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close');
