@@ -18,7 +18,7 @@ import {
 import { serializeRequestHead, type BodyFraming } from './request-head.ts';
 import { clientResponseHeaderList } from './request-headers.ts';
 import type { ExchangeHandler, Retry, UpstreamConnection } from './upstream-connection.ts';
-import { errorCodeFor, isConnectFailure } from './upstream-errors.ts';
+import { errorCodeFor, isConnectFailure, UpstreamError } from './upstream-errors.ts';
 import type { UpstreamGroupPool, UpstreamServer } from './upstream-pools.ts';
 export interface ForwardResult {
   /** The upstream server that answered (or the last one tried); unset when no request was sent. */
@@ -188,7 +188,19 @@ class Exchange implements ExchangeHandler, Cancellable {
   onHead(status: number, rawHeaders: string[]): void {
     this.#started = true;
     this.#group.markUp(this.#server);
-    common(this.#res).writeHead(status, clientResponseHeaderList(rawHeaders));
+    const headers = clientResponseHeaderList(rawHeaders, 'stream' in this.#res);
+    try {
+      common(this.#res).writeHead(status, headers);
+    } catch (error) {
+      // A head node:http or node:http2 refuses to send (this runs inside the parser's callback: nothing may escape).
+      // The refused names go, so our own error page can be written instead.
+      for (let i = 0; i < headers.length; i += 2) this.#res.removeHeader(headers[i]!);
+      this.#started = false;
+      this.#connection.abort(
+        new UpstreamError('ERR_UPSTREAM_HEAD', `the upstream's response head cannot be relayed: ${error}`),
+      );
+      return;
+    }
     this.#headPending = true;
   }
 

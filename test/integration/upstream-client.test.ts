@@ -213,6 +213,31 @@ test('trailers of a chunked response are dropped and never leak into the next re
   assert.equal(upstream.connections(), 1);
 });
 
+test('a repeated single-value header reaches an HTTP/2 client once (the first), and HTTP/1.1 clients as sent', async (t) => {
+  const upstream = await rawUpstream(t, (_head, socket) => {
+    socket.write(
+      'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: "a"\r\nContent-Type: text/html\r\nETag: "b"\r\n' +
+        'Set-Cookie: one=1\r\nSet-Cookie: two=2\r\nContent-Length: 4\r\n\r\nbody',
+    );
+  });
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, upstream.url) } });
+  const session = http2.connect(`https://127.0.0.1:${gh.port}`, { ca: ca.caPem, servername: 'app.test' });
+  t.after(() => session.close());
+  const stream = session.request({ ':path': '/', ':authority': 'app.test' });
+  const [[headers], body] = await Promise.all([
+    once(stream, 'response') as Promise<[http2.IncomingHttpHeaders]>,
+    readAll(stream),
+  ]);
+  assert.equal(headers[':status'], 200);
+  assert.equal(body, 'body');
+  assert.equal(headers['content-type'], 'text/plain');
+  assert.equal(headers.etag, '"a"');
+  assert.deepEqual(headers['set-cookie'], ['one=1', 'two=2']);
+  const h1 = await get(gh.port, '/');
+  assert.equal(h1.status, 200);
+  assert.deepEqual(h1.headers['set-cookie'], ['one=1', 'two=2']);
+});
+
 test('a close-delimited body is relayed whole, and its connection is not reused', async (t) => {
   const upstream = await rawUpstream(t, (_head, socket) => {
     socket.end('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close');
