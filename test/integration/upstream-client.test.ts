@@ -458,3 +458,18 @@ test('https:// upstream: verified against the group CA, SNI = its host name; an 
   });
   assert.equal(untrusted.status, 502, 'a certificate from a CA the group does not trust is refused');
 });
+
+test('connect_timeout covers the TLS handshake of an https:// upstream that accepts and then says nothing: 504', async (t) => {
+  const silent = await listen(
+    t,
+    net.createServer((socket) => socket.on('error', () => {})),
+  );
+  const port = new URL(silent.url).port;
+  const gh = await startGatehouse(t, {
+    sites: { app: siteToml(['app.test'], cert, `https://127.0.0.1:${port}`, '', 'connect_timeout = "500ms"') },
+  });
+  const reply = await get(gh.port, '/', { ca: ca.caPem, headers: { accept: 'application/json' } });
+  assert.equal(reply.status, 504);
+  assert.equal(JSON.parse(reply.body).error, 'ERR_UPSTREAM_TIMEOUT');
+  await gh.logLine((line) => line.error === 'ERR_UPSTREAM_TIMEOUT', 'the access log names the timeout');
+});
