@@ -51,6 +51,8 @@ export interface UpstreamGroup {
   failTimeoutMs: number;
   keepalive: number;
   maxPending: number;
+  /** PEM of the CAs trusted for its https:// servers; undefined = Node's bundled roots. */
+  caPem?: string;
 }
 
 export interface Route {

@@ -206,6 +206,8 @@ const upstreamGroup = z.strictObject({
   keepalive: z.number().int().min(1).max(10_000).default(64),
   /** Requests that may wait for a free connection when every one is busy; beyond that 503 (Envoy max_pending_requests). */
   max_pending: z.number().int().min(0).max(1_000_000).default(DEFAULT_MAX_PENDING),
+  /** PEM file of the certificate authorities trusted for https:// servers of this group (instead of the system's). */
+  ca: z.string().min(1).optional(),
 });
 
 const route = z.strictObject({

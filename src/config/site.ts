@@ -30,6 +30,7 @@ export function buildSite(
       failTimeoutMs: group.fail_timeout,
       keepalive: group.keepalive,
       maxPending: group.max_pending,
+      caPem: group.ca === undefined ? undefined : readCa(path.resolve(configDir, group.ca), name, problem),
     };
   }
 
@@ -164,6 +165,27 @@ function globalUpstreamUrl(text: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The CA bundle of an upstream group: a readable file with at least one PEM certificate, else a problem. */
+function readCa(file: string, group: string, problem: Report): string | undefined {
+  let pem: string;
+  try {
+    pem = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    problem(
+      ['upstreams', group, 'ca'],
+      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+    return undefined;
+  }
+  try {
+    new crypto.X509Certificate(pem);
+  } catch {
+    problem(['upstreams', group, 'ca'], `${file} is not a PEM certificate`);
+    return undefined;
+  }
+  return pem;
 }
 
 function readKeyPair(

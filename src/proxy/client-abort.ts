@@ -133,8 +133,8 @@ export function clientBody(req: AnyRequest, options: { maxBytes: number; idleMs:
     req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onGone);
   };
   req.on('data', onData).once('end', onEnd).once('error', onGone).once('close', onGone);
-  // Whoever reads the body (undici, readBody) gets its error; while nobody does yet (the request waits for an upstream
-  // connection), an 'error' without a listener would be an uncaught exception.
+  // Whoever reads the body (the upstream connection, readBody) gets its error; while nobody does yet (the request
+  // waits for an upstream connection), an 'error' without a listener would be an uncaught exception.
   body.on('error', () => {});
   return body;
 }

@@ -1,7 +1,8 @@
 // Forwards one HTTP request (from an HTTP/1.1 or HTTP/2 client) to an upstream over a keep-alive pool and streams the
 // answer back: no buffering in either direction unless the route asks for request buffering, backpressure both ways.
+// Per request: one Exchange (the handler its connection calls) and one promise; everything else lives on the
+// connection (upstream-connection.ts).
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import type { Route } from '../config/model.ts';
 import type { ErrorCode } from '../base/errors.ts';
 import { resetStream } from '../base/http2-limits.ts';
@@ -14,10 +15,11 @@ import {
   type Cancellable,
   type ClientWatch,
 } from './client-abort.ts';
-import { clientResponseHeaders } from './request-headers.ts';
-import { errorCodeFor, isConnectFailure } from './upstream-errors.ts';
+import { serializeRequestHead, type BodyFraming } from './request-head.ts';
+import { clientResponseHeaderList } from './request-headers.ts';
+import type { ExchangeHandler, Retry, UpstreamConnection } from './upstream-connection.ts';
+import { errorCodeFor, isConnectFailure, UpstreamError } from './upstream-errors.ts';
 import type { UpstreamGroupPool, UpstreamServer } from './upstream-pools.ts';
-
 export interface ForwardResult {
   /** The upstream server that answered (or the last one tried); unset when no request was sent. */
   upstream?: string;
@@ -62,6 +64,20 @@ export async function forwardHttp(
     }
     // A body stream can be sent once only; a buffered body or none can go to the next server after a refused connection.
     const retryable = IDEMPOTENT.has(method) && !(body !== null && !Buffer.isBuffer(body));
+    const framing: BodyFraming =
+      body === null
+        ? NO_BODY
+        : Buffer.isBuffer(body)
+          ? { kind: 'length', length: body.length }
+          : declaredLength !== undefined
+            ? { kind: 'length', length: declaredLength }
+            : CHUNKED;
+    let head: string;
+    try {
+      head = serializeRequestHead(method, path, headers, framing);
+    } catch (error) {
+      return { error: errorCodeFor(error as Error) ?? 'ERR_UPSTREAM_RESET', cause: error as Error, bytes: 0 };
+    }
 
     let last: ForwardResult = { error: 'ERR_UPSTREAM_UNREACHABLE', bytes: 0 };
     for (const server of group.attemptOrder()) {
@@ -81,7 +97,12 @@ export async function forwardHttp(
         return failed(body.errored);
       }
       try {
-        last = await dispatchOnce(res, server, group, client, { method, path, headers, body, route });
+        const chunked = framing === CHUNKED;
+        let attempt = await dispatchOnce(res, server, group, client, { head, body, chunked, route, fresh: false });
+        // A keep-alive connection the server closed as the request left: once more, on a new connection (nginx).
+        if (attempt.retry === 'unsent' || (attempt.retry === 'stale' && retryable))
+          attempt = await dispatchOnce(res, server, group, client, { head, body, chunked, route, fresh: true });
+        last = attempt.result;
       } finally {
         slot.release();
       }
@@ -97,10 +118,19 @@ export async function forwardHttp(
   }
 }
 
+const NO_BODY: BodyFraming = { kind: 'none' };
+const CHUNKED: BodyFraming = { kind: 'chunked' };
+
 /** A request that failed on the client's side (its body): an error page, or nothing when the client is gone. */
 function failed(error: Error): ForwardResult {
   const code = errorCodeFor(error);
   return code === undefined ? { clientClosed: true, bytes: 0 } : { error: code, cause: error, bytes: 0 };
+}
+
+interface Attempt {
+  result: ForwardResult;
+  /** The request may go again on a new connection (see Retry); only when nothing reached the client. */
+  retry: Retry;
 }
 
 function dispatchOnce(
@@ -108,119 +138,128 @@ function dispatchOnce(
   server: UpstreamServer,
   group: UpstreamGroupPool,
   client: ClientWatch,
-  request: {
-    method: string;
-    path: string;
-    headers: Record<string, string | string[]>;
-    body: Buffer | Readable | null;
-    route: Route;
-  },
-): Promise<ForwardResult> {
+  request: { head: string; body: Buffer | Readable | null; chunked: boolean; route: Route; fresh: boolean },
+): Promise<Attempt> {
   const { route } = request;
-  const pool = group.poolFor(server, route.connectTimeoutMs);
+  const connection = server.pool.acquire(route.connectTimeoutMs, request.fresh);
   return new Promise((resolve) => {
-    let sent = false;
-    let started = false;
-    let bytes = 0;
-    let stallTimer: NodeJS.Timeout | undefined;
-    let flushTimer: NodeJS.Immediate | undefined;
-    const done = (result: Omit<ForwardResult, 'bytes'>) => {
-      clearTimeout(stallTimer);
-      clearImmediate(flushTimer);
-      client.cancels = undefined;
-      resolve({ upstream: server.origin, bytes, ...result });
-    };
-
-    pool.dispatch(
-      {
-        origin: server.origin,
-        path: request.path,
-        method: request.method,
-        headers: request.headers,
-        body: request.body,
-        headersTimeout: route.readTimeoutMs,
-        bodyTimeout: route.readTimeoutMs,
-      },
-      {
-        onRequestStart(c) {
-          // Called just before the request is written to a connected socket: aborting here sends nothing. undici checks
-          // an idle socket before reusing it (asynchronously), so an HTTP/2 RST_STREAM that came in the same read as
-          // the HEADERS (rapid reset) is seen here first (a test holds it: the upstream gets none of them).
-          if (client.gone) return c.abort(new ClientClosedError('the client closed the request'));
-          sent = true;
-          client.cancels = new UpstreamExchange(c);
-        },
-        onResponseStart(_c, statusCode, headers) {
-          started = true;
-          group.markUp(server);
-          common(res).writeHead(statusCode, clientResponseHeaders(headers));
-          // Headers leave with the first body chunk, in one TLS record and one syscall (flushing them alone cost a
-          // second write per response: 15 % of the keep-alive profile). A slow or streaming upstream (server-sent
-          // events) still gets them out within one event-loop turn.
-          flushTimer = setImmediate(() => {
-            if (!res.headersSent && 'flushHeaders' in res) res.flushHeaders();
-          });
-        },
-        onResponseData(c, chunk) {
-          bytes += chunk.length;
-          if (common(res).write(chunk)) return;
-          // The client reads slower than the upstream sends: pause the upstream, give up after send_timeout.
-          c.pause();
-          stallTimer = setTimeout(
-            () =>
-              abortUpstream(
-                c,
-                Object.assign(new Error('client did not read for send_timeout'), { code: 'ERR_SEND_TIMEOUT' }),
-              ),
-            route.sendTimeoutMs,
-          );
-          res.once('drain', () => {
-            clearTimeout(stallTimer);
-            c.resume();
-          });
-        },
-        onResponseEnd() {
-          res.end();
-          done({});
-        },
-        onResponseError(_c, error) {
-          if (client.gone || errorCodeFor(error) === undefined) {
-            // The access log names an upstream only when the request did reach it.
-            done({ clientClosed: true, ...(sent ? {} : { upstream: undefined }) });
-            return;
-          }
-          if (started || res.headersSent) {
-            // Mid-stream failure: the client must see a broken response, not a short one that looks complete.
-            done({ cause: error });
-            if ('stream' in res) resetStream(res.stream);
-            else res.destroy(error);
-            return;
-          }
-          done({ error: errorCodeFor(error), cause: error });
-        },
-      },
-    );
+    const exchange = new Exchange(res, server, group, client, connection, resolve);
+    client.cancels = exchange;
+    connection.start(exchange, request.head, request.body, request.chunked, route);
   });
 }
 
 /**
- * A running upstream exchange, cancelled when its client goes away: the request is aborted and its connection closed
- * (an HTTP/1.1 exchange cannot be cancelled otherwise), so no connection stays busy for a response nobody reads.
+ * One upstream exchange: relays the response to the client as its connection parses it, and is what a client that
+ * goes away cancels (the connection is then closed: an HTTP/1.1 exchange cannot be cancelled otherwise, and no
+ * connection stays busy for a response nobody reads).
  */
-class UpstreamExchange implements Cancellable {
-  readonly #controller: Dispatcher.DispatchController;
-  constructor(controller: Dispatcher.DispatchController) {
-    this.#controller = controller;
-  }
-  cancel(): void {
-    abortUpstream(this.#controller, new ClientClosedError('the client closed the request'));
-  }
-}
+class Exchange implements ExchangeHandler, Cancellable {
+  readonly #res: AnyResponse;
+  readonly #server: UpstreamServer;
+  readonly #group: UpstreamGroupPool;
+  readonly #client: ClientWatch;
+  readonly #connection: UpstreamConnection;
+  readonly #resolve: (attempt: Attempt) => void;
+  #bytes = 0;
+  #started = false;
+  /** The head was handed to the response and no body chunk went with it yet. */
+  #headPending = false;
+  /** Set while the connection is paused for this client (made at the first stall only). */
+  #onDrain: (() => void) | undefined;
+  #waitsForDrain = false;
 
-/** Aborts the upstream request; undici tears a paused upstream connection down only once it reads again. */
-function abortUpstream(controller: Dispatcher.DispatchController, reason: Error): void {
-  controller.abort(reason);
-  if (controller.paused) controller.resume();
+  constructor(
+    res: AnyResponse,
+    server: UpstreamServer,
+    group: UpstreamGroupPool,
+    client: ClientWatch,
+    connection: UpstreamConnection,
+    resolve: (attempt: Attempt) => void,
+  ) {
+    this.#res = res;
+    this.#server = server;
+    this.#group = group;
+    this.#client = client;
+    this.#connection = connection;
+    this.#resolve = resolve;
+  }
+
+  onHead(status: number, rawHeaders: string[]): void {
+    this.#started = true;
+    this.#group.markUp(this.#server);
+    const headers = clientResponseHeaderList(rawHeaders, 'stream' in this.#res);
+    try {
+      common(this.#res).writeHead(status, headers);
+    } catch (error) {
+      // A head node:http or node:http2 refuses to send (this runs inside the parser's callback: nothing may escape).
+      // The refused names go, so our own error page can be written instead.
+      for (let i = 0; i < headers.length; i += 2) this.#res.removeHeader(headers[i]!);
+      this.#started = false;
+      this.#connection.abort(
+        new UpstreamError('ERR_UPSTREAM_HEAD', `the upstream's response head cannot be relayed: ${error}`),
+      );
+      return;
+    }
+    this.#headPending = true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#bytes += chunk.length;
+    this.#headPending = false;
+    if (common(this.#res).write(chunk)) return true;
+    // The client reads slower than the upstream sends: the connection pauses until the response drains (send_timeout).
+    if (!this.#waitsForDrain) {
+      this.#waitsForDrain = true;
+      this.#onDrain ??= () => {
+        this.#waitsForDrain = false;
+        this.#connection.resume();
+      };
+      this.#res.once('drain', this.#onDrain);
+    }
+    return false;
+  }
+
+  onReadDone(): void {
+    // Headers leave with the first body chunk, in one TLS record and one syscall (flushing them alone cost a second
+    // write per response). A read that brought the head and no body (a slow upstream, server-sent events) flushes
+    // them at once.
+    if (!this.#headPending) return;
+    this.#headPending = false;
+    const res = this.#res;
+    if (!res.headersSent && 'flushHeaders' in res) res.flushHeaders();
+  }
+
+  onEnd(): void {
+    this.#res.end();
+    this.#finish({});
+  }
+
+  onFail(error: Error, retry: Retry): void {
+    if (this.#client.gone || errorCodeFor(error) === undefined) {
+      // The access log names an upstream only when the request did reach it.
+      this.#finish({ clientClosed: true, ...(this.#connection.written ? {} : { upstream: undefined }) });
+      return;
+    }
+    if (this.#started || this.#res.headersSent) {
+      // Mid-stream failure: the client must see a broken response, not a short one that looks complete.
+      this.#finish({ cause: error });
+      if ('stream' in this.#res) resetStream(this.#res.stream);
+      else this.#res.destroy(error);
+      return;
+    }
+    this.#finish({ error: errorCodeFor(error), cause: error }, retry);
+  }
+
+  cancel(): void {
+    this.#connection.abort(new ClientClosedError('the client closed the request'));
+  }
+
+  #finish(result: Omit<ForwardResult, 'bytes'>, retry: Retry = 'no'): void {
+    this.#client.cancels = undefined;
+    if (this.#waitsForDrain) this.#res.off('drain', this.#onDrain!);
+    this.#resolve({ result: { upstream: this.#server.origin, bytes: this.#bytes, ...result }, retry });
+  }
 }
 
 function contentLength(value: string | undefined): number | undefined {

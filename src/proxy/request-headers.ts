@@ -3,8 +3,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** Hop-by-hop headers: they describe one connection and are never forwarded (RFC 9110 §7.6.1, RFC 9113 §8.2.2).
- *  Expect is answered by Node itself (100 Continue) and undici refuses to send it. TE goes too, `trailers` included
- *  (as nginx does): Gatehouse does not pass response trailers on, so it must not promise the upstream it accepts them. */
+ *  Expect is answered by Node itself (100 Continue), so the upstream must not answer it again. TE goes too,
+ *  `trailers` included (as nginx does): Gatehouse does not pass response trailers on, so it must not promise the
+ *  upstream it accepts them. */
 const HOP_BY_HOP = new Set([
   'expect',
   'connection',
@@ -113,13 +114,53 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-/** The upstream response's headers minus hop-by-hop ones, fit for HTTP/1.1 and HTTP/2 clients alike. */
-export function clientResponseHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
-  const named = connectionNamedHeaders(incoming.connection);
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out[name] = value;
+/**
+ * Fields HTTP/2 allows once per response (node:http2 throws ERR_HTTP2_HEADER_SINGLE_VALUE on a second one). An
+ * HTTP/1.1 upstream may repeat them; for an HTTP/2 client the first wins, as node:http keeps the first of such a
+ * field when it parses one (IncomingMessage._addHeaderLine).
+ */
+const SINGLE_VALUE = new Set([
+  'access-control-allow-credentials',
+  'age',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-location',
+  'content-md5',
+  'content-range',
+  'content-type',
+  'date',
+  'etag',
+  'expires',
+  'last-modified',
+  'location',
+  'retry-after',
+  'tk',
+  'x-content-type-options',
+]);
+
+/**
+ * The upstream response's headers minus hop-by-hop ones, fit for HTTP/1.1 and HTTP/2 clients alike: Node's flat raw
+ * list [name, value, ...] in, a flat list out, which node:http and node:http2 both take in writeHead (no object built
+ * per response). For an HTTP/2 client a repeated single-value field keeps its first value.
+ */
+export function clientResponseHeaderList(raw: string[], http2 = false): string[] {
+  let named: Set<string> = EMPTY;
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
+      if (named === EMPTY) named = new Set();
+      for (const name of connectionNamedHeaders(raw[i + 1])) named.add(name);
+    }
+  const single = http2 ? new Set<string>() : undefined;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(name) || named.has(name)) continue;
+    if (single !== undefined && SINGLE_VALUE.has(name)) {
+      if (single.has(name)) continue;
+      single.add(name);
+    }
+    out.push(raw[i]!, raw[i + 1]!);
   }
   return out;
 }

@@ -1,13 +1,22 @@
-// The one mapping from a failed upstream exchange (an errno, an undici or http-proxy-3 code, or our own client-side
-// errors) to the error code Gatehouse answers with, for proxied requests and WebSocket upgrades alike: the same
+// The one mapping from a failed upstream exchange (an errno, our upstream client's or http-proxy-3's code, llhttp's
+// HPE_* parse errors, or our own client-side errors) to the error code Gatehouse answers with, for proxied requests and WebSocket upgrades alike: the same
 // failure gets the same status and code whichever way the client came (nginx: 502 when the upstream cannot be reached
 // or resets, 504 when it times out).
 import type { ErrorCode } from '../base/errors.ts';
 import { BodyTimeoutError, BodyTooLargeError, ClientClosedError } from './client-abort.ts';
 
+/** A failure our upstream client names itself (timeouts, a response that breaks HTTP/1.1 framing, a head it refuses). */
+export class UpstreamError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
 /**
  * Failures where the request never reached the server: safe to try the next one, and the server is marked down.
- * undici's codes and http-proxy-3's connect timeout (ECONNECT_TIMEOUT) included.
+ * The connect timeout (ECONNECT_TIMEOUT) of our upstream client and of http-proxy-3 included.
  */
 const CONNECT_FAILURES = new Set([
   'ECONNREFUSED',
@@ -15,18 +24,10 @@ const CONNECT_FAILURES = new Set([
   'ENETUNREACH',
   'ENOTFOUND',
   'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT',
   'ECONNECT_TIMEOUT',
 ]);
-/** The upstream did not connect, answer or send its body in time (ERR_UPSTREAM_TIMEOUT is our own read timeout of an upgrade). */
-const TIMEOUTS = new Set([
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'ECONNECT_TIMEOUT',
-  'ETIMEDOUT',
-  'ERR_UPSTREAM_TIMEOUT',
-]);
+/** The upstream did not connect, answer or send its body in time (ERR_UPSTREAM_TIMEOUT: our read_timeout). */
+const TIMEOUTS = new Set(['ECONNECT_TIMEOUT', 'ETIMEDOUT', 'ERR_UPSTREAM_TIMEOUT']);
 
 /** True when the request never reached the server (so it may go to the next one). */
 export function isConnectFailure(error: Error | undefined): boolean {

@@ -1,18 +1,17 @@
-// Keep-alive connection pools to upstream servers (undici Pool: measured ~1.7x cheaper per request than
-// http-proxy-3's classic path in this project's bench), round-robin over a group's servers,
+// The upstream groups: one keep-alive pool per server (upstream-pool.ts), round-robin over a group's servers,
 // and passive failover: a server that refused a connection is skipped for the group's fail_timeout (nginx max_fails=1).
 // Requests take one of a server's `keepalive` connection slots for their exchange; the others wait in line, at most
 // `max_pending` per group (Envoy's max_pending_requests, nginx Plus's upstream `queue`), so a saturated group answers 503
 // instead of piling up work, and a request whose client went away leaves the line at once.
-import { Pool } from 'undici';
 import type { UpstreamGroup } from '../config/model.ts';
 import type { ClientWatch } from './client-abort.ts';
+import { UpstreamPool } from './upstream-pool.ts';
 
 export interface UpstreamServer {
   origin: string;
   downUntil: number;
-  /** One pool per connect timeout, because undici fixes the connect timeout per pool. */
-  pools: Map<number, Pool>;
+  /** Its keep-alive connections. */
+  pool: UpstreamPool;
   keepalive: number;
   /** Exchanges running on this server now (at most keepalive). */
   active: number;
@@ -41,7 +40,7 @@ export class UpstreamGroupPool {
     this.servers = group.servers.map((origin) => ({
       origin,
       downUntil: 0,
-      pools: new Map(),
+      pool: new UpstreamPool(origin, { ca: group.caPem }),
       keepalive: group.keepalive,
       active: 0,
       waiting: [],
@@ -110,43 +109,16 @@ export class UpstreamGroupPool {
     if (server.downUntil !== 0) server.downUntil = 0;
   }
 
-  poolFor(server: UpstreamServer, connectTimeoutMs: number): Pool {
-    let pool = server.pools.get(connectTimeoutMs);
-    if (!pool) {
-      pool = new Pool(server.origin, {
-        connections: server.keepalive,
-        pipelining: 1,
-        connect: { timeout: connectTimeoutMs },
-        // Idle upstream sockets are closed before a typical backend's own keep-alive timeout (Node: 5 s) can race us.
-        keepAliveTimeout: 4_000,
-        // Timeouts are set per request from the route (read_timeout); 0 here means "not at the pool level".
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      });
-      server.pools.set(connectTimeoutMs, pool);
-    }
-    return pool;
-  }
-
   /**
-   * Called once the listeners have drained, so a request still in flight has no client left to answer. undici's
-   * close() waits for such requests (one paused by a client that vanished waits out send_timeout: a SIGTERM then
-   * took up to a minute after an HTTP/2 load), so it gets graceMs and the rest is destroyed.
+   * Called once the listeners have drained, so a request still in flight has no client left to answer: each gets
+   * graceMs to finish (one paused by a client that vanished would otherwise wait out send_timeout), then its connection
+   * is destroyed.
    */
   async close(graceMs = 1000): Promise<void> {
-    const pools = this.servers.flatMap((s) => [...s.pools.values()]);
-    let timer: NodeJS.Timeout | undefined;
-    const closed = await Promise.race([
-      Promise.all(pools.map((p) => p.close())).then(() => true),
-      new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!closed) await this.destroy();
+    await Promise.all(this.servers.map((s) => s.pool.close(graceMs)));
   }
 
-  destroy(): Promise<void[]> {
-    return Promise.all(this.servers.flatMap((s) => [...s.pools.values()].map((p) => p.destroy())));
+  destroy(): void {
+    for (const server of this.servers) server.pool.destroy();
   }
 }

@@ -70,9 +70,11 @@ test(
       const evaluated = await runUntil(bundle, ['serve', '--config', conf], dir, /"msg":"listening"/);
       for (const name of [...DEMO_ONLY, ...ACME_ONLY]) assert.ok(!evaluated.has(name), `serve evaluated ${name}`);
       assert.ok(
-        evaluated.has('undici') && evaluated.has('send'),
+        evaluated.has('http-proxy-3') && evaluated.has('send'),
         `the markers record what serve runs: ${[...evaluated].join(', ')}`,
       );
+      // Proxied requests go through Gatehouse's own upstream client: a public site never loads undici.
+      assert.ok(!evaluated.has('undici'), 'serve of a public site evaluated undici');
     });
 
     await t.test('demo evaluates its provider', async () => {

@@ -193,3 +193,17 @@ test('a route needs exactly one action, and listen addresses, CIDRs and names ar
   assert.equal(both!.key, 'routes[0]');
   assert.match(both!.message, /exactly one of upstream, root or status \(found upstream, root\)/);
 });
+
+test('an upstream group ca must be a readable PEM certificate; a valid one is loaded for its https:// servers', () => {
+  const site = (ca: string) =>
+    `server_names = ["a.test"]\n[tls]\ncert = "${leaf.certFile}"\nkey = "${leaf.keyFile}"\n[upstreams.app]\nservers = ["https://localhost:8443"]\nca = ${JSON.stringify(ca)}\n[[routes]]\npath = "/"\nupstream = "app"\n`;
+  const missing = writeConfig({ sites: { a: site('/nonexistent/upstream-ca.pem') } });
+  const [problem] = problemsOf(missing);
+  assert.equal(problem!.key, 'upstreams.app.ca');
+  assert.match(problem!.message, /cannot read \/nonexistent\/upstream-ca\.pem: ENOENT/);
+  const notPem = writeConfig({ sites: { a: site(leaf.keyFile) } });
+  assert.match(problemsOf(notPem)[0]!.message, /is not a PEM certificate/);
+  const good = writeConfig({ sites: { a: site(ca.caFile) } });
+  const config = loadConfig(good);
+  assert.equal(config.sites[0]!.upstreams.app!.caPem, ca.caPem);
+});

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UpstreamGroupPool } from '../../../src/proxy/upstream-pools.ts';
+import type { ExchangeHandler, Retry } from '../../../src/proxy/upstream-connection.ts';
 
 test('close() ends even when an upstream request never finishes', async (t) => {
   // An upstream that sends its headers and then nothing: the request stays in flight for ever.
@@ -22,13 +23,30 @@ test('close() ends even when an upstream request never finishes', async (t) => {
     keepalive: 4,
     maxPending: 8,
   });
-  const pool = group.poolFor(group.servers[0]!, 5000);
-  const response = await pool.request({ path: '/', method: 'GET' });
-  response.body.on('error', () => {
-    /* destroyed by close() below */
+  const pool = group.servers[0]!.pool;
+  const connection = pool.acquire(5000);
+  let failed: [Error, Retry] | undefined;
+  let started: () => void;
+  const firstByte = new Promise<void>((resolve) => (started = resolve));
+  const handler: ExchangeHandler = {
+    onHead: () => {},
+    onData: () => {
+      started();
+      return true;
+    },
+    onReadDone: () => {},
+    onEnd: () => assert.fail('the response never ends'),
+    onFail: (error, retry) => (failed = [error, retry]),
+  };
+  connection.start(handler, 'GET / HTTP/1.1\r\nhost: a\r\n\r\n', null, false, {
+    readTimeoutMs: 60_000,
+    sendTimeoutMs: 60_000,
   });
-  response.body.resume();
+  await firstByte;
+  assert.equal(pool.size, 1);
 
   await group.close(50);
-  assert.equal(pool.destroyed, true, 'the pool was destroyed after the grace period');
+  assert.equal(connection.socket.destroyed, true);
+  assert.equal(pool.size, 0, 'the connection was destroyed after the grace period');
+  assert.ok(failed, 'the exchange was told it failed');
 });
