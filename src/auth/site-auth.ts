@@ -2,6 +2,7 @@
 // operations the request path needs: authenticate (cookie → session → refresh when due, once per session) and
 // establish (tokens → identity → tenant/overage checks), used by the callback and by refresh alike.
 import type { AuthSettings } from '../config/model.ts';
+import { TrustedProxies } from '../proxy/trusted-proxies.ts';
 import type { Logger } from '../observability/logger.ts';
 import { readCookie } from '../session/cookies.ts';
 import { LoginStateCookies } from '../session/login-state.ts';
@@ -58,6 +59,7 @@ export class SiteAuth {
   /** Refresh counter, for tests and metrics. */
   refreshes = 0;
   readonly #log: Logger;
+  readonly #trustedIps: TrustedProxies;
   readonly #refreshing = new Map<string, Promise<Session | undefined>>();
   readonly #refreshFailedAt = new Map<string, number>();
   /** Whether requests send the access token upstream: then an expired one must never be used. */
@@ -87,6 +89,12 @@ export class SiteAuth {
     this.loginCookies = new LoginStateCookies(settings.secret, settings.cookieName);
     this.policy = new Policy(settings);
     this.ownedHeaders = ownedAuthHeaders(settings);
+    this.#trustedIps = new TrustedProxies(settings.trustedIps);
+  }
+
+  /** trusted_ips: requests from these client addresses skip authentication (oauth2-proxy's trusted_ips). */
+  trusts(clientAddress: string): boolean {
+    return this.#trustedIps.has(clientAddress);
   }
 
   /** skip_auth_routes, matched on the normalized path only: a query string or "%23" cannot widen them. */

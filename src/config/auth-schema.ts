@@ -1,6 +1,7 @@
 // The [auth] table of a site file. Option names are oauth2-proxy's, verbatim, where the concept is the same, so an
 // operator can paste from an oauth2-proxy .cfg. Options oauth2-proxy has and Gatehouse does not support are named in
 // UNSUPPORTED_AUTH_OPTIONS and refused with a reason, never ignored.
+import net from 'node:net';
 import { z } from 'zod';
 import { duration } from './units.ts';
 
@@ -81,6 +82,20 @@ export const authSchema = z.strictObject({
   skip_jwt_bearer_tokens: z.boolean().default(false),
   /** "issuer=audience" pairs whose bearer JWTs are accepted too (with skip_jwt_bearer_tokens). */
   extra_jwt_issuers: z.array(z.string().regex(/^[^=]+=[^=]+$/, 'the form is "issuer=audience"')).default([]),
+  /** Client addresses or CIDR ranges whose requests skip authentication (no identity headers are added). */
+  trusted_ips: z
+    .array(
+      z.string().refine((value) => {
+        const [address, bits, extra] = value.split('/');
+        const family = net.isIP(address ?? '');
+        return (
+          family !== 0 &&
+          extra === undefined &&
+          (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)))
+        );
+      }, 'not an IP address or CIDR range (examples: "10.0.0.0/8", "::1")'),
+    )
+    .default([]),
 });
 
 export type AuthInput = z.output<typeof authSchema>;
@@ -121,7 +136,6 @@ export const UNSUPPORTED_AUTH_OPTIONS: Record<string, string> = {
   profile_url: "endpoints come from the issuer's discovery document",
   validate_url: "endpoints come from the issuer's discovery document",
   htpasswd_file: 'not supported',
-  trusted_ips: 'not supported',
   pass_basic_auth: 'not supported',
   pass_host_header: 'the Host header is always passed',
   set_authorization_header: 'use pass_authorization_header',

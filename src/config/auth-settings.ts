@@ -100,6 +100,7 @@ export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Re
     whitelistDomains: raw.whitelist_domains.map((d) => d.toLowerCase()),
     skipJwtBearerTokens: raw.skip_jwt_bearer_tokens,
     extraJwtIssuers,
+    trustedIps: raw.trusted_ips,
   };
 }
 

@@ -62,6 +62,28 @@ const serverName = z
     'not a host name (examples: "code.example.com", "*.example.com")',
   );
 
+/** A header field name (RFC 9110 §5.1: a token). */
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a header name (letters, digits, "-")');
+/** Header values are printable ASCII; a line break would start another header (response splitting). */
+const headerValue = z.string().regex(/^[\t\x20-\x7e]*$/, 'header values are printable ASCII, no line breaks');
+
+/** Knobs a site sets for every route and a route for itself (the route's win, as nginx's location-level directives do). */
+const accessKnobs = {
+  /** nginx add_header NAME VALUE always: on every answer, ours included; "" removes the upstream's header. */
+  response_headers: z.record(headerName, headerValue).optional(),
+  /** nginx proxy_set_header NAME VALUE, with nginx variables ($remote_addr, $http_NAME, …); "" removes the header. */
+  request_headers: z.record(headerName, headerValue).optional(),
+  /** nginx allow/deny: "allow 10.0.0.0/8", "deny all"; the first rule that matches the client address decides. */
+  ip_rules: z.array(z.string()).optional(),
+  /** nginx limit_req (nodelay) per client address: rate "10r/s" or "600r/m", burst requests served at once beyond it. */
+  rate_limit: z
+    .strictObject({
+      rate: z.string().regex(/^[1-9]\d*r\/[sm]$/, 'a rate is "10r/s" or "600r/m"'),
+      burst: z.number().int().min(0).max(1_000_000).default(0),
+    })
+    .optional(),
+};
+
 /** Proxy knobs that a route may set and gatehouse.toml's [proxy] defaults for every route (nginx defaults). */
 const proxyKnobs = {
   max_body_size: size.optional(),
@@ -216,14 +238,19 @@ const route = z.strictObject({
   /** Serve files from this folder (nginx `root`); relative paths are relative to the config folder. */
   root: z.string().optional(),
   index: z.array(z.string()).default(['index.html']),
-  /** Reply with this status and nothing else (nginx `return 403`, `deny all`). */
+  /** Reply with this status and nothing else (nginx `return 403`, `deny all`); with `redirect`, the redirect's status. */
   status: z.number().int().min(200).max(599).optional(),
+  /** nginx `return 301 URL`: a redirect to this URL ($scheme, $host, $request_uri, $uri), status 301 unless set. */
+  redirect: z.string().min(1).optional(),
+  /** nginx `proxy_pass http://b/prefix/` under `location /app/`: the route's path is replaced by this one upstream. */
+  rewrite_prefix: z.string().startsWith('/', 'rewrite_prefix is a path starting with "/"').optional(),
   websocket: z.boolean().default(true),
   /** %2F and %5C in the path are refused unless the route's upstream takes them as data (they are forwarded encoded). */
   allow_encoded_slashes: z.boolean().default(false),
   /** ";" in the path is refused unless the route's upstream takes it as data (servlet containers read it as a parameter). */
   allow_path_parameters: z.boolean().default(false),
   ...proxyKnobs,
+  ...accessKnobs,
 });
 
 const YEAR_MS = 365 * 86_400_000;
@@ -283,6 +310,7 @@ export const siteSchema = z.strictObject({
   auth: authSchema.optional(),
   /** Strict-Transport-Security on every HTTPS response of the site; off unless set. */
   hsts,
+  ...accessKnobs,
 });
 
 export type GlobalConfigInput = z.input<typeof globalSchema>;

@@ -16,6 +16,8 @@ export interface RequestContext {
   /** The normalized path, percent-decoded: what routes and deny rules are matched against (normalize-path.ts). */
   pathname?: string;
   upstream?: string;
+  /** The path the upstream received when rewrite_prefix changed it. */
+  upstreamPath?: string;
   /** The signed-in user, for the access log. */
   user?: string;
   bytes: number;

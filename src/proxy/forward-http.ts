@@ -153,7 +153,7 @@ function dispatchOnce(
         onResponseStart(_c, statusCode, headers) {
           started = true;
           group.markUp(server);
-          common(res).writeHead(statusCode, clientResponseHeaders(headers));
+          common(res).writeHead(statusCode, clientResponseHeaders(headers, route.responseHeaders));
           // Headers leave with the first body chunk, in one TLS record and one syscall (flushing them alone cost a
           // second write per response: 15 % of the keep-alive profile). A slow or streaming upstream (server-sent
           // events) still gets them out within one event-loop turn.

@@ -1,6 +1,8 @@
 // The headers an upstream receives: the client's, minus hop-by-hop headers (RFC 9110 §7.6.1), minus anything a
 // client could use to impersonate a proxy or a user, plus X-Real-IP / X-Forwarded-* that we vouch for.
 import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestHeaderRule, ResponseHeaders } from '../config/model.ts';
+import { renderTemplate, type TemplateValues } from '../config/templates.ts';
 
 /** Hop-by-hop headers: they describe one connection and are never forwarded (RFC 9110 §7.6.1, RFC 9113 §8.2.2).
  *  Expect is answered by Node itself (100 Continue) and undici refuses to send it. TE goes too, `trailers` included
@@ -113,13 +115,39 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-/** The upstream response's headers minus hop-by-hop ones, fit for HTTP/1.1 and HTTP/2 clients alike. */
-export function clientResponseHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
+/**
+ * request_headers (nginx proxy_set_header) over the headers Gatehouse built: each replaces the header of that name;
+ * one whose value comes out empty removes it, as in nginx. Names that only Gatehouse may set were refused at load.
+ */
+export function applyRequestHeaders(
+  headers: Record<string, string | string[]>,
+  rules: readonly RequestHeaderRule[],
+  values: TemplateValues,
+): void {
+  for (const rule of rules) {
+    const value = renderTemplate(rule.value, values);
+    if (value === '') delete headers[rule.name];
+    else headers[rule.name] = value;
+  }
+}
+
+/**
+ * The upstream response's headers minus hop-by-hop ones, fit for HTTP/1.1 and HTTP/2 clients alike, with the route's
+ * response_headers over them (a configured value replaces the upstream's; "" removes it).
+ */
+export function clientResponseHeaders(
+  incoming: IncomingHttpHeaders,
+  configured: ResponseHeaders = {},
+): Record<string, string | string[]> {
   const named = connectionNamedHeaders(incoming.connection);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
     out[name] = value;
+  }
+  for (const name in configured) {
+    if (configured[name] === '') delete out[name];
+    else out[name] = configured[name]!;
   }
   return out;
 }
