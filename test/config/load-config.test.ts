@@ -191,5 +191,5 @@ test('a route needs exactly one action, and listen addresses, CIDRs and names ar
   );
   const [both] = problemsOf(dir);
   assert.equal(both!.key, 'routes[0]');
-  assert.match(both!.message, /exactly one of upstream, root or status \(found upstream, root\)/);
+  assert.match(both!.message, /exactly one of upstream, root, redirect or status \(found upstream, root\)/);
 });
