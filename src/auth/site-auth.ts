@@ -79,8 +79,11 @@ export class SiteAuth {
     this.oidc = new OidcClient(settings, this.#log, options.fetch);
     this.#sendsAccessToken =
       settings.passAccessToken || (settings.passAuthorizationHeader && settings.authorizationToken === 'access_token');
-    this.sessions = new SiteSessions(siteName, settings.secret, settings.cookieName, store, options.cacheSize, {
-      shared: options.sharedStore,
+    // Sites sharing a cookie_domain share their sessions: one namespace in the store for all of them, and each site's
+    // cache is checked against the store, as between workers, so a sign-out on one site ends the session on all.
+    const scope = settings.cookieDomain ? `cookie_domain:${settings.cookieDomain}` : siteName;
+    this.sessions = new SiteSessions(scope, settings.secret, settings.cookieName, store, options.cacheSize, {
+      shared: options.sharedStore || settings.cookieDomain !== undefined,
       inMemory: {
         accessToken: this.#sendsAccessToken,
         idToken: settings.passAuthorizationHeader && settings.authorizationToken === 'id_token',

@@ -26,13 +26,21 @@ export const authSchema = z.strictObject({
   /** Defaults to https://<the request's host>/oauth2/callback (register it at the provider for every server name). */
   redirect_url: z.url({ protocol: /^https$/, message: 'redirect_url must be an https:// URL' }).optional(),
   scope: z.string().default('openid email profile offline_access'),
-  /** The session cookie's name; Gatehouse always adds the __Host- prefix (Secure, Path=/, no Domain). */
+  /** The session cookie's name; Gatehouse adds the __Host- prefix (Secure, Path=/, no Domain), or __Secure- with cookie_domain. */
   cookie_name: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'cookie names are letters, digits, "_" and "-"')
     .default('_gatehouse'),
   /** 16, 24 or 32 bytes, raw or base64/base64url encoded (as oauth2-proxy). Keys for cookies and encryption at rest derive from it. */
   cookie_secret: z.string().min(16),
+  /** Send the session cookie to every host under this domain (Domain attribute): one login covers sibling sites. */
+  cookie_domain: z
+    .string()
+    .regex(
+      /^\.?([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
+      'a domain with at least two labels, such as ".example.com"',
+    )
+    .optional(),
   cookie_expire: duration.default(168 * 3_600_000),
   /** Refresh the tokens when the session was last refreshed this long ago; 0 = only when the access token expires. */
   cookie_refresh: duration.default(0),
@@ -108,8 +116,7 @@ export const UNSUPPORTED_AUTH_OPTIONS: Record<string, string> = {
   upstreams: "upstreams are the site's [[routes]] and [upstreams.NAME]",
   request_logging: 'access logging is gatehouse.toml [log] access_log',
   reverse_proxy: 'forwarded headers are trusted per peer with gatehouse.toml [proxy] trusted_proxies',
-  cookie_domain: 'the session cookie is a __Host- cookie, bound to the exact host (no Domain attribute)',
-  cookie_domains: 'the session cookie is a __Host- cookie, bound to the exact host (no Domain attribute)',
+  cookie_domains: 'Gatehouse takes one domain: cookie_domain = ".example.com"',
   cookie_path: 'the session cookie is a __Host- cookie, which requires Path=/',
   cookie_csrf_per_request: 'login state is always kept per state value, so parallel logins always work',
   cookie_csrf_expire: 'login state lives 10 minutes',

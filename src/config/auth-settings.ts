@@ -71,6 +71,7 @@ export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Re
     return { issuer: issuer.trim(), audience: audience.trim() };
   });
 
+  const cookieDomain = raw.cookie_domain?.toLowerCase().replace(/^\./, '');
   if (!ok || !secret) return undefined;
   return {
     provider: raw.provider as 'oidc' | 'entra-id',
@@ -79,7 +80,9 @@ export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Re
     clientSecret: raw.client_secret,
     redirectUrl: raw.redirect_url,
     scope: raw.scope,
-    cookieName: raw.cookie_name.startsWith('__Host-') ? raw.cookie_name : `__Host-${raw.cookie_name}`,
+    // __Host- binds the cookie to this exact host; with a Domain the most a browser enforces is __Secure-.
+    cookieName: `${cookieDomain ? '__Secure-' : '__Host-'}${raw.cookie_name.replace(/^__(Host|Secure)-/, '')}`,
+    cookieDomain,
     secret,
     cookieExpireMs: raw.cookie_expire,
     cookieRefreshMs: raw.cookie_refresh,

@@ -119,8 +119,10 @@ export interface AuthSettings {
   /** undefined = https://<Host of the request>/oauth2/callback (Host is bound to the TLS server name, so it is safe). */
   redirectUrl?: string;
   scope: string;
-  /** Session cookie name, always with the __Host- prefix. */
+  /** Session cookie name, with the __Host- prefix, or __Secure- when it has a Domain (cookieDomain). */
   cookieName: string;
+  /** The session cookie's Domain (no leading dot): sites under it share one login; undefined = this host only. */
+  cookieDomain?: string;
   /** The decoded cookie secret; every key Gatehouse uses for this site derives from it (HKDF). */
   secret: Buffer;
   cookieExpireMs: number;

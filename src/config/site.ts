@@ -73,6 +73,13 @@ export function buildSite(
   });
 
   const auth = raw.auth ? buildAuthSettings(raw.auth, configDir, problem) : undefined;
+  const domain = auth?.cookieDomain;
+  const outside = domain ? raw.server_names.find((n) => n !== domain && !n.endsWith(`.${domain}`)) : undefined;
+  if (outside)
+    problem(
+      ['auth', 'cookie_domain'],
+      `"${outside}" is not under cookie_domain "${domain}": a browser would not send it the session cookie`,
+    );
   const tls = siteTls(raw, configDir, problem);
   if (found || !tls) return undefined;
   return {

@@ -167,3 +167,60 @@ ${AUTH.replace('pass_authorization_header = true\n', '')}trusted_ips = ["192.0.2
   });
   assert.deepEqual(site.auth?.trustedIps, ['192.0.2.0/24']);
 });
+
+test('cookie_domain: every site under it must be inside it and share provider, client and cookie secret', () => {
+  const b = ca.issue(['b.apps.test']);
+  const other = ca.issue(['other.test']);
+  const siteFile = (names: string[], files: typeof b, clientId: string) => `server_names = ${JSON.stringify(names)}
+[tls]
+cert = ${JSON.stringify(files.certFile)}
+key = ${JSON.stringify(files.keyFile)}
+[[routes]]
+path = "/"
+upstream = "http://127.0.0.1:1"
+[auth]
+oidc_issuer_url = "https://login.example.com"
+client_id = "${clientId}"
+client_secret = "s"
+cookie_secret = "${SECRET}"
+email_domains = ["*"]
+cookie_domain = ".apps.test"
+`;
+  const dir = writeConfig({
+    sites: {
+      a: siteFile(['a.test'], leaf, 'c'),
+      b: siteFile(['b.apps.test'], b, 'c'),
+      c: siteFile(['other.test'], other, 'other-client'),
+    },
+  });
+  const line = siteFile(['x'], b, 'c').split('\n').indexOf('cookie_domain = ".apps.test"') + 1;
+  const found = problemsOf(dir).map((p) => [path.basename(p.file), p.line, p.key, p.message]);
+  assert.deepEqual(found, [
+    [
+      'a.toml',
+      line,
+      'auth.cookie_domain',
+      '"a.test" is not under cookie_domain "apps.test": a browser would not send it the session cookie',
+    ],
+    [
+      'c.toml',
+      line,
+      'auth.cookie_domain',
+      '"other.test" is not under cookie_domain "apps.test": a browser would not send it the session cookie',
+    ],
+  ]);
+  const mismatch = writeConfig({
+    sites: { b: siteFile(['b.apps.test'], b, 'c'), c: siteFile(['c.apps.test'], ca.issue(['c.apps.test']), 'x') },
+  });
+  assert.deepEqual(
+    problemsOf(mismatch).map((p) => [path.basename(p.file), p.line, p.key, p.message]),
+    [
+      [
+        'c.toml',
+        line,
+        'auth.cookie_domain',
+        `sites sharing cookie_domain "apps.test" share one login, but client_id differs from ${path.join(mismatch, 'sites', 'b.toml')}:${line}`,
+      ],
+    ],
+  );
+});
