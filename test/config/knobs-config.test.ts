@@ -224,3 +224,41 @@ cookie_domain = ".apps.test"
     ],
   );
 });
+
+test('cookie_secret_file and client_secret_file: read from the file (one trailing newline trimmed); never both forms', async () => {
+  const fs = await import('node:fs');
+  const dir = writeConfig({
+    sites: {
+      a: `${head}[[routes]]
+path = "/"
+upstream = "http://127.0.0.1:1"
+[auth]
+oidc_issuer_url = "https://login.example.com"
+client_id = "c"
+client_secret_file = "client.secret"
+cookie_secret_file = "cookie.secret"
+email_domains = ["*"]
+`,
+    },
+  });
+  fs.writeFileSync(path.join(dir, 'client.secret'), 'from-a-file\n');
+  fs.writeFileSync(path.join(dir, 'cookie.secret'), `${SECRET}\n`);
+  const auth = loadConfig(dir, {}).sites[0]!.auth!;
+  assert.equal(auth.clientSecret, 'from-a-file');
+  assert.equal(auth.secret.length, 32);
+
+  fs.writeFileSync(
+    path.join(dir, 'sites', 'a.toml'),
+    fs
+      .readFileSync(path.join(dir, 'sites', 'a.toml'), 'utf8')
+      .replace('client_secret_file = "client.secret"', 'client_secret_file = "missing.secret"\nclient_secret = "s"')
+      .replace('cookie_secret_file = "cookie.secret"', 'cookie_secret_file = "missing.secret"'),
+  );
+  assert.deepEqual(
+    problemsOf(dir).map((p) => [p.key, p.message.replace(dir, 'DIR')]),
+    [
+      ['auth.cookie_secret_file', 'cannot read DIR/missing.secret: ENOENT'],
+      ['auth.client_secret_file', 'give client_secret or client_secret_file, not both'],
+    ],
+  );
+});
