@@ -62,6 +62,11 @@ export const ERRORS = {
   },
   ERR_SITE_UNKNOWN: { status: 421, title: 'Misdirected Request', detail: 'No site is configured for this host name.' },
   ERR_UPSTREAM_UNREACHABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream server could not be reached.' },
+  ERR_UPSTREAM_DOWN: {
+    status: 502,
+    title: 'Bad Gateway',
+    detail: 'No upstream server is healthy right now.',
+  },
   ERR_UPSTREAM_RESET: {
     status: 502,
     title: 'Bad Gateway',

@@ -77,6 +77,17 @@ export interface UpstreamGroup {
   failTimeoutMs: number;
   keepalive: number;
   maxPending: number;
+  healthCheck?: HealthCheck;
+}
+
+export interface HealthCheck {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  healthy: number;
+  unhealthy: number;
+  /** Passing statuses: min..max inclusive ("2xx" = 200..299). */
+  status: { min: number; max: number };
 }
 
 export interface Route {

@@ -228,6 +228,26 @@ const upstreamGroup = z.strictObject({
   keepalive: z.number().int().min(1).max(10_000).default(64),
   /** Requests that may wait for a free connection when every one is busy; beyond that 503 (Envoy max_pending_requests). */
   max_pending: z.number().int().min(0).max(1_000_000).default(DEFAULT_MAX_PENDING),
+  /** Active health (nginx Plus health_check, Envoy health_checks): each server is asked for `path` every `interval`. */
+  health_check: z
+    .strictObject({
+      path: z.string().regex(/^\/[\x21-\x7e]*$/, 'a path starting with "/", printable ASCII'),
+      interval: duration.default(5_000),
+      timeout: duration.default(2_000),
+      /** Consecutive passed checks that bring a down server back, failed checks that take it down. */
+      healthy: z.number().int().min(1).max(100).default(2),
+      unhealthy: z.number().int().min(1).max(100).default(3),
+      /** The statuses that pass: "2xx" (default), "3xx", or one code such as "200". */
+      status: z
+        .string()
+        .regex(/^[1-5](xx|\d\d)$/, 'a status class such as "2xx", or a status code such as "204"')
+        .default('2xx'),
+    })
+    .refine((h) => h.interval > 0 && h.timeout > 0, {
+      path: ['interval'],
+      message: 'interval and timeout are above 0',
+    })
+    .optional(),
 });
 
 const route = z.strictObject({

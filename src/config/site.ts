@@ -31,6 +31,16 @@ export function buildSite(
       failTimeoutMs: group.fail_timeout,
       keepalive: group.keepalive,
       maxPending: group.max_pending,
+      healthCheck: group.health_check && {
+        path: group.health_check.path,
+        intervalMs: group.health_check.interval,
+        timeoutMs: group.health_check.timeout,
+        healthy: group.health_check.healthy,
+        unhealthy: group.health_check.unhealthy,
+        status: group.health_check.status.endsWith('xx')
+          ? { min: Number(group.health_check.status[0]) * 100, max: Number(group.health_check.status[0]) * 100 + 99 }
+          : { min: Number(group.health_check.status), max: Number(group.health_check.status) },
+      },
     };
   }
 

@@ -113,6 +113,8 @@ async function run(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: 
   if (action.kind === 'static')
     return served(ctx, req, out, await serveStatic(req, out, action, target.path.normalized));
   const group = target.site.groups.get(action.upstream)!;
+  // Every server failed its active health checks: the error page at once, no connection attempted.
+  if (target.site.health.get(action.upstream)?.allDown()) return refuse(ctx, req, out, 'ERR_UPSTREAM_DOWN');
   const path = upstreamPath(ctx, target);
   if (path === undefined) return refuse(ctx, req, out, 'ERR_PATH_REFUSED');
   proxied(
@@ -309,6 +311,7 @@ async function tunnel(
     );
   const auth = site.auth;
   const group = site.groups.get(action.upstream)!;
+  if (site.health.get(action.upstream)?.allDown()) return refuse(ctx, req, answer, 'ERR_UPSTREAM_DOWN');
   const path = upstreamPath(ctx, target);
   if (path === undefined) return refuse(ctx, req, answer, 'ERR_PATH_REFUSED');
   const headers = requestHeaders(req, facts, auth, session, target);

@@ -262,3 +262,22 @@ email_domains = ["*"]
     ],
   );
 });
+
+test('health_check: a zero interval or a bad status names its line', () => {
+  const site = `${head}[upstreams.app]
+servers = ["http://127.0.0.1:1"]
+health_check = { path = "/healthz", interval = "0s", timeout = "2s", status = "2yy" }
+[[routes]]
+path = "/"
+upstream = "app"
+`;
+  const dir = writeConfig({ sites: { a: site } });
+  const line = site.split('\n').findIndex((l) => l.startsWith('health_check')) + 1;
+  assert.deepEqual(
+    problemsOf(dir).map((p) => [p.line, p.key, p.message]),
+    [
+      [line, 'upstreams.app.health_check.status', 'a status class such as "2xx", or a status code such as "204"'],
+      [line, 'upstreams.app.health_check.interval', 'interval and timeout are above 0'],
+    ],
+  );
+});
