@@ -72,6 +72,12 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
   if (defaultSite && problems.count === 0 && !owners.has(defaultSite)) {
     mainProblem(['https', 'default_site'], `no site has the server name "${defaultSite}"`);
   }
+  for (const table of ['https', 'http'] as const)
+    if (settings[table].proxy_protocol && settings.proxy.trusted_proxies.length === 0)
+      mainProblem(
+        [table, 'proxy_protocol'],
+        'list the balancers that send the PROXY protocol header in [proxy] trusted_proxies; connections from anyone else are refused',
+      );
   const acme = acmeConfig(settings.acme, configDir, mainProblem);
   const acmeSites = sites.filter((site) => site.tls.source === 'acme');
   if (acmeSites.length > 0 && !acme.termsOfServiceAgreed) {

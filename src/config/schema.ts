@@ -112,6 +112,8 @@ export const globalSchema = z.strictObject({
         .default(128),
       /** Streams one HTTP/2 client may reset: this many at once, refilled at this many per 10 s (rapid reset, CVE-2023-44487). */
       http2_max_resets: z.number().int().min(1).max(1_000_000).default(200),
+      /** Every connection starts with a PROXY protocol header (v1 or v2) from an L4 balancer in [proxy] trusted_proxies. */
+      proxy_protocol: z.boolean().default(false),
     })
     .prefault({}),
   http: z
@@ -119,6 +121,8 @@ export const globalSchema = z.strictObject({
       listen: z.array(listenAddress).default([]),
       /** Port written into the 308 redirect; defaults to the first HTTPS listener's port. */
       https_port: z.number().int().min(1).max(65535).optional(),
+      /** Every connection starts with a PROXY protocol header (v1 or v2) from an L4 balancer in [proxy] trusted_proxies. */
+      proxy_protocol: z.boolean().default(false),
     })
     .prefault({}),
   log: z
