@@ -140,18 +140,21 @@ function requestHeaders(
 ): Record<string, string | string[]> {
   const headers = upstreamHeaders(req.headers, facts, auth, session);
   const rules = target.route.requestHeaders;
-  if (rules.length > 0) applyRequestHeaders(headers, rules, variables(req, facts, headers, target));
+  if (rules.length > 0) applyRequestHeaders(headers, rules, variables(req, facts, { ...headers }, target));
   return headers;
 }
 
-/** nginx's variables for one request (config/templates.ts lists them). */
+/**
+ * nginx's variables for one request (config/templates.ts lists them). `built` is the request as Gatehouse forwards it
+ * before any rule: $http_NAME reads it, so it never yields Gatehouse's cookies or a client's copy of an identity
+ * header ($http_x_auth_request_user is the signed-in user), and $proxy_add_x_forwarded_for is Gatehouse's value.
+ */
 function variables(
   req: AnyRequest,
   facts: ForwardingFacts,
   built: Record<string, string | string[]>,
   target: Routed,
 ): TemplateValues {
-  // $proxy_add_x_forwarded_for is the X-Forwarded-For Gatehouse built, before any rule replaced it.
   const forwardedFor = String(built['x-forwarded-for'] ?? facts.clientAddress);
   return {
     variable(name) {
@@ -175,7 +178,7 @@ function variables(
       }
     },
     header(name) {
-      const value = name === 'host' ? facts.host : req.headers[name];
+      const value = built[name];
       return value === undefined ? '' : Array.isArray(value) ? value.join(', ') : value;
     },
   };

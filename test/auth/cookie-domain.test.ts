@@ -6,6 +6,8 @@ import { startEchoBackend } from '../../src/demo/echo-backend.ts';
 import { Browser, freePort, SECRET, startGatehouse } from '../helpers/gatehouse-auth.ts';
 import { startOP } from '../helpers/op.ts';
 
+/** $http_NAME reads the request as Gatehouse forwards it: no session cookie in it, the identity from the session. */
+const REQUEST_HEADERS = 'request_headers = { "X-Cookie" = "$http_cookie", "X-User" = "$http_x_auth_request_user" }';
 const JSON_ACCEPT = { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
 
 async function twoSites(t: import('node:test').TestContext, cookieDomain?: string) {
@@ -29,8 +31,8 @@ async function twoSites(t: import('node:test').TestContext, cookieDomain?: strin
   const gh = await startGatehouse({
     port,
     sites: [
-      { names: ['a.apps.test'], upstream: backend.url, auth },
-      { names: ['b.apps.test'], upstream: backend.url, auth },
+      { names: ['a.apps.test'], upstream: backend.url, auth, top: REQUEST_HEADERS },
+      { names: ['b.apps.test'], upstream: backend.url, auth, top: REQUEST_HEADERS },
     ],
   });
   t.after(() => gh.stop());
@@ -52,11 +54,15 @@ test('cookie_domain: the session cookie is __Secure- with Domain, and a login on
   assert.equal(name, '__Secure-_gatehouse');
 
   // The browser sends a Domain cookie to the sibling too.
-  const sibling = await browser.request(`${b}/x`, { headers: { ...JSON_ACCEPT, cookie: `${name}=${value}` } });
+  const sibling = await browser.request(`${b}/x`, {
+    headers: { ...JSON_ACCEPT, cookie: `${name}=${value}; app=1`, 'x-auth-request-user': 'mallory' },
+  });
   assert.equal(sibling.status, 200);
   const seen = sibling.json<{ headers: Record<string, string> }>().headers;
   assert.equal(seen['x-auth-request-email'], 'alice@example.test');
-  assert.equal(seen.cookie, undefined, 'the session cookie never reaches the upstream');
+  assert.equal(seen.cookie, 'app=1', 'the session cookie never reaches the upstream');
+  assert.equal(seen['x-cookie'], 'app=1', 'nor through $http_cookie');
+  assert.equal(seen['x-user'], 'alice@example.test');
 
   const out = await browser.request(`${a}/oauth2/sign_out?rd=/`, { headers: { cookie: `${name}=${value}` } });
   assert.match(String(out.headers['set-cookie']), /__Secure-_gatehouse=; Path=\/; Domain=apps\.test;.*Max-Age=0/);
