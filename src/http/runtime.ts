@@ -104,6 +104,21 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     if (site.config.tls.source === 'files')
       certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
 
+  const metrics = config.metrics.listen
+    ? (reuseMetrics(options.metrics, certificates) ?? new Metrics(certificates))
+    : undefined;
+  if (metrics)
+    metrics.upstreamHealth = () =>
+      siteList.flatMap((site) =>
+        [...site.health].flatMap(([group, health]) =>
+          Object.entries(health.states()).map(([upstream, healthy]) => ({
+            site: site.config.name,
+            group,
+            upstream,
+            healthy,
+          })),
+        ),
+      );
   return {
     config,
     log,
@@ -115,9 +130,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     plainHttpResponders: [],
     sessionStore,
     tunnels,
-    ...(config.metrics.listen
-      ? { metrics: reuseMetrics(options.metrics, certificates) ?? new Metrics(certificates) }
-      : {}),
+    ...(metrics ? { metrics } : {}),
     start() {
       for (const auth of auths) auth.oidc.start();
       for (const site of siteList) for (const health of site.health.values()) health.start();

@@ -12,6 +12,14 @@ import type { CertificateStore } from '../tls/certificate-store.ts';
 // every scrape in that moment would wait for it and fail.
 if (cluster.isWorker) new client.AggregatorRegistry();
 
+/** One upstream server's active health check state. */
+export interface UpstreamHealthSample {
+  site: string;
+  group: string;
+  upstream: string;
+  healthy: boolean;
+}
+
 export class Metrics {
   readonly registry = new client.Registry();
   readonly #requests: client.Counter<'site' | 'code'>;
@@ -21,6 +29,8 @@ export class Metrics {
   readonly #renewalFailures: client.Counter<'site'>;
   /** The certificates whose expiry is reported: a reload hands the same metrics to the new configuration's store. */
   certificates: CertificateStore;
+  /** The active health check states of the configuration being served (set again on a reload). */
+  upstreamHealth: () => UpstreamHealthSample[] = () => [];
 
   constructor(certificates: CertificateStore) {
     this.certificates = certificates;
@@ -66,6 +76,19 @@ export class Metrics {
       collect() {
         this.reset();
         for (const { site, notAfter } of metrics.certificates.expiries()) this.set({ site }, notAfter.getTime() / 1000);
+      },
+    });
+    new client.Gauge({
+      name: 'gatehouse_upstream_healthy',
+      help: 'Active health check state of an upstream server (1 healthy, 0 down), by site, group and server',
+      labelNames: ['site', 'group', 'upstream'],
+      registers,
+      // Each worker checks on its own: the cluster counts a server healthy only when every worker finds it so.
+      aggregator: 'min',
+      collect() {
+        this.reset();
+        for (const { site, group, upstream, healthy } of metrics.upstreamHealth())
+          this.set({ site, group, upstream }, healthy ? 1 : 0);
       },
     });
     client.collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });

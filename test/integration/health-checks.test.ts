@@ -8,6 +8,7 @@ import { test, type TestContext } from 'node:test';
 import express from 'express';
 import { request } from '../helpers/clients.ts';
 import { startGatehouse } from '../helpers/gatehouse.ts';
+import { sample, scrape } from '../helpers/metrics.ts';
 import { createTestCa } from '../helpers/pki.ts';
 
 const ca = createTestCa();
@@ -50,6 +51,7 @@ test('health_check: failing servers leave the rotation, all down is 502 at once 
   const a = await startUpstream(t, 'A', true);
   const b = await startUpstream(t, 'B', false);
   const gh = await startGatehouse(t, {
+    main: '[metrics]\nlisten = "127.0.0.1:0"\n',
     sites: {
       app: `server_names = ["app.test"]
 [tls]
@@ -74,6 +76,13 @@ upstream = "app"
   for (let i = 0; i < 6; i++) bodies.push((await get()).body);
   assert.deepEqual(bodies, ['A', 'A', 'A', 'A', 'A', 'A']);
   assert.equal(b.served, 0);
+  const healthy = async (upstream: Upstream) =>
+    sample(
+      (await scrape(gh.metrics!.port)).body,
+      `gatehouse_upstream_healthy{site="app.test",group="app",upstream="${upstream.url}"}`,
+    );
+  assert.equal(await healthy(a), 1);
+  assert.equal(await healthy(b), 0);
 
   a.healthy = false;
   await marked(a, 'upstream unhealthy');
