@@ -2,6 +2,7 @@
 // operations the request path needs: authenticate (cookie → session → refresh when due, once per session) and
 // establish (tokens → identity → tenant/overage checks), used by the callback and by refresh alike.
 import type { AuthSettings } from '../config/model.ts';
+import { TrustedProxies } from '../proxy/trusted-proxies.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AuthEvent } from '../observability/metrics.ts';
 import { readCookie } from '../session/cookies.ts';
@@ -61,6 +62,7 @@ export class SiteAuth {
   /** Counts a login, refresh or logout by outcome (the metrics; nothing without a [metrics] listener). */
   readonly record: (event: AuthEvent, outcome: string, count?: number) => void;
   readonly #log: Logger;
+  readonly #trustedIps: TrustedProxies;
   readonly #refreshing = new Map<string, Promise<Session | undefined>>();
   readonly #refreshFailedAt = new Map<string, number>();
   /** Whether requests send the access token upstream: then an expired one must never be used. */
@@ -86,8 +88,11 @@ export class SiteAuth {
     this.oidc = new OidcClient(settings, this.#log, options.fetch);
     this.#sendsAccessToken =
       settings.passAccessToken || (settings.passAuthorizationHeader && settings.authorizationToken === 'access_token');
-    this.sessions = new SiteSessions(siteName, settings.secret, settings.cookieName, store, options.cacheSize, {
-      shared: options.sharedStore,
+    // Sites sharing a cookie_domain share their sessions: one namespace in the store for all of them, and each site's
+    // cache is checked against the store, as between workers, so a sign-out on one site ends the session on all.
+    const scope = settings.cookieDomain ? `cookie_domain:${settings.cookieDomain}` : siteName;
+    this.sessions = new SiteSessions(scope, settings.secret, settings.cookieName, store, options.cacheSize, {
+      shared: options.sharedStore || settings.cookieDomain !== undefined,
       inMemory: {
         accessToken: this.#sendsAccessToken,
         idToken: settings.passAuthorizationHeader && settings.authorizationToken === 'id_token',
@@ -96,6 +101,12 @@ export class SiteAuth {
     this.loginCookies = new LoginStateCookies(settings.secret, settings.cookieName);
     this.policy = new Policy(settings);
     this.ownedHeaders = ownedAuthHeaders(settings);
+    this.#trustedIps = new TrustedProxies(settings.trustedIps);
+  }
+
+  /** trusted_ips: requests from these client addresses skip authentication (oauth2-proxy's trusted_ips). */
+  trusts(clientAddress: string): boolean {
+    return this.#trustedIps.has(clientAddress);
   }
 
   /** skip_auth_routes, matched on the normalized path only: a query string or "%23" cannot widen them. */

@@ -8,6 +8,7 @@ export const ERRORS = {
   ERR_HTTP_BAD_REQUEST: { status: 400, title: 'Bad Request', detail: 'The request could not be understood.' },
   ERR_PATH_REFUSED: { status: 400, title: 'Bad Request', detail: 'The request path is malformed or ambiguous.' },
   ERR_ROUTE_DENIED: { status: 403, title: 'Forbidden', detail: 'Access to this path is denied.' },
+  ERR_IP_DENIED: { status: 403, title: 'Forbidden', detail: 'Access from your network address is denied.' },
   ERR_ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this path.' },
   ERR_ACME_UNKNOWN_TOKEN: { status: 404, title: 'Not Found', detail: 'No ACME challenge with this token is pending.' },
   ERR_STATIC_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'The file does not exist.' },
@@ -29,6 +30,11 @@ export const ERRORS = {
     status: 413,
     title: 'Content Too Large',
     detail: 'The request body exceeds the size this route accepts.',
+  },
+  ERR_RATE_LIMITED: {
+    status: 429,
+    title: 'Too Many Requests',
+    detail: 'Too many requests from your address. Try again shortly.',
   },
   ERR_AUTH_REQUIRED: { status: 401, title: 'Unauthorized', detail: 'Sign in to use this site.' },
   ERR_AUTH_FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'Your account may not use this site.' },
@@ -56,6 +62,11 @@ export const ERRORS = {
   },
   ERR_SITE_UNKNOWN: { status: 421, title: 'Misdirected Request', detail: 'No site is configured for this host name.' },
   ERR_UPSTREAM_UNREACHABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream server could not be reached.' },
+  ERR_UPSTREAM_DOWN: {
+    status: 502,
+    title: 'Bad Gateway',
+    detail: 'No upstream server is healthy right now.',
+  },
   ERR_UPSTREAM_RESET: {
     status: 502,
     title: 'Bad Gateway',

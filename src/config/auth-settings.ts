@@ -15,8 +15,14 @@ export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Re
     problem(['auth', ...key], message);
   };
 
-  const secret = decodeSecret(raw.cookie_secret);
-  if (!secret) fail(['cookie_secret'], 'must be 16, 24 or 32 bytes, raw or base64 encoded (openssl rand -base64 32)');
+  const cookieSecret = secretValue(raw.cookie_secret, raw.cookie_secret_file, 'cookie_secret', configDir, fail);
+  const secret = cookieSecret === undefined ? undefined : decodeSecret(cookieSecret);
+  if (cookieSecret !== undefined && !secret)
+    fail(
+      [raw.cookie_secret_file === undefined ? 'cookie_secret' : 'cookie_secret_file'],
+      'must be 16, 24 or 32 bytes, raw or base64 encoded (openssl rand -base64 32)',
+    );
+  const clientSecret = secretValue(raw.client_secret, raw.client_secret_file, 'client_secret', configDir, fail);
 
   const hasRule = [raw.email_domains, raw.authenticated_emails_file, raw.allowed_groups, raw.allowed_roles].some(
     (r) => r !== undefined,
@@ -71,15 +77,18 @@ export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Re
     return { issuer: issuer.trim(), audience: audience.trim() };
   });
 
-  if (!ok || !secret) return undefined;
+  const cookieDomain = raw.cookie_domain?.toLowerCase().replace(/^\./, '');
+  if (!ok || !secret || clientSecret === undefined) return undefined;
   return {
     provider: raw.provider as 'oidc' | 'entra-id',
     issuer: raw.oidc_issuer_url,
     clientId: raw.client_id,
-    clientSecret: raw.client_secret,
+    clientSecret,
     redirectUrl: raw.redirect_url,
     scope: raw.scope,
-    cookieName: raw.cookie_name.startsWith('__Host-') ? raw.cookie_name : `__Host-${raw.cookie_name}`,
+    // __Host- binds the cookie to this exact host; with a Domain the most a browser enforces is __Secure-.
+    cookieName: `${cookieDomain ? '__Secure-' : '__Host-'}${raw.cookie_name.replace(/^__(Host|Secure)-/, '')}`,
+    cookieDomain,
     secret,
     cookieExpireMs: raw.cookie_expire,
     cookieRefreshMs: raw.cookie_refresh,
@@ -100,7 +109,35 @@ export function buildAuthSettings(raw: AuthInput, configDir: string, problem: Re
     whitelistDomains: raw.whitelist_domains.map((d) => d.toLowerCase()),
     skipJwtBearerTokens: raw.skip_jwt_bearer_tokens,
     extraJwtIssuers,
+    trustedIps: raw.trusted_ips,
   };
+}
+
+/** NAME or NAME_file (oauth2-proxy's cookie_secret_file, client_secret_file: the file's content, one trailing newline
+ *  trimmed); exactly one of them. */
+function secretValue(
+  inline: string | undefined,
+  file: string | undefined,
+  name: 'cookie_secret' | 'client_secret',
+  configDir: string,
+  fail: Report,
+): string | undefined {
+  if (inline !== undefined && file !== undefined) {
+    fail([`${name}_file`], `give ${name} or ${name}_file, not both`);
+    return undefined;
+  }
+  if (inline !== undefined) return inline;
+  if (file === undefined) {
+    fail([], `${name} (or ${name}_file) is required`);
+    return undefined;
+  }
+  const resolved = path.resolve(configDir, file);
+  try {
+    return fs.readFileSync(resolved, 'utf8').replace(/\r?\n$/, '');
+  } catch (error) {
+    fail([`${name}_file`], `cannot read ${resolved}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    return undefined;
+  }
 }
 
 /** oauth2-proxy reads cookie_secret as base64 when that decodes to 16/24/32 bytes, else as raw bytes. */

@@ -41,6 +41,7 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
 
   const sites: Site[] = [];
   const owners = new Map<string, { file: string; line: number }>();
+  const cookieDomains = new Map<string, { site: Site; file: string; line: number }>();
   for (const file of siteFiles) {
     const { value, source, reported } = readValidated(file, siteSchema, configDir, env, problems);
     if (!value || !source) continue;
@@ -54,12 +55,29 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
       else owners.set(name, { file, line });
     });
     if (site) sites.push(site);
+    const domain = site?.auth?.cookieDomain;
+    if (site && domain) {
+      const first = cookieDomains.get(domain);
+      const differs = first && sharedLoginDifference(first.site, site);
+      if (differs)
+        problem(
+          ['auth', 'cookie_domain'],
+          `sites sharing cookie_domain "${domain}" share one login, but ${differs} differs from ${first.file}:${first.line}`,
+        );
+      else if (!first) cookieDomains.set(domain, { site, file, line: source.lineOf(['auth', 'cookie_domain']) });
+    }
   }
 
   const defaultSite = settings.https.default_site;
   if (defaultSite && problems.count === 0 && !owners.has(defaultSite)) {
     mainProblem(['https', 'default_site'], `no site has the server name "${defaultSite}"`);
   }
+  for (const table of ['https', 'http'] as const)
+    if (settings[table].proxy_protocol && settings.proxy.trusted_proxies.length === 0)
+      mainProblem(
+        [table, 'proxy_protocol'],
+        'list the balancers that send the PROXY protocol header in [proxy] trusted_proxies; connections from anyone else are refused',
+      );
   const acme = acmeConfig(settings.acme, configDir, mainProblem);
   const acmeSites = sites.filter((site) => site.tls.source === 'acme');
   if (acmeSites.length > 0 && !acme.termsOfServiceAgreed) {
@@ -156,6 +174,19 @@ function withoutKeys(value: unknown, paths: KeyPath[]): unknown {
     if (parent && typeof parent === 'object') delete (parent as Record<string | number, unknown>)[at.at(-1)!];
   }
   return copy;
+}
+
+/** What sites sharing a session cookie must agree on: the provider and client that made the session, and the cookie. */
+function sharedLoginDifference(a: Site, b: Site): string | undefined {
+  const x = a.auth!;
+  const y = b.auth!;
+  if (x.provider !== y.provider) return 'provider';
+  if (x.issuer !== y.issuer) return 'oidc_issuer_url';
+  if (x.clientId !== y.clientId) return 'client_id';
+  if (x.clientSecret !== y.clientSecret) return 'client_secret';
+  if (!x.secret.equals(y.secret)) return 'cookie_secret';
+  if (x.cookieName !== y.cookieName) return 'cookie_name';
+  return undefined;
 }
 
 function stringAt(value: unknown, key: string): string | undefined {

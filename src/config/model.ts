@@ -1,6 +1,7 @@
 // The validated configuration: what loadConfig returns (deeply frozen) and every other folder reads.
 // Types only; the settings as written in the files are in schema.ts, how they become these types in load.ts and site.ts.
 import type { GlobalSettings, ListenAddress } from './schema.ts';
+import type { Template } from './templates.ts';
 
 export type { ListenAddress };
 
@@ -35,6 +36,31 @@ export interface Site {
   auth?: AuthSettings;
   /** The Strict-Transport-Security value sent on every HTTPS response of the site; undefined = none. */
   hsts?: string;
+  /** The site's response_headers and ip_rules, for answers given before a route is chosen (/oauth2/*, 404, …). */
+  responseHeaders: ResponseHeaders;
+  ipRules?: IpRule[];
+  rateLimit?: RateLimit;
+}
+
+/** Lower-cased name → value; "" = remove the upstream's header. */
+export type ResponseHeaders = Readonly<Record<string, string>>;
+
+/** One request_headers entry: lower-cased name and its value (empty template = remove the header). */
+export interface RequestHeaderRule {
+  name: string;
+  value: Template;
+}
+
+/** "allow 10.0.0.0/8" / "deny all": a range (address or CIDR) or every address. */
+export interface IpRule {
+  allow: boolean;
+  range: { address: string; bits: number; family: 'ipv4' | 'ipv6' } | 'all';
+}
+
+/** limit_req: the bucket drains at `perSecond`; `burst` requests more are served at once, the rest get 429. */
+export interface RateLimit {
+  perSecond: number;
+  burst: number;
 }
 
 export interface FileTls {
@@ -53,6 +79,17 @@ export interface UpstreamGroup {
   maxPending: number;
   /** PEM of the CAs trusted for its https:// servers; undefined = Node's bundled roots. */
   caPem?: string;
+  healthCheck?: HealthCheck;
+}
+
+export interface HealthCheck {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  healthy: number;
+  unhealthy: number;
+  /** Passing statuses: min..max inclusive ("2xx" = 200..299). */
+  status: { min: number; max: number };
 }
 
 export interface Route {
@@ -68,12 +105,23 @@ export interface Route {
   readTimeoutMs: number;
   bodyTimeoutMs: number;
   requestBuffering: boolean;
+  /** The site's response_headers with the route's over them. */
+  responseHeaders: ResponseHeaders;
+  /** The site's request_headers with the route's over them, applied after Gatehouse's own headers. */
+  requestHeaders: RequestHeaderRule[];
+  /** The route's ip_rules, else the site's (nginx: a location with its own allow/deny inherits none). */
+  ipRules?: IpRule[];
+  /** The route's rate_limit, else the site's. */
+  rateLimit?: RateLimit;
+  /** The route's path is replaced by this one in the path the upstream receives. */
+  rewritePrefix?: string;
 }
 
 export type RouteAction =
   | { kind: 'proxy'; upstream: string }
   | { kind: 'static'; root: string; index: string[] }
-  | { kind: 'status'; status: number };
+  | { kind: 'status'; status: number }
+  | { kind: 'redirect'; location: Template; status: 301 | 302 | 303 | 307 | 308 };
 
 /** A site's [auth] table, checked and decoded (auth-settings.ts). */
 export interface AuthSettings {
@@ -84,8 +132,10 @@ export interface AuthSettings {
   /** undefined = https://<Host of the request>/oauth2/callback (Host is bound to the TLS server name, so it is safe). */
   redirectUrl?: string;
   scope: string;
-  /** Session cookie name, always with the __Host- prefix. */
+  /** Session cookie name, with the __Host- prefix, or __Secure- when it has a Domain (cookieDomain). */
   cookieName: string;
+  /** The session cookie's Domain (no leading dot): sites under it share one login; undefined = this host only. */
+  cookieDomain?: string;
   /** The decoded cookie secret; every key Gatehouse uses for this site derives from it (HKDF). */
   secret: Buffer;
   cookieExpireMs: number;
@@ -108,6 +158,8 @@ export interface AuthSettings {
   whitelistDomains: string[];
   skipJwtBearerTokens: boolean;
   extraJwtIssuers: { issuer: string; audience: string }[];
+  /** Client addresses (ranges) whose requests skip authentication (oauth2-proxy trusted_ips). */
+  trustedIps: string[];
 }
 
 export interface SkipAuthRoute {

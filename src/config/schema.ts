@@ -62,6 +62,28 @@ const serverName = z
     'not a host name (examples: "code.example.com", "*.example.com")',
   );
 
+/** A header field name (RFC 9110 §5.1: a token). */
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a header name (letters, digits, "-")');
+/** Header values are printable ASCII; a line break would start another header (response splitting). */
+const headerValue = z.string().regex(/^[\t\x20-\x7e]*$/, 'header values are printable ASCII, no line breaks');
+
+/** Knobs a site sets for every route and a route for itself (the route's win, as nginx's location-level directives do). */
+const accessKnobs = {
+  /** nginx add_header NAME VALUE always: on every answer, ours included; "" removes the upstream's header. */
+  response_headers: z.record(headerName, headerValue).optional(),
+  /** nginx proxy_set_header NAME VALUE, with nginx variables ($remote_addr, $http_NAME, …); "" removes the header. */
+  request_headers: z.record(headerName, headerValue).optional(),
+  /** nginx allow/deny: "allow 10.0.0.0/8", "deny all"; the first rule that matches the client address decides. */
+  ip_rules: z.array(z.string()).optional(),
+  /** nginx limit_req (nodelay) per client address: rate "10r/s" or "600r/m", burst requests served at once beyond it. */
+  rate_limit: z
+    .strictObject({
+      rate: z.string().regex(/^[1-9]\d*r\/[sm]$/, 'a rate is "10r/s" or "600r/m"'),
+      burst: z.number().int().min(0).max(1_000_000).default(0),
+    })
+    .optional(),
+};
+
 /** Proxy knobs that a route may set and gatehouse.toml's [proxy] defaults for every route (nginx defaults). */
 const proxyKnobs = {
   max_body_size: size.optional(),
@@ -90,6 +112,8 @@ export const globalSchema = z.strictObject({
         .default(128),
       /** Streams one HTTP/2 client may reset: this many at once, refilled at this many per 10 s (rapid reset, CVE-2023-44487). */
       http2_max_resets: z.number().int().min(1).max(1_000_000).default(200),
+      /** Every connection starts with a PROXY protocol header (v1 or v2) from an L4 balancer in [proxy] trusted_proxies. */
+      proxy_protocol: z.boolean().default(false),
     })
     .prefault({}),
   http: z
@@ -97,6 +121,8 @@ export const globalSchema = z.strictObject({
       listen: z.array(listenAddress).default([]),
       /** Port written into the 308 redirect; defaults to the first HTTPS listener's port. */
       https_port: z.number().int().min(1).max(65535).optional(),
+      /** Every connection starts with a PROXY protocol header (v1 or v2) from an L4 balancer in [proxy] trusted_proxies. */
+      proxy_protocol: z.boolean().default(false),
     })
     .prefault({}),
   log: z
@@ -208,6 +234,26 @@ const upstreamGroup = z.strictObject({
   max_pending: z.number().int().min(0).max(1_000_000).default(DEFAULT_MAX_PENDING),
   /** PEM file of the certificate authorities trusted for https:// servers of this group (instead of the system's). */
   ca: z.string().min(1).optional(),
+  /** Active health (nginx Plus health_check, Envoy health_checks): each server is asked for `path` every `interval`. */
+  health_check: z
+    .strictObject({
+      path: z.string().regex(/^\/[\x21-\x7e]*$/, 'a path starting with "/", printable ASCII'),
+      interval: duration.default(5_000),
+      timeout: duration.default(2_000),
+      /** Consecutive passed checks that bring a down server back, failed checks that take it down. */
+      healthy: z.number().int().min(1).max(100).default(2),
+      unhealthy: z.number().int().min(1).max(100).default(3),
+      /** The statuses that pass: "2xx" (default), "3xx", or one code such as "200". */
+      status: z
+        .string()
+        .regex(/^[1-5](xx|\d\d)$/, 'a status class such as "2xx", or a status code such as "204"')
+        .default('2xx'),
+    })
+    .refine((h) => h.interval > 0 && h.timeout > 0, {
+      path: ['interval'],
+      message: 'interval and timeout are above 0',
+    })
+    .optional(),
 });
 
 const route = z.strictObject({
@@ -218,14 +264,19 @@ const route = z.strictObject({
   /** Serve files from this folder (nginx `root`); relative paths are relative to the config folder. */
   root: z.string().optional(),
   index: z.array(z.string()).default(['index.html']),
-  /** Reply with this status and nothing else (nginx `return 403`, `deny all`). */
+  /** Reply with this status and nothing else (nginx `return 403`, `deny all`); with `redirect`, the redirect's status. */
   status: z.number().int().min(200).max(599).optional(),
+  /** nginx `return 301 URL`: a redirect to this URL ($scheme, $host, $request_uri, $uri), status 301 unless set. */
+  redirect: z.string().min(1).optional(),
+  /** nginx `proxy_pass http://b/prefix/` under `location /app/`: the route's path is replaced by this one upstream. */
+  rewrite_prefix: z.string().startsWith('/', 'rewrite_prefix is a path starting with "/"').optional(),
   websocket: z.boolean().default(true),
   /** %2F and %5C in the path are refused unless the route's upstream takes them as data (they are forwarded encoded). */
   allow_encoded_slashes: z.boolean().default(false),
   /** ";" in the path is refused unless the route's upstream takes it as data (servlet containers read it as a parameter). */
   allow_path_parameters: z.boolean().default(false),
   ...proxyKnobs,
+  ...accessKnobs,
 });
 
 const YEAR_MS = 365 * 86_400_000;
@@ -285,6 +336,7 @@ export const siteSchema = z.strictObject({
   auth: authSchema.optional(),
   /** Strict-Transport-Security on every HTTPS response of the site; off unless set. */
   hsts,
+  ...accessKnobs,
 });
 
 export type GlobalConfigInput = z.input<typeof globalSchema>;

@@ -3,6 +3,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ipRules, rateLimit, redirectAction, requestHeaders, responseHeaders } from './access-knobs.ts';
 import { buildAuthSettings } from './auth-settings.ts';
 import type { FileTls, Route, RouteAction, Site, UpstreamGroup } from './model.ts';
 import type { Report } from './problems.ts';
@@ -31,8 +32,24 @@ export function buildSite(
       keepalive: group.keepalive,
       maxPending: group.max_pending,
       caPem: group.ca === undefined ? undefined : readCa(path.resolve(configDir, group.ca), name, problem),
+      healthCheck: group.health_check && {
+        path: group.health_check.path,
+        intervalMs: group.health_check.interval,
+        timeoutMs: group.health_check.timeout,
+        healthy: group.health_check.healthy,
+        unhealthy: group.health_check.unhealthy,
+        status: group.health_check.status.endsWith('xx')
+          ? { min: Number(group.health_check.status[0]) * 100, max: Number(group.health_check.status[0]) * 100 + 99 }
+          : { min: Number(group.health_check.status), max: Number(group.health_check.status) },
+      },
     };
   }
+
+  const owned = { authorization: raw.auth?.pass_authorization_header === true };
+  const siteResponseHeaders = responseHeaders(raw.response_headers, ['response_headers'], problem);
+  const siteRequestHeaders = requestHeaders(raw.request_headers, ['request_headers'], problem, owned);
+  const siteIpRules = ipRules(raw.ip_rules, ['ip_rules'], problem);
+  const siteRateLimit = rateLimit(raw.rate_limit);
 
   const seenPaths = new Set<string>();
   const routes = raw.routes.map((r, i): Route | undefined => {
@@ -43,6 +60,9 @@ export function buildSite(
     // Files are looked up by the decoded path, where %2F is a separator again.
     if (r.allow_encoded_slashes && action.kind !== 'proxy')
       problem(['routes', i, 'allow_encoded_slashes'], 'only a route with an upstream can allow encoded slashes');
+    if (r.rewrite_prefix !== undefined && action.kind !== 'proxy')
+      problem(['routes', i, 'rewrite_prefix'], 'only a route with an upstream has a path to rewrite');
+    const at = ['routes', i];
     return {
       path: r.path,
       action,
@@ -55,10 +75,22 @@ export function buildSite(
       readTimeoutMs: r.read_timeout ?? defaults.read_timeout,
       bodyTimeoutMs: r.body_timeout ?? defaults.body_timeout,
       requestBuffering: r.request_buffering ?? defaults.request_buffering,
+      responseHeaders: responseHeaders(r.response_headers, [...at, 'response_headers'], problem, siteResponseHeaders),
+      requestHeaders: requestHeaders(r.request_headers, [...at, 'request_headers'], problem, owned, siteRequestHeaders),
+      ipRules: ipRules(r.ip_rules, [...at, 'ip_rules'], problem) ?? siteIpRules,
+      rateLimit: rateLimit(r.rate_limit) ?? siteRateLimit,
+      rewritePrefix: r.rewrite_prefix,
     };
   });
 
   const auth = raw.auth ? buildAuthSettings(raw.auth, configDir, problem) : undefined;
+  const domain = auth?.cookieDomain;
+  const outside = domain ? raw.server_names.find((n) => n !== domain && !n.endsWith(`.${domain}`)) : undefined;
+  if (outside)
+    problem(
+      ['auth', 'cookie_domain'],
+      `"${outside}" is not under cookie_domain "${domain}": a browser would not send it the session cookie`,
+    );
   const tls = siteTls(raw, configDir, problem);
   if (found || !tls) return undefined;
   return {
@@ -77,6 +109,9 @@ export function buildSite(
         ...(raw.hsts.include_subdomains ? ['includeSubDomains'] : []),
         ...(raw.hsts.preload ? ['preload'] : []),
       ].join('; '),
+    responseHeaders: siteResponseHeaders,
+    ipRules: siteIpRules,
+    rateLimit: siteRateLimit,
   };
 }
 
@@ -114,14 +149,18 @@ function routeAction(
   configDir: string,
   problem: Report,
 ): RouteAction | undefined {
-  const chosen = (['upstream', 'root', 'status'] as const).filter((k) => r[k] !== undefined);
+  // With redirect, status is the redirect's status.
+  const chosen = (['upstream', 'root', 'redirect', 'status'] as const).filter(
+    (k) => r[k] !== undefined && !(k === 'status' && r.redirect !== undefined),
+  );
   if (chosen.length !== 1) {
     problem(
       ['routes', i],
-      `a route needs exactly one of upstream, root or status (found ${chosen.length === 0 ? 'none' : chosen.join(', ')})`,
+      `a route needs exactly one of upstream, root, redirect or status (found ${chosen.length === 0 ? 'none' : chosen.join(', ')})`,
     );
     return undefined;
   }
+  if (r.redirect !== undefined) return redirectAction(r.redirect, r.status, ['routes', i], problem);
   if (r.status !== undefined) return { kind: 'status', status: r.status };
   if (r.root !== undefined) return { kind: 'static', root: path.resolve(configDir, r.root), index: r.index };
   const target = r.upstream!;

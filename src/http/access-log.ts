@@ -73,6 +73,7 @@ function record(
     bytes: ctx.bytes,
     ms: Math.round((performance.now() - ctx.startedAt) * 10) / 10,
     upstream: ctx.upstream,
+    ...(ctx.upstreamPath !== undefined ? { upstream_path: ctx.upstreamPath } : {}),
     ...(ctx.user ? { user: ctx.user } : {}),
     client: ctx.client,
     proto: `HTTP/${req.httpVersion}`,

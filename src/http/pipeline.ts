@@ -27,6 +27,11 @@ import { forwardingFacts } from './forwarding-facts.ts';
 import { beginRequest, type RequestContext } from './request-context.ts';
 import { resolveTarget, type Target } from './resolve-target.ts';
 import { common, type AnyRequest, type AnyResponse } from '../base/types.ts';
+import type { ResponseHeaders, RouteAction } from '../config/model.ts';
+import { renderTemplate, type TemplateValues } from '../config/templates.ts';
+import { ipAllowed } from '../proxy/ip-rules.ts';
+import { rateLimited } from '../proxy/rate-limit.ts';
+import { applyRequestHeaders, type ForwardingFacts } from '../proxy/request-headers.ts';
 
 /** Where an upgrade's answer goes: its raw socket. `status` is the answer it got (101 once the tunnel is open). */
 export class RawAnswer {
@@ -69,18 +74,30 @@ async function run(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: 
 
   const target = resolveTarget(runtime, req);
   ctx.site = target.site;
-  // On every response of the site from here on, our own pages included; an upstream's own header wins.
-  if (target.site?.config.hsts && !(out instanceof RawAnswer))
-    common(out).setHeader('strict-transport-security', target.site.config.hsts);
+  if (target.site && !(out instanceof RawAnswer)) {
+    // On every response of the site from here on, our own pages included; an upstream's own HSTS header wins.
+    if (target.site.config.hsts) common(out).setHeader('strict-transport-security', target.site.config.hsts);
+    // response_headers (nginx add_header … always): on our own answers too; on an upstream's they replace its own.
+    addResponseHeaders(out, 'route' in target ? target.route.responseHeaders : target.site.config.responseHeaders);
+  }
   if ('error' in target) return refuse(ctx, req, out, target.error, target.cause, target.cause?.message);
+  const facts = forwardingFacts(runtime, req, target.host, ctx.id);
+  // allow/deny and limit_req by client address: before anything else of the site, /oauth2/* included.
+  const { ipRules, rateLimit } = 'oauth2' in target ? target.site.config : target.route;
+  if (!ipAllowed(ipRules, facts.clientAddress)) return refuse(ctx, req, out, 'ERR_IP_DENIED');
+  const wait = rateLimit ? rateLimited(rateLimit, facts.clientAddress) : 0;
+  if (wait > 0) return refuse(ctx, req, out, 'ERR_RATE_LIMITED', undefined, undefined, { 'retry-after': String(wait) });
   if ('oauth2' in target) return await oauth2Endpoint(runtime, ctx, req, out, target);
   ctx.route = target.route;
   ctx.pathname = target.pathname;
+  const action = target.route.action;
+  // nginx `return 301 URL` answers before access checks and auth_request (its rewrite phase comes first).
+  if (action.kind === 'redirect' && !(out instanceof RawAnswer)) return redirect(ctx, req, out, action, target);
 
-  // A public site (no [auth]) does no auth work at all.
+  // A public site (no [auth]) does no auth work at all; trusted_ips skip it (no identity headers then).
   const auth = target.site.auth;
   let session: Session | undefined;
-  if (auth && !auth.skips(req.method, target.pathname)) {
+  if (auth && !auth.skips(req.method, target.pathname) && !auth.trusts(facts.clientAddress)) {
     const found = await auth.authenticate(req.headers);
     if (found === PROVIDER_UNAVAILABLE)
       return refuse(ctx, req, out, 'ERR_AUTH_PROVIDER_UNAVAILABLE', undefined, undefined, RETRY_SOON);
@@ -90,14 +107,16 @@ async function run(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: 
   }
 
   // act: the action of the route, by kind.
-  if (out instanceof RawAnswer) return await tunnel(runtime, ctx, req as IncomingMessage, out, target, session);
-  const action = target.route.action;
+  if (out instanceof RawAnswer) return await tunnel(runtime, ctx, req as IncomingMessage, out, target, session, facts);
   if (action.kind === 'status') return statusRoute(ctx, req, out, action.status);
+  if (action.kind === 'redirect') return redirect(ctx, req, out, action, target);
   if (action.kind === 'static')
     return served(ctx, req, out, await serveStatic(req, out, action, target.path.normalized));
   const group = target.site.groups.get(action.upstream)!;
-  const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, target.host, ctx.id), auth, session);
-  // The upstream gets the path the rules matched, normalized, never the raw target (normalize-path.ts).
+  // Every server failed its active health checks: the error page at once, no connection attempted.
+  if (target.site.health.get(action.upstream)?.allDown()) return refuse(ctx, req, out, 'ERR_UPSTREAM_DOWN');
+  const path = upstreamPath(ctx, target);
+  if (path === undefined) return refuse(ctx, req, out, 'ERR_PATH_REFUSED');
   proxied(
     ctx,
     req,
@@ -106,10 +125,105 @@ async function run(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: 
     await forwardHttp(req, out, {
       route: target.route,
       group,
-      headers,
-      path: target.path.normalized + target.path.query,
+      headers: requestHeaders(req, facts, auth, session, target),
+      path,
     }),
   );
+}
+
+/** The upstream request's headers: the client's cleaned, ours, identity headers, then the route's request_headers. */
+function requestHeaders(
+  req: AnyRequest,
+  facts: ForwardingFacts,
+  auth: SiteAuth | undefined,
+  session: Session | undefined,
+  target: Routed,
+): Record<string, string | string[]> {
+  const headers = upstreamHeaders(req.headers, facts, auth, session);
+  const rules = target.route.requestHeaders;
+  if (rules.length > 0) applyRequestHeaders(headers, rules, variables(req, facts, { ...headers }, target));
+  return headers;
+}
+
+/**
+ * nginx's variables for one request (config/templates.ts lists them). `built` is the request as Gatehouse forwards it
+ * before any rule: $http_NAME reads it, so it never yields Gatehouse's cookies or a client's copy of an identity
+ * header ($http_x_auth_request_user is the signed-in user), and $proxy_add_x_forwarded_for is Gatehouse's value.
+ */
+function variables(
+  req: AnyRequest,
+  facts: ForwardingFacts,
+  built: Record<string, string | string[]>,
+  target: Routed,
+): TemplateValues {
+  const forwardedFor = String(built['x-forwarded-for'] ?? facts.clientAddress);
+  return {
+    variable(name) {
+      switch (name) {
+        case 'remote_addr':
+          return facts.clientAddress;
+        case 'host':
+          return target.host;
+        case 'scheme':
+          return facts.proto;
+        case 'request_uri':
+          return req.url ?? '';
+        case 'uri':
+          return target.path.normalized;
+        case 'proxy_add_x_forwarded_for':
+          return forwardedFor;
+        case 'server_name':
+          return target.site.config.name;
+        case 'server_port':
+          return String(('stream' in req ? req.stream.session?.socket : req.socket)?.localPort ?? '');
+      }
+    },
+    header(name) {
+      const value = built[name];
+      return value === undefined ? '' : Array.isArray(value) ? value.join(', ') : value;
+    },
+  };
+}
+
+/**
+ * The path the upstream receives: the normalized path the rules matched (normalize-path.ts), never the raw target;
+ * with rewrite_prefix, the route's path replaced by it (nginx proxy_pass with a URI part), logged as upstream_path.
+ */
+function upstreamPath(ctx: RequestContext, target: Routed): string | undefined {
+  const { route, path } = target;
+  if (route.rewritePrefix === undefined) return path.normalized + path.query;
+  // The route's path is matched in decoded form; the normalized path spells it percent-encoded where it must.
+  const prefix = [route.path, encodeURI(route.path)].find((p) => path.normalized.startsWith(p));
+  // "/app" on the route "/app/" (nginx would redirect to "/app/") is the route's root.
+  if (prefix === undefined && `${target.pathname}/` !== route.path) return undefined;
+  ctx.upstreamPath = route.rewritePrefix + (prefix ? path.normalized.slice(prefix.length) : '');
+  return ctx.upstreamPath + path.query;
+}
+
+function addResponseHeaders(res: AnyResponse, headers: ResponseHeaders): void {
+  for (const name in headers) if (headers[name] !== '') common(res).setHeader(name, headers[name]!);
+}
+
+/** `redirect` routes (nginx `return 301 URL`): a bare answer of ours with Location. */
+function redirect(
+  ctx: RequestContext,
+  req: AnyRequest,
+  res: AnyResponse,
+  action: Extract<RouteAction, { kind: 'redirect' }>,
+  target: Routed,
+): void {
+  const location = renderTemplate(action.location, {
+    variable: (name) =>
+      name === 'scheme'
+        ? 'https'
+        : name === 'host'
+          ? target.host
+          : name === 'uri'
+            ? target.path.normalized
+            : (req.url ?? ''),
+    header: () => '',
+  });
+  if (!res.headersSent) sendOwn(res, action.status, ctx.id, { headers: { location } });
 }
 
 /**
@@ -189,6 +303,7 @@ async function tunnel(
   answer: RawAnswer,
   target: Routed,
   session: Session | undefined,
+  facts: ForwardingFacts,
 ): Promise<void> {
   const { site, route } = target;
   const action = route.action;
@@ -201,7 +316,10 @@ async function tunnel(
     );
   const auth = site.auth;
   const group = site.groups.get(action.upstream)!;
-  const headers = upstreamHeaders(req.headers, forwardingFacts(runtime, req, target.host, ctx.id), auth, session);
+  if (site.health.get(action.upstream)?.allDown()) return refuse(ctx, req, answer, 'ERR_UPSTREAM_DOWN');
+  const path = upstreamPath(ctx, target);
+  if (path === undefined) return refuse(ctx, req, answer, 'ERR_PATH_REFUSED');
+  const headers = requestHeaders(req, facts, auth, session, target);
   // A session's tunnel ends with the session (sign-out, expiry, …); a bearer token has no session (id '').
   const owner = auth && session?.id ? { key: auth.sessions.key(session), session, sessions: auth.sessions } : undefined;
   const onOpen =
@@ -210,7 +328,7 @@ async function tunnel(
     route,
     group,
     headers,
-    path: target.path.normalized + target.path.query,
+    path,
     requestId: ctx.id,
     onOpen,
   });

@@ -18,6 +18,8 @@ export interface RequestContext {
   upstream?: string;
   /** The upstream group the request was proxied to (it reached a server, or failed for the upstream): the per-upstream metrics. */
   group?: string;
+  /** The path the upstream received when rewrite_prefix changed it. */
+  upstreamPath?: string;
   /** The signed-in user, for the access log. */
   user?: string;
   bytes: number;

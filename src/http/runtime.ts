@@ -8,6 +8,7 @@ import { openSessionStore, type SessionStore } from '../session/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Metrics, type UpstreamState } from '../observability/metrics.ts';
 import { TrustedProxies } from '../proxy/trusted-proxies.ts';
+import { GroupHealth } from '../proxy/health-checks.ts';
 import { UpstreamGroupPool } from '../proxy/upstream-pools.ts';
 import { WebSocketTunnels } from '../proxy/websocket-tunnels.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
@@ -18,6 +19,8 @@ import type { Readiness } from '../observability/health.ts';
 export interface SiteRuntime {
   config: Site;
   groups: Map<string, UpstreamGroupPool>;
+  /** Active health checks of the groups that have one (health_check), by group name. */
+  health: Map<string, GroupHealth>;
   /** Login, sessions and policy of a site with [auth]; undefined = a public site. */
   auth?: SiteAuth;
 }
@@ -68,26 +71,34 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     : undefined;
   // Made once the certificates are (below); the sites' auth counts into it from their first request on.
   let metrics: Metrics | undefined;
-  const siteList = config.sites.map((site): SiteRuntime => ({
-    config: site,
-    groups: new Map(Object.values(site.upstreams).map((group) => [group.name, new UpstreamGroupPool(group)])),
-    auth:
-      site.auth && sessionStore
-        ? new SiteAuth(
-            site.name,
-            site.serverNames,
-            site.auth,
-            sessionStore,
-            {
-              cacheSize: config.session.cache_size,
-              sharedStore: config.workers > 1,
-              fetch: options.fetch,
-              record: (event, outcome, count) => metrics?.authEvent(site.name, event, outcome, count),
-            },
-            log,
-          )
-        : undefined,
-  }));
+  const siteList = config.sites.map((site): SiteRuntime => {
+    const groups = new Map(Object.values(site.upstreams).map((group) => [group.name, new UpstreamGroupPool(group)]));
+    const health = new Map<string, GroupHealth>();
+    for (const group of Object.values(site.upstreams))
+      if (group.healthCheck)
+        health.set(
+          group.name,
+          new GroupHealth(groups.get(group.name)!, group.healthCheck, log.child({ site: site.name })),
+        );
+    return { config: site, groups, health, auth: siteAuth(site) };
+  });
+  function siteAuth(site: Site): SiteAuth | undefined {
+    return site.auth && sessionStore
+      ? new SiteAuth(
+          site.name,
+          site.serverNames,
+          site.auth,
+          sessionStore,
+          {
+            cacheSize: config.session.cache_size,
+            sharedStore: config.workers > 1,
+            fetch: options.fetch,
+            record: (event, outcome, count) => metrics?.authEvent(site.name, event, outcome, count),
+          },
+          log,
+        )
+      : undefined;
+  }
   const auths = siteList.flatMap((site) => (site.auth ? [site.auth] : []));
   const tunnels = new WebSocketTunnels();
   // The end of a session closes its WebSockets (in every other worker too: runtime/cluster.ts reportListening).
@@ -123,6 +134,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     },
     start() {
       for (const auth of auths) auth.oidc.start();
+      for (const site of siteList) for (const health of site.health.values()) health.start();
       if (sessionStore) {
         sweeper = setInterval(() => sessionStore.sweep(Date.now()), SESSION_SWEEP_MS);
         sweeper.unref();
@@ -132,6 +144,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     stopping: false,
     async close() {
       clearInterval(sweeper);
+      for (const site of siteList) for (const health of site.health.values()) health.stop();
       for (const auth of auths) auth.oidc.stop();
       await Promise.all(siteList.flatMap((site) => [...site.groups.values()].map((group) => group.close())));
       if (ownStore) sessionStore?.close();

@@ -127,7 +127,7 @@ export class Metrics {
     });
     new client.Gauge({
       name: 'gatehouse_upstream_server_up',
-      help: 'Whether an upstream server takes requests (1) or is skipped for fail_timeout after a failure (0)',
+      help: 'Whether an upstream server takes requests (1) or is skipped (0): for fail_timeout after a failure, or while its health_check fails',
       labelNames: ['site', 'upstream', 'server'],
       registers,
       // Each worker keeps its own view: a server is up only when no worker skips it.

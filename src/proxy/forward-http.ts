@@ -3,7 +3,7 @@
 // Per request: one Exchange (the handler its connection calls) and one promise; everything else lives on the
 // connection (upstream-connection.ts).
 import type { Readable } from 'node:stream';
-import type { Route } from '../config/model.ts';
+import type { ResponseHeaders, Route } from '../config/model.ts';
 import type { ErrorCode } from '../base/errors.ts';
 import { resetStream } from '../base/http2-limits.ts';
 import { common, type AnyRequest, type AnyResponse } from '../base/types.ts';
@@ -143,7 +143,7 @@ function dispatchOnce(
   const { route } = request;
   const connection = server.pool.acquire(route.connectTimeoutMs, request.fresh);
   return new Promise((resolve) => {
-    const exchange = new Exchange(res, server, group, client, connection, resolve);
+    const exchange = new Exchange(res, server, group, client, connection, route.responseHeaders, resolve);
     client.cancels = exchange;
     connection.start(exchange, request.head, request.body, request.chunked, route);
   });
@@ -160,6 +160,7 @@ class Exchange implements ExchangeHandler, Cancellable {
   readonly #group: UpstreamGroupPool;
   readonly #client: ClientWatch;
   readonly #connection: UpstreamConnection;
+  readonly #responseHeaders: ResponseHeaders;
   readonly #resolve: (attempt: Attempt) => void;
   #bytes = 0;
   #started = false;
@@ -175,6 +176,7 @@ class Exchange implements ExchangeHandler, Cancellable {
     group: UpstreamGroupPool,
     client: ClientWatch,
     connection: UpstreamConnection,
+    responseHeaders: ResponseHeaders,
     resolve: (attempt: Attempt) => void,
   ) {
     this.#res = res;
@@ -182,13 +184,14 @@ class Exchange implements ExchangeHandler, Cancellable {
     this.#group = group;
     this.#client = client;
     this.#connection = connection;
+    this.#responseHeaders = responseHeaders;
     this.#resolve = resolve;
   }
 
   onHead(status: number, rawHeaders: string[]): void {
     this.#started = true;
     this.#group.markUp(this.#server);
-    const headers = clientResponseHeaderList(rawHeaders, 'stream' in this.#res);
+    const headers = clientResponseHeaderList(rawHeaders, 'stream' in this.#res, this.#responseHeaders);
     try {
       common(this.#res).writeHead(status, headers);
     } catch (error) {

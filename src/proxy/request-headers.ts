@@ -1,6 +1,8 @@
 // The headers an upstream receives: the client's, minus hop-by-hop headers (RFC 9110 §7.6.1), minus anything a
 // client could use to impersonate a proxy or a user, plus X-Real-IP / X-Forwarded-* that we vouch for.
 import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestHeaderRule, ResponseHeaders } from '../config/model.ts';
+import { renderTemplate, type TemplateValues } from '../config/templates.ts';
 
 /** Hop-by-hop headers: they describe one connection and are never forwarded (RFC 9110 §7.6.1, RFC 9113 §8.2.2).
  *  Expect is answered by Node itself (100 Continue), so the upstream must not answer it again. TE goes too,
@@ -115,6 +117,22 @@ export function upstreamRequestHeaders(
 }
 
 /**
+ * request_headers (nginx proxy_set_header) over the headers Gatehouse built: each replaces the header of that name;
+ * one whose value comes out empty removes it, as in nginx. Names that only Gatehouse may set were refused at load.
+ */
+export function applyRequestHeaders(
+  headers: Record<string, string | string[]>,
+  rules: readonly RequestHeaderRule[],
+  values: TemplateValues,
+): void {
+  for (const rule of rules) {
+    const value = renderTemplate(rule.value, values);
+    if (value === '') delete headers[rule.name];
+    else headers[rule.name] = value;
+  }
+}
+
+/**
  * Fields HTTP/2 allows once per response (node:http2 throws ERR_HTTP2_HEADER_SINGLE_VALUE on a second one). An
  * HTTP/1.1 upstream may repeat them; for an HTTP/2 client the first wins, as node:http keeps the first of such a
  * field when it parses one (IncomingMessage._addHeaderLine).
@@ -142,9 +160,10 @@ const SINGLE_VALUE = new Set([
 /**
  * The upstream response's headers minus hop-by-hop ones, fit for HTTP/1.1 and HTTP/2 clients alike: Node's flat raw
  * list [name, value, ...] in, a flat list out, which node:http and node:http2 both take in writeHead (no object built
- * per response). For an HTTP/2 client a repeated single-value field keeps its first value.
+ * per response). For an HTTP/2 client a repeated single-value field keeps its first value. The route's
+ * response_headers go over them (a configured value replaces the upstream's; "" removes it).
  */
-export function clientResponseHeaderList(raw: string[], http2 = false): string[] {
+export function clientResponseHeaderList(raw: string[], http2 = false, configured: ResponseHeaders = {}): string[] {
   let named: Set<string> = EMPTY;
   for (let i = 0; i < raw.length; i += 2)
     if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
@@ -155,13 +174,14 @@ export function clientResponseHeaderList(raw: string[], http2 = false): string[]
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || named.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || named.has(name) || name in configured) continue;
     if (single !== undefined && SINGLE_VALUE.has(name)) {
       if (single.has(name)) continue;
       single.add(name);
     }
     out.push(raw[i]!, raw[i + 1]!);
   }
+  for (const name in configured) if (configured[name] !== '') out.push(name, configured[name]!);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // Reading and writing Gatehouse's cookies, and removing them from what the upstream receives.
-// All are __Host- cookies: Secure, Path=/, no Domain, so a sibling subdomain can neither read nor plant them.
+// All are __Host- cookies: Secure, Path=/, no Domain, so a sibling subdomain can neither read nor plant them; except
+// the session cookie of a site with [auth] cookie_domain, which is meant for the sibling sites (__Secure-, Domain).
 
 /** The value of one cookie from a Cookie header (HTTP/1.1 sends one header; HTTP/2 may send several, joined by Node). */
 export function readCookie(header: string | string[] | undefined, name: string): string | undefined {
@@ -44,13 +45,15 @@ export function withoutCookies(header: string | string[], prefix: string): strin
 export interface CookieOptions {
   maxAgeSeconds?: number;
   sameSite: 'Lax' | 'Strict';
+  domain?: string;
 }
 
 export function setCookie(name: string, value: string, options: CookieOptions): string {
   const age = options.maxAgeSeconds !== undefined ? `; Max-Age=${Math.max(0, Math.floor(options.maxAgeSeconds))}` : '';
-  return `${name}=${value}; Path=/; Secure; HttpOnly; SameSite=${options.sameSite}${age}`;
+  const domain = options.domain ? `; Domain=${options.domain}` : '';
+  return `${name}=${value}; Path=/${domain}; Secure; HttpOnly; SameSite=${options.sameSite}${age}`;
 }
 
-export function clearCookie(name: string): string {
-  return `${name}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`;
+export function clearCookie(name: string, domain?: string): string {
+  return `${name}=; Path=/${domain ? `; Domain=${domain}` : ''}; Secure; HttpOnly; SameSite=Lax; Max-Age=0`;
 }

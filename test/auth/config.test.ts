@@ -77,7 +77,7 @@ test('oauth2-proxy options Gatehouse does not support are errors that say so, wi
   assert.deepEqual(found, [
     '15 auth.http_address: oauth2-proxy option not supported by Gatehouse: Gatehouse serves every site itself; listeners are set in gatehouse.toml [https]/[http]',
     '16 auth.insecure_oidc_skip_nonce: oauth2-proxy option not supported by Gatehouse: the nonce is always checked',
-    '17 auth.cookie_domains: oauth2-proxy option not supported by Gatehouse: the session cookie is a __Host- cookie, bound to the exact host (no Domain attribute)',
+    '17 auth.cookie_domains: oauth2-proxy option not supported by Gatehouse: Gatehouse takes one domain: cookie_domain = ".example.com"',
     '18 auth.frobnicate: unknown key',
   ]);
 });

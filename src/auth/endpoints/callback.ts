@@ -87,6 +87,7 @@ function beginSession(call: EndpointCall, identity: Identity, tokens: TokenSet):
   return setCookie(sessions.cookieName, sessions.cookieValue(session), {
     maxAgeSeconds: settings.cookieExpireMs / 1000,
     sameSite: settings.sameSite,
+    domain: settings.cookieDomain,
   });
 }
 

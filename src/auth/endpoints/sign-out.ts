@@ -16,7 +16,10 @@ export const signOut: Endpoint = async (call) => {
   const idp = await endSessionUrl(call.auth.oidc, idToken, target).catch(() => undefined);
   call.log.info({ req_id: call.requestId, user: session?.identity.user, provider_logout: idp !== undefined }, 'logout');
   sendOwn(call.res, 302, call.requestId, {
-    headers: { location: idp ?? target, 'set-cookie': [clearCookie(sessions.cookieName)] },
+    headers: {
+      location: idp ?? target,
+      'set-cookie': [clearCookie(sessions.cookieName, call.auth.settings.cookieDomain)],
+    },
   });
   return {};
 };

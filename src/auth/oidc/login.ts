@@ -36,7 +36,7 @@ export async function startLogin(
   return {
     location: location.href,
     setCookies: [
-      ...cookies.excess(cookieHeader).map(clearCookie),
+      ...cookies.excess(cookieHeader).map((name) => clearCookie(name)),
       // Lax, not the site's Strict: the callback is a top-level navigation coming from the provider's site.
       setCookie(cookies.nameFor(state), sealed, { maxAgeSeconds: LOGIN_STATE_TTL_MS / 1000, sameSite: 'Lax' }),
     ],

@@ -191,7 +191,7 @@ test('a route needs exactly one action, and listen addresses, CIDRs and names ar
   );
   const [both] = problemsOf(dir);
   assert.equal(both!.key, 'routes[0]');
-  assert.match(both!.message, /exactly one of upstream, root or status \(found upstream, root\)/);
+  assert.match(both!.message, /exactly one of upstream, root, redirect or status \(found upstream, root\)/);
 });
 
 test('an upstream group ca must be a readable PEM certificate; a valid one is loaded for its https:// servers', () => {
