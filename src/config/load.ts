@@ -11,6 +11,7 @@ import { Problems, type KeyPath, type Report } from './problems.ts';
 import { globalSchema, siteSchema } from './schema.ts';
 import { resolveSecretReferences } from './secrets.ts';
 import { buildSite } from './site.ts';
+import { storeConfig } from './store-config.ts';
 import { parseTomlSource, TomlSyntaxError, type TomlSource } from './toml-source.ts';
 
 export const MAIN_FILE = 'gatehouse.toml';
@@ -61,6 +62,7 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
     mainProblem(['https', 'default_site'], `no site has the server name "${defaultSite}"`);
   }
   const acme = acmeConfig(settings.acme, configDir, mainProblem);
+  const store = storeConfig(settings.store, configDir, mainProblem);
   const acmeSites = sites.filter((site) => site.tls.source === 'acme');
   if (acmeSites.length > 0 && !acme.termsOfServiceAgreed) {
     mainProblem(
@@ -89,6 +91,7 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
     workers,
     acme,
     session,
+    store,
     metrics,
     sites,
   });

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the bench harness use: Pebble (ACME test CA), Chromium (browser flow),
-# nginx (bench peer), caddy (bench peer, npm run bench only), wrk and h2load (load generators), openssl (test PKI). Installs only what is missing.
+# nginx (bench peer), caddy (bench peer, npm run bench only), wrk and h2load (load generators), openssl (test PKI),
+# redis-server (shared store) and haproxy (L4 load balancer in front of several instances). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v pebble >/dev/null || need+=(pebble)
@@ -10,6 +11,8 @@ command -v caddy >/dev/null || need+=(caddy)
 command -v wrk >/dev/null || need+=(wrk)
 command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v openssl >/dev/null || need+=(openssl)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -eq 0 ]; then echo "system packages: all present"; exit 0; fi
 echo "installing: ${need[*]}"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
