@@ -4,7 +4,8 @@
 import { SiteAuth } from '../auth/site-auth.ts';
 import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config, Site } from '../config/model.ts';
-import { openSessionStore, type SessionStore } from '../session/store.ts';
+import { openConfiguredStore } from '../session/open-store.ts';
+import type { SessionStore } from '../session/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { TrustedProxies } from '../proxy/trusted-proxies.ts';
@@ -61,7 +62,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
   // A store handed in is the caller's to close; one opened here is closed by close().
   const ownStore = !options.sessionStore;
   const sessionStore = config.sites.some((site) => site.auth)
-    ? (options.sessionStore ?? openSessionStore(config.session.store, config.session.file))
+    ? (options.sessionStore ?? openConfiguredStore(config))
     : undefined;
   const siteList = config.sites.map((site): SiteRuntime => ({
     config: site,
@@ -120,7 +121,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
       clearInterval(sweeper);
       for (const auth of auths) auth.oidc.stop();
       await Promise.all(siteList.flatMap((site) => [...site.groups.values()].map((group) => group.close())));
-      if (ownStore) sessionStore?.close();
+      if (ownStore) await sessionStore?.close();
     },
   };
 }
@@ -135,5 +136,19 @@ export function runtimeReadiness(runtime: Runtime): Readiness {
   const sites = runtime.siteList
     .filter((s) => s.auth)
     .map((s) => ({ site: s.config.name, provider_ready: s.auth!.oidc.ready }));
-  return { ready: runtime.ready() && !runtime.stopping, sites };
+  const health = runtime.sessionStore?.health?.();
+  return {
+    ready: runtime.ready() && !runtime.stopping,
+    sites,
+    ...(health
+      ? {
+          store: {
+            backend: 'redis' as const,
+            state: health.state,
+            since: new Date(health.since).toISOString(),
+            ...(health.reason ? { reason: health.reason } : {}),
+          },
+        }
+      : {}),
+  };
 }

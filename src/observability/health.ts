@@ -7,6 +7,9 @@ import http from 'node:http';
 export interface Readiness {
   ready: boolean;
   sites: Array<{ site: string; provider_ready: boolean }>;
+  /** The shared session store (Redis): degraded does not make the process unready (cached sessions still serve and
+   *  every instance shares the one Redis: taking them all out of the balancer would turn a blip into an outage). */
+  store?: { backend: 'redis'; state: 'up' | 'degraded'; since: string; reason?: string };
 }
 
 export interface HealthSources {

@@ -13,6 +13,8 @@ const RECONNECT_MIN_MS = 50;
 const RECONNECT_MAX_MS = 2_000;
 /** A connection attempt that takes longer is abandoned (and retried by the backoff). */
 const CONNECT_TIMEOUT_MS = 2_000;
+/** A connected Redis that stops answering (frozen, overloaded) is noticed by a PING this often. */
+const PING_INTERVAL_MS = 1_000;
 
 export interface StoreHealth {
   state: 'up' | 'degraded';
@@ -36,6 +38,8 @@ export class RedisConnections {
   readonly #handlers = new Map<string, MessageHandler[]>();
   readonly #healthListeners: ((health: StoreHealth) => void)[] = [];
   #closed = false;
+  #pingFailed = false;
+  readonly #pinger: NodeJS.Timeout;
 
   constructor(config: RedisStoreConfig, name = 'gatehouse') {
     this.prefix = config.prefix;
@@ -46,13 +50,17 @@ export class RedisConnections {
     this.subscriber = new Redis({ ...redisOptions(config, `${name}-sub`), enableOfflineQueue: true });
     for (const connection of [this.command, this.subscriber]) {
       connection.on('ready', () => this.#update());
-      connection.on('close', () => this.#update());
+      connection.on('close', () => {
+        this.#pingFailed = false;
+        this.#update();
+      });
       connection.on('end', () => this.#update());
       connection.on('error', (error: Error) => this.#update(error.message));
     }
     this.subscriber.on('message', (channel: string, message: string) => {
       for (const handler of this.#handlers.get(channel) ?? []) handler(message);
     });
+    this.#pinger = setInterval(() => void this.#ping(), PING_INTERVAL_MS).unref();
   }
 
   /** Both connections ready. */
@@ -92,6 +100,7 @@ export class RedisConnections {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#pinger);
     await Promise.all(
       [this.command, this.subscriber].map((connection) =>
         connection.status === 'ready'
@@ -101,9 +110,21 @@ export class RedisConnections {
     );
   }
 
+  async #ping(): Promise<void> {
+    if (this.command.status !== 'ready') return;
+    try {
+      await this.command.ping();
+      this.#pingFailed = false;
+      this.#update();
+    } catch (error) {
+      this.#pingFailed = true;
+      this.#update(`no answer to PING: ${(error as Error).message}`);
+    }
+  }
+
   #update(reason?: string): void {
     if (this.#closed) return;
-    const up = this.command.status === 'ready' && this.subscriber.status === 'ready';
+    const up = this.command.status === 'ready' && this.subscriber.status === 'ready' && !this.#pingFailed;
     const state = up ? 'up' : 'degraded';
     if (state === this.#health.state) {
       if (!up && reason) this.#health = { ...this.#health, reason };

@@ -18,7 +18,11 @@ export interface RedisServer {
   stop(): Promise<void>;
   pause(): void;
   resume(): void;
-  /** Stops (saving its data) and starts again on the same port with the same data. */
+  /** Stops, saving its data (a Redis gone down). */
+  down(): Promise<void>;
+  /** Starts again on the same port with the data saved by down(). */
+  up(): Promise<void>;
+  /** down() then up(). */
   restart(): Promise<void>;
   /** One command on a fresh connection (RESP inline), for assertions: e.g. command('DBSIZE'). */
   command(...args: string[]): Promise<string>;
@@ -117,6 +121,8 @@ export async function startRedis(): Promise<RedisServer> {
       child?.kill('SIGCONT');
       paused = false;
     },
+    down: () => stopProcess(true),
+    up: launch,
     async restart() {
       await stopProcess(true);
       await launch();
