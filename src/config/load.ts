@@ -70,6 +70,12 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
       `${acmeSites[0]!.file} uses tls.acme: set terms_of_service_agreed = true to accept the CA's terms (${acme.directoryUrl})`,
     );
   }
+  if (acmeSites.length > 0 && store.backend === 'redis' && !store.encryptionKey) {
+    mainProblem(
+      ['store', 'encryption_key'],
+      `${acmeSites[0]!.file} uses tls.acme and backend = "redis" keeps its private keys in Redis: set encryption_key = "\${file:secrets/store-key}" (32 bytes: openssl rand -base64 32), the same on every instance`,
+    );
+  }
   problems.throwIfAny();
 
   const { https, log, proxy, lifecycle, metrics } = settings;

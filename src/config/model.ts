@@ -135,7 +135,15 @@ export interface AcmeConfig {
 /** [store] resolved (store-config.ts): "local" = the [session] store of this machine; "redis" = shared through Redis. */
 export type StoreConfig =
   | { backend: 'local'; prefix: string; commandTimeoutMs: number; graceMs: number }
-  | { backend: 'redis'; prefix: string; commandTimeoutMs: number; graceMs: number; redis: RedisAddress };
+  | {
+      backend: 'redis';
+      prefix: string;
+      commandTimeoutMs: number;
+      graceMs: number;
+      redis: RedisAddress;
+      /** [store] encryption_key decoded (32 bytes): seals the ACME private keys kept in Redis. */
+      encryptionKey?: Buffer;
+    };
 
 export interface RedisAddress {
   /** Empty with Sentinel (the Sentinels name the master). */

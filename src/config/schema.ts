@@ -204,6 +204,9 @@ export const globalSchema = z.strictObject({
       command_timeout: duration.default(500),
       /** While Redis cannot be reached, sessions cached in memory keep working this long. */
       grace: duration.default(300_000),
+      /** With backend = "redis": the key (32 bytes, base64 or raw; e.g. "${file:secrets/store-key}") that encrypts
+       *  ACME private keys at rest in Redis (AES-256-GCM). Required when a site uses tls.acme. */
+      encryption_key: z.string().min(1).optional(),
     })
     .prefault({}),
   /** Process-wide health and metrics listener (oauth2-proxy metrics_address): /ping, /ready, /metrics (Prometheus). */

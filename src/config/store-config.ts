@@ -14,7 +14,7 @@ export function storeConfig(raw: GlobalSettings['store'], configDir: string, pro
     graceMs: raw.grace,
   };
   if (raw.backend === 'local') {
-    for (const key of ['url', 'password', 'ca', 'master_name'] as const)
+    for (const key of ['url', 'password', 'ca', 'master_name', 'encryption_key'] as const)
       if (raw[key] !== undefined) problem(['store', key], `${key} is for backend = "redis"`);
     if (raw.sentinels.length > 0) problem(['store', 'sentinels'], 'sentinels is for backend = "redis"');
     return { backend: 'local', ...base };
@@ -61,6 +61,9 @@ export function storeConfig(raw: GlobalSettings['store'], configDir: string, pro
     }
   }
   const password = raw.password ?? (url?.password ? decodeURIComponent(url.password) : undefined);
+  const encryptionKey = raw.encryption_key === undefined ? undefined : decodeKey(raw.encryption_key);
+  if (raw.encryption_key !== undefined && !encryptionKey)
+    problem(['store', 'encryption_key'], 'must be 32 bytes, raw or base64 encoded (openssl rand -base64 32)');
   return {
     backend: 'redis',
     ...base,
@@ -75,5 +78,16 @@ export function storeConfig(raw: GlobalSettings['store'], configDir: string, pro
       sentinels,
       ...(raw.master_name ? { masterName: raw.master_name } : {}),
     },
+    ...(encryptionKey ? { encryptionKey } : {}),
   };
+}
+
+/** AES-256 needs 32 bytes: base64 (or base64url) that decodes to 32 bytes, else 32 raw bytes. */
+function decodeKey(text: string): Buffer | undefined {
+  if (/^[A-Za-z0-9+/_-]+=*$/.test(text)) {
+    const decoded = Buffer.from(text, text.includes('-') || text.includes('_') ? 'base64url' : 'base64');
+    if (decoded.length === 32) return decoded;
+  }
+  const raw = Buffer.from(text, 'utf8');
+  return raw.length === 32 ? raw : undefined;
 }

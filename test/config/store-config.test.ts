@@ -94,3 +94,36 @@ test('[store] problems name the file, line and key', () => {
     ['store.ca', 'store.ca'],
   );
 });
+
+test('[store] encryption_key: 32 bytes, for backend = "redis", required there when a site uses ACME', () => {
+  const key = Buffer.alloc(32, 7);
+  const redis = '[store]\nbackend = "redis"\nurl = "redis://cache:6379"\n';
+  const withKey = loadConfig(
+    writeConfig({ main: `${redis}encryption_key = "${key.toString('base64')}"\n`, sites: { a: site } }),
+    {},
+  );
+  assert.ok(withKey.store.backend === 'redis');
+  assert.deepEqual(withKey.store.encryptionKey, key);
+  assert.deepEqual(
+    problemsOf(`${redis}encryption_key = "${Buffer.alloc(31).toString('base64')}"\n`).map((p) => [p.key, p.message]),
+    [['store.encryption_key', 'must be 32 bytes, raw or base64 encoded (openssl rand -base64 32)']],
+  );
+  assert.deepEqual(
+    problemsOf(`[store]\nencryption_key = "${key.toString('base64')}"\n`).map((p) => p.key),
+    ['store.encryption_key'],
+  );
+  // An ACME site's private keys would go to Redis: without a key, the configuration is refused (fail closed).
+  const acmeSite = 'server_names = ["a.test"]\n[tls]\nacme = true\n[[routes]]\npath = "/"\nstatus = 204\n';
+  const acme = '[acme]\nterms_of_service_agreed = true\n';
+  assert.throws(
+    () => loadConfig(writeConfig({ main: `${acme}${redis}`, sites: { a: acmeSite } }), {}),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      error.problems.some((p) => p.key === 'store.encryption_key' && /keeps its private keys in Redis/.test(p.message)),
+  );
+  const ok = loadConfig(
+    writeConfig({ main: `${acme}${redis}encryption_key = "${key.toString('base64')}"\n`, sites: { a: acmeSite } }),
+    {},
+  );
+  assert.equal(ok.store.backend, 'redis');
+});
