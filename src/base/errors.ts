@@ -50,6 +50,11 @@ export const ERRORS = {
     detail: 'The identity provider cannot be reached right now.',
   },
   // The shared session store (Redis) cannot be reached: the session is not ended and its cookie stays.
+  ERR_ACME_STORE_UNAVAILABLE: {
+    status: 503,
+    title: 'Service Unavailable',
+    detail: 'The ACME challenge store cannot be reached; try again shortly.',
+  },
   ERR_STORE_UNAVAILABLE: {
     status: 503,
     title: 'Service Unavailable',

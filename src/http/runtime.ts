@@ -14,7 +14,8 @@ import { WebSocketTunnels } from '../proxy/websocket-tunnels.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
 import { NameIndex } from '../tls/name-index.ts';
 import type { AnyRequest, AnyResponse, PlainHttpResponder } from '../base/types.ts';
-import type { Readiness } from '../observability/health.ts';
+import type { Readiness, StoreReadiness } from '../observability/health.ts';
+import type { StoreHealth } from '../store/redis.ts';
 
 export interface SiteRuntime {
   config: Site;
@@ -49,6 +50,8 @@ export interface Runtime {
   tunnels: WebSocketTunnels;
   /** Prometheus metrics, kept when a [metrics] listener is configured. */
   metrics?: Metrics;
+  /** The health of the shared ACME storage (Redis), once ACME is prepared with it (/ready). */
+  acmeStorageHealth?: () => StoreHealth | undefined;
   /** Starts background work: OpenID discovery (with retries) and expired-session sweeps. */
   start(): void;
   /** True when every site's identity provider discovery has loaded (/ready). */
@@ -137,18 +140,20 @@ export function runtimeReadiness(runtime: Runtime): Readiness {
     .filter((s) => s.auth)
     .map((s) => ({ site: s.config.name, provider_ready: s.auth!.oidc.ready }));
   const health = runtime.sessionStore?.health?.();
+  const acme = runtime.acmeStorageHealth?.();
   return {
     ready: runtime.ready() && !runtime.stopping,
     sites,
-    ...(health
-      ? {
-          store: {
-            backend: 'redis' as const,
-            state: health.state,
-            since: new Date(health.since).toISOString(),
-            ...(health.reason ? { reason: health.reason } : {}),
-          },
-        }
-      : {}),
+    ...(health ? { store: storeReadiness(health) } : {}),
+    ...(acme ? { acme_storage: storeReadiness(acme) } : {}),
+  };
+}
+
+function storeReadiness(health: StoreHealth): StoreReadiness {
+  return {
+    backend: 'redis',
+    state: health.state,
+    since: new Date(health.since).toISOString(),
+    ...(health.reason ? { reason: health.reason } : {}),
   };
 }

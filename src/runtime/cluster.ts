@@ -424,10 +424,13 @@ async function serveClusterHealth(address: ListenAddress, serving: () => Worker[
       // Every worker has its own connections to the store: the worst one is reported.
       const stores = answers.flatMap((answer) => (answer?.store ? [answer.store] : []));
       const store = stores.find((s) => s.state === 'degraded') ?? stores[0];
+      const acmeStores = answers.flatMap((answer) => (answer?.acme_storage ? [answer.acme_storage] : []));
+      const acmeStorage = acmeStores.find((s) => s.state === 'degraded') ?? acmeStores[0];
       return {
         ready: workers.length > 0 && answers.every((answer) => answer?.ready === true),
         sites: [...sites].map(([site, providerReady]) => ({ site, provider_ready: providerReady })),
         ...(store ? { store } : {}),
+        ...(acmeStorage ? { acme_storage: acmeStorage } : {}),
       };
     },
   });
