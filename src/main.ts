@@ -17,6 +17,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c', default: 'config' },
         port: { type: 'string', short: 'p' },
+        out: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -30,7 +31,12 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // certs and demo are imported when used: `serve` then never loads acme-client, oidc-provider or koa (memory, start-up).
-  if (command === 'certs') return (await import('./cli/certs.ts')).certs(parsed.values.config, rest);
+  if (command === 'certs')
+    return (await import('./cli/certs.ts')).certs(parsed.values.config, rest, undefined, parsed.values.out);
+  if (parsed.values.out !== undefined) {
+    process.stderr.write(`--out is for certs export\n\n${HELP}`);
+    return 64;
+  }
   if (rest.length > 0) {
     process.stderr.write(`unexpected argument: ${rest[0]}\n\n${HELP}`);
     return 64;

@@ -8,6 +8,9 @@ Commands:
   check              Validate the configuration and exit, like nginx -t (exit 0 = valid, 2 = errors)
   certs list         Show every site's certificate: source, issuer, not-after, next renewal, last ACME error
   certs renew NAME   Order a new ACME certificate for the site NAME now (a running serve picks it up at once)
+  certs export --out DIR
+                     Write every stored certificate and key (the [acme] folder, or Redis with [store]
+                     backend = "redis") to DIR/<domain>/fullchain.pem and privkey.pem (0600)
   demo               Run the built-in demo: https://localhost:8443 in front of an echo backend, behind an
                      embedded identity provider (sign in as alice or bob, any password); writes its
                      self-signed certificate and generated config to ./certs/demo/; /public/ needs no login
