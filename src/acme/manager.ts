@@ -51,6 +51,8 @@ interface SiteState {
   corrupt?: string;
   /** A certificate obtained while the store could not take it: served from memory, stored once the store is back. */
   unsaved?: { pair: KeyPair; meta: CertMeta };
+  /** The last attempt found the store unreachable: retried as soon as it is back. */
+  postponed?: boolean;
 }
 
 export type AcmeEvents = {
@@ -142,7 +144,8 @@ export class AcmeManager {
       this.log.info({ store: this.store.where }, 'ACME storage reachable again');
       // Postponed renewals and what was stored meanwhile: looked at now, not at the next check_interval.
       if (options.scheduler && !this.running) {
-        for (const state of this.states.values()) state.nextAttemptAt = Math.min(state.nextAttemptAt, this.now());
+        for (const state of this.states.values())
+          if (state.postponed) state.nextAttemptAt = Math.min(state.nextAttemptAt, this.now());
         this.schedule(0);
       }
     });
@@ -353,6 +356,7 @@ export class AcmeManager {
       this.postpone(state, error);
       return 'postponed';
     }
+    state.postponed = false;
     if (!release) {
       this.log.info({ domain }, 'another Gatehouse process is ordering this certificate; will use its result');
       state.nextAttemptAt = this.now() + Math.min(this.config.acme.retryMinMs, 30_000);
@@ -505,6 +509,7 @@ export class AcmeManager {
     const delay = this.backoff(state);
     state.nextAttemptAt = this.now() + delay;
     state.lastError = `ACME storage unreachable: ${(error as Error).message}`;
+    state.postponed = true;
     this.log.warn(
       {
         domain: state.site.name,
