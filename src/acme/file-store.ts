@@ -7,7 +7,7 @@ import { loadOrCreateAccountKey, retireAccountKey } from './account.ts';
 import { ChallengeStore } from './challenges.ts';
 import { tryLock } from './lock.ts';
 import { CertStorage, type CertMeta, type StoredCert } from './storage.ts';
-import type { AcmeStore } from './store.ts';
+import type { AccountKeys, AcmeStore } from './store.ts';
 import { watchFolder } from './watch.ts';
 
 export class FileAcmeStore implements AcmeStore {
@@ -15,7 +15,7 @@ export class FileAcmeStore implements AcmeStore {
   readonly where: string;
   readonly storage: CertStorage;
   readonly challenges: ChallengeStore;
-  readonly accountKeys;
+  readonly accountKeys: AccountKeys;
 
   constructor(config: Pick<AcmeConfig, 'storageDir' | 'accountKeyFile'>) {
     this.where = config.storageDir;
