@@ -21,6 +21,7 @@ async function main(argv: string[]): Promise<number> {
         port: { type: 'string', short: 'p' },
         upstream: { type: 'string' },
         'print-config': { type: 'boolean' },
+        out: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -34,7 +35,12 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // certs and demo are imported when used: `serve` then never loads acme-client, oidc-provider or koa (memory, start-up).
-  if (command === 'certs') return (await import('./cli/certs.ts')).certs(parsed.values.config, rest);
+  if (command === 'certs')
+    return (await import('./cli/certs.ts')).certs(parsed.values.config, rest, undefined, parsed.values.out);
+  if (parsed.values.out !== undefined) {
+    process.stderr.write(`--out is an option of certs export (and import)\n\n${HELP}`);
+    return 64;
+  }
   const demoOnly = (['port', 'upstream', 'print-config'] as const).find((o) => parsed.values[o] !== undefined);
   if (demoOnly && command !== 'demo') {
     process.stderr.write(`--${demoOnly} is an option of demo only\n\n${HELP}`);

@@ -38,7 +38,7 @@ export default {
     const cookies = [login.headers!.cookie!];
     for (let i = 1; i < SESSIONS; i++) {
       const email = `user${i}@example.test`;
-      const session = sessions.create(
+      const session = await sessions.create(
         {
           identity: {
             user: email,

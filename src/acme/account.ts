@@ -8,6 +8,7 @@ import acme from 'acme-client';
 import { Agent, fetch } from 'undici';
 import type { AcmeConfig } from '../config/model.ts';
 import { writeFileAtomic } from '../base/atomic-write.ts';
+import type { AccountKeys } from './store.ts';
 
 /** acme-client polls pending orders with exponential backoff; its default starts at 5 s, 1 s answers sooner. */
 export interface PollOptions {
@@ -78,7 +79,11 @@ const ACME_REQUEST_TIMEOUT_MS = 60_000;
 export async function createAcmeClient(
   config: AcmeConfig,
   poll: PollOptions = DEFAULT_POLL,
-  onKeyRetired: (retiredFile: string) => void = () => {},
+  onKeyRetired: (retired: string) => void = () => {},
+  keys: AccountKeys = {
+    load: () => loadOrCreateAccountKey(config.accountKeyFile),
+    retire: async (refused) => retireAccountKey(config.accountKeyFile, refused),
+  },
 ): Promise<acme.Client> {
   acme.axios.defaults.timeout = ACME_REQUEST_TIMEOUT_MS;
   const register = async (accountKey: string) => {
@@ -89,20 +94,20 @@ export async function createAcmeClient(
     });
     return client;
   };
-  const accountKey = await loadOrCreateAccountKey(config.accountKeyFile);
+  const accountKey = await keys.load();
   try {
     return await register(accountKey);
   } catch (error) {
     // Boulder and Pebble: 403 unauthorized "An account with the provided public key exists but is deactivated".
     if (!/\bdeactivated\b/i.test((error as Error).message)) throw error;
-    const retired = retireAccountKey(config.accountKeyFile, accountKey);
+    const retired = await keys.retire(accountKey);
     if (retired) onKeyRetired(retired);
-    return register(await loadOrCreateAccountKey(config.accountKeyFile));
+    return register(await keys.load());
   }
 }
 
 /** Moves a refused account key aside (never deleted), unless another process sharing the storage already replaced it. */
-function retireAccountKey(file: string, refusedKey: string): string | undefined {
+export function retireAccountKey(file: string, refusedKey: string): string | undefined {
   let stored: string;
   try {
     stored = fs.readFileSync(file, 'utf8');

@@ -11,16 +11,18 @@ import { sendOwn } from '../base/own-answer.ts';
 import { sendError } from '../base/errors.ts';
 import type { PlainHttpResponder } from '../base/types.ts';
 import { writeFileAtomic } from '../base/atomic-write.ts';
+import type { ChallengeTokens } from './store.ts';
 
 const PREFIX = '/.well-known/acme-challenge/';
 /** base64url, as RFC 8555 §8.3 requires of tokens; anything else never reaches the file system. */
-const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
+export const CHALLENGE_TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
+const TOKEN = CHALLENGE_TOKEN;
 
 /** A token file nobody has touched for this long belongs to an order whose process is gone (killed, crashed): the
  *  process running an order touches its files every staleMs / 4, however long the CA takes. As the order lock. */
 export const STALE_CHALLENGE_MS = 15 * 60_000;
 
-export class ChallengeStore {
+export class ChallengeStore implements ChallengeTokens {
   private readonly tokens = new Map<string, string>();
   private readonly dir: string;
   private readonly staleMs: number;
@@ -100,18 +102,24 @@ export class ChallengeStore {
   };
 }
 
-/** Answers GET /.well-known/acme-challenge/<token> for any Host (with or without a port); unknown tokens get 404. */
-export function createChallengeResponder(store: ChallengeStore): PlainHttpResponder {
+/** Answers GET /.well-known/acme-challenge/<token> for any Host (with or without a port); unknown tokens get 404,
+ *  and a shared store that cannot be reached 503 (the CA retries; Let's Encrypt validates from several places). */
+export function createChallengeResponder(store: ChallengeTokens): PlainHttpResponder {
   return (req, res, requestId) => {
     const url = req.url ?? '';
     if (!url.startsWith(PREFIX)) return false;
     const token = url.slice(PREFIX.length).split('?')[0]!;
-    const keyAuthorization = req.method === 'GET' || req.method === 'HEAD' ? store.get(token) : undefined;
-    if (keyAuthorization === undefined) {
-      sendError(req, res, 'ERR_ACME_UNKNOWN_TOKEN', requestId);
-      return true;
-    }
-    sendOwn(res, 200, requestId, { body: { type: 'text', text: keyAuthorization }, omitBody: req.method === 'HEAD' });
+    const answer = (keyAuthorization: string | undefined) => {
+      if (keyAuthorization === undefined) return sendError(req, res, 'ERR_ACME_UNKNOWN_TOKEN', requestId);
+      sendOwn(res, 200, requestId, {
+        body: { type: 'text', text: keyAuthorization },
+        omitBody: req.method === 'HEAD',
+      });
+    };
+    const found = req.method === 'GET' || req.method === 'HEAD' ? store.get(token) : undefined;
+    if (found instanceof Promise)
+      found.then(answer, () => sendError(req, res, 'ERR_ACME_STORE_UNAVAILABLE', requestId));
+    else answer(found);
     return true;
   };
 }

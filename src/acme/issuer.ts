@@ -4,13 +4,13 @@
 // Tokens stay published until the whole order is done, because the CA validates each one several times.
 import acme from 'acme-client';
 import type { KeyPair } from '../tls/certificate-store.ts';
-import type { ChallengeStore } from './challenges.ts';
+import type { ChallengeTokens } from './store.ts';
 import type { Directory } from './account.ts';
 
 export interface OrderRequest {
   client: acme.Client;
   names: readonly string[];
-  challenges: ChallengeStore;
+  challenges: ChallengeTokens;
   /** ACME profile (draft-aaron-acme-profiles); sent only when configured. */
   profile?: string;
   /** ARI id of the certificate this one replaces (RFC 9773 §5), so the CA can relax rate limits. */
@@ -34,7 +34,7 @@ export async function orderCertificate(request: OrderRequest): Promise<KeyPair> 
       if (!challenge) throw new Error(`the CA offers no http-01 challenge for ${authz.identifier.value}`);
       const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
       published.push(challenge.token);
-      challenges.add(challenge.token, keyAuthorization);
+      await challenges.add(challenge.token, keyAuthorization);
       await request.whenAnswerable?.(authz.identifier.value, challenge.token, keyAuthorization);
       await client.completeChallenge(challenge);
       await client.waitForValidStatus(challenge);
@@ -47,7 +47,8 @@ export async function orderCertificate(request: OrderRequest): Promise<KeyPair> 
     const certPem = await client.getCertificate(finalized);
     return { certPem: certPem.endsWith('\n') ? certPem : `${certPem}\n`, keyPem: keyPem.toString() };
   } finally {
-    for (const token of published) challenges.remove(token);
+    // A token not removed (a shared store away) expires there by itself.
+    for (const token of published) await Promise.resolve(challenges.remove(token)).catch(() => {});
   }
 }
 

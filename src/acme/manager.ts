@@ -18,12 +18,12 @@ import {
   type PollOptions,
 } from './account.ts';
 import { ariCertId } from './ari.ts';
-import { ChallengeStore, createChallengeResponder, waitUntilAnswered, type ProbeTarget } from './challenges.ts';
+import { createChallengeResponder, waitUntilAnswered, type ProbeTarget } from './challenges.ts';
 import { orderCertificate, requireProfile } from './issuer.ts';
-import { tryLock } from './lock.ts';
+import { openAcmeStore } from './open-store.ts';
 import { nextRenewal, type RenewalTime } from './renewal-time.ts';
-import { CertStorage, describe, fitFor, type CertInfo } from './storage.ts';
-import { watchFolder } from './watch.ts';
+import { describe, fitFor, type CertInfo, type CertMeta } from './storage.ts';
+import type { AcmeStore } from './store.ts';
 import type acme from 'acme-client';
 
 export interface AcmeOptions {
@@ -31,10 +31,14 @@ export interface AcmeOptions {
   now?: () => number;
   /** How long an order waits for its HTTP-01 token to be answered on this host before asking the CA anyway. */
   challengeWaitMs?: number;
+  /** The store to use instead of the one [store] backend names. */
+  store?: AcmeStore;
 }
 
 /** Time for the process holding [acme] http_port (another one sharing the storage) to come up and answer. */
 const CHALLENGE_WAIT_MS = 60_000;
+/** How long start-up waits for a shared store (Redis) to answer before serving temporary certificates. */
+const STORE_WAIT_MS = 5_000;
 
 interface SiteState {
   site: Site;
@@ -45,6 +49,10 @@ interface SiteState {
   nextAttemptAt: number;
   lastError?: string;
   corrupt?: string;
+  /** A certificate obtained while the store could not take it: served from memory, stored once the store is back. */
+  unsaved?: { pair: KeyPair; meta: CertMeta };
+  /** The last attempt found the store unreachable: retried as soon as it is back. */
+  postponed?: boolean;
 }
 
 export type AcmeEvents = {
@@ -54,8 +62,7 @@ export type AcmeEvents = {
 
 export class AcmeManager {
   readonly events = new EventEmitter<AcmeEvents>();
-  readonly storage: CertStorage;
-  readonly challenges: ChallengeStore;
+  readonly store: AcmeStore;
   private readonly states = new Map<string, SiteState>();
   private readonly config: Config;
   private readonly certificates: CertificateStore;
@@ -74,6 +81,8 @@ export class AcmeManager {
    *  so later orders do not wait for it. */
   private forwarded = false;
   private readonly unwatch: Array<() => void> = [];
+  /** The store could not be read at the last look (logged once per outage). */
+  private storeDown = false;
 
   constructor(config: Config, certificates: CertificateStore, log: Logger, options: AcmeOptions = {}) {
     this.config = config;
@@ -83,14 +92,13 @@ export class AcmeManager {
     this.now = options.now ?? Date.now;
     this.challengeWaitMs = options.challengeWaitMs ?? CHALLENGE_WAIT_MS;
     if (config.acme.caRootPem) trustForAcme(config.acme.caRootPem);
-    this.storage = new CertStorage(config.acme.storageDir);
-    this.challenges = new ChallengeStore(config.acme.storageDir);
+    this.store = options.store ?? openAcmeStore(config);
     for (const site of config.sites)
       if (site.tls.source === 'acme') this.states.set(site.name, { site, failures: 0, nextAttemptAt: 0 });
   }
 
   responder() {
-    return createChallengeResponder(this.challenges);
+    return createChallengeResponder(this.store.challenges);
   }
 
   /** Where this process answers HTTP-01 (its [http] listeners), once they listen. */
@@ -100,9 +108,14 @@ export class AcmeManager {
 
   /** Before listening: every ACME site gets its stored certificate, or a temporary self-signed one so HTTPS answers. */
   async prepare(): Promise<void> {
+    if (!(await this.store.whenReady(STORE_WAIT_MS)))
+      this.log.warn(
+        { store: this.store.where, wait_s: STORE_WAIT_MS / 1000 },
+        'ACME storage not reachable yet: certificates are installed from it once it answers',
+      );
     this.sweepChallenges();
     for (const state of this.states.values()) {
-      this.adoptStored(state);
+      await this.adoptStored(state);
       if (state.served) continue;
       this.certificates.setSite(
         state.site.name,
@@ -119,11 +132,26 @@ export class AcmeManager {
   /** Starts the scheduler (unless another process of the cluster runs it), and watches each domain's folder so a
    *  certificate stored by another process is served at once. */
   start(options: { scheduler: boolean } = { scheduler: true }): void {
+    this.store.onHealth((health) => {
+      if (this.stopped) return;
+      if (health.state === 'degraded') {
+        this.log.warn(
+          { store: this.store.where, reason: health.reason },
+          'ACME storage unreachable: certificates keep being served from memory; renewals wait until it is back',
+        );
+        return;
+      }
+      this.log.info({ store: this.store.where }, 'ACME storage reachable again');
+      // Postponed renewals and what was stored meanwhile: looked at now, not at the next check_interval.
+      if (options.scheduler && !this.running) {
+        for (const state of this.states.values())
+          if (state.postponed) state.nextAttemptAt = Math.min(state.nextAttemptAt, this.now());
+        this.schedule(0);
+      }
+    });
     for (const state of this.states.values()) {
       try {
-        this.unwatch.push(
-          watchFolder(this.storage.domainDir(state.site.name), () => this.storageChanged(state, options.scheduler)),
-        );
+        this.unwatch.push(this.store.watch(state.site.name, () => void this.storageChanged(state, options.scheduler)));
       } catch (error) {
         this.log.warn(
           { domain: state.site.name, err: (error as Error).message },
@@ -134,7 +162,7 @@ export class AcmeManager {
     if (!options.scheduler) {
       // The scheduler's process stores what it orders; should a watch miss it, the next look does not.
       this.timer = setInterval(() => {
-        for (const state of this.states.values()) this.adoptStored(state);
+        for (const state of this.states.values()) void this.adoptStored(state);
       }, this.config.acme.checkIntervalMs).unref();
       return;
     }
@@ -142,10 +170,10 @@ export class AcmeManager {
     this.schedule(0);
   }
 
-  private storageChanged(state: SiteState, scheduler: boolean): void {
+  private async storageChanged(state: SiteState, scheduler: boolean): Promise<void> {
     if (this.stopped) return;
     const before = state.corrupt;
-    this.adoptStored(state);
+    await this.adoptStored(state);
     // A stored pair damaged while we run is replaced now, not at the next check_interval.
     if (scheduler && state.corrupt !== undefined && state.corrupt !== before && !this.running) this.schedule(0);
   }
@@ -156,6 +184,7 @@ export class AcmeManager {
     clearTimeout(this.timer);
     for (const unwatch of this.unwatch) unwatch();
     await this.running;
+    await this.store.close();
   }
 
   /** `gatehouse certs renew <domain>`: order now, whatever the renewal time says. Throws with the CA's error text. */
@@ -165,10 +194,11 @@ export class AcmeManager {
       throw new Error(
         `${domain} is not a site with tls.acme = true (sites: ${[...this.states.keys()].join(', ') || 'none'})`,
       );
-    this.adoptStored(state);
+    await this.store.whenReady(STORE_WAIT_MS);
+    await this.adoptStored(state);
     const result = await this.order(state, true);
     if (result === 'locked')
-      throw new Error(`another Gatehouse process is ordering ${domain} right now (lock in ${this.storage.dir}/locks)`);
+      throw new Error(`another Gatehouse process is ordering ${domain} right now (lock in ${this.store.where})`);
     if (result !== 'ok') throw new Error(state.lastError);
     return state.served!.info;
   }
@@ -180,7 +210,8 @@ export class AcmeManager {
     await Promise.all(
       [...this.states.values()].map(async (state) => {
         if (this.stopped) return;
-        this.adoptStored(state);
+        if (state.unsaved) await this.storeUnsaved(state);
+        await this.adoptStored(state);
         const now = this.now();
         const renewAt = state.served ? await this.renewalTime(state) : undefined;
         const due =
@@ -194,7 +225,7 @@ export class AcmeManager {
   }
 
   private sweepChallenges(): void {
-    const removed = this.challenges.sweep();
+    const removed = this.store.sweep();
     if (removed.length > 0) this.log.info({ removed }, 'removed challenge tokens that stopped orders left behind');
   }
 
@@ -225,9 +256,21 @@ export class AcmeManager {
 
   /** Installs the stored certificate when it is fit, another certificate and not older than the served one (another
    *  process or the CLI renewed it). A stored pair that does not load is remembered in `corrupt`: the next check orders. */
-  private adoptStored(state: SiteState): void {
+  private async adoptStored(state: SiteState): Promise<void> {
     const domain = state.site.name;
-    const stored = this.storage.read(domain);
+    let stored;
+    try {
+      stored = await this.store.read(domain);
+      this.storeDown = false;
+    } catch (error) {
+      if (!this.storeDown)
+        this.log.warn(
+          { domain, store: this.store.where, err: (error as Error).message },
+          'cannot read the ACME storage: serving the certificate in memory',
+        );
+      this.storeDown = true;
+      return;
+    }
     const problem = stored.state === 'corrupt' ? stored.reason : stored.state === 'ok' ? stored.problem : undefined;
     if (problem !== undefined && state.corrupt !== problem) {
       const serving = state.served
@@ -289,17 +332,31 @@ export class AcmeManager {
   }
 
   private getClient(): Promise<acme.Client> {
-    return createAcmeClient(this.config.acme, this.poll, (retired) =>
-      this.log.warn(
-        { retired_key: retired, account_key: this.config.acme.accountKeyFile },
-        'the CA deactivated the ACME account: registering a new one with a new account key',
-      ),
+    return createAcmeClient(
+      this.config.acme,
+      this.poll,
+      (retired) =>
+        this.log.warn(
+          { retired_key: retired, store: this.store.where },
+          'the CA deactivated the ACME account: registering a new one with a new account key',
+        ),
+      this.store.accountKeys,
     );
   }
 
-  private async order(state: SiteState, forced: boolean): Promise<'ok' | 'locked' | 'failed' | 'adopted'> {
+  private async order(
+    state: SiteState,
+    forced: boolean,
+  ): Promise<'ok' | 'locked' | 'failed' | 'adopted' | 'postponed'> {
     const domain = state.site.name;
-    const release = tryLock(this.storage.dir, domain);
+    let release;
+    try {
+      release = await this.store.lock(domain);
+    } catch (error) {
+      this.postpone(state, error);
+      return 'postponed';
+    }
+    state.postponed = false;
     if (!release) {
       this.log.info({ domain }, 'another Gatehouse process is ordering this certificate; will use its result');
       state.nextAttemptAt = this.now() + Math.min(this.config.acme.retryMinMs, 30_000);
@@ -307,7 +364,7 @@ export class AcmeManager {
     }
     const previous = state.served?.info.serial;
     try {
-      this.adoptStored(state); // it may have finished an order while we waited for the lock
+      await this.adoptStored(state); // it may have finished an order while we waited for the lock
       if (!forced && state.served && state.served.info.serial !== previous) return 'adopted';
       const started = performance.now();
       this.log.info(
@@ -324,7 +381,7 @@ export class AcmeManager {
       const pair = await orderCertificate({
         client,
         names: state.site.serverNames,
-        challenges: this.challenges,
+        challenges: this.store.challenges,
         // Once one token went unanswered (or a forward is known), the order's other names do not wait again.
         whenAnswerable: async (name, token, keyAuthorization) => {
           if (
@@ -353,8 +410,7 @@ export class AcmeManager {
         this.now(),
         () => {},
       );
-      // Stored before it is served, so other processes and a restart find what we serve.
-      this.storage.write(domain, pair, {
+      const meta: CertMeta = {
         domain,
         names: info.names,
         issuer: info.issuer,
@@ -366,7 +422,18 @@ export class AcmeManager {
         ordered_at: new Date(this.now()).toISOString(),
         order_ms: orderMs,
         directory: this.config.acme.directoryUrl,
-      });
+      };
+      // Stored before it is served, so other processes and a restart find what we serve. A store that fails now
+      // (Redis away) does not lose the certificate: it is served from memory and stored once the store is back.
+      try {
+        await this.store.write(domain, pair, meta);
+      } catch (error) {
+        state.unsaved = { pair, meta };
+        this.log.error(
+          { domain, store: this.store.where, err: (error as Error).message },
+          'cannot store the new certificate: serving it from memory, storing it once the storage is back',
+        );
+      }
       this.install(state, pair, info, 'order');
       state.renewAt = renewAt;
       Object.assign(state, { failures: 0, nextAttemptAt: 0, lastError: undefined, corrupt: undefined });
@@ -384,10 +451,10 @@ export class AcmeManager {
       return 'ok';
     } catch (error) {
       this.directory = undefined; // look at the directory again before the next attempt
-      this.failed(state, error);
+      await this.failed(state, error);
       return 'failed';
     } finally {
-      release();
+      await release();
     }
   }
 
@@ -435,7 +502,57 @@ export class AcmeManager {
     return false;
   }
 
-  private failed(state: SiteState, error: unknown): void {
+  /** The store cannot be reached (no lock can be taken): no order now, the next attempt after the backoff. */
+  private postpone(state: SiteState, error: unknown): void {
+    if (this.stopped) return;
+    state.failures += 1;
+    const delay = this.backoff(state);
+    state.nextAttemptAt = this.now() + delay;
+    state.lastError = `ACME storage unreachable: ${(error as Error).message}`;
+    state.postponed = true;
+    this.log.warn(
+      {
+        domain: state.site.name,
+        store: this.store.where,
+        err: (error as Error).message,
+        retry_in_s: Math.round(delay / 1000),
+      },
+      `ACME storage unreachable: renewal postponed; still serving ${this.serving(state)}`,
+    );
+  }
+
+  /** Stores the certificate obtained while the store was away, unless a newer one is stored by now. */
+  private async storeUnsaved(state: SiteState): Promise<void> {
+    const { pair, meta } = state.unsaved!;
+    const domain = state.site.name;
+    try {
+      const release = await this.store.lock(domain);
+      if (!release) return;
+      try {
+        const stored = await this.store.read(domain);
+        if (stored.state !== 'ok' || stored.info.notAfter < describe(pair).notAfter)
+          await this.store.write(domain, pair, meta);
+        state.unsaved = undefined;
+        this.log.info({ domain, store: this.store.where }, 'certificate obtained during the outage is stored now');
+      } finally {
+        await release();
+      }
+    } catch {
+      /* still away: the next check tries again */
+    }
+  }
+
+  private backoff(state: SiteState): number {
+    return Math.min(this.config.acme.retryMinMs * 2 ** (state.failures - 1), this.config.acme.retryMaxMs);
+  }
+
+  private serving(state: SiteState): string {
+    return state.served
+      ? `the certificate valid until ${state.served.info.notAfter.toISOString()}`
+      : 'the temporary self-signed certificate';
+  }
+
+  private async failed(state: SiteState, error: unknown): Promise<void> {
     if (this.stopped) return; // an order abandoned by the stop is no failure to report or retry
     const domain = state.site.name;
     let message = error instanceof Error ? error.message : String(error);
@@ -443,24 +560,21 @@ export class AcmeManager {
     if (/reading 'config'/.test(message))
       message = `no answer from the ACME server ${this.config.acme.directoryUrl} (connection failed after retries, or no answer within 60 s)`;
     state.failures += 1;
-    const delay = Math.min(this.config.acme.retryMinMs * 2 ** (state.failures - 1), this.config.acme.retryMaxMs);
+    const delay = this.backoff(state);
     state.nextAttemptAt = this.now() + delay;
     state.lastError = message;
     try {
-      this.storage.writeMeta({
-        ...(this.storage.readMeta(domain) ?? { domain }),
+      await this.store.writeMeta({
+        ...((await this.store.readMeta(domain)) ?? { domain }),
         last_error: message,
         last_error_at: new Date(this.now()).toISOString(),
       });
     } catch (writeError) {
-      this.log.warn({ domain, err: (writeError as Error).message }, 'cannot record the error in meta.json');
+      this.log.warn({ domain, err: (writeError as Error).message }, 'cannot record the error in the certificate meta');
     }
-    const serving = state.served
-      ? `the certificate valid until ${state.served.info.notAfter.toISOString()}`
-      : 'the temporary self-signed certificate';
     this.log.error(
       { domain, err: message, attempt: state.failures, retry_in_s: Math.round(delay / 1000) },
-      `certificate order failed; still serving ${serving}`,
+      `certificate order failed; still serving ${this.serving(state)}`,
     );
     this.events.emit('failed', domain, message);
   }

@@ -7,8 +7,8 @@ import type { Logger } from '../observability/logger.ts';
 import type { AuthEvent } from '../observability/metrics.ts';
 import { readCookie } from '../session/cookies.ts';
 import { LoginStateCookies } from '../session/login-state.ts';
-import { SiteSessions, type Identity, type Session } from '../session/sessions.ts';
-import type { SessionStore } from '../session/store.ts';
+import { SiteSessions, type Identity, type RefreshLease, type Session } from '../session/sessions.ts';
+import { StoreUnavailableError, type SessionStore } from '../session/store.ts';
 import { verifyBearer } from './bearer.ts';
 import { checkEntraTenant, hasGroupOverage } from './entra/issuer.ts';
 import { graphGroups, GraphGroupsError } from './entra/graph-groups.ts';
@@ -119,7 +119,7 @@ export class SiteAuth {
   /** The session of this request (refreshed when due), a bearer identity, undefined when anonymous, or
    *  PROVIDER_UNAVAILABLE when its expired access token could not be renewed in time. */
   async authenticate(headers: Record<string, string | string[] | undefined>): Promise<Authenticated> {
-    const session = this.sessions.fromCookie(readCookie(headers.cookie, this.sessions.cookieName));
+    const session = await this.sessions.fromCookie(readCookie(headers.cookie, this.sessions.cookieName));
     if (session) return this.#refreshDue(session) ? this.#refreshed(session) : session;
     if (this.settings.skipJwtBearerTokens && typeof headers.authorization === 'string')
       return verifyBearer(this, headers.authorization);
@@ -190,7 +190,7 @@ export class SiteAuth {
       if (!this.#expired(session)) return session;
       // Nothing can renew its token: the session is over, a new login gets a new one.
       this.#log.info('access token expired and no refresh token; session ended');
-      this.sessions.delete(session);
+      await this.sessions.delete(session);
       return undefined;
     }
     const failedAt = this.#refreshFailedAt.get(session.id);
@@ -200,52 +200,81 @@ export class SiteAuth {
       const waitOver = new Promise<typeof WAIT_OVER>((resolve) => {
         timer = setTimeout(resolve, REFRESH_WAIT_MS, WAIT_OVER);
       });
-      result = await Promise.race([this.#refreshOnce(session), waitOver]).finally(() => clearTimeout(timer));
+      try {
+        result = await Promise.race([this.#refreshOnce(session), waitOver]).finally(() => clearTimeout(timer));
+      } catch (error) {
+        // The shared store cannot be reached: a still valid token serves, an expired one never does (503).
+        if (!(error instanceof StoreUnavailableError) || this.#expired(session)) throw error;
+        result = session;
+      }
       if (result === WAIT_OVER) result = session;
     }
     return result && this.#expired(result) ? PROVIDER_UNAVAILABLE : result;
   }
 
   /** Single-flight: however many requests arrive at once, one refresh per session reaches the provider, and it runs
-   *  to its end whether or not they still wait for it. With workers > 1 the process holding the store's lease
-   *  refreshes, the others watch the store for its result. */
+   *  to its end whether or not they still wait for it. With workers > 1 or a shared store the process holding the
+   *  store's lease refreshes, the others watch the store for its result. */
   #refreshOnce(session: Session): Promise<Session | undefined> {
     let pending = this.#refreshing.get(session.id);
     if (!pending) {
-      pending = (
-        this.sessions.claimRefresh(session, REFRESH_LEASE_MS) ? this.#refresh(session) : this.#watch(session)
-      ).finally(() => this.#refreshing.delete(session.id));
+      pending = this.#claimOrWatch(session).finally(() => this.#refreshing.delete(session.id));
       this.#refreshing.set(session.id, pending);
     }
     return pending;
   }
 
-  /** Another worker holds the refresh lease: its result is its save (a new version in the store) or the session's
-   *  end. Should the lease end without either (that worker failed or stopped), this process takes it over. */
-  async #watch(session: Session): Promise<Session | undefined> {
-    for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, REFRESH_POLL_MS).unref());
-      const current = this.sessions.current(session);
+  async #claimOrWatch(session: Session): Promise<Session | undefined> {
+    const lease = await this.sessions.claimRefresh(session, REFRESH_LEASE_MS);
+    return lease ? this.#refreshHolding(session, lease) : this.#watch(session);
+  }
+
+  /** With the lease: unless another process saved the session since it was read here (its refresh, seen late by
+   *  this cache), refresh it. */
+  async #refreshHolding(session: Session, lease: RefreshLease): Promise<Session | undefined> {
+    try {
+      const current = lease.owner === 'local' ? session : await this.sessions.current(session);
       if (current !== session) return current;
-      if (this.sessions.claimRefresh(session, REFRESH_LEASE_MS)) return this.#refresh(session);
+      return await this.#refresh(session, lease);
+    } finally {
+      lease.stop();
     }
   }
 
-  async #refresh(session: Session): Promise<Session | undefined> {
+  /** Another process holds the refresh lease: its result is its save (a new version in the store) or the session's
+   *  end. Should the lease end without either (that process failed, stopped or died), this process takes it over. */
+  async #watch(session: Session): Promise<Session | undefined> {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, REFRESH_POLL_MS).unref());
+      const current = await this.sessions.current(session);
+      if (current !== session) return current;
+      const lease = await this.sessions.claimRefresh(session, REFRESH_LEASE_MS);
+      if (lease) return this.#refreshHolding(session, lease);
+    }
+  }
+
+  async #refresh(session: Session, lease: RefreshLease): Promise<Session | undefined> {
+    const stored = await this.sessions.tokens(session);
+    if (!stored.refreshToken) return session;
     this.refreshes++;
     let tokens: TokenSet;
     try {
-      const stored = this.sessions.tokens(session);
-      if (!stored.refreshToken) return session;
       tokens = await refreshTokens(this.oidc, { ...stored, refreshToken: stored.refreshToken });
     } catch (error) {
       const code = (error as { error?: string }).error;
       if (code && FATAL_REFRESH_ERRORS.has(code)) {
+        // Another process may have refreshed meanwhile with a rotated refresh token (ours is then spent): its save
+        // stands, the session is not over.
+        const current = await this.sessions.current(session);
+        if (current && current !== session) {
+          this.#log.info({ provider_error: providerErrorFields(error) }, 'refresh refused; another process refreshed');
+          return current;
+        }
         this.#log.info(
           { provider_error: providerErrorFields(error) },
           'refresh refused by the provider; session ended',
         );
-        this.sessions.delete(session);
+        await this.sessions.delete(session);
         this.record('refresh', 'session_ended');
         return undefined;
       }
@@ -255,19 +284,19 @@ export class SiteAuth {
         'refresh failed; keeping the session and retrying later',
       );
       this.#refreshFailedAt.set(session.id, Date.now());
-      this.sessions.deferRefresh(session, REFRESH_RETRY_MS);
+      await this.sessions.deferRefresh(session, REFRESH_RETRY_MS);
       return session;
     }
     this.#refreshFailedAt.delete(session.id);
     const result = await this.establish(tokens, session.identity);
     if ('refusal' in result) {
       this.#log.info({ rule: result.refusal.rule }, 'refreshed identity refused; session ended');
-      this.sessions.delete(session);
+      await this.sessions.delete(session);
       this.record('refresh', 'session_ended');
       return undefined;
     }
     this.record('refresh', 'success');
-    const saved = this.sessions.update(
+    const saved = await this.sessions.update(
       {
         ...session,
         identity: result.identity,
@@ -276,8 +305,13 @@ export class SiteAuth {
         refreshedAt: Date.now(),
       },
       { idToken: tokens.idToken, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken },
+      lease,
     );
-    if (!saved) this.#log.info('refresh completed after the session ended; its tokens are dropped');
-    return saved;
+    if (saved) return saved;
+    // Not saved: the session ended meanwhile, or (shared store) the lease was lost and another process saved.
+    const current = await this.sessions.current(session);
+    if (current) this.#log.info('refresh completed after another process refreshed; its tokens are dropped');
+    else this.#log.info('refresh completed after the session ended; its tokens are dropped');
+    return current;
   }
 }

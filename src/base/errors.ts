@@ -55,6 +55,18 @@ export const ERRORS = {
     title: 'Service Unavailable',
     detail: 'The identity provider cannot be reached right now.',
   },
+  // The shared session store (Redis) cannot be reached: the session is not ended and its cookie stays.
+  ERR_ACME_STORE_UNAVAILABLE: {
+    status: 503,
+    title: 'Service Unavailable',
+    detail: 'The ACME challenge store cannot be reached; try again shortly.',
+  },
+  ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    title: 'Service Unavailable',
+    detail:
+      'Sign-in is briefly unavailable: the session store cannot be reached. Your session is kept; try again shortly.',
+  },
   ERR_TLS_MISDIRECTED: {
     status: 421,
     title: 'Misdirected Request',

@@ -1,12 +1,18 @@
-// `gatehouse certs list` and `gatehouse certs renew <domain>`: what the certificates are, and a renewal on demand.
-// Both read the configuration and the [acme] storage folder; neither needs the server to be running.
-// A renewal done here is written to storage; a running `gatehouse serve` sees the new files and serves them at once.
+// `gatehouse certs list`, `gatehouse certs renew <domain>` and `gatehouse certs export --out DIR`: what the
+// certificates are, a renewal on demand, and every stored certificate and key as files (for operators and backups).
+// They read the configuration and the ACME store it names ([acme] storage folder, or Redis with [store] backend =
+// "redis"); none needs the server to be running. A renewal done here is stored; a running `gatehouse serve` sees it
+// (new files, or the Redis publish) and serves it at once.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import pretty from 'pino-pretty';
+import { writeFileAtomic } from '../base/atomic-write.ts';
 import { AcmeManager } from '../acme/manager.ts';
-import { CertStorage } from '../acme/storage.ts';
+import { openAcmeStore } from '../acme/open-store.ts';
+import type { AcmeStore } from '../acme/store.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/model.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -17,6 +23,7 @@ export async function certs(
   configDir: string,
   args: string[],
   out: (text: string) => void = (t) => process.stdout.write(t),
+  exportDir?: string,
 ): Promise<number> {
   let config: Config;
   try {
@@ -25,17 +32,45 @@ export async function certs(
     return reportConfigError(error);
   }
   const [action, domain, ...extra] = args;
-  if (action === 'list' && !domain) {
-    out(certsTable(config));
+  if (action === 'export' && !domain && exportDir) return exportCerts(config, path.resolve(exportDir), out);
+  if (exportDir === undefined && action === 'list' && !domain) {
+    try {
+      out(await certsTable(config));
+    } catch (error) {
+      process.stderr.write(`${(error as Error).message}\n`);
+      return 1;
+    }
     return 0;
   }
-  if (action === 'renew' && domain && extra.length === 0) return renew(config, domain, out);
-  process.stderr.write('usage: gatehouse certs list | gatehouse certs renew <domain>\n');
+  if (exportDir === undefined && action === 'renew' && domain && extra.length === 0) return renew(config, domain, out);
+  process.stderr.write(
+    'usage: gatehouse certs list | gatehouse certs renew <domain> | gatehouse certs export --out <dir>\n',
+  );
   return 64;
 }
 
-export function certsTable(config: Config): string {
-  const storage = new CertStorage(config.acme.storageDir);
+/** The configured store, answering (Redis connected) or an error that says where it is. */
+async function openStore(config: Config): Promise<AcmeStore> {
+  const store = openAcmeStore(config);
+  if (!(await store.whenReady(STORE_WAIT_MS))) {
+    await store.close();
+    throw new Error(`the ACME storage (${store.where}) does not answer within ${STORE_WAIT_MS / 1000} s`);
+  }
+  return store;
+}
+
+const STORE_WAIT_MS = 5_000;
+
+export async function certsTable(config: Config): Promise<string> {
+  const storage = await openStore(config);
+  try {
+    return await table(config, storage);
+  } finally {
+    await storage.close();
+  }
+}
+
+async function table(config: Config, storage: AcmeStore): Promise<string> {
   const rows = [['DOMAIN', 'SOURCE', 'ISSUER', 'NOT AFTER', 'NEXT RENEWAL', 'LAST ERROR']];
   for (const site of config.sites) {
     if (site.tls.source === 'files') {
@@ -50,8 +85,8 @@ export function certsTable(config: Config): string {
       ]);
       continue;
     }
-    const stored = storage.read(site.name);
-    const meta = storage.readMeta(site.name);
+    const stored = await storage.read(site.name);
+    const meta = await storage.readMeta(site.name);
     const lastError =
       meta?.last_error && (!meta.ordered_at || (meta.last_error_at ?? '') > meta.ordered_at)
         ? `${meta.last_error_at} ${meta.last_error}`
@@ -125,7 +160,53 @@ async function renew(config: Config, domain: string, out: (text: string) => void
     return 1;
   } finally {
     for (const server of servers) server?.close();
+    await manager.stop();
   }
+}
+
+/** A domain as a folder name: a DNS name, nothing that could leave the output folder (the names come from the store). */
+const DOMAIN_FOLDER = /^(?!.*\.\.)[a-z0-9_*][a-z0-9_.-]{0,252}$/i;
+
+/** Every stored certificate and key as <dir>/<domain>/fullchain.pem (0644) and privkey.pem (0600), each written to a
+ *  temporary file and renamed, so a reader never sees half a file. Exit 1 when one could not be exported. */
+async function exportCerts(config: Config, dir: string, out: (text: string) => void): Promise<number> {
+  let store: AcmeStore;
+  try {
+    store = await openStore(config);
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    return 1;
+  }
+  let failed = 0;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const domain of await store.domains()) {
+      if (!DOMAIN_FOLDER.test(domain)) {
+        process.stderr.write(`${JSON.stringify(domain)}: not a domain name, skipped\n`);
+        failed++;
+        continue;
+      }
+      const stored = await store.read(domain);
+      if (stored.state !== 'ok') {
+        process.stderr.write(`${domain}: ${stored.state === 'corrupt' ? stored.reason : 'nothing stored'}, skipped\n`);
+        failed++;
+        continue;
+      }
+      const folder = path.join(dir, domain);
+      fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
+      writeFileAtomic(path.join(folder, 'privkey.pem'), stored.pair.keyPem, 0o600);
+      writeFileAtomic(path.join(folder, 'fullchain.pem'), stored.pair.certPem, 0o644);
+      out(
+        `${domain}: serial ${stored.info.serial}, valid until ${iso(stored.info.notAfter)} -> ${folder}/{fullchain,privkey}.pem\n`,
+      );
+    }
+  } catch (error) {
+    process.stderr.write(`export failed: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    await store.close();
+  }
+  return failed > 0 ? 1 : 0;
 }
 
 function commonName(dn: string): string {

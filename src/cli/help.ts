@@ -14,6 +14,9 @@ Commands:
                      commented with the file:line it came from. Whatever has no equivalent is listed as
                      file:line: directive: why and nothing is written (exit 1) unless --allow-partial; the
                      result must pass "check" (exit 2 otherwise); a non-empty DIR needs --force
+  certs export --out DIR
+                     Write every stored certificate and key (the [acme] folder, or Redis with [store]
+                     backend = "redis") to DIR/<domain>/fullchain.pem and privkey.pem (0600)
   demo               Run the built-in demo: https://localhost:8443 in front of an echo backend, behind an
                      embedded identity provider (sign in as alice or bob, any password); writes its
                      self-signed certificate and generated config to ./certs/demo/; /public/ needs no login

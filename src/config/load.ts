@@ -11,6 +11,7 @@ import { Problems, type KeyPath, type Report } from './problems.ts';
 import { globalSchema, siteSchema } from './schema.ts';
 import { resolveSecretReferences } from './secrets.ts';
 import { buildSite } from './site.ts';
+import { storeConfig } from './store-config.ts';
 import { parseTomlSource, TomlSyntaxError, type TomlSource } from './toml-source.ts';
 
 export const MAIN_FILE = 'gatehouse.toml';
@@ -79,11 +80,18 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
         'list the balancers that send the PROXY protocol header in [proxy] trusted_proxies; connections from anyone else are refused',
       );
   const acme = acmeConfig(settings.acme, configDir, mainProblem);
+  const store = storeConfig(settings.store, configDir, mainProblem);
   const acmeSites = sites.filter((site) => site.tls.source === 'acme');
   if (acmeSites.length > 0 && !acme.termsOfServiceAgreed) {
     mainProblem(
       ['acme', 'terms_of_service_agreed'],
       `${acmeSites[0]!.file} uses tls.acme: set terms_of_service_agreed = true to accept the CA's terms (${acme.directoryUrl})`,
+    );
+  }
+  if (acmeSites.length > 0 && store.backend === 'redis' && !store.encryptionKey) {
+    mainProblem(
+      ['store', 'encryption_key'],
+      `${acmeSites[0]!.file} uses tls.acme and backend = "redis" keeps its private keys in Redis: set encryption_key = "\${file:secrets/store-key}" (32 bytes: openssl rand -base64 32), the same on every instance`,
     );
   }
   problems.throwIfAny();
@@ -107,6 +115,7 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): C
     workers,
     acme,
     session,
+    store,
     metrics,
     sites,
   });

@@ -15,6 +15,8 @@ export interface Config {
   lifecycle: GlobalSettings['lifecycle'];
   session: GlobalSettings['session'] & { file: string };
   metrics: GlobalSettings['metrics'];
+  /** Where sessions are shared: this machine, or Redis for several (store-config.ts). */
+  store: StoreConfig;
   /** Serving processes, "auto" resolved to the number of cores. */
   workers: number;
   acme: AcmeConfig;
@@ -182,4 +184,31 @@ export interface AcmeConfig {
   retryMinMs: number;
   retryMaxMs: number;
   caRootPem?: string;
+}
+
+/** [store] resolved (store-config.ts): "local" = the [session] store of this machine; "redis" = shared through Redis. */
+export type StoreConfig =
+  | { backend: 'local'; prefix: string; commandTimeoutMs: number; graceMs: number }
+  | {
+      backend: 'redis';
+      prefix: string;
+      commandTimeoutMs: number;
+      graceMs: number;
+      redis: RedisAddress;
+      /** [store] encryption_key decoded (32 bytes): seals the ACME private keys kept in Redis. */
+      encryptionKey?: Buffer;
+    };
+
+export interface RedisAddress {
+  /** Empty with Sentinel (the Sentinels name the master). */
+  host: string;
+  port: number;
+  db: number;
+  username?: string;
+  password?: string;
+  /** rediss://: TLS to Redis, verified against the system CAs plus caPem. */
+  tls: boolean;
+  caPem?: string;
+  sentinels: { host: string; port: number }[];
+  masterName?: string;
 }

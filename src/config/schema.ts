@@ -205,6 +205,36 @@ export const globalSchema = z.strictObject({
       cache_size: z.number().int().min(1).default(10_000),
     })
     .prefault({}),
+  /** Where sessions, refresh leases and jti replay marks are shared: "local" (this machine: [session] store) or
+   *  "redis" (Redis or Valkey, shared by every Gatehouse machine that names the same server and prefix). */
+  store: z
+    .strictObject({
+      backend: z.enum(['local', 'redis']).default('local'),
+      /** redis://[user:password@]host:port[/db] or rediss:// (TLS); unset with sentinels. */
+      url: z
+        .string()
+        .refine((value) => /^rediss?:\/\/[^\s/]/.test(value), 'use redis://host:port or rediss://host:port')
+        .optional(),
+      /** The Redis password (AUTH), for example "${file:secrets/redis-password}"; overrides one in the url. */
+      password: z.string().min(1).optional(),
+      /** Extra CA certificate (PEM file, relative to the config folder) trusted for rediss://. */
+      ca: z.string().optional(),
+      /** Prepended to every key and channel, so several deployments can share one Redis. */
+      prefix: z.string().min(1).default('gatehouse:'),
+      /** Redis Sentinel addresses ("host:port"); with master_name, the master is found through them. */
+      sentinels: z
+        .array(z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/, 'use "host:port"'))
+        .default([]),
+      master_name: z.string().min(1).optional(),
+      /** A Redis command not answered in this time fails (the request it serves does not wait longer). */
+      command_timeout: duration.default(500),
+      /** While Redis cannot be reached, sessions cached in memory keep working this long. */
+      grace: duration.default(300_000),
+      /** With backend = "redis": the key (32 bytes, base64 or raw; e.g. "${file:secrets/store-key}") that encrypts
+       *  ACME private keys at rest in Redis (AES-256-GCM). Required when a site uses tls.acme. */
+      encryption_key: z.string().min(1).optional(),
+    })
+    .prefault({}),
   /** Process-wide health and metrics listener (oauth2-proxy metrics_address): /ping, /ready, /metrics (Prometheus). */
   metrics: z
     .strictObject({

@@ -22,6 +22,7 @@ import { serveStatic, type StaticResult } from '../proxy/static-files.ts';
 import type { ForwardResult } from '../proxy/forward-http.ts';
 import type { Runtime } from './runtime.ts';
 import type { Session } from '../session/sessions.ts';
+import { StoreUnavailableError } from '../session/store.ts';
 import { sendError, statusOf, type ErrorCode } from '../base/errors.ts';
 import { forwardingFacts } from './forwarding-facts.ts';
 import { beginRequest, type RequestContext } from './request-context.ts';
@@ -333,7 +334,8 @@ async function tunnel(
     onOpen,
   });
   // Signed out while the upstream was answering: that end found no tunnel to close yet.
-  if (owner && !owner.sessions.current(owner.session)) runtime.tunnels.end(owner.key);
+  if (owner && !(await owner.sessions.current(owner.session).catch(() => owner.session)))
+    runtime.tunnels.end(owner.key);
   ctx.upstream = result.upstream;
   if (upstreamAsked(result)) ctx.group = action.upstream;
   ctx.error = result.error;
@@ -380,6 +382,10 @@ function refuse(
 
 /** A thrown error here is a bug; the client still gets an answer and the process lives on. */
 function failed(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: Answer, error: Error): void {
+  if (error instanceof StoreUnavailableError) {
+    runtime.log.warn({ req_id: ctx.id, err: { message: error.message } }, 'session store unavailable');
+    return refuse(ctx, req, out, 'ERR_STORE_UNAVAILABLE', error, undefined, RETRY_SOON);
+  }
   runtime.log.error({ req_id: ctx.id, err: error }, 'request handler failed');
   refuse(ctx, req, out, 'ERR_INTERNAL', error);
   if (!(out instanceof RawAnswer) && out.headersSent && !out.writableFinished) out.destroy();

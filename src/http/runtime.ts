@@ -4,7 +4,8 @@
 import { SiteAuth } from '../auth/site-auth.ts';
 import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config, Site } from '../config/model.ts';
-import { openSessionStore, type SessionStore } from '../session/store.ts';
+import { openConfiguredStore } from '../session/open-store.ts';
+import type { SessionStore } from '../session/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Metrics, type UpstreamState } from '../observability/metrics.ts';
 import { TrustedProxies } from '../proxy/trusted-proxies.ts';
@@ -14,7 +15,8 @@ import { WebSocketTunnels } from '../proxy/websocket-tunnels.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
 import { NameIndex } from '../tls/name-index.ts';
 import type { AnyRequest, AnyResponse, PlainHttpResponder } from '../base/types.ts';
-import type { Readiness } from '../observability/health.ts';
+import type { Readiness, StoreReadiness } from '../observability/health.ts';
+import type { StoreHealth } from '../store/redis.ts';
 
 export interface SiteRuntime {
   config: Site;
@@ -54,6 +56,8 @@ export interface Runtime {
   /** Called when this configuration starts serving (at start, or swapped in by a reload; a failed reload's never):
    *  the metrics report its certificates and upstreams from then on. */
   serving(): void;
+  /** The health of the shared ACME storage (Redis), once ACME is prepared with it (/ready). */
+  acmeStorageHealth?: () => StoreHealth | undefined;
   /** Starts background work: OpenID discovery (with retries) and expired-session sweeps. */
   start(): void;
   /** True when every site's identity provider discovery has loaded (/ready). */
@@ -67,7 +71,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
   // A store handed in is the caller's to close; one opened here is closed by close().
   const ownStore = !options.sessionStore;
   const sessionStore = config.sites.some((site) => site.auth)
-    ? (options.sessionStore ?? openSessionStore(config.session.store, config.session.file))
+    ? (options.sessionStore ?? openConfiguredStore(config))
     : undefined;
   // Made once the certificates are (below); the sites' auth counts into it from their first request on.
   let metrics: Metrics | undefined;
@@ -147,7 +151,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
       for (const site of siteList) for (const health of site.health.values()) health.stop();
       for (const auth of auths) auth.oidc.stop();
       await Promise.all(siteList.flatMap((site) => [...site.groups.values()].map((group) => group.close())));
-      if (ownStore) sessionStore?.close();
+      if (ownStore) await sessionStore?.close();
     },
   };
 }
@@ -165,5 +169,21 @@ export function runtimeReadiness(runtime: Runtime): Readiness {
   const sites = runtime.siteList
     .filter((s) => s.auth)
     .map((s) => ({ site: s.config.name, provider_ready: s.auth!.oidc.ready }));
-  return { ready: runtime.ready() && !runtime.stopping, sites };
+  const health = runtime.sessionStore?.health?.();
+  const acme = runtime.acmeStorageHealth?.();
+  return {
+    ready: runtime.ready() && !runtime.stopping,
+    sites,
+    ...(health ? { store: storeReadiness(health) } : {}),
+    ...(acme ? { acme_storage: storeReadiness(acme) } : {}),
+  };
+}
+
+function storeReadiness(health: StoreHealth): StoreReadiness {
+  return {
+    backend: 'redis',
+    state: health.state,
+    since: new Date(health.since).toISOString(),
+    ...(health.reason ? { reason: health.reason } : {}),
+  };
 }

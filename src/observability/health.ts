@@ -7,6 +7,18 @@ import http from 'node:http';
 export interface Readiness {
   ready: boolean;
   sites: Array<{ site: string; provider_ready: boolean }>;
+  /** The shared session store (Redis): degraded does not make the process unready (cached sessions still serve and
+   *  every instance shares the one Redis: taking them all out of the balancer would turn a blip into an outage). */
+  store?: StoreReadiness;
+  /** Where ACME keeps certificates, when shared (Redis): degraded = certificates serve from memory, renewals wait. */
+  acme_storage?: StoreReadiness;
+}
+
+export interface StoreReadiness {
+  backend: 'redis';
+  state: 'up' | 'degraded';
+  since: string;
+  reason?: string;
 }
 
 export interface HealthSources {

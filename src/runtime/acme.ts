@@ -14,6 +14,7 @@ export async function prepareAcme(runtime: Runtime, options: AcmeOptions = {}): 
   if (metrics) manager.events.on('failed', (domain) => metrics.renewalFailed(domain));
   // First among the plain-HTTP responders: before the HTTPS redirect and everything else.
   runtime.plainHttpResponders.unshift(manager.responder());
+  runtime.acmeStorageHealth = () => manager.store.health();
   await manager.prepare();
   return manager;
 }

@@ -479,9 +479,16 @@ async function serveClusterHealth(
       const sites = new Map<string, boolean>();
       for (const answer of answers)
         for (const s of answer?.sites ?? []) sites.set(s.site, (sites.get(s.site) ?? true) && s.provider_ready);
+      // Every worker has its own connections to the store: the worst one is reported.
+      const stores = answers.flatMap((answer) => (answer?.store ? [answer.store] : []));
+      const store = stores.find((s) => s.state === 'degraded') ?? stores[0];
+      const acmeStores = answers.flatMap((answer) => (answer?.acme_storage ? [answer.acme_storage] : []));
+      const acmeStorage = acmeStores.find((s) => s.state === 'degraded') ?? acmeStores[0];
       return {
         ready: workers.length > 0 && answers.every((answer) => answer?.ready === true),
         sites: [...sites].map(([site, providerReady]) => ({ site, provider_ready: providerReady })),
+        ...(store ? { store } : {}),
+        ...(acmeStorage ? { acme_storage: acmeStorage } : {}),
       };
     },
   });

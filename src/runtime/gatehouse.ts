@@ -12,7 +12,8 @@ import type { Config } from '../config/model.ts';
 import { createPlainHttpHandler } from '../http/plain-http-handler.ts';
 import { createRequestHandler, createUpgradeHandler } from '../http/pipeline.ts';
 import type { Logger } from '../observability/logger.ts';
-import { openSessionStore, type SessionStore } from '../session/store.ts';
+import { openConfiguredStore, sameStore } from '../session/open-store.ts';
+import type { SessionStore } from '../session/store.ts';
 import { formatAddress, Listeners, type Handlers, type Listening } from '../http/listeners.ts';
 import { buildRuntime, type Runtime } from '../http/runtime.ts';
 
@@ -173,15 +174,8 @@ export class Gatehouse implements Listening {
     const needsStore = config.sites.some((site) => site.auth);
     // Sessions outlive a reload: the running store is kept when its settings are unchanged (a memory store would
     // otherwise sign everybody out).
-    const sameStore =
-      prior?.sessionStore &&
-      prior.config.session.store === config.session.store &&
-      prior.config.session.file === config.session.file;
-    const sessionStore = needsStore
-      ? sameStore
-        ? prior.sessionStore
-        : openSessionStore(config.session.store, config.session.file)
-      : undefined;
+    const keep = prior?.sessionStore && sameStore(prior.config, config);
+    const sessionStore = needsStore ? (keep ? prior.sessionStore : this.#openStore(config)) : undefined;
     if (sessionStore) this.#storeUsers.set(sessionStore, (this.#storeUsers.get(sessionStore) ?? 0) + 1);
     const runtime = buildRuntime(config, this.log, {
       fetch: this.#options.fetch,
@@ -264,6 +258,20 @@ export class Gatehouse implements Listening {
     return generation.closed;
   }
 
+  /** Opens the configured store; a shared one's changes of health are logged (what /ready reports). */
+  #openStore(config: Config): SessionStore {
+    const store = openConfiguredStore(config);
+    store.onHealth?.((health) => {
+      if (health.state === 'up') this.log.info({ store: 'redis' }, 'session store reachable');
+      else
+        this.log.warn(
+          { store: 'redis', reason: health.reason },
+          'session store unreachable: cached sessions serve for [store] grace',
+        );
+    });
+    return store;
+  }
+
   #releaseStore(store: SessionStore | undefined): void {
     if (!store) return;
     const users = (this.#storeUsers.get(store) ?? 1) - 1;
@@ -272,7 +280,7 @@ export class Gatehouse implements Listening {
       return;
     }
     this.#storeUsers.delete(store);
-    store.close();
+    void store.close();
   }
 
   /** Waits until the runtime's identity providers are ready, at most `timeoutMs`: a swap before would answer 503 to logins. */

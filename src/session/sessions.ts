@@ -1,12 +1,14 @@
 // A site's sessions: the signed opaque cookie, the decrypted sessions in an LRU, the encrypted rows in the store.
-// The hot path (a valid session cookie) costs one HMAC and one LRU lookup: no store read, no decryption.
+// The hot path (a valid session cookie) costs one HMAC and one LRU lookup: no store read, no decryption. With a
+// shared store (Redis), a cached session is trusted until another instance publishes a change to it, and is looked
+// at again in the store at most once per REVALIDATE_MS (a published change lost while the subscriber reconnected).
 // The LRU holds only what a request needs: tokens that no request sends upstream (the refresh token always, the ID
 // token unless it is the Bearer token) stay in the store and are read when a refresh or logout needs them. With
 // Entra-sized tokens that halves the memory of 10,000 cached sessions (bench: authenticated-10k-sessions).
 import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { derivedKey, mac, macEquals, randomId, seal, unseal } from './crypto.ts';
-import type { SessionStore } from './store.ts';
+import { StoreUnavailableError, type SessionStore } from './store.ts';
 
 export interface Identity {
   /** What X-Auth-Request-User carries: email, else preferred_username / upn, else the subject (see identity.ts). */
@@ -57,6 +59,30 @@ export interface TokensInMemory {
   idToken: boolean;
 }
 
+/** A cached session of a shared store (Redis) is looked at again in the store once it was last checked this long ago:
+ *  the bound on staleness should a published change be lost. */
+export const REVALIDATE_MS = 5_000;
+/** After a look at the store failed, cached sessions are served (within [store] grace) without asking again for this
+ *  long, so a slow Redis costs one request at most one command timeout per second and session. */
+const RETRY_MS = 1_000;
+/** The refresh lease in a shared store is this short and renewed while the refresh runs: an instance that dies
+ *  holding it (kill -9) is replaced within these seconds, not after the whole provider timeout. */
+const SHARED_LEASE_MS = 5_000;
+
+interface Cached {
+  session: Session;
+  /** When the store last confirmed this version (or it was read or written). */
+  checkedAt: number;
+  /** When a look at the store last failed. */
+  failedAt: number;
+}
+
+/** A refresh lease held by this process; stop() ends its renewal (the save or the session's end releases it). */
+export interface RefreshLease {
+  owner: string;
+  stop(): void;
+}
+
 export class SiteSessions {
   readonly cookieName: string;
   readonly #inMemory: TokensInMemory;
@@ -64,18 +90,23 @@ export class SiteSessions {
   readonly #store: SessionStore;
   readonly #cookieKey: crypto.KeyObject;
   readonly #dataKey: crypto.KeyObject;
-  readonly #cache: LRUCache<string, Session>;
-  /** id → store key, so the hot path with workers > 1 hashes nothing. */
+  /** store key → the decrypted session. */
+  readonly #cache: LRUCache<string, Cached>;
+  /** id → store key, so the hot path hashes nothing. */
   readonly #keys: LRUCache<string, string>;
   /** Cookie values whose HMAC already held: an exact repeat skips the HMAC (≈ 5 % of an authenticated request's
    *  CPU in the bench profile). Only values that passed the check get in, so nothing forged can match. */
   readonly #verified: LRUCache<string, true>;
-  readonly #shared: boolean;
+  /** private: nobody else writes the store; workers: cluster workers share the SQLite file (a cached session is checked
+   *  against the store's version on every use: one indexed read); shared: Redis (published changes + revalidation). */
+  readonly #mode: 'private' | 'workers' | 'shared';
+  readonly #graceMs: number;
+  readonly #revalidating = new Map<string, Promise<number | undefined>>();
+  /** Cached sessions checked before this were cached while the store was unreachable: looked at again. */
+  #resyncAt = 0;
   readonly #endedListeners: ((key: string) => void)[] = [];
 
-  /** shared = other processes (cluster workers) use the same store: a cached session is checked against the
-   *  store's version on every use (one indexed read, no decryption), so a logout or refresh in one worker is
-   *  seen at once by the others. */
+  /** shared = other processes (cluster workers) use the same local store. A Redis store is always shared. */
   constructor(
     site: string,
     secret: Buffer,
@@ -84,7 +115,8 @@ export class SiteSessions {
     cacheSize: number,
     options: { shared?: boolean; inMemory?: TokensInMemory } = {},
   ) {
-    this.#shared = options.shared ?? false;
+    this.#mode = store.kind === 'redis' ? 'shared' : options.shared ? 'workers' : 'private';
+    this.#graceMs = store.graceMs ?? 0;
     this.#inMemory = options.inMemory ?? { accessToken: true, idToken: true };
     this.#site = site;
     this.cookieName = cookieName;
@@ -94,6 +126,17 @@ export class SiteSessions {
     this.#cache = new LRUCache({ max: cacheSize });
     this.#keys = new LRUCache({ max: cacheSize });
     this.#verified = new LRUCache({ max: cacheSize });
+    // Another instance changed or ended a session: drop the copy (our own save publishes the version we hold).
+    store.onChange?.((change) => {
+      if (change.site !== this.#site) return;
+      if (change.kind === 'ended') {
+        this.#cache.delete(change.key);
+        this.#ended(change.key);
+      } else if (this.#cache.peek(change.key)?.session.version !== change.version) this.#cache.delete(change.key);
+    });
+    store.onHealth?.((health) => {
+      if (health.state === 'up') this.#resyncAt = Date.now();
+    });
   }
 
   /** The cookie value for a session: "<id>.<HMAC of id>". */
@@ -101,8 +144,9 @@ export class SiteSessions {
     return `${session.id}.${mac(this.#cookieKey, `${this.cookieName}=${session.id}`).toString('base64url')}`;
   }
 
-  /** The session a cookie value names, if the signature holds and the session lives. */
-  fromCookie(value: string | undefined, now = Date.now()): Session | undefined {
+  /** The session a cookie value names, if the signature holds and the session lives. Rejects with
+   *  StoreUnavailableError when the store must be read and cannot be (never: "no session"). */
+  async fromCookie(value: string | undefined, now = Date.now()): Promise<Session | undefined> {
     if (!value) return undefined;
     const dot = value.indexOf('.');
     if (dot !== 43) return undefined;
@@ -112,26 +156,38 @@ export class SiteSessions {
       this.#verified.set(value, true);
     }
     const id = value.slice(0, dot);
-    let session = this.#cache.get(id);
-    if (session && this.#shared && this.#store.version(this.#storeKey(id)) !== session.version) {
-      this.#cache.delete(id);
-      session = undefined;
+    const key = this.#storeKey(id);
+    let entry = this.#cache.get(key);
+    if (entry && this.#mode === 'workers' && (await this.#store.version(key)) !== entry.session.version) {
+      this.#cache.delete(key);
+      entry = undefined;
+    } else if (
+      entry &&
+      this.#mode === 'shared' &&
+      (now - entry.checkedAt >= REVALIDATE_MS || entry.checkedAt < this.#resyncAt)
+    ) {
+      const checked = await this.#revalidate(key, entry, now);
+      if (checked === 'gone') return undefined;
+      entry = checked;
     }
-    session ??= this.#load(id);
+    const session = entry?.session ?? (await this.#load(id));
     if (!session) return undefined;
     if (session.expiresAt <= now) {
-      this.delete(session);
+      // Redis drops it by itself at its end (PEXPIREAT); a local store is told.
+      await Promise.resolve(this.delete(session)).catch((error: unknown) => {
+        if (!(error instanceof StoreUnavailableError)) throw error;
+      });
       return undefined;
     }
     return session;
   }
 
-  create(
+  async create(
     fields: Omit<Session, 'id' | 'createdAt' | 'expiresAt' | 'refreshedAt' | 'refreshable' | keyof SessionTokens> &
       SessionTokens,
     lifetimeMs: number,
     now = Date.now(),
-  ): Session {
+  ): Promise<Session> {
     const { idToken, accessToken, refreshToken, ...rest } = fields;
     return this.save(
       { ...rest, id: randomId(), createdAt: now, refreshedAt: now, expiresAt: now + lifetimeMs, refreshable: false },
@@ -140,37 +196,47 @@ export class SiteSessions {
   }
 
   /** Stores the session with new tokens, or with the ones already stored; returns what the cache now holds. */
-  save(session: Session, tokens: SessionTokens = this.tokens(session)): Session {
-    return this.#write(session, tokens, 'put')!;
+  async save(session: Session, tokens?: SessionTokens): Promise<Session> {
+    return (await this.#write(session, tokens ?? (await this.tokens(session)), 'put'))!;
   }
 
   /** Like save, but only while the session is still stored: a refresh that completes after a sign-out must not bring
-   *  the session back. Undefined when it is gone. */
-  update(session: Session, tokens: SessionTokens): Session | undefined {
-    return this.#write(session, tokens, 'update');
+   *  the session back. With a shared store's lease, only while the lease is still ours and nobody saved the session
+   *  since (a fenced save). Undefined when it did not save. */
+  update(session: Session, tokens: SessionTokens, lease?: RefreshLease): Promise<Session | undefined> {
+    const fence =
+      lease && this.#mode === 'shared' && session.version !== undefined
+        ? { lease: lease.owner, expectedVersion: session.version }
+        : undefined;
+    return this.#write(session, tokens, 'update', fence);
   }
 
   /** The session as stored now: the same object while no other save changed it, a fresh copy after one (another
-   *  worker's refresh), undefined once it has ended. One indexed read while nothing changed. */
-  current(session: Session): Session | undefined {
-    const version = this.#store.version(this.#storeKey(session.id));
-    if (version === session.version) return session;
-    this.#cache.delete(session.id);
+   *  worker's or instance's refresh), undefined once it has ended. One indexed read while nothing changed. */
+  async current(session: Session): Promise<Session | undefined> {
+    const key = this.#storeKey(session.id);
+    const version = await this.#store.version(key);
+    if (version === session.version) {
+      const entry = this.#cache.peek(key);
+      if (entry?.session === session) entry.checkedAt = Date.now();
+      return session;
+    }
+    this.#cache.delete(key);
     return version === undefined ? undefined : this.#load(session.id);
   }
 
   /** The session's tokens as stored (a store read and a decryption: for refresh and logout, not for every request). */
-  tokens(session: Session): SessionTokens {
-    const stored = this.#read(session.id);
+  async tokens(session: Session): Promise<SessionTokens> {
+    const stored = await this.#read(session.id);
     return stored
       ? { idToken: stored.idToken, accessToken: stored.accessToken, refreshToken: stored.refreshToken }
       : {};
   }
 
-  delete(session: Session): void {
+  async delete(session: Session): Promise<void> {
     const key = this.#storeKey(session.id);
-    this.#store.delete(key);
-    this.#cache.delete(session.id);
+    await this.#store.delete(key);
+    this.#cache.delete(key);
     this.#ended(key);
   }
 
@@ -181,27 +247,44 @@ export class SiteSessions {
   }
 
   /** listener learns the key of every session that ends here: deleted (sign-out, found expired, a refresh the
-   *  provider refused) or signed out by sid (front-channel logout). */
+   *  provider refused), signed out by sid or sub (front- and back-channel logout), or ended by another instance. */
   onEnded(listener: (key: string) => void): void {
     this.#endedListeners.push(listener);
   }
 
-  /** Only one process refreshes a session at a time (workers > 1: a lease in the store); the others wait for its save. */
-  claimRefresh(session: Session, leaseMs: number): boolean {
-    return !this.#shared || this.#store.claimRefresh(this.#storeKey(session.id), Date.now(), leaseMs);
+  /** Only one process refreshes a session at a time (workers > 1 or a shared store: a lease in the store); the others
+   *  wait for its save. Undefined when another process holds the lease. */
+  async claimRefresh(session: Session, leaseMs: number): Promise<RefreshLease | undefined> {
+    if (this.#mode === 'private') return { owner: 'local', stop() {} };
+    const key = this.#storeKey(session.id);
+    const ms = this.#mode === 'shared' ? Math.min(leaseMs, SHARED_LEASE_MS) : leaseMs;
+    const owner = await this.#store.claimRefresh(key, Date.now(), ms);
+    if (owner === undefined) return undefined;
+    if (this.#mode !== 'shared') return { owner, stop() {} };
+    const renew = setInterval(() => {
+      void Promise.resolve(this.#store.renewRefresh(key, owner, ms)).catch(() => {});
+    }, ms / 3).unref();
+    return { owner, stop: () => clearInterval(renew) };
   }
 
   /** After a failed refresh: no process tries the next one for ms. */
-  deferRefresh(session: Session, ms: number): void {
-    if (this.#shared) this.#store.holdRefresh(this.#storeKey(session.id), Date.now() + ms);
+  async deferRefresh(session: Session, ms: number): Promise<void> {
+    if (this.#mode !== 'private') await this.#store.holdRefresh(this.#storeKey(session.id), Date.now() + ms);
   }
 
-  /** Front-channel logout: every session of this provider session. */
-  deleteBySid(sid: string): number {
-    const keys = new Set(this.#store.deleteBySid(this.#site, sid));
-    for (const [id] of this.#cache.entries()) if (keys.has(this.#storeKey(id))) this.#cache.delete(id);
-    for (const key of keys) this.#ended(key);
-    return keys.size;
+  /** Front-channel and back-channel logout: every session of this provider session. */
+  async deleteBySid(sid: string): Promise<number> {
+    return this.#endAll(await this.#store.deleteBySid(this.#site, sid));
+  }
+
+  /** Back-channel logout without sid: every session of this user. */
+  async deleteBySub(sub: string): Promise<number> {
+    return this.#endAll(await this.#store.deleteBySub(this.#site, sub));
+  }
+
+  /** Whether an id (a logout token's jti) is seen for the first time; remembered until `until` (shared with Redis). */
+  async firstUse(id: string, until: number): Promise<boolean> {
+    return this.#store.firstUse(`${this.#site}:${id}`, until);
   }
 
   /** Forget the in-memory copies (as a restart would); the store keeps them. */
@@ -209,38 +292,95 @@ export class SiteSessions {
     this.#cache.clear();
   }
 
+  #endAll(ended: string[]): number {
+    const keys = new Set(ended);
+    for (const key of keys) {
+      this.#cache.delete(key);
+      this.#ended(key);
+    }
+    return keys.size;
+  }
+
   #ended(key: string): void {
     for (const listener of this.#endedListeners) listener(key);
   }
 
-  #write(session: Session, tokens: SessionTokens, how: 'put' | 'update'): Session | undefined {
+  /** A shared store's cached session, looked at again: still the same (checked now), changed (undefined: load it),
+   *  or gone. While the store cannot be reached the cached copy serves for [store] grace after its last check. */
+  async #revalidate(key: string, entry: Cached, now: number): Promise<Cached | 'gone' | undefined> {
+    if (this.#store.available?.() === false || now - entry.failedAt < RETRY_MS) return this.#withinGrace(entry, now);
+    let pending = this.#revalidating.get(key);
+    if (!pending) {
+      pending = Promise.resolve(this.#store.version(key)).finally(() => this.#revalidating.delete(key));
+      this.#revalidating.set(key, pending);
+    }
+    let version: number | undefined;
+    try {
+      version = await pending;
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      entry.failedAt = Date.now();
+      return this.#withinGrace(entry, now);
+    }
+    if (version === undefined) {
+      this.#cache.delete(key);
+      this.#ended(key);
+      return 'gone';
+    }
+    if (version !== entry.session.version) {
+      this.#cache.delete(key);
+      return undefined;
+    }
+    entry.checkedAt = Math.max(entry.checkedAt, now);
+    return entry;
+  }
+
+  #withinGrace(entry: Cached, now: number): Cached {
+    if (now - entry.checkedAt <= this.#graceMs) return entry;
+    throw new StoreUnavailableError('the session store cannot be reached and the cached session is past its grace');
+  }
+
+  async #write(
+    session: Session,
+    tokens: SessionTokens,
+    how: 'put' | 'update',
+    fence?: { lease: string; expectedVersion: number },
+  ): Promise<Session | undefined> {
     const version = crypto.randomInt(2 ** 47);
     const { refreshable: _, ...fields } = session;
     const stored = { ...fields, ...tokens, version };
     const key = this.#storeKey(session.id);
     const data = seal(this.#dataKey, Buffer.from(JSON.stringify(stored)), `${this.#site}|${key}`);
-    const row = { key, site: this.#site, expiresAt: session.expiresAt, sid: session.sid, version, data };
-    if (how === 'put') this.#store.put(row);
-    else if (!this.#store.update(row)) {
-      this.#cache.delete(session.id);
+    const row = {
+      key,
+      site: this.#site,
+      expiresAt: session.expiresAt,
+      sid: session.sid,
+      sub: session.identity.sub,
+      version,
+      data,
+    };
+    if (how === 'put') await this.#store.put(row);
+    else if (!(await this.#store.update(row, fence))) {
+      this.#cache.delete(key);
       return undefined;
     }
     const cached = this.#inMemoryPart(stored);
-    this.#cache.set(session.id, cached);
+    this.#cache.set(key, { session: cached, checkedAt: Date.now(), failedAt: 0 });
     return cached;
   }
 
-  #load(id: string): Session | undefined {
-    const stored = this.#read(id);
+  async #load(id: string): Promise<Session | undefined> {
+    const stored = await this.#read(id);
     if (!stored) return undefined;
     const session = this.#inMemoryPart(stored);
-    this.#cache.set(id, session);
+    this.#cache.set(this.#storeKey(id), { session, checkedAt: Date.now(), failedAt: 0 });
     return session;
   }
 
-  #read(id: string): StoredSession | undefined {
+  async #read(id: string): Promise<StoredSession | undefined> {
     const key = this.#storeKey(id);
-    const row = this.#store.get(key);
+    const row = await this.#store.get(key);
     if (!row || row.site !== this.#site) return undefined;
     const plain = unseal(this.#dataKey, row.data, `${this.#site}|${key}`);
     if (!plain) return undefined;

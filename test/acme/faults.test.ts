@@ -53,13 +53,17 @@ test('a failing challenge is retried with backoff while the old certificate stay
   assert.ok(line, 'a clear log line');
   assert.equal(line.domain, 'app.test');
   assert.match(String(line.err), /app\.test/);
-  assert.match(certsTable(loadConfig(dir)), /^app\.test\s+acme\s+.*Z \S+ .*app\.test/m);
+  assert.match(await certsTable(loadConfig(dir)), /^app\.test\s+acme\s+.*Z \S+ .*app\.test/m);
 
   pebble.answer.ip = '127.0.0.1';
   const [, renewed, origin] = await once(gatehouse.acme!.events, 'installed');
   assert.equal(origin, 'order');
   assert.notEqual(renewed.serial, first.serial);
-  assert.match(certsTable(loadConfig(dir)), /^app\.test\s+acme\s+.*\s-$/m, 'the last error is cleared by a success');
+  assert.match(
+    await certsTable(loadConfig(dir)),
+    /^app\.test\s+acme\s+.*\s-$/m,
+    'the last error is cleared by a success',
+  );
 });
 
 test('an unreachable CA: a clear error, the temporary self-signed certificate keeps HTTPS answering', async (t) => {

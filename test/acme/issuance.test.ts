@@ -51,7 +51,7 @@ test('a site with two names gets one Pebble certificate, served without restart 
   assert.equal(meta.renewal_source, 'ratio');
   assert.equal(pebble.issued(), 1);
 
-  const table = certsTable(loadConfig(dir));
+  const table = await certsTable(loadConfig(dir));
   assert.match(table, /^app\.test\s+acme\s+Pebble Intermediate CA \w+\s+\d{4}-/m);
   t.diagnostic(`gatehouse certs list:\n${table}`);
   t.diagnostic(

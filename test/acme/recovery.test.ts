@@ -227,7 +227,7 @@ test('a half-written issuance folder: the last valid pair is served with the CA 
     `stored certificate is unusable; serving the previous one (serial ${second.serial}) and ordering a new one`,
   );
   assert.match(
-    certsTable(loadConfig(dir)),
+    await certsTable(loadConfig(dir)),
     new RegExp(`^app\\.test\\s+acme \\(the newest is unusable, serving the one before: .*29991231T235959Z-0abc`, 'm'),
   );
   const [, message] = await next(gatehouse, 'failed'); // it does order; the CA is down

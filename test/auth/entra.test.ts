@@ -132,12 +132,12 @@ test('AADSTS errors: refused authorization, interaction_required on refresh ends
   await b.navigate(`${s.origin}/`);
   const auth = s.gh.runtime.siteList[0]!.auth!;
   const value = b.sessionCookie(s.origin)![1];
-  const first = auth.sessions.fromCookie(value)!;
-  const firstTokens = auth.sessions.tokens(first);
-  auth.sessions.save({ ...first, accessExpiresAt: Date.now() });
+  const first = (await auth.sessions.fromCookie(value))!;
+  const firstTokens = await auth.sessions.tokens(first);
+  await auth.sessions.save({ ...first, accessExpiresAt: Date.now() });
   assert.equal((await b.request(`${s.origin}/x`, { headers: API })).status, 200);
-  const second = auth.sessions.fromCookie(value)!;
-  const secondTokens = auth.sessions.tokens(second);
+  const second = (await auth.sessions.fromCookie(value))!;
+  const secondTokens = await auth.sessions.tokens(second);
   assert.notEqual(
     secondTokens.refreshToken,
     firstTokens.refreshToken,
@@ -161,7 +161,7 @@ test('AADSTS errors: refused authorization, interaction_required on refresh ends
   const m = s.browser();
   await m.navigate(`${s.origin}/`);
   const mv = m.sessionCookie(s.origin)![1];
-  auth.sessions.save({ ...auth.sessions.fromCookie(mv)!, accessExpiresAt: Date.now() });
+  await auth.sessions.save({ ...(await auth.sessions.fromCookie(mv))!, accessExpiresAt: Date.now() });
   assert.equal(
     (await m.request(`${s.origin}/x`, { headers: API })).status,
     401,

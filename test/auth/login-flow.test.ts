@@ -143,7 +143,7 @@ test('sign_in page, and bearer JWTs with skip_jwt_bearer_tokens (issuer + audien
   await b.navigate(`${f.origin}/`, 'alice');
   const auth = f.gh.runtime.siteList[0]!.auth!;
   const value = b.sessionCookie(f.origin)![1];
-  const idToken = auth.sessions.tokens(auth.sessions.fromCookie(value)!).idToken!;
+  const idToken = (await auth.sessions.tokens((await auth.sessions.fromCookie(value))!)).idToken!;
   const api = f.browser();
   const ok = await api.request(`${f.origin}/api/v1`, {
     headers: { authorization: `Bearer ${idToken}`, accept: 'application/json' },
@@ -197,7 +197,7 @@ test('/oauth2/auth and /oauth2/userinfo never hand a token to the browser, with 
   const b = f.browser();
   await b.navigate(`${f.origin}/`, 'alice');
   const auth = f.gh.runtime.siteList[0]!.auth!;
-  const stored = auth.sessions.tokens(auth.sessions.fromCookie(b.sessionCookie(f.origin)![1])!);
+  const stored = await auth.sessions.tokens((await auth.sessions.fromCookie(b.sessionCookie(f.origin)![1]))!);
   const tokens = [stored.accessToken, stored.idToken, stored.refreshToken].filter((token) => token !== undefined);
   assert.equal(tokens.length, 3, 'access, ID and refresh token');
   // What fetch('/oauth2/auth') in a page of the site sees: every response header but Set-Cookie, and the body.

@@ -14,10 +14,10 @@ test('50 parallel requests with an expiring access token cause exactly one refre
   await b.navigate(`${f.origin}/`, 'alice');
   const auth = f.gh.runtime.siteList[0]!.auth!;
   const value = b.sessionCookie(f.origin)![1];
-  const before = auth.sessions.fromCookie(value)!;
+  const before = (await auth.sessions.fromCookie(value))!;
   const oldToken = before.accessToken;
   // The access token is about to expire (as it would be an hour after login).
-  auth.sessions.save({ ...before, accessExpiresAt: Date.now() + 1_000 });
+  await auth.sessions.save({ ...before, accessExpiresAt: Date.now() + 1_000 });
   assert.equal(f.op.refreshGrants(), 0);
 
   const replies = await Promise.all(Array.from({ length: 50 }, () => b.request(`${f.origin}/api/x`, { headers: API })));
@@ -29,7 +29,7 @@ test('50 parallel requests with an expiring access token cause exactly one refre
   );
   assert.equal(tokens.size, 1, 'every request went upstream with the refreshed token');
   assert.ok(!tokens.has(oldToken!));
-  const after = auth.sessions.fromCookie(value)!;
+  const after = (await auth.sessions.fromCookie(value))!;
   assert.ok(after.accessExpiresAt! > Date.now() + 30 * 60_000, 'the new expiry comes from the new token');
   assert.equal(after.expiresAt, before.expiresAt, 'refresh never extends the session past cookie_expire');
 
@@ -45,21 +45,21 @@ test('cookie_refresh refreshes by session age; invalid_grant ends the session (4
   await b.navigate(`${f.origin}/`, 'alice');
   const auth = f.gh.runtime.siteList[0]!.auth!;
   const value = b.sessionCookie(f.origin)![1];
-  const session = auth.sessions.fromCookie(value)!;
-  auth.sessions.save({ ...session, refreshedAt: Date.now() - 2 * 3_600_000 });
+  const session = (await auth.sessions.fromCookie(value))!;
+  await auth.sessions.save({ ...session, refreshedAt: Date.now() - 2 * 3_600_000 });
   assert.equal((await b.request(`${f.origin}/api/x`, { headers: API })).status, 200);
   assert.equal(f.op.refreshGrants(), 1, 'refreshed because the session was last refreshed over cookie_refresh ago');
 
   // The provider revokes the grant: the next refresh gets invalid_grant and the session ends.
-  const current = auth.sessions.fromCookie(value)!;
-  const rt = await f.op.provider.RefreshToken.find(auth.sessions.tokens(current).refreshToken!);
+  const current = (await auth.sessions.fromCookie(value))!;
+  const rt = await f.op.provider.RefreshToken.find((await auth.sessions.tokens(current)).refreshToken!);
   assert.ok(rt);
   await rt.destroy();
-  auth.sessions.save({ ...current, accessExpiresAt: Date.now() - 1 });
+  await auth.sessions.save({ ...current, accessExpiresAt: Date.now() - 1 });
   const refused = await b.request(`${f.origin}/api/x`, { headers: API });
   assert.equal(refused.status, 401);
   auth.sessions.dropCache();
-  assert.equal(auth.sessions.fromCookie(value), undefined, 'the session was deleted');
+  assert.equal(await auth.sessions.fromCookie(value), undefined, 'the session was deleted');
   assert.ok(f.gh.logs.some((l) => l.msg === 'refresh refused by the provider; session ended'));
   assert.equal((await b.request(`${f.origin}/page`)).status, 302, 'a navigation starts a new login');
 });
@@ -79,7 +79,7 @@ test('a 30 s access token is not refreshed on every request; it is once a quarte
   // 5 s left of 30: inside the last quarter, so the next request refreshes, once.
   const auth = f.gh.runtime.siteList[0]!.auth!;
   const value = b.sessionCookie(f.origin)![1];
-  auth.sessions.save({ ...auth.sessions.fromCookie(value)!, accessExpiresAt: Date.now() + 5_000 });
+  await auth.sessions.save({ ...(await auth.sessions.fromCookie(value))!, accessExpiresAt: Date.now() + 5_000 });
   for (let i = 0; i < 3; i++) assert.equal((await b.request(`${f.origin}/api/x`, { headers: API })).status, 200);
   assert.equal(f.op.refreshGrants(), 1);
 });
@@ -94,10 +94,10 @@ test('a provider that answers a refresh late: the request gives up with 503, the
   await gone.navigate(`${f.origin}/`, 'carol');
   const [name, value] = kept.sessionCookie(f.origin)!;
   const goneValue = gone.sessionCookie(f.origin)![1];
-  const before = auth.sessions.tokens(auth.sessions.fromCookie(value)!);
+  const before = await auth.sessions.tokens((await auth.sessions.fromCookie(value))!);
   // Both access tokens have expired: a request must wait for the refresh, and cannot be answered with the old token.
   for (const v of [value, goneValue])
-    auth.sessions.save({ ...auth.sessions.fromCookie(v)!, accessExpiresAt: Date.now() - 1 });
+    await auth.sessions.save({ ...(await auth.sessions.fromCookie(v))!, accessExpiresAt: Date.now() - 1 });
 
   // The provider grants both refreshes at once but holds its answers back longer than a request waits (10 s).
   f.op.tokenDelayMs = 12_000;
@@ -118,19 +118,19 @@ test('a provider that answers a refresh late: the request gives up with 503, the
 
   // The answers arrive after every request gave up: the signed-in user's new tokens are stored (the provider has
   // used up the old refresh token), the signed-out user's are not.
-  const session = () => auth.sessions.fromCookie(value)!;
-  await until(
-    () => issued.some((a) => a.refresh_token === auth.sessions.tokens(session()).refreshToken),
-    'the late refresh was stored',
-  );
-  assert.notEqual(auth.sessions.tokens(session()).refreshToken, before.refreshToken);
+  const session = async () => (await auth.sessions.fromCookie(value))!;
+  await until(async () => {
+    const stored = (await auth.sessions.tokens(await session())).refreshToken;
+    return issued.some((a) => a.refresh_token === stored);
+  }, 'the late refresh was stored');
+  assert.notEqual((await auth.sessions.tokens(await session())).refreshToken, before.refreshToken);
   await until(
     () => f.gh.logs.some((l) => l.msg === 'refresh completed after the session ended; its tokens are dropped'),
     'the late refresh of the signed-out session was dropped',
   );
   auth.sessions.dropCache();
   assert.equal(
-    auth.sessions.fromCookie(goneValue),
+    await auth.sessions.fromCookie(goneValue),
     undefined,
     'a refresh that completes after the sign-out does not bring the session back',
   );
@@ -149,7 +149,7 @@ test('a provider that answers a refresh late: the request gives up with 503, the
   );
   // And the next refresh uses the rotated refresh token: the session lives on.
   const grants = f.op.refreshGrants();
-  auth.sessions.save({ ...session(), accessExpiresAt: Date.now() - 1 });
+  await auth.sessions.save({ ...(await session()), accessExpiresAt: Date.now() - 1 });
   assert.equal((await kept.request(`${f.origin}/api/x`, { headers: API })).status, 200);
   assert.equal(f.op.refreshGrants(), grants + 1);
   assert.ok(!f.gh.logs.some((l) => l.msg === 'refresh refused by the provider; session ended'));

@@ -79,11 +79,11 @@ test('tampered cookie, expired session, replayed and forged state are refused', 
 
   // Expired: cookie_expire has passed (moved into the past here) → anonymous, row deleted.
   const auth = f.gh.runtime.siteList[0]!.auth!;
-  const session = auth.sessions.fromCookie(value)!;
-  auth.sessions.save({ ...session, expiresAt: Date.now() - 1 });
+  const session = (await auth.sessions.fromCookie(value))!;
+  await auth.sessions.save({ ...session, expiresAt: Date.now() - 1 });
   assert.equal((await b.request(`${f.origin}/x`, { headers: JSON_ACCEPT })).status, 401);
   auth.sessions.dropCache();
-  assert.equal(auth.sessions.fromCookie(value), undefined, 'the expired session was deleted from the store');
+  assert.equal(await auth.sessions.fromCookie(value), undefined, 'the expired session was deleted from the store');
 });
 
 test('spoofed identity headers are removed in every variant; Gatehouse cookies never go upstream', async (t) => {

@@ -107,7 +107,7 @@ test("sign-out, front-channel logout and a refused refresh close that session's 
     return {
       browser,
       socket: await openSocket(browser, gh.caPem, port),
-      session: () => auth.sessions.fromCookie(browser.sessionCookie(origin)![1]),
+      session: async () => await auth.sessions.fromCookie(browser.sessionCookie(origin)![1]),
     };
   };
   const bystander = await login('bob');
@@ -122,7 +122,7 @@ test("sign-out, front-channel logout and a refused refresh close that session's 
 
   // Front-channel logout from the provider (no cookie: by the provider's sid).
   const carol = await login('carol');
-  const sid = carol.session()!.sid;
+  const sid = (await carol.session())!.sid;
   assert.ok(sid, 'the ID token named the provider session');
   const byProvider = closed(carol.socket);
   assert.equal(
@@ -137,9 +137,9 @@ test("sign-out, front-channel logout and a refused refresh close that session's 
 
   // The provider refuses a refresh (grant revoked): the session ends, and so does its WebSocket.
   const revoked = await login('alice');
-  const session = revoked.session()!;
-  await (await op.provider.RefreshToken.find(auth.sessions.tokens(session).refreshToken!))!.destroy();
-  auth.sessions.save({ ...session, accessExpiresAt: Date.now() - 1 });
+  const session = (await revoked.session())!;
+  await (await op.provider.RefreshToken.find((await auth.sessions.tokens(session)).refreshToken!))!.destroy();
+  await auth.sessions.save({ ...session, accessExpiresAt: Date.now() - 1 });
   const byRefresh = closed(revoked.socket);
   assert.equal((await revoked.browser.request(`${origin}/x`, { headers: API })).status, 401);
   assert.equal(await byRefresh, 1008);
@@ -181,7 +181,7 @@ test('a WebSocket ends when its session expires (cookie_expire), although it nev
   const { port, origin, gh } = await protectedEcho(t, { auth: { cookie_expire: '6s' } });
   const browser = new Browser(gh.caPem);
   assert.equal((await browser.navigate(`${origin}/`, 'alice')).status, 200);
-  const session = gh.runtime.siteList[0]!.auth!.sessions.fromCookie(browser.sessionCookie(origin)![1])!;
+  const session = (await gh.runtime.siteList[0]!.auth!.sessions.fromCookie(browser.sessionCookie(origin)![1]))!;
   const socket = await openSocket(browser, gh.caPem, port);
   assert.equal(await closed(socket), 1008);
   assert.ok(Date.now() >= session.expiresAt, 'closed when the session expired, not before');

@@ -49,7 +49,7 @@ test('two workers on one session store: logout and refresh are seen by both; one
   // Both workers see a refresh due; 20 requests on each → one refresh_token grant at the provider.
   const authA = a.runtime.siteList[0]!.auth!;
   const authB = b.runtime.siteList[0]!.auth!;
-  authA.sessions.save({ ...authA.sessions.fromCookie(value)!, accessExpiresAt: Date.now() + 1_000 });
+  await authA.sessions.save({ ...(await authA.sessions.fromCookie(value))!, accessExpiresAt: Date.now() + 1_000 });
   const replies = await Promise.all([
     ...Array.from({ length: 20 }, () => at(portA)),
     ...Array.from({ length: 20 }, () => at(portB)),
@@ -57,7 +57,7 @@ test('two workers on one session store: logout and refresh are seen by both; one
   assert.deepEqual(new Set(replies.map((r) => r.status)), new Set([200]));
   assert.equal(op.refreshGrants(), 1);
   assert.equal(authA.refreshes + authB.refreshes, 1);
-  const fresh = authA.sessions.fromCookie(value)!.accessToken;
+  const fresh = (await authA.sessions.fromCookie(value))!.accessToken;
   assert.equal(
     (await at(portB)).json<{ headers: Record<string, string> }>().headers['x-auth-request-access-token'],
     fresh,

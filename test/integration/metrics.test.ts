@@ -152,12 +152,12 @@ test('/metrics: logins, refreshes and logouts by outcome', async (t) => {
   // A refresh that succeeds (the session is older than cookie_refresh), then one the provider refuses.
   const auth = f.gh.runtime.siteList[0]!.auth!;
   const cookie = alice.sessionCookie(f.origin)![1];
-  const session = auth.sessions.fromCookie(cookie)!;
-  auth.sessions.save({ ...session, refreshedAt: Date.now() - 2 * 3_600_000 });
+  const session = (await auth.sessions.fromCookie(cookie))!;
+  await auth.sessions.save({ ...session, refreshedAt: Date.now() - 2 * 3_600_000 });
   assert.equal((await alice.request(`${f.origin}/x`)).status, 200);
-  const current = auth.sessions.fromCookie(cookie)!;
-  await (await f.op.provider.RefreshToken.find(auth.sessions.tokens(current).refreshToken!))!.destroy();
-  auth.sessions.save({ ...current, refreshedAt: Date.now() - 2 * 3_600_000 });
+  const current = (await auth.sessions.fromCookie(cookie))!;
+  await (await f.op.provider.RefreshToken.find((await auth.sessions.tokens(current)).refreshToken!))!.destroy();
+  await auth.sessions.save({ ...current, refreshedAt: Date.now() - 2 * 3_600_000 });
   assert.equal((await alice.request(`${f.origin}/x`)).status, 302, 'the session ended: a new login');
   value = await series();
   assert.equal(value('refresh', 'success'), 1);

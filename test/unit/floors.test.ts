@@ -3,15 +3,17 @@
 //
 //   0  base/           what everything shares: request/response types, the error table (sendError), own answers,
 //                      the page renderer, atomic file writes, HTTP/2 limits
-//   1  config/ tls/ session/ demo/
-//   2  observability/  logger, metrics, the [metrics] listener
-//   3  proxy/          upstream pools, header rules, HTTP and WebSocket forwarding, static files
-//   4  auth/ acme/
-//   5  http/           the request path, the Runtime it reads, the servers and listeners, connection tracking
-//   6  runtime/        composition: createGatehouse's lifecycle, ACME wiring, cluster, signals
-//   7  import/         `gatehouse import`: the nginx reader and the translation to Gatehouse's files
-//   8  cli/
-//   9  main.ts
+//   1  config/
+//   2  store/          the shared store's connections (Redis), read by sessions and ACME
+//   3  tls/ session/ demo/
+//   4  observability/  logger, metrics, the [metrics] listener
+//   5  proxy/          upstream pools, header rules, HTTP and WebSocket forwarding, static files
+//   6  auth/ acme/
+//   7  http/           the request path, the Runtime it reads, the servers and listeners, connection tracking
+//   8  runtime/        composition: createGatehouse's lifecycle, ACME wiring, cluster, signals
+//   9  import/         `gatehouse import`: the nginx reader and the translation to Gatehouse's files
+//  10  cli/
+//  11  main.ts
 //
 // The import specifiers are read with a regular expression: this is our own source, not untrusted input.
 import assert from 'node:assert/strict';
@@ -21,7 +23,9 @@ import { test } from 'node:test';
 
 const FLOORS: string[][] = [
   ['base'],
-  ['config', 'tls', 'session', 'demo'],
+  ['config'],
+  ['store'],
+  ['tls', 'session', 'demo'],
   ['observability'],
   ['proxy'],
   ['auth', 'acme'],

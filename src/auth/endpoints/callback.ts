@@ -44,7 +44,7 @@ export const callback: Endpoint = async (call) => {
       headers: { 'set-cookie': clearLogin },
     });
   }
-  const sessionCookie = beginSession(call, established.identity, tokens);
+  const sessionCookie = await beginSession(call, established.identity, tokens);
   call.auth.record('login', 'success');
   signedIn(call, login.returnTo, [...clearLogin, sessionCookie]);
   return {};
@@ -69,9 +69,9 @@ function redeem(call: EndpointCall, login: LoginState): Promise<TokenSet> {
 }
 
 /** Stores the new session and answers its cookie. */
-function beginSession(call: EndpointCall, identity: Identity, tokens: TokenSet): string {
+async function beginSession(call: EndpointCall, identity: Identity, tokens: TokenSet): Promise<string> {
   const { sessions, settings } = call.auth;
-  const session = sessions.create(
+  const session = await sessions.create(
     {
       identity,
       idToken: tokens.idToken,

@@ -8,7 +8,7 @@ export const frontchannelLogout: Endpoint = async ({ auth, url, res, requestId, 
   const sid = url.searchParams.get('sid');
   const iss = url.searchParams.get('iss');
   const issuer = auth.oidc.ready ? (await auth.oidc.configuration()).serverMetadata().issuer : undefined;
-  const ended = sid && (iss === null || iss === issuer) ? auth.sessions.deleteBySid(sid) : 0;
+  const ended = sid && (iss === null || iss === issuer) ? await auth.sessions.deleteBySid(sid) : 0;
   log.info({ req_id: requestId, sessions: ended }, 'front-channel logout');
   if (ended > 0) auth.record('logout', 'frontchannel', ended);
   // Only the provider may frame this page.

@@ -12,7 +12,7 @@ import { SiteSessions } from '../../../src/session/sessions.ts';
 const identity = { user: 'alice@example.test', email: 'alice@example.test', sub: 'alice', groups: [], roles: [] };
 const tokens = { accessToken: 'access-token', idToken: 'id-token', refreshToken: 'refresh-token' };
 
-test('the cache holds only the tokens sent upstream; the store keeps all of them, encrypted', (t) => {
+test('the cache holds only the tokens sent upstream; the store keeps all of them, encrypted', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-sessions-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'sessions.sqlite');
@@ -22,26 +22,26 @@ test('the cache holds only the tokens sent upstream; the store keeps all of them
     new SiteSessions('app', secret, '__Host-s', store, 100, { inMemory });
 
   const sessions = open({ accessToken: true, idToken: false });
-  const created = sessions.create({ identity, ...tokens }, 60_000);
+  const created = await sessions.create({ identity, ...tokens }, 60_000);
   const cookie = sessions.cookieValue(created);
   sessions.dropCache();
-  const cached = sessions.fromCookie(cookie)!;
+  const cached = (await sessions.fromCookie(cookie))!;
   assert.equal(cached.accessToken, 'access-token');
   assert.equal(cached.idToken, undefined, 'the ID token is not kept in memory');
   assert.equal('refreshToken' in cached, false, 'the refresh token is never kept in memory');
   assert.equal(cached.refreshable, true);
-  assert.deepEqual(sessions.tokens(cached), tokens);
+  assert.deepEqual(await sessions.tokens(cached), tokens);
 
   // Saving a changed session without new tokens keeps the stored ones.
-  sessions.save({ ...cached, refreshedAt: 1 });
-  assert.deepEqual(sessions.tokens(cached), tokens);
+  await sessions.save({ ...cached, refreshedAt: 1 });
+  assert.deepEqual(await sessions.tokens(cached), tokens);
 
   // Nothing passed upstream: no token in memory at all.
-  const lean = open({ accessToken: false, idToken: false }).fromCookie(cookie)!;
+  const lean = (await open({ accessToken: false, idToken: false }).fromCookie(cookie))!;
   assert.equal(lean.accessToken, undefined);
   assert.equal(lean.refreshable, true);
   // The ID token as Bearer: kept.
-  assert.equal(open({ accessToken: false, idToken: true }).fromCookie(cookie)!.idToken, 'id-token');
+  assert.equal((await open({ accessToken: false, idToken: true }).fromCookie(cookie))!.idToken, 'id-token');
 
   // At rest the tokens are sealed: none of them appears in the database file.
   store.close();

@@ -1,0 +1,18 @@
+// The session store [store] and [session] name: the local SQLite file (or memory), or Redis shared by every instance.
+import type { Config } from '../config/model.ts';
+import { connectRedis } from '../store/redis.ts';
+import { RedisSessionStore } from './redis-store.ts';
+import { openSessionStore, type SessionStore } from './store.ts';
+
+export function openConfiguredStore(config: Pick<Config, 'store' | 'session'>): SessionStore {
+  return config.store.backend === 'redis'
+    ? new RedisSessionStore(connectRedis(config.store))
+    : openSessionStore(config.session.store, config.session.file);
+}
+
+/** Whether two configurations name the same store (a reload keeps the open one). */
+export function sameStore(a: Pick<Config, 'store' | 'session'>, b: Pick<Config, 'store' | 'session'>): boolean {
+  if (a.store.backend === 'redis' || b.store.backend === 'redis')
+    return JSON.stringify(a.store) === JSON.stringify(b.store);
+  return a.session.store === b.session.store && a.session.file === b.session.file;
+}
