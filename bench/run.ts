@@ -233,11 +233,20 @@ async function measure(
         runLoad(load, target, o.seconds, headers, prepared.cookies, rate),
       );
     // A load generator that hung after its time says nothing about the system: the window is measured once more.
-    const { result, cpu, wallUs, foreignLoadPct, windowRssBytes } = await run().catch((error: unknown) => {
-      if (!overran(error)) throw error;
-      o.log(`${scenario.name} #${rep + 1} ${system}: the load generator hung and was killed; measuring again`);
-      return run();
-    });
+    const once = () =>
+      run().catch((error: unknown) => {
+        if (!overran(error)) throw error;
+        o.log(`${scenario.name} #${rep + 1} ${system}: the load generator hung and was killed; measuring again`);
+        return run();
+      });
+    // Neither does a window in which other work starved the system or the client of every request (short smoke
+    // windows on a loaded machine): measured again, at most twice, and logged.
+    let window = await once();
+    for (let retry = 1; retry <= 2 && starved(window.result); retry++) {
+      o.log(`${scenario.name} #${rep + 1} ${system}: no request completed with a latency figure; measuring again`);
+      window = await once();
+    }
+    const { result, cpu, wallUs, foreignLoadPct, windowRssBytes } = window;
     const connsAfter = await c.backend.acceptedConnections();
     const label = system === 'gatehouse-baseline' ? (c.baseline?.label ?? system) : system;
     const sample: Sample = {
@@ -263,6 +272,11 @@ async function measure(
   } finally {
     await running.stop();
   }
+}
+
+/** A window with no completed request or no latency percentiles. */
+function starved(result: LoadResult): boolean {
+  return !(result.requests > 0) || result.p50Ms === undefined || result.p99Ms === undefined;
 }
 
 /**
