@@ -181,3 +181,27 @@ test('redis frozen, down or restarted: cached sessions keep working for grace, t
     }
   }
 });
+
+test('redis: an expired access token with requests on both instances: one refresh at the provider, every request forwards the new token, none the expired one', async (t) => {
+  const { a, b, op, at, value } = await twoInstances(t, { rotate: true });
+  assert.equal((await at(b)).status, 200);
+  const stale = (await auth(a).sessions.fromCookie(value))!;
+  const expiredToken = stale.accessToken;
+  await auth(a).sessions.save({ ...stale, accessExpiresAt: Date.now() - 1 });
+  // B has dropped its copy once the change is published.
+  await until(
+    async () => ((await auth(b).sessions.fromCookie(value))?.accessExpiresAt ?? Infinity) < Date.now(),
+    'B sees the expired token',
+  );
+  const grants = op.refreshGrants();
+  const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => at(i % 2 ? a : b)));
+  assert.deepEqual(new Set(replies.map((r) => r.status)), new Set([200]));
+  assert.equal(op.refreshGrants() - grants, 1, 'one refresh_token grant for both instances');
+  assert.equal(auth(a).refreshes + auth(b).refreshes, 1);
+  const forwarded = new Set(
+    replies.map((r) => r.json<{ headers: Record<string, string> }>().headers['x-forwarded-access-token']),
+  );
+  assert.equal(forwarded.size, 1, 'every request carries the same (new) token');
+  assert.match(String([...forwarded][0]), /\S{20,}/, 'a token was forwarded');
+  assert.equal(forwarded.has(expiredToken!), false, 'no request carries the expired token');
+});
