@@ -53,6 +53,10 @@ export async function startOP(opts: {
   /** ID tokens carry the provider's session id (sid), as Entra's do: oidc-provider adds it for a client registered for
    *  back-channel logout with sessions (the URI is never called in these tests). */
   sid?: boolean;
+  /** Registers the client for back-channel logout at this URI (implies sid); the provider calls it through `fetch`. */
+  backchannelLogoutUri?: string;
+  /** How the provider makes its own outgoing requests (back-channel logout): e.g. trusting a test CA. */
+  fetch?: typeof fetch;
 }): Promise<OP> {
   const users = opts.users ?? USERS;
   const server = http.createServer();
@@ -68,14 +72,18 @@ export async function startOP(opts: {
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
-        ...(opts.sid
-          ? { backchannel_logout_uri: 'https://127.0.0.1/unused', backchannel_logout_session_required: true }
+        ...(opts.sid || opts.backchannelLogoutUri
+          ? {
+              backchannel_logout_uri: opts.backchannelLogoutUri ?? 'https://127.0.0.1/unused',
+              backchannel_logout_session_required: true,
+            }
           : {}),
       },
     ],
     cookies: { keys: ['test-cookie-key-1'] },
     claims: { openid: ['sub', 'groups', 'roles', 'sid'], email: ['email'], profile: ['name', 'preferred_username'] },
     conformIdTokenClaims: false,
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
     findAccount: async (_ctx, id) =>
       users[id] ? { accountId: id, claims: async () => ({ sub: id, ...users[id] }) } : undefined,
     ...ENTRA_LIKE_GRANTS,
@@ -84,7 +92,7 @@ export async function startOP(opts: {
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
-      ...(opts.sid ? { backchannelLogout: { enabled: true } } : {}),
+      ...(opts.sid || opts.backchannelLogoutUri ? { backchannelLogout: { enabled: true } } : {}),
     },
     ttl: {
       AccessToken: opts.accessTokenTtl ?? 3600,
