@@ -237,6 +237,7 @@ export class SiteAuth {
     const stored = await this.sessions.tokens(session);
     if (!stored.refreshToken) return session;
     this.refreshes++;
+    this.#log.debug('refreshing the session at the provider');
     let tokens: TokenSet;
     try {
       tokens = await refreshTokens(this.oidc, { ...stored, refreshToken: stored.refreshToken });

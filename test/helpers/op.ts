@@ -39,6 +39,8 @@ export interface OP {
   tokenAnswers: Record<string, unknown>[];
   /** Holds each token endpoint answer back this long after the provider has made it: a provider that hangs. */
   tokenDelayMs: number;
+  /** Lifetime (s) of the access tokens issued from now on. */
+  accessTokenTtl: number;
   close(): Promise<void>;
 }
 
@@ -95,7 +97,7 @@ export async function startOP(opts: {
       ...(opts.sid || opts.backchannelLogoutUri ? { backchannelLogout: { enabled: true } } : {}),
     },
     ttl: {
-      AccessToken: opts.accessTokenTtl ?? 3600,
+      AccessToken: () => op.accessTokenTtl,
       IdToken: 3600,
       RefreshToken: 86_400,
       Session: 86_400,
@@ -109,7 +111,11 @@ export async function startOP(opts: {
   provider.on('grant.success', (ctx) => {
     if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes++;
   });
-  const op = { tokenAnswers: [] as Record<string, unknown>[], tokenDelayMs: 0 };
+  const op = {
+    tokenAnswers: [] as Record<string, unknown>[],
+    tokenDelayMs: 0,
+    accessTokenTtl: opts.accessTokenTtl ?? 3600,
+  };
   provider.use(async (ctx, next) => {
     await next();
     if (ctx.path !== '/token' || ctx.status !== 200) return;
@@ -130,6 +136,12 @@ export async function startOP(opts: {
     },
     set tokenDelayMs(ms: number) {
       op.tokenDelayMs = ms;
+    },
+    get accessTokenTtl() {
+      return op.accessTokenTtl;
+    },
+    set accessTokenTtl(s: number) {
+      op.accessTokenTtl = s;
     },
     close: () =>
       new Promise((r) => {
