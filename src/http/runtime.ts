@@ -119,7 +119,10 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     stopping: false,
     async close() {
       clearInterval(sweeper);
-      for (const auth of auths) auth.oidc.stop();
+      for (const auth of auths) {
+        auth.oidc.stop();
+        auth.sessions.close();
+      }
       await Promise.all(siteList.flatMap((site) => [...site.groups.values()].map((group) => group.close())));
       if (ownStore) await sessionStore?.close();
     },
