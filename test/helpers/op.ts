@@ -41,6 +41,9 @@ export interface OP {
   tokenDelayMs: number;
   /** Lifetime (s) of the access tokens issued from now on. */
   accessTokenTtl: number;
+  /** Holds the next token request before the provider looks at it, until release() is called; held() says whether
+   *  it has arrived. */
+  holdNextTokenRequest(): { held(): boolean; release(): void };
   close(): Promise<void>;
 }
 
@@ -116,7 +119,14 @@ export async function startOP(opts: {
     tokenDelayMs: 0,
     accessTokenTtl: opts.accessTokenTtl ?? 3600,
   };
+  let gate: { arrived: boolean; open: Promise<void> } | undefined;
   provider.use(async (ctx, next) => {
+    if (ctx.path === '/token' && gate) {
+      const held = gate;
+      gate = undefined;
+      held.arrived = true;
+      await held.open;
+    }
     await next();
     if (ctx.path !== '/token' || ctx.status !== 200) return;
     op.tokenAnswers.push(ctx.body as Record<string, unknown>);
@@ -136,6 +146,12 @@ export async function startOP(opts: {
     },
     set tokenDelayMs(ms: number) {
       op.tokenDelayMs = ms;
+    },
+    holdNextTokenRequest() {
+      let release = () => {};
+      const held = { arrived: false, open: new Promise<void>((resolve) => (release = resolve)) };
+      gate = held;
+      return { held: () => held.arrived, release };
     },
     get accessTokenTtl() {
       return op.accessTokenTtl;

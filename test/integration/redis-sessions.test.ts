@@ -205,3 +205,31 @@ test('redis: an expired access token with requests on both instances: one refres
   assert.match(String([...forwarded][0]), /\S{20,}/, 'a token was forwarded');
   assert.equal(forwarded.has(expiredToken!), false, 'no request carries the expired token');
 });
+
+test('redis: a refresh answered invalid_grant because another instance refreshed meanwhile (a lost lease) keeps the session that instance saved', async (t) => {
+  const { a, b, op, redis, at, value } = await twoInstances(t, { rotate: true });
+  const session = (await auth(a).sessions.fromCookie(value))!;
+  await auth(a).sessions.save({ ...session, accessExpiresAt: Date.now() + 5_000 });
+  await until(
+    async () => ((await auth(b).sessions.fromCookie(value))?.accessExpiresAt ?? Infinity) < Date.now() + 10_000,
+    'B sees the refresh due',
+  );
+  // The provider holds the first token request back until released: A's refresh, with the refresh token it read.
+  const gate = op.holdNextTokenRequest();
+  const grants = op.refreshGrants();
+  const atA = at(a);
+  await until(gate.held, "A's refresh reaches the provider");
+  // A loses its lease (as after a long pause): B takes it and refreshes with the same, still unused, refresh token.
+  assert.equal(await redis.command('DEL', `t:lease:${auth(a).sessions.key(session)}`), ':1');
+  assert.equal((await at(b)).status, 200);
+  assert.equal(op.refreshGrants() - grants, 1, 'B refreshed');
+  // A's request now finds its refresh token spent (rotated by B): invalid_grant. The session B saved stands.
+  gate.release();
+  assert.equal((await atA).status, 200);
+  await until(
+    () => a.logs.some((line) => line.msg === 'refresh refused; another process refreshed'),
+    'A reads the store again before ending anything',
+  );
+  assert.equal(await redis.command('EXISTS', `t:session:${auth(a).sessions.key(session)}`), ':1');
+  assert.equal((await at(b)).status, 200, 'still signed in');
+});
