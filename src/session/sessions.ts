@@ -290,6 +290,20 @@ export class SiteSessions {
     return this.#store.firstUse(`${this.#site}:${id}`, until);
   }
 
+  /** How long cached sessions serve while the store cannot be reached ([store] grace; 0 for a local store). */
+  get graceMs(): number {
+    return this.#graceMs;
+  }
+
+  /** Caches a session the store could not take (a refresh saved later), as it will be stored: what this process
+   *  serves meanwhile. A change published by another instance, or its revalidation, replaces it. */
+  remember(session: Session, tokens: SessionTokens): Session {
+    const { refreshable: _, ...fields } = session;
+    const cached = this.#inMemoryPart({ ...fields, ...tokens });
+    this.#cache.set(this.#storeKey(session.id), { session: cached, checkedAt: Date.now(), failedAt: Date.now() });
+    return cached;
+  }
+
   /** Forget the in-memory copies (as a restart would); the store keeps them. */
   dropCache(): void {
     this.#cache.clear();

@@ -233,3 +233,37 @@ test('redis: a refresh answered invalid_grant because another instance refreshed
   assert.equal(await redis.command('EXISTS', `t:session:${auth(a).sessions.key(session)}`), ':1');
   assert.equal((await at(b)).status, 200, 'still signed in');
 });
+
+test('redis: a refresh whose save finds Redis frozen is served from memory and saved once Redis answers again (a rotated refresh token is not lost)', async (t) => {
+  const { a, b, op, redis, at, value } = await twoInstances(t, { rotate: true });
+  const session = (await auth(a).sessions.fromCookie(value))!;
+  await auth(a).sessions.save({ ...session, accessExpiresAt: Date.now() - 1 });
+  const gate = op.holdNextTokenRequest();
+  const pending = at(a);
+  await until(gate.held, "A's refresh reaches the provider");
+  redis.pause();
+  gate.release();
+  const reply = await pending;
+  assert.equal(reply.status, 200, 'served with the new tokens although Redis does not answer');
+  const issued = op.tokenAnswers.at(-1)!;
+  assert.equal(
+    reply.json<{ headers: Record<string, string> }>().headers['x-forwarded-access-token'],
+    issued.access_token,
+  );
+  redis.resume();
+  await until(
+    () => a.logs.some((line) => line.msg === 'refreshed tokens saved'),
+    () => JSON.stringify(a.logs.filter((l) => !l.req_id || String(l.msg).includes('refresh')).slice(-15), null, 1),
+  );
+  assert.equal(
+    (await auth(b).sessions.tokens(session)).refreshToken,
+    issued.refresh_token,
+    'the rotated token is stored',
+  );
+  await until(
+    async () =>
+      (await at(b)).json<{ headers: Record<string, string> }>().headers['x-forwarded-access-token'] ===
+      issued.access_token,
+    'B forwards the refreshed token',
+  );
+});
