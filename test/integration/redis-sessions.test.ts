@@ -142,9 +142,12 @@ test('redis frozen, down or restarted: cached sessions keep working for grace, t
       () => runtimeReadiness(b.runtime).store?.state === 'degraded',
       `/ready reports the store degraded (${phase})`,
     );
-    const ready = runtimeReadiness(b.runtime);
-    assert.equal(ready.ready, true, 'a degraded store does not take the instance out of the balancer');
-    assert.ok(ready.store?.reason, 'and says why');
+    // The [metrics] listener's /ready: still 200, and says what is degraded since when and why.
+    const ready = await fetch(`http://127.0.0.1:${b.listening.metrics!.port}/ready`);
+    assert.equal(ready.status, 200, 'a degraded store does not take the instance out of the balancer');
+    const body = (await ready.json()) as { ready: boolean; store?: { state: string; since: string; reason?: string } };
+    assert.equal(body.store?.state, 'degraded');
+    assert.ok(body.store?.reason && Date.parse(body.store.since) > 0, 'and says why and since when');
 
     // Cached: served, also once its revalidation is due, for as long as the grace lasts (5 min here).
     assert.equal((await at(b)).status, 200, `cached session serves (${phase})`);
