@@ -57,7 +57,8 @@ export async function verifyBearer(auth: BearerSite, header: string): Promise<Se
   }
 }
 
-function keySet(auth: BearerSite, issuer: string, isSiteIssuer: boolean): Promise<jose.JWTVerifyGetKey> {
+/** The issuer's signing keys (its jwks_uri, fetched and cached by jose); also for logout tokens. */
+export function keySet(auth: BearerSite, issuer: string, isSiteIssuer: boolean): Promise<jose.JWTVerifyGetKey> {
   let sets = keySets.get(auth);
   if (!sets) keySets.set(auth, (sets = new Map()));
   let set = sets.get(issuer);

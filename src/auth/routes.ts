@@ -3,6 +3,7 @@
 import type { AnyRequest, AnyResponse } from '../base/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import { auth as authEndpoint } from './endpoints/auth.ts';
+import { backchannelLogout } from './endpoints/backchannel-logout.ts';
 import { callback } from './endpoints/callback.ts';
 import { refuse, type Endpoint, type OAuth2Outcome } from './endpoints/call.ts';
 import { frontchannelLogout } from './endpoints/frontchannel-logout.ts';
@@ -23,6 +24,7 @@ const ENDPOINTS: ReadonlyMap<string, Endpoint> = new Map([
   ['/oauth2/auth', authEndpoint],
   ['/oauth2/userinfo', userinfo],
   ['/oauth2/frontchannel_logout', frontchannelLogout],
+  ['/oauth2/backchannel_logout', backchannelLogout],
 ]);
 
 export async function handleOAuth2(

@@ -7,7 +7,13 @@ import type { Logger } from '../observability/logger.ts';
 import type { AuthEvent } from '../observability/metrics.ts';
 import { readCookie } from '../session/cookies.ts';
 import { LoginStateCookies } from '../session/login-state.ts';
-import { SiteSessions, type Identity, type RefreshLease, type Session } from '../session/sessions.ts';
+import {
+  SiteSessions,
+  type Identity,
+  type RefreshLease,
+  type Session,
+  type SessionTokens,
+} from '../session/sessions.ts';
 import { StoreUnavailableError, type SessionStore } from '../session/store.ts';
 import { verifyBearer } from './bearer.ts';
 import { checkEntraTenant, hasGroupOverage } from './entra/issuer.ts';
@@ -28,6 +34,8 @@ const REFRESH_RETRY_MS = 10_000;
 /** How long a request waits for its session's refresh. The refresh itself goes on until the provider answers (at most
  *  PROVIDER_TIMEOUT_S) and its result is kept: with rotating refresh tokens, dropping a late answer loses the session. */
 const REFRESH_WAIT_MS = 10_000;
+/** A refresh the shared store did not take is saved again this often (while [store] grace lasts). */
+const SAVE_RETRY_MS = 1_000;
 /** While another worker refreshes a session, the store is looked at this often for its result. */
 const REFRESH_POLL_MS = 25;
 /** How long one process may take to refresh a session before another may try (cluster workers): longer than the
@@ -257,6 +265,7 @@ export class SiteAuth {
     const stored = await this.sessions.tokens(session);
     if (!stored.refreshToken) return session;
     this.refreshes++;
+    this.#log.debug('refreshing the session at the provider');
     let tokens: TokenSet;
     try {
       tokens = await refreshTokens(this.oidc, { ...stored, refreshToken: stored.refreshToken });
@@ -296,22 +305,62 @@ export class SiteAuth {
       return undefined;
     }
     this.record('refresh', 'success');
-    const saved = await this.sessions.update(
-      {
-        ...session,
-        identity: result.identity,
-        accessExpiresAt: tokens.accessExpiresAt,
-        accessLifetimeMs: tokens.accessLifetimeMs,
-        refreshedAt: Date.now(),
-      },
-      { idToken: tokens.idToken, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken },
-      lease,
-    );
+    const refreshed = {
+      ...session,
+      identity: result.identity,
+      accessExpiresAt: tokens.accessExpiresAt,
+      accessLifetimeMs: tokens.accessLifetimeMs,
+      refreshedAt: Date.now(),
+    };
+    const newTokens = { idToken: tokens.idToken, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken };
+    let saved: Session | undefined;
+    try {
+      saved = await this.sessions.update(refreshed, newTokens, lease);
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      // The provider may have rotated the refresh token: dropping the answer would lose the session. This process
+      // serves the new tokens and saves them once the store answers again.
+      this.#log.warn('refreshed tokens not saved: the session store is unreachable; saving them when it is back');
+      void this.#saveLater(refreshed, newTokens);
+      return this.sessions.remember(refreshed, newTokens);
+    }
     if (saved) return saved;
     // Not saved: the session ended meanwhile, or (shared store) the lease was lost and another process saved.
     const current = await this.sessions.current(session);
     if (current) this.#log.info('refresh completed after another process refreshed; its tokens are dropped');
     else this.#log.info('refresh completed after the session ended; its tokens are dropped');
     return current;
+  }
+
+  /** Retries the save of a refresh the store did not take, every second for [store] grace: with the lease taken again
+   *  and only while nobody saved the session since (then that save stands). */
+  async #saveLater(refreshed: Session, tokens: SessionTokens): Promise<void> {
+    const deadline = Date.now() + this.sessions.graceMs;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, SAVE_RETRY_MS).unref());
+      try {
+        const lease = await this.sessions.claimRefresh(refreshed, REFRESH_LEASE_MS);
+        if (!lease) continue;
+        try {
+          // A save that timed out may still have reached Redis (it ran once Redis answered again): then it is there.
+          const landed = async () => {
+            const stored = await this.sessions.tokens(refreshed);
+            return stored.refreshToken === tokens.refreshToken && stored.accessToken === tokens.accessToken;
+          };
+          const saved = (await this.sessions.update(refreshed, tokens, lease)) !== undefined || (await landed());
+          this.#log.info(
+            { saved },
+            saved ? 'refreshed tokens saved' : 'refreshed tokens dropped: the session changed or ended meanwhile',
+          );
+          if (!saved) await this.sessions.current(refreshed);
+          return;
+        } finally {
+          lease.stop();
+        }
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError)) throw error;
+      }
+    }
+    this.#log.warn('refreshed tokens not saved: the session store stayed unreachable');
   }
 }

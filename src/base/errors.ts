@@ -36,6 +36,17 @@ export const ERRORS = {
     title: 'Too Many Requests',
     detail: 'Too many requests from your address. Try again shortly.',
   },
+  ERR_LOGOUT_TOKEN_INVALID: {
+    status: 400,
+    title: 'Bad Request',
+    detail: 'The logout token is missing or not valid.',
+  },
+  ERR_LOGOUT_METHOD: {
+    status: 405,
+    title: 'Method Not Allowed',
+    detail: 'Back-channel logout takes a POST with a logout_token.',
+    allow: 'POST',
+  },
   ERR_AUTH_REQUIRED: { status: 401, title: 'Unauthorized', detail: 'Sign in to use this site.' },
   ERR_AUTH_FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'Your account may not use this site.' },
   ERR_AUTH_PROVIDER_REFUSED: { status: 403, title: 'Forbidden', detail: 'The identity provider did not sign you in.' },

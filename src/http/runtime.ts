@@ -149,7 +149,10 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     async close() {
       clearInterval(sweeper);
       for (const site of siteList) for (const health of site.health.values()) health.stop();
-      for (const auth of auths) auth.oidc.stop();
+      for (const auth of auths) {
+        auth.oidc.stop();
+        auth.sessions.close();
+      }
       await Promise.all(siteList.flatMap((site) => [...site.groups.values()].map((group) => group.close())));
       if (ownStore) await sessionStore?.close();
     },

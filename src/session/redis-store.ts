@@ -143,8 +143,8 @@ export class RedisSessionStore implements SessionStore {
   /** Redis drops each session at its end (PEXPIREAT): nothing to sweep. */
   sweep(): void {}
 
-  onChange(listener: (change: SessionChange) => void): void {
-    this.#redis.subscribe(CHANNEL, (message) => {
+  onChange(listener: (change: SessionChange) => void): () => void {
+    return this.#redis.subscribe(CHANNEL, (message) => {
       const [kind, site, key, version] = message.split(' ');
       if ((kind !== 'changed' && kind !== 'ended') || !site || !key) return;
       listener({ kind, site, key, ...(version ? { version: Number(version) } : {}) });
@@ -159,8 +159,8 @@ export class RedisSessionStore implements SessionStore {
     return this.#redis.health;
   }
 
-  onHealth(listener: (health: StoreHealth) => void): void {
-    this.#redis.onHealth(listener);
+  onHealth(listener: (health: StoreHealth) => void): () => void {
+    return this.#redis.onHealth(listener);
   }
 
   close(): Promise<void> {

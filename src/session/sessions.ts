@@ -105,6 +105,8 @@ export class SiteSessions {
   /** Cached sessions checked before this were cached while the store was unreachable: looked at again. */
   #resyncAt = 0;
   readonly #endedListeners: ((key: string) => void)[] = [];
+  /** Stops listening to the store (a reload's new configuration has its own SiteSessions on the same store). */
+  readonly #unlisten: (() => void)[] = [];
 
   /** shared = other processes (cluster workers) use the same local store. A Redis store is always shared. */
   constructor(
@@ -127,16 +129,17 @@ export class SiteSessions {
     this.#keys = new LRUCache({ max: cacheSize });
     this.#verified = new LRUCache({ max: cacheSize });
     // Another instance changed or ended a session: drop the copy (our own save publishes the version we hold).
-    store.onChange?.((change) => {
+    const unlistenChanges = store.onChange?.((change) => {
       if (change.site !== this.#site) return;
       if (change.kind === 'ended') {
         this.#cache.delete(change.key);
         this.#ended(change.key);
       } else if (this.#cache.peek(change.key)?.session.version !== change.version) this.#cache.delete(change.key);
     });
-    store.onHealth?.((health) => {
+    const unlistenHealth = store.onHealth?.((health) => {
       if (health.state === 'up') this.#resyncAt = Date.now();
     });
+    for (const unlisten of [unlistenChanges, unlistenHealth]) if (unlisten) this.#unlisten.push(unlisten);
   }
 
   /** The cookie value for a session: "<id>.<HMAC of id>". */
@@ -287,8 +290,28 @@ export class SiteSessions {
     return this.#store.firstUse(`${this.#site}:${id}`, until);
   }
 
+  /** How long cached sessions serve while the store cannot be reached ([store] grace; 0 for a local store). */
+  get graceMs(): number {
+    return this.#graceMs;
+  }
+
+  /** Caches a session the store could not take (a refresh saved later), as it will be stored: what this process
+   *  serves meanwhile. A change published by another instance, or its revalidation, replaces it. */
+  remember(session: Session, tokens: SessionTokens): Session {
+    const { refreshable: _, ...fields } = session;
+    const cached = this.#inMemoryPart({ ...fields, ...tokens });
+    this.#cache.set(this.#storeKey(session.id), { session: cached, checkedAt: Date.now(), failedAt: Date.now() });
+    return cached;
+  }
+
   /** Forget the in-memory copies (as a restart would); the store keeps them. */
   dropCache(): void {
+    this.#cache.clear();
+  }
+
+  /** This configuration is done: no more store events reach it (the store itself may serve the next one). */
+  close(): void {
+    for (const unlisten of this.#unlisten.splice(0)) unlisten();
     this.#cache.clear();
   }
 

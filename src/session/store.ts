@@ -53,14 +53,15 @@ export interface SessionStore {
   firstUse(id: string, until: number): Answer<boolean>;
   /** Drops expired sessions. */
   sweep(now: number): void;
-  /** Redis: listener learns every session changed or ended by any instance (pub/sub). */
-  onChange?(listener: (change: SessionChange) => void): void;
+  /** Redis: listener learns every session changed or ended by any instance (pub/sub), until the returned function is
+   *  called. */
+  onChange?(listener: (change: SessionChange) => void): () => void;
   /** Redis: false while it cannot be reached. */
   available?(): boolean;
   /** Redis: up or degraded, and since when (/ready). */
   health?(): StoreHealth;
   /** Redis: listener learns every change of health (back up: what was cached meanwhile is looked at again). */
-  onHealth?(listener: (health: StoreHealth) => void): void;
+  onHealth?(listener: (health: StoreHealth) => void): () => void;
   /** How long sessions cached in memory keep working while the store cannot be reached ([store] grace). */
   readonly graceMs?: number;
   close(): Answer<void>;

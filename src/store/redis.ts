@@ -69,22 +69,24 @@ export class RedisConnections {
   }
 
   /** listener learns every change between up and degraded (e.g. to look again at what was cached while down). */
-  onHealth(listener: (health: StoreHealth) => void): void {
+  onHealth(listener: (health: StoreHealth) => void): () => void {
     this.#healthListeners.push(listener);
+    return () => remove(this.#healthListeners, listener);
   }
 
-  /** Runs handler for every message published on prefix + channel, by any instance. */
-  subscribe(channel: string, handler: MessageHandler): void {
+  /** Runs handler for every message published on prefix + channel, by any instance, until the returned function is
+   *  called (the channel stays subscribed). */
+  subscribe(channel: string, handler: MessageHandler): () => void {
     const full = this.prefix + channel;
     const handlers = this.#handlers.get(full);
-    if (handlers) {
-      handlers.push(handler);
-      return;
+    if (handlers) handlers.push(handler);
+    else {
+      this.#handlers.set(full, [handler]);
+      this.subscriber.subscribe(full).catch(() => {
+        // Not connected yet: ioredis resubscribes every channel it was asked for once it connects.
+      });
     }
-    this.#handlers.set(full, [handler]);
-    this.subscriber.subscribe(full).catch(() => {
-      // Not connected yet: ioredis resubscribes every channel it was asked for once it connects.
-    });
+    return () => remove(this.#handlers.get(full) ?? [], handler);
   }
 
   /** Publishes on prefix + channel; false when Redis did not take it. */
@@ -160,6 +162,11 @@ function redisOptions(config: RedisStoreConfig, connectionName: string): RedisOp
     // Errors reach the 'error' listener (health) instead of an unhandled rejection at start-up.
     lazyConnect: false,
   };
+}
+
+function remove<T>(list: T[], item: T): void {
+  const at = list.indexOf(item);
+  if (at >= 0) list.splice(at, 1);
 }
 
 function backoff(attempt: number): number {

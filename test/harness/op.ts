@@ -39,6 +39,11 @@ export interface OP {
   tokenAnswers: Record<string, unknown>[];
   /** Holds each token endpoint answer back this long after the provider has made it: a provider that hangs. */
   tokenDelayMs: number;
+  /** Lifetime (s) of the access tokens issued from now on. */
+  accessTokenTtl: number;
+  /** Holds the next token request before the provider looks at it, until release() is called; held() says whether
+   *  it has arrived. */
+  holdNextTokenRequest(): { held(): boolean; release(): void };
   close(): Promise<void>;
 }
 
@@ -53,6 +58,10 @@ export async function startOP(opts: {
   /** ID tokens carry the provider's session id (sid), as Entra's do: oidc-provider adds it for a client registered for
    *  back-channel logout with sessions (the URI is never called in these tests). */
   sid?: boolean;
+  /** Registers the client for back-channel logout at this URI (implies sid); the provider calls it through `fetch`. */
+  backchannelLogoutUri?: string;
+  /** How the provider makes its own outgoing requests (back-channel logout): e.g. trusting a test CA. */
+  fetch?: typeof fetch;
 }): Promise<OP> {
   const users = opts.users ?? USERS;
   const server = http.createServer();
@@ -68,14 +77,18 @@ export async function startOP(opts: {
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
-        ...(opts.sid
-          ? { backchannel_logout_uri: 'https://127.0.0.1/unused', backchannel_logout_session_required: true }
+        ...(opts.sid || opts.backchannelLogoutUri
+          ? {
+              backchannel_logout_uri: opts.backchannelLogoutUri ?? 'https://127.0.0.1/unused',
+              backchannel_logout_session_required: true,
+            }
           : {}),
       },
     ],
     cookies: { keys: ['test-cookie-key-1'] },
     claims: { openid: ['sub', 'groups', 'roles', 'sid'], email: ['email'], profile: ['name', 'preferred_username'] },
     conformIdTokenClaims: false,
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
     findAccount: async (_ctx, id) =>
       users[id] ? { accountId: id, claims: async () => ({ sub: id, ...users[id] }) } : undefined,
     ...ENTRA_LIKE_GRANTS,
@@ -84,10 +97,10 @@ export async function startOP(opts: {
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
-      ...(opts.sid ? { backchannelLogout: { enabled: true } } : {}),
+      ...(opts.sid || opts.backchannelLogoutUri ? { backchannelLogout: { enabled: true } } : {}),
     },
     ttl: {
-      AccessToken: opts.accessTokenTtl ?? 3600,
+      AccessToken: () => op.accessTokenTtl,
       IdToken: 3600,
       RefreshToken: 86_400,
       Session: 86_400,
@@ -101,8 +114,19 @@ export async function startOP(opts: {
   provider.on('grant.success', (ctx) => {
     if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes++;
   });
-  const op = { tokenAnswers: [] as Record<string, unknown>[], tokenDelayMs: 0 };
+  const op = {
+    tokenAnswers: [] as Record<string, unknown>[],
+    tokenDelayMs: 0,
+    accessTokenTtl: opts.accessTokenTtl ?? 3600,
+  };
+  let gate: { arrived: boolean; open: Promise<void> } | undefined;
   provider.use(async (ctx, next) => {
+    if (ctx.path === '/token' && gate) {
+      const held = gate;
+      gate = undefined;
+      held.arrived = true;
+      await held.open;
+    }
     await next();
     if (ctx.path !== '/token' || ctx.status !== 200) return;
     op.tokenAnswers.push(ctx.body as Record<string, unknown>);
@@ -122,6 +146,18 @@ export async function startOP(opts: {
     },
     set tokenDelayMs(ms: number) {
       op.tokenDelayMs = ms;
+    },
+    holdNextTokenRequest() {
+      let release = () => {};
+      const held = { arrived: false, open: new Promise<void>((resolve) => (release = resolve)) };
+      gate = held;
+      return { held: () => held.arrived, release };
+    },
+    get accessTokenTtl() {
+      return op.accessTokenTtl;
+    },
+    set accessTokenTtl(s: number) {
+      op.accessTokenTtl = s;
     },
     close: () =>
       new Promise((r) => {

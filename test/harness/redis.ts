@@ -76,14 +76,14 @@ export async function startRedis(): Promise<RedisServer> {
   const command = (...args: string[]): Promise<string> =>
     new Promise((resolve, reject) => {
       const socket = net.connect(port, '127.0.0.1');
-      let reply = '';
+      let reply = Buffer.alloc(0);
       socket.setTimeout(WAIT_MS, () => socket.destroy(new Error('redis command timed out')));
       socket.on('data', (chunk) => {
-        reply += chunk;
-        if (reply.endsWith('\r\n')) socket.end();
+        reply = Buffer.concat([reply, chunk]);
+        if (replyEnd(reply, 0) === reply.length) socket.end();
       });
       socket.on('error', reject);
-      socket.on('close', () => resolve(reply.trim()));
+      socket.on('close', () => resolve(reply.toString('utf8').trim()));
       socket.write(`${args.map((a) => JSON.stringify(a)).join(' ')}\r\n`);
     });
 
@@ -129,4 +129,18 @@ export async function startRedis(): Promise<RedisServer> {
     },
     command,
   };
+}
+
+/** Where the RESP reply that starts at byte `at` ends, or -1 while it is incomplete (simple types, bulk strings,
+ *  arrays): our own test server's answers, for assertions. */
+function replyEnd(bytes: Buffer, at: number): number {
+  const line = bytes.indexOf('\r\n', at);
+  if (line < 0) return -1;
+  const count = Number(bytes.subarray(at + 1, line).toString('latin1'));
+  const type = String.fromCharCode(bytes[at]!);
+  if (type === '$') return count < 0 ? line + 2 : bytes.length >= line + 2 + count + 2 ? line + 2 + count + 2 : -1;
+  if (type !== '*') return line + 2;
+  let next = line + 2;
+  for (let i = 0; i < count && next >= 0; i++) next = replyEnd(bytes, next);
+  return next;
 }

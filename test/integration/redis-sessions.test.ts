@@ -142,9 +142,12 @@ test('redis frozen, down or restarted: cached sessions keep working for grace, t
       () => runtimeReadiness(b.runtime).store?.state === 'degraded',
       `/ready reports the store degraded (${phase})`,
     );
-    const ready = runtimeReadiness(b.runtime);
-    assert.equal(ready.ready, true, 'a degraded store does not take the instance out of the balancer');
-    assert.ok(ready.store?.reason, 'and says why');
+    // The [metrics] listener's /ready: still 200, and says what is degraded since when and why.
+    const ready = await fetch(`http://127.0.0.1:${b.listening.metrics!.port}/ready`);
+    assert.equal(ready.status, 200, 'a degraded store does not take the instance out of the balancer');
+    const body = (await ready.json()) as { ready: boolean; store?: { state: string; since: string; reason?: string } };
+    assert.equal(body.store?.state, 'degraded');
+    assert.ok(body.store?.reason && Date.parse(body.store.since) > 0, 'and says why and since when');
 
     // Cached: served, also once its revalidation is due, for as long as the grace lasts (5 min here).
     assert.equal((await at(b)).status, 200, `cached session serves (${phase})`);
@@ -180,4 +183,90 @@ test('redis frozen, down or restarted: cached sessions keep working for grace, t
       assert.equal((await bobAt(gatehouse)).status, 200);
     }
   }
+});
+
+test('redis: an expired access token with requests on both instances: one refresh at the provider, every request forwards the new token, none the expired one', async (t) => {
+  const { a, b, op, at, value } = await twoInstances(t, { rotate: true });
+  assert.equal((await at(b)).status, 200);
+  const stale = (await auth(a).sessions.fromCookie(value))!;
+  const expiredToken = stale.accessToken;
+  await auth(a).sessions.save({ ...stale, accessExpiresAt: Date.now() - 1 });
+  // B has dropped its copy once the change is published.
+  await until(
+    async () => ((await auth(b).sessions.fromCookie(value))?.accessExpiresAt ?? Infinity) < Date.now(),
+    'B sees the expired token',
+  );
+  const grants = op.refreshGrants();
+  const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => at(i % 2 ? a : b)));
+  assert.deepEqual(new Set(replies.map((r) => r.status)), new Set([200]));
+  assert.equal(op.refreshGrants() - grants, 1, 'one refresh_token grant for both instances');
+  assert.equal(auth(a).refreshes + auth(b).refreshes, 1);
+  const forwarded = new Set(
+    replies.map((r) => r.json<{ headers: Record<string, string> }>().headers['x-forwarded-access-token']),
+  );
+  assert.equal(forwarded.size, 1, 'every request carries the same (new) token');
+  assert.match(String([...forwarded][0]), /\S{20,}/, 'a token was forwarded');
+  assert.equal(forwarded.has(expiredToken!), false, 'no request carries the expired token');
+});
+
+test('redis: a refresh answered invalid_grant because another instance refreshed meanwhile (a lost lease) keeps the session that instance saved', async (t) => {
+  const { a, b, op, redis, at, value } = await twoInstances(t, { rotate: true });
+  const session = (await auth(a).sessions.fromCookie(value))!;
+  await auth(a).sessions.save({ ...session, accessExpiresAt: Date.now() + 5_000 });
+  await until(
+    async () => ((await auth(b).sessions.fromCookie(value))?.accessExpiresAt ?? Infinity) < Date.now() + 10_000,
+    'B sees the refresh due',
+  );
+  // The provider holds the first token request back until released: A's refresh, with the refresh token it read.
+  const gate = op.holdNextTokenRequest();
+  const grants = op.refreshGrants();
+  const atA = at(a);
+  await until(gate.held, "A's refresh reaches the provider");
+  // A loses its lease (as after a long pause): B takes it and refreshes with the same, still unused, refresh token.
+  assert.equal(await redis.command('DEL', `t:lease:${auth(a).sessions.key(session)}`), ':1');
+  assert.equal((await at(b)).status, 200);
+  assert.equal(op.refreshGrants() - grants, 1, 'B refreshed');
+  // A's request now finds its refresh token spent (rotated by B): invalid_grant. The session B saved stands.
+  gate.release();
+  assert.equal((await atA).status, 200);
+  await until(
+    () => a.logs.some((line) => line.msg === 'refresh refused; another process refreshed'),
+    'A reads the store again before ending anything',
+  );
+  assert.equal(await redis.command('EXISTS', `t:session:${auth(a).sessions.key(session)}`), ':1');
+  assert.equal((await at(b)).status, 200, 'still signed in');
+});
+
+test('redis: a refresh whose save finds Redis frozen is served from memory and saved once Redis answers again (a rotated refresh token is not lost)', async (t) => {
+  const { a, b, op, redis, at, value } = await twoInstances(t, { rotate: true });
+  const session = (await auth(a).sessions.fromCookie(value))!;
+  await auth(a).sessions.save({ ...session, accessExpiresAt: Date.now() - 1 });
+  const gate = op.holdNextTokenRequest();
+  const pending = at(a);
+  await until(gate.held, "A's refresh reaches the provider");
+  redis.pause();
+  gate.release();
+  const reply = await pending;
+  assert.equal(reply.status, 200, 'served with the new tokens although Redis does not answer');
+  const issued = op.tokenAnswers.at(-1)!;
+  assert.equal(
+    reply.json<{ headers: Record<string, string> }>().headers['x-forwarded-access-token'],
+    issued.access_token,
+  );
+  redis.resume();
+  await until(
+    () => a.logs.some((line) => line.msg === 'refreshed tokens saved'),
+    () => JSON.stringify(a.logs.filter((l) => !l.req_id || String(l.msg).includes('refresh')).slice(-15), null, 1),
+  );
+  assert.equal(
+    (await auth(b).sessions.tokens(session)).refreshToken,
+    issued.refresh_token,
+    'the rotated token is stored',
+  );
+  await until(
+    async () =>
+      (await at(b)).json<{ headers: Record<string, string> }>().headers['x-forwarded-access-token'] ===
+      issued.access_token,
+    'B forwards the refreshed token',
+  );
 });

@@ -36,7 +36,7 @@ export function refuse(
 ): OAuth2Outcome {
   sendError(call.req, call.res, code, call.requestId, options.headers, {
     detail: options.detail,
-    json: code === 'ERR_AUTH_REQUIRED',
+    json: code === 'ERR_AUTH_REQUIRED' || code === 'ERR_LOGOUT_TOKEN_INVALID' || code === 'ERR_LOGOUT_METHOD',
   });
   return { error: code, cause: options.cause };
 }
