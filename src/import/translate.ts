@@ -3,81 +3,43 @@
 // refusals (`file:line: directive: why`). Nothing is dropped without a word. The tables of what each directive
 // becomes are in nginx-directives.ts.
 import path from 'node:path';
-import { translateAuthOptions, proxyPort, redirectHost, type Finding } from './auth-options.ts';
+import { translateAuthOptions, proxyPort, redirectHost } from './auth-options.ts';
 import { escapeRegex, literalPrefix, matcherOf, matcherRegex, type Matcher } from './location-match.ts';
+import {
+  dedupe,
+  imply as implyIn,
+  newContext,
+  note as noteIn,
+  refuse as refuseIn,
+  refuseOnce as refuseOnceIn,
+  show,
+  src,
+  type ImportResult,
+  type SiteOut,
+  type TranslateOptions,
+  type Upstream,
+} from './context.ts';
 import { HEADER_VARIABLES, IMPLIED, impliedHeader, REFUSED, ROUTE_KNOBS } from './nginx-directives.ts';
 import type { Directive, NginxConfig } from './nginx-parse.ts';
 import type { OAuth2ProxyConfig } from './oauth2-proxy.ts';
+import {
+  applyCommon as applyCommonIn,
+  childScope,
+  emptyScope,
+  LIST_DIRECTIVES,
+  type Level,
+  type Scope,
+} from './scope.ts';
 import { renderToml, formatSource, type Entry, type Source, type Table, type TomlValue } from './toml-writer.ts';
 
-export interface ImportResult {
-  files: { name: string; text: string; mode?: number }[];
-  refused: Finding[];
-  implied: Finding[];
-}
-
-const src = (d: Directive): Source => ({ file: d.file, line: d.line });
-const show = (d: Directive) => [d.name, ...d.args].join(' ');
-
-interface Scope {
-  knobs: Map<string, { value: TomlValue; d: Directive; level: 'http' | 'server' | 'location' }>;
-  headers: Directive[];
-  addHeaders: Directive[];
-  access: Directive[];
-  errorPages: Directive[];
-  limitReq: Directive[];
-  auth?: Directive;
-  root?: Directive;
-  index?: Directive;
-}
-
-const LIST_DIRECTIVES = {
-  proxy_set_header: 'headers',
-  add_header: 'addHeaders',
-  error_page: 'errorPages',
-  limit_req: 'limitReq',
-} as const;
-
-function childScope(s: Scope): Scope {
-  return { ...s, knobs: new Map(s.knobs) };
-}
-
-interface Upstream {
-  d: Directive;
-  servers: string[];
-  lines: Entry[];
-}
-
-interface SiteOut {
-  names: string[];
-  fileName: string;
-  top: Entry[];
-  tls: Entry[];
-  upstreams: Map<string, Entry[]>;
-  routes: Entry[][];
-  auth: Entry[];
-  notes: Entry[];
-  /** auth_request_set variables of the server level: $name → $upstream_http_… */
-  authVars: Map<string, string>;
-  /** Left out for a reason already reported (its protection could not be translated). */
-  leftOut?: boolean;
-}
-
-export interface TranslateOptions {
-  /** The nginx prefix (folder of the main file): relative certificate paths are resolved there. */
-  prefix: string;
-}
+export type { ImportResult, TranslateOptions } from './context.ts';
 
 export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options: TranslateOptions): ImportResult {
-  const refused: Finding[] = [];
-  const implied: Finding[] = [];
-  const refuse = (d: Directive, why: string, name = d.name) => refused.push({ from: src(d), name, why });
-  const imply = (d: Directive, why: string) => implied.push({ from: src(d), name: d.name, why });
-  const once = new Set<Directive>();
-  const refuseOnce = (d: Directive, why: string) => {
-    if (!once.has(d)) refuse(d, why);
-    once.add(d);
-  };
+  const ctx = newContext(cfgs, options);
+  const { refused, implied } = ctx;
+  const refuse = (d: Directive, why: string, name = d.name) => refuseIn(ctx, d, why, name);
+  const imply = (d: Directive, why: string) => implyIn(ctx, d, why);
+  const refuseOnce = (d: Directive, why: string) => refuseOnceIn(ctx, d, why);
 
   /**
    * What an anonymous request gets where auth_request answers 401: true = the login (error_page 401 to oauth2-proxy's
@@ -105,75 +67,10 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     }
     return login;
   };
-  const global = {
-    top: [] as Entry[],
-    https: [] as Entry[],
-    http: [] as Entry[],
-    log: [] as Entry[],
-    proxy: [] as Entry[],
-    acme: [] as Entry[],
-    metrics: [] as Entry[],
-    notes: [] as Entry[],
-  };
-  const httpsListen: { value: string; from: Source }[] = [];
-  const httpListen: { value: string; from: Source }[] = [];
-  const upstreamBlocks = new Map<string, Upstream>();
-  const limitZones = new Map<string, { rate: string; d: Directive }>();
-  const sites: SiteOut[] = [];
-  const secretFiles: ImportResult['files'] = [];
-  const usedCfgs = new Set<OAuth2ProxyConfig>();
-  let usesAcme: Directive | undefined;
-  let proxyProtocol: Directive | undefined;
+  const { global, httpsListen, httpListen, upstreamBlocks, limitZones, sites, secretFiles, usedCfgs } = ctx;
+  const note = (list: Entry[], d: Directive, why: string) => noteIn(ctx, list, d, why);
 
-  const note = (list: Entry[], d: Directive, why: string) => {
-    list.push({ kind: 'comment', text: `${formatSource(src(d))}: ${show(d)}: ${why}` });
-    imply(d, why);
-  };
-
-  const knobValue = (d: Directive, kind: 'duration' | 'size' | 'onoff'): TomlValue | undefined => {
-    const a = d.args[0];
-    if (d.args.length !== 1 || a === undefined) return undefined;
-    if (kind === 'onoff') return a === 'on' ? true : a === 'off' ? false : undefined;
-    if (kind === 'size') {
-      if (a === '0') return '1024g';
-      return /^\d+[kmg]?$/i.test(a) ? a.toLowerCase() : undefined;
-    }
-    if (/^\d+$/.test(a)) return `${a}s`;
-    return /^(\d+(ms|s|m|h|d))+$/.test(a) ? a : undefined;
-  };
-
-  /** Applies a directive valid at http, server and location level to the scope; false when it is none of those. */
-  const applyCommon = (d: Directive, s: Scope, level: 'http' | 'server' | 'location'): boolean => {
-    const knob = ROUTE_KNOBS[d.name];
-    if (knob) {
-      const value = knobValue(d, knob.kind);
-      if (value === undefined) refuse(d, `"${d.args.join(' ')}" is not a value Gatehouse reads for ${knob.key}`);
-      else s.knobs.set(knob.key, { value, d, level });
-      return true;
-    }
-    const list = LIST_DIRECTIVES[d.name as keyof typeof LIST_DIRECTIVES];
-    if (list) {
-      // At http level the list starts empty; server and location levels replace the inherited list themselves.
-      s[list] = [...s[list], d];
-      return true;
-    }
-    switch (d.name) {
-      case 'auth_request':
-        s.auth = d;
-        return true;
-      case 'root':
-        s.root = d;
-        return true;
-      case 'index':
-        s.index = d;
-        return true;
-      case 'allow':
-      case 'deny':
-        s.access = [...s.access, d];
-        return true;
-    }
-    return false;
-  };
+  const applyCommon = (d: Directive, s: Scope, level: Level) => applyCommonIn(ctx, d, s, level);
 
   const top: Directive[] = nginx.directives;
   const walk = (list: Directive[]): void => {
@@ -185,7 +82,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
   };
   walk(top);
   const httpBlock = top.find((d) => d.name === 'http');
-  const httpScope: Scope = { knobs: new Map(), headers: [], addHeaders: [], access: [], errorPages: [], limitReq: [] };
+  const httpScope = emptyScope();
   const servers: Directive[] = [];
   const maps: Directive[] = [];
 
@@ -374,7 +271,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         p.startsWith('fastopen=')
       )
         continue;
-      else if (p === 'proxy_protocol') proxyProtocol ??= d;
+      else if (p === 'proxy_protocol') ctx.proxyProtocol ??= d;
       else if (p === 'quic' || p === 'http3') refuse(d, 'no HTTP/3 (QUIC)');
       else refuse(d, `listen parameter "${p}" has no equivalent`);
     }
@@ -524,7 +421,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     const certPath = path.resolve(options.prefix, cert.args[0]!);
     const keyPath = path.resolve(options.prefix, key.args[0]!);
     if (certPath.startsWith('/etc/letsencrypt/live/')) {
-      usesAcme ??= cert;
+      ctx.usesAcme ??= cert;
       site.tls.push(
         {
           kind: 'comment',
@@ -1168,7 +1065,8 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       from: [...https.values()].flat(),
       note: 'HTTP/1.1 and HTTP/2 on each (ALPN)',
     });
-  if (proxyProtocol) global.https.push({ kind: 'key', key: 'proxy_protocol', value: true, from: [src(proxyProtocol)] });
+  if (ctx.proxyProtocol)
+    global.https.push({ kind: 'key', key: 'proxy_protocol', value: true, from: [src(ctx.proxyProtocol)] });
   const plain = dedupeListen(httpListen);
   if (plain.size > 0)
     global.http.push({
@@ -1178,13 +1076,13 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       from: [...plain.values()].flat(),
       note: 'answers ACME challenges, then redirects to HTTPS (308)',
     });
-  if (usesAcme) {
+  if (ctx.usesAcme) {
     global.acme.push(
       {
         kind: 'comment',
         text: "certbot's account accepted Let's Encrypt's subscriber agreement; Gatehouse registers its own account",
       },
-      { kind: 'key', key: 'terms_of_service_agreed', value: true, from: [src(usesAcme)] },
+      { kind: 'key', key: 'terms_of_service_agreed', value: true, from: [src(ctx.usesAcme)] },
     );
   }
   const files: ImportResult['files'] = [];
@@ -1244,14 +1142,4 @@ function validRegex(source: string): boolean {
   } catch {
     return false;
   }
-}
-
-function dedupe(list: Source[]): Source[] {
-  const seen = new Set<string>();
-  return list.filter((s) => {
-    const key = formatSource(s);
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
 }
