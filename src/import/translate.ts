@@ -12,12 +12,10 @@ import {
   note as noteIn,
   refuse as refuseIn,
   refuseOnce as refuseOnceIn,
-  show,
   src,
   type ImportResult,
   type SiteOut,
   type TranslateOptions,
-  type Upstream,
 } from './context.ts';
 import { HEADER_VARIABLES, IMPLIED, impliedHeader, REFUSED, ROUTE_KNOBS } from './nginx-directives.ts';
 import type { Directive, NginxConfig } from './nginx-parse.ts';
@@ -31,6 +29,7 @@ import {
   type Scope,
 } from './scope.ts';
 import { renderToml, formatSource, type Entry, type Source, type Table, type TomlValue } from './toml-writer.ts';
+import { readUpstream, useUpstreamGroup } from './upstream-groups.ts';
 
 export type { ImportResult, TranslateOptions } from './context.ts';
 
@@ -119,7 +118,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       return true;
     }
     if (d.name === 'upstream') {
-      upstreamBlocks.set(d.args[0]!, readUpstream(d));
+      upstreamBlocks.set(d.args[0]!, readUpstream(ctx, d));
       return true;
     }
     if (d.name === 'limit_req_zone') {
@@ -185,57 +184,6 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     if (from === '$http_upgrade' && to !== undefined)
       note(global.notes, m, 'the WebSocket Connection map: upgrades are forwarded without it');
     else refuse(m, 'no variables: map has no equivalent');
-  }
-
-  function readUpstream(d: Directive): Upstream {
-    const up: Upstream = { d, servers: [], lines: [] };
-    let failTimeout: { value: string; d: Directive } | undefined;
-    for (const x of d.block ?? []) {
-      if (x.name === 'server') {
-        const [address, ...params] = x.args;
-        if (!address || address.startsWith('unix:')) {
-          refuse(x, 'unix sockets are not upstreams: listen on 127.0.0.1');
-          continue;
-        }
-        let down = false;
-        for (const p of params) {
-          const [k, v] = p.split('=');
-          if (k === 'fail_timeout') failTimeout = { value: /^\d+$/.test(v!) ? `${v}s` : v!, d: x };
-          else if (k === 'max_fails') imply(x, 'max_fails: one refused connection takes a server out for fail_timeout');
-          else if (k === 'weight' && v === '1') continue;
-          else if (k === 'down') down = true;
-          else refuse(x, `server parameter "${p}": round-robin over equal servers only`, 'server');
-        }
-        if (!down) up.servers.push(address);
-        continue;
-      }
-      if (x.name === 'keepalive' && /^[1-9]\d*$/.test(x.args[0] ?? '')) {
-        up.lines.push({
-          kind: 'key',
-          key: 'keepalive',
-          value: Number(x.args[0]),
-          from: [src(x)],
-          note: 'connections per server, and the most requests it runs at once',
-        });
-        continue;
-      }
-      if (x.name === 'keepalive_timeout' || x.name === 'keepalive_requests') {
-        up.lines.push({
-          kind: 'comment',
-          text: `${formatSource(src(x))}: ${show(x)}: idle upstream connections are kept by undici`,
-        });
-        continue;
-      }
-      refuse(
-        x,
-        x.name === 'least_conn' || x.name === 'ip_hash' || x.name === 'hash'
-          ? 'round-robin only'
-          : (REFUSED[x.name] ?? 'no equivalent in an upstream group'),
-      );
-    }
-    if (failTimeout)
-      up.lines.push({ kind: 'key', key: 'fail_timeout', value: failTimeout.value, from: [src(failTimeout.d)] });
-    return up;
   }
 
   // Port-80 servers that only send everyone to HTTPS, and default servers that only refuse, need no site.
@@ -824,21 +772,9 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         return undefined;
       }
       const [, scheme, host, uri] = url;
-      const group = upstreamBlocks.get(host!);
-      if (group) {
-        if (!site.upstreams.has(host!)) {
-          const body: Entry[] = [
-            { kind: 'key', key: 'servers', value: group.servers.map((x) => `${scheme}://${x}`), from: [src(group.d)] },
-            ...group.lines,
-          ];
-          site.upstreams.set(host!, body);
-        }
+      if (upstreamBlocks.has(host!)) {
+        useUpstreamGroup(ctx, site, host!, scheme!, healthCheck);
         e.push({ kind: 'key', key: 'upstream', value: host!, from: [src(action)] });
-        if (healthCheck) {
-          const entry = activeHealthCheck(healthCheck);
-          const body = site.upstreams.get(host!)!;
-          if (entry && !body.some((x) => x.kind === 'key' && x.key === 'health_check')) body.push(entry);
-        }
       } else {
         e.push({ kind: 'key', key: 'upstream', value: `${scheme}://${host}`, from: [src(action)] });
         if (healthCheck)
@@ -938,28 +874,6 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     const rate = rateLimit(ls.limitReq.filter(own));
     if (rate) e.push(rate);
     return e;
-  }
-
-  /** nginx Plus `health_check [interval=5] [fails=1] [passes=1] [uri=/]` → the group's health_check (nginx's defaults). */
-  function activeHealthCheck(d: Directive): Entry | undefined {
-    const p = new Map(d.args.map((a) => a.split('=', 2) as [string, string]));
-    const unknown = [...p.keys()].find((k) => !['interval', 'fails', 'passes', 'uri'].includes(k));
-    if (unknown) {
-      refuse(d, `health_check parameter "${unknown}" has no equivalent (path, interval, healthy, unhealthy)`);
-      return undefined;
-    }
-    const interval = p.get('interval') ?? '5';
-    return {
-      kind: 'key',
-      key: 'health_check',
-      value: {
-        path: p.get('uri') ?? '/',
-        interval: /^\d+$/.test(interval) ? `${interval}s` : interval,
-        healthy: Number(p.get('passes') ?? 1),
-        unhealthy: Number(p.get('fails') ?? 1),
-      },
-      from: [src(d)],
-    };
   }
 
   function responseHeaders(list: Directive[], _site: SiteOut, _siteLevel: boolean): Entry | undefined {
