@@ -20,6 +20,7 @@ import {
 import { HEADER_VARIABLES, IMPLIED, impliedHeader, REFUSED, ROUTE_KNOBS } from './nginx-directives.ts';
 import type { Directive, NginxConfig } from './nginx-parse.ts';
 import type { OAuth2ProxyConfig } from './oauth2-proxy.ts';
+import { accessKnobs, hstsOf } from './route-knobs.ts';
 import {
   applyCommon as applyCommonIn,
   childScope,
@@ -519,12 +520,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     const routeBodies = new Map<Directive, Entry[]>();
 
     // Server-level add_header / proxy_set_header / allow+deny / limit_req → site settings.
-    const siteHeaders = responseHeaders(s.addHeaders, site, true);
-    if (siteHeaders) site.top.push(siteHeaders);
-    const siteIp = ipRules(s.access);
-    if (siteIp) site.top.push(siteIp);
-    const siteRate = rateLimit(s.limitReq);
-    if (siteRate) site.top.push(siteRate);
+    site.top.push(...accessKnobs(ctx, s.addHeaders, s.access, s.limitReq));
 
     for (const l of routeLocations) {
       const m = matchers.get(l)!;
@@ -625,7 +621,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         value: denyPaths.map((d) => d.value),
         from: denyPaths.map((d) => d.from),
       });
-    const hsts = hstsOf([
+    const hsts = hstsOf(ctx, [
       ...s.addHeaders,
       ...routeLocations.flatMap((l) => (l.block ?? []).filter((d) => d.name === 'add_header')),
     ]);
@@ -867,92 +863,8 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       e.push({ kind: 'key', key: 'request_headers', value: headers, from: headerFrom });
     // Only the location's own add_header / allow / limit_req: the server's are site settings.
     const own = (d: Directive) => (l.block ?? []).includes(d);
-    const rh = responseHeaders(ls.addHeaders.filter(own), site, false);
-    if (rh) e.push(rh);
-    const ip = ipRules(ls.access.filter(own));
-    if (ip) e.push(ip);
-    const rate = rateLimit(ls.limitReq.filter(own));
-    if (rate) e.push(rate);
+    e.push(...accessKnobs(ctx, ls.addHeaders.filter(own), ls.access.filter(own), ls.limitReq.filter(own)));
     return e;
-  }
-
-  function responseHeaders(list: Directive[], _site: SiteOut, _siteLevel: boolean): Entry | undefined {
-    const headers: Record<string, string> = {};
-    const from: Source[] = [];
-    for (const d of list) {
-      const [name, value = ''] = d.args;
-      if (!name || name.toLowerCase() === 'strict-transport-security') continue;
-      if (name.toLowerCase() === 'set-cookie' && value.startsWith('$auth_cookie')) {
-        imply(d, 'the session cookie is Gatehouse’s own');
-        continue;
-      }
-      if (value.includes('$')) {
-        refuseOnce(d, 'response header values are text, without variables');
-        continue;
-      }
-      headers[name] = value;
-      from.push(src(d));
-    }
-    return from.length > 0
-      ? { kind: 'key', key: 'response_headers', value: headers, from, note: 'on every response (nginx "always")' }
-      : undefined;
-  }
-
-  function hstsOf(list: Directive[]): Entry | undefined {
-    const d = list.find((x) => x.args[0]?.toLowerCase() === 'strict-transport-security');
-    if (!d) return undefined;
-    const value = d.args[1] ?? '';
-    const maxAge = /max-age=(\d+)/i.exec(value)?.[1];
-    const include = /includesubdomains/i.test(value);
-    const preload = /preload/i.test(value);
-    if (!maxAge) {
-      refuse(d, 'no max-age in the Strict-Transport-Security value');
-      return undefined;
-    }
-    const simple = maxAge === '31536000' && !include && !preload;
-    return {
-      kind: 'key',
-      key: 'hsts',
-      value: simple ? true : { max_age: `${maxAge}s`, include_subdomains: include, preload },
-      from: [src(d)],
-    };
-  }
-
-  function ipRules(list: Directive[]): Entry | undefined {
-    if (list.length === 0) return undefined;
-    if (list.length === 1 && list[0]!.name === 'allow' && list[0]!.args[0] === 'all') {
-      imply(list[0]!, 'everyone is allowed unless ip_rules say otherwise');
-      return undefined;
-    }
-    return {
-      kind: 'key',
-      key: 'ip_rules',
-      value: list.map((d) => `${d.name} ${d.args[0]}`),
-      from: list.map(src),
-      note: 'first match wins; refused: 403',
-    };
-  }
-
-  function rateLimit(list: Directive[]): Entry | undefined {
-    const d = list[0];
-    if (!d) return undefined;
-    const zone = d.args.find((a) => a.startsWith('zone='))?.slice(5);
-    const z = zone ? limitZones.get(zone) : undefined;
-    if (!z) {
-      refuse(d, `no limit_req_zone ${zone ?? ''} per client address`);
-      return undefined;
-    }
-    const burst = Number(d.args.find((a) => a.startsWith('burst='))?.slice(6) ?? 0);
-    if (!d.args.includes('nodelay'))
-      imply(d, 'without nodelay nginx delays requests within the burst; Gatehouse answers them at once');
-    for (const extra of list.slice(1)) refuse(extra, 'one rate_limit per route');
-    return {
-      kind: 'key',
-      key: 'rate_limit',
-      value: { rate: z.rate, burst },
-      from: [src(z.d), src(d)],
-      note: '429 with Retry-After beyond it',
-    };
   }
 
   // Unused oauth2-proxy configurations are reported: their protection would otherwise silently vanish.
