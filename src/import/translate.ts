@@ -17,9 +17,10 @@ import {
   type SiteOut,
   type TranslateOptions,
 } from './context.ts';
-import { HEADER_VARIABLES, IMPLIED, impliedHeader, REFUSED, ROUTE_KNOBS } from './nginx-directives.ts';
+import { IMPLIED, REFUSED } from './nginx-directives.ts';
 import type { Directive, NginxConfig } from './nginx-parse.ts';
 import type { OAuth2ProxyConfig } from './oauth2-proxy.ts';
+import { routeEntries } from './route-entries.ts';
 import { accessKnobs, hstsOf } from './route-knobs.ts';
 import {
   applyCommon as applyCommonIn,
@@ -30,7 +31,7 @@ import {
   type Scope,
 } from './scope.ts';
 import { renderToml, formatSource, type Entry, type Source, type Table, type TomlValue } from './toml-writer.ts';
-import { readUpstream, useUpstreamGroup } from './upstream-groups.ts';
+import { readUpstream } from './upstream-groups.ts';
 
 export type { ImportResult, TranslateOptions } from './context.ts';
 
@@ -549,7 +550,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         );
         continue;
       }
-      const entries = routeEntries(l, ls, site, m.kind === 'exact' ? m.path : prefix!, flags);
+      const entries = routeEntries(ctx, l, ls, site, m.kind === 'exact' ? m.path : prefix!, flags);
       if (!entries) continue;
       if (m.kind === 'exact') {
         // Routes are prefixes: an exact location is kept only where the route that would take its path does the same.
@@ -683,188 +684,6 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       const l = lines.get(k)!;
       site.auth.push({ kind: 'key', key: l.key, value: l.value, from: [l.from], note: l.note });
     }
-  }
-
-  function routeEntries(
-    l: Directive,
-    ls: Scope,
-    site: SiteOut,
-    routePath: string,
-    flags: Record<string, Source | undefined>,
-  ): Entry[] | undefined {
-    const e: Entry[] = [{ kind: 'key', key: 'path', value: routePath, from: [src(l)] }];
-    const actions: Directive[] = [];
-    let failed = false;
-    const authVars = new Map(site.authVars);
-    let healthCheck: Directive | undefined;
-    for (const d of l.block ?? []) {
-      if (d.name === 'auth_request_set') {
-        const [name, value] = d.args;
-        if (name && value) authVars.set(name, value.toLowerCase());
-        note(
-          e,
-          d,
-          'Gatehouse sets the identity headers itself (set_xauthrequest, pass_user_headers, pass_access_token, pass_authorization_header)',
-        );
-        continue;
-      }
-      if (d.name === 'proxy_pass' || d.name === 'return') {
-        actions.push(d);
-        continue;
-      }
-      if (d.name === 'auth_request') {
-        note(e, d, d.args[0] === 'off' ? 'skip_auth_routes in [auth]' : 'the site’s [auth] covers this route');
-        continue;
-      }
-      if (d.name === 'error_page' && d.args.includes('401')) {
-        note(
-          e,
-          d,
-          d.args.includes('=401')
-            ? 'an API route: anonymous requests get 401, never the login ([auth] api_routes)'
-            : 'anonymous page loads get the login (302), API calls 401',
-        );
-        continue;
-      }
-      if (ROUTE_KNOBS[d.name] || d.name in LIST_DIRECTIVES || ['root', 'index', 'allow', 'deny'].includes(d.name))
-        continue;
-      if (d.name === 'location') continue; // its own route, walked with this one's settings
-      if (d.name === 'proxy_pass_request_body' || (d.name === 'proxy_redirect' && d.args[0] === 'off')) {
-        note(
-          e,
-          d,
-          d.name === 'proxy_redirect'
-            ? 'upstream Location headers are passed as they are'
-            : 'request bodies are passed',
-        );
-        continue;
-      }
-      if (d.name === 'if' && /\$auth_cookie/.test(d.args.join(' '))) {
-        note(e, d, 'the session cookie is Gatehouse’s own');
-        continue;
-      }
-      if (d.name === 'add_header') continue;
-      if (d.name === 'health_check') {
-        healthCheck = d;
-        continue;
-      }
-      if (IMPLIED[d.name]) note(e, d, IMPLIED[d.name]!);
-      else refuse(d, REFUSED[d.name] ?? 'no equivalent in Gatehouse');
-    }
-    if (failed) return undefined;
-    if (actions.length > 1) {
-      refuse(actions[1]!, 'a location with several actions');
-      return undefined;
-    }
-    const action = actions[0];
-    if (action?.name === 'proxy_pass') {
-      const target = action.args[0] ?? '';
-      const url = /^(https?):\/\/([^/]+)(\/.*)?$/.exec(target);
-      if (!url || target.includes('$') || url[2]!.startsWith('unix:')) {
-        refuse(
-          action,
-          `proxy_pass ${target}: upstreams are http:// or https:// with a host (no variables, no unix sockets)`,
-        );
-        return undefined;
-      }
-      const [, scheme, host, uri] = url;
-      if (upstreamBlocks.has(host!)) {
-        useUpstreamGroup(ctx, site, host!, scheme!, healthCheck);
-        e.push({ kind: 'key', key: 'upstream', value: host!, from: [src(action)] });
-      } else {
-        e.push({ kind: 'key', key: 'upstream', value: `${scheme}://${host}`, from: [src(action)] });
-        if (healthCheck)
-          refuse(healthCheck, 'active health checks are per upstream group: proxy_pass to an upstream {} block');
-      }
-      if (uri !== undefined && uri !== routePath)
-        e.push({
-          kind: 'key',
-          key: 'rewrite_prefix',
-          value: uri,
-          from: [src(action)],
-          note: `${routePath} is replaced by ${uri} for the upstream`,
-        });
-    } else if (action?.name === 'return') {
-      const [code, url] = action.args;
-      if (['301', '302', '307', '308'].includes(code!) && url) {
-        e.push(
-          { kind: 'key', key: 'redirect', value: url, from: [src(action)] },
-          { kind: 'key', key: 'status', value: Number(code), from: [src(action)] },
-        );
-      } else if (/^[2-5]\d\d$/.test(code!) && url === undefined && code !== '444') {
-        e.push({ kind: 'key', key: 'status', value: Number(code), from: [src(action)] });
-      } else {
-        refuse(action, 'return with a body or 444: status routes answer with Gatehouse’s page for that status');
-        return undefined;
-      }
-    } else if (ls.root) {
-      e.push({ kind: 'key', key: 'root', value: path.resolve(options.prefix, ls.root.args[0]!), from: [src(ls.root)] });
-      if (ls.index) e.push({ kind: 'key', key: 'index', value: ls.index.args, from: [src(ls.index)] });
-    } else {
-      refuse(l, 'no proxy_pass, return or root: nginx would serve files from its default root', 'location');
-      return undefined;
-    }
-    if (action?.name === 'proxy_pass' && ls.root && (l.block ?? []).includes(ls.root))
-      note(e, ls.root, 'not used beside proxy_pass');
-    if (action?.name === 'proxy_pass' && ls.index && (l.block ?? []).includes(ls.index))
-      note(e, ls.index, 'not used beside proxy_pass');
-    for (const [key, k] of ls.knobs)
-      if (k.level !== 'http') e.push({ kind: 'key', key, value: k.value, from: [src(k.d)] });
-    // Request headers: what Gatehouse sets anyway is a comment; identity headers come from [auth]; the rest is request_headers.
-    const headers: Record<string, string> = {};
-    const headerFrom: Source[] = [];
-    for (const d of ls.headers) {
-      const [name, value = ''] = d.args;
-      if (!name) continue;
-      const own = (l.block ?? []).includes(d);
-      const why = impliedHeader(name, value, site.names);
-      const authVar = /^\$([a-z0-9_]+)$/i.exec(value)?.[1];
-      const fromAuth = authVar ? authVars.get(`$${authVar}`) : undefined;
-      if (why) {
-        if (own) note(e, d, why);
-        else imply(d, why);
-      } else if (fromAuth !== undefined) {
-        const lower = name.toLowerCase();
-        if (lower === 'authorization' && fromAuth === '$upstream_http_authorization')
-          flags.pass_authorization_header ??= src(d);
-        else if (
-          /^x-(auth-request|forwarded)-access-token$/.test(lower) &&
-          fromAuth === '$upstream_http_x_auth_request_access_token'
-        )
-          flags.pass_access_token ??= src(d);
-        else if (
-          fromAuth === `$upstream_http_${lower.replace(/-/g, '_')}` &&
-          /^x-auth-request-(user|email|preferred-username|groups)$/.test(lower)
-        )
-          imply(d, 'set_xauthrequest');
-        else {
-          refuse(
-            d,
-            `the upstream gets the identity as X-Auth-Request-* / X-Forwarded-* headers ([auth] set_xauthrequest, pass_user_headers), not as ${name}`,
-          );
-          continue;
-        }
-        note(e, d, 'identity headers come from [auth]');
-      } else {
-        const vars = [...value.matchAll(/\$\{?([a-z0-9_]+)\}?/gi)].map((v) => v[1]!.toLowerCase());
-        const unknown = vars.find((v) => !HEADER_VARIABLES.test(v));
-        if (unknown)
-          refuse(
-            d,
-            `$${unknown}: request_headers take $remote_addr $host $scheme $request_uri $proxy_add_x_forwarded_for $http_NAME $server_name`,
-          );
-        else {
-          headers[name] = value;
-          headerFrom.push(src(d));
-        }
-      }
-    }
-    if (Object.keys(headers).length > 0)
-      e.push({ kind: 'key', key: 'request_headers', value: headers, from: headerFrom });
-    // Only the location's own add_header / allow / limit_req: the server's are site settings.
-    const own = (d: Directive) => (l.block ?? []).includes(d);
-    e.push(...accessKnobs(ctx, ls.addHeaders.filter(own), ls.access.filter(own), ls.limitReq.filter(own)));
-    return e;
   }
 
   // Unused oauth2-proxy configurations are reported: their protection would otherwise silently vanish.
