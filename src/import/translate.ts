@@ -4,7 +4,8 @@
 // becomes are in nginx-directives.ts.
 import path from 'node:path';
 import { translateAuthOptions, proxyPort, redirectHost } from './auth-options.ts';
-import { escapeRegex, literalPrefix, matcherOf, matcherRegex, type Matcher } from './location-match.ts';
+import { escapeRegex, literalPrefix, matcherRegex, type Matcher } from './location-match.ts';
+import { authed as isAuthed, denyOnly, readLocationTree } from './location-tree.ts';
 import {
   dedupe,
   imply as implyIn,
@@ -420,47 +421,12 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
   }
 
   function translateLocations(server: Directive, s: Scope, locations: Directive[], site: SiteOut): void {
-    const matchers = new Map(locations.map((l) => [l, matcherOf(l)] as const));
-    const named = new Map(locations.filter((l) => matchers.get(l)?.kind === 'named').map((l) => [l.args[0]!, l]));
-    const scopes = new Map<Directive, Scope>();
-    const oauth2Locations = new Set<Directive>();
-    let proxyAddress: string | undefined;
-    // A nested location inherits from the one around it (nginx): it is walked as one more location, with that scope.
-    const parentOf = new Map<Directive, Directive>();
-    locations = [...locations];
-    for (const l of locations) {
-      const m = matchers.get(l);
-      if (!m) {
-        refuse(l, `location "${l.args.join(' ')}" is not a form Gatehouse reads`);
-        continue;
-      }
-      const parent = parentOf.get(l);
-      const ls = childScope(parent ? scopes.get(parent)! : s);
-      const own = new Set<string>();
-      for (const d of l.block ?? []) {
-        const list = LIST_DIRECTIVES[d.name as keyof typeof LIST_DIRECTIVES];
-        if (list) {
-          if (!own.has(list)) ls[list] = [];
-          own.add(list);
-          ls[list] = [...ls[list], d];
-        } else if (d.name === 'allow' || d.name === 'deny') {
-          if (!own.has('access')) ls.access = [];
-          own.add('access');
-          ls.access = [...ls.access, d];
-        } else applyCommon(d, ls, 'location');
-      }
-      scopes.set(l, ls);
-      for (const child of (l.block ?? []).filter((d) => d.name === 'location')) {
-        parentOf.set(child, l);
-        matchers.set(child, matcherOf(child));
-        locations.push(child);
-      }
-      if (m.kind !== 'named' && m.path.startsWith('/oauth2/')) {
-        oauth2Locations.add(l);
-        const pass = l.block?.find((d) => d.name === 'proxy_pass');
-        if (pass) proxyAddress ??= pass.args[0];
-      }
-    }
+    const tree = readLocationTree(ctx, s, locations);
+    const { matchers, named, scopes, parentOf } = tree;
+    const oauth2Locations = tree.oauth2;
+    let proxyAddress = tree.proxyAddress;
+    locations = tree.all;
+    const authed = (l: Directive) => isAuthed(tree, l);
     // The auth_request target and every /oauth2/ location are oauth2-proxy's: Gatehouse answers /oauth2/* itself.
     const authTargets = new Set(
       [...scopes.values()]
@@ -496,20 +462,6 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     const routeLocations = locations.filter(
       (l) => !oauth2Locations.has(l) && matchers.get(l) && matchers.get(l)!.kind !== 'named',
     );
-    // deny_paths answer 403 before auth: such a location needs no login and no exclusion from skip rules.
-    const denyOnly = (l: Directive) => {
-      const meaningful = (l.block ?? []).filter((d) => !['access_log', 'log_not_found'].includes(d.name));
-      return (
-        meaningful.length > 0 &&
-        meaningful.every(
-          (d) => (d.name === 'deny' && d.args[0] === 'all') || (d.name === 'return' && d.args[0] === '403'),
-        )
-      );
-    };
-    const authed = (l: Directive) => {
-      const a = scopes.get(l)!.auth;
-      return a !== undefined && a.args[0] !== 'off';
-    };
     const siteHasAuth = routeLocations.some(authed);
     const skipRoutes: { value: string; from: Source }[] = [];
     const apiRoutes: { value: string; from: Source }[] = [];
