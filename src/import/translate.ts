@@ -3,8 +3,7 @@
 // refusals (`file:line: directive: why`). Nothing is dropped without a word. The tables of what each directive
 // becomes are in nginx-directives.ts.
 import path from 'node:path';
-import { translateAuthOptions, proxyPort, redirectHost } from './auth-options.ts';
-import { escapeRegex, literalPrefix, matcherRegex, type Matcher } from './location-match.ts';
+import { escapeRegex, literalPrefix, matcherRegex } from './location-match.ts';
 import { authed as isAuthed, denyOnly, readLocationTree } from './location-tree.ts';
 import {
   dedupe,
@@ -20,6 +19,14 @@ import {
 } from './context.ts';
 import { IMPLIED, REFUSED } from './nginx-directives.ts';
 import type { Directive, NginxConfig } from './nginx-parse.ts';
+import {
+  addApiRoute,
+  checkNamedLocations,
+  claimAuthTargets,
+  skipRegex,
+  translateSiteAuth,
+  type AuthRules,
+} from './oauth2-pattern.ts';
 import type { OAuth2ProxyConfig } from './oauth2-proxy.ts';
 import { routeEntries } from './route-entries.ts';
 import { accessKnobs, hstsOf } from './route-knobs.ts';
@@ -43,32 +50,6 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
   const imply = (d: Directive, why: string) => implyIn(ctx, d, why);
   const refuseOnce = (d: Directive, why: string) => refuseOnceIn(ctx, d, why);
 
-  /**
-   * What an anonymous request gets where auth_request answers 401: true = the login (error_page 401 to oauth2-proxy's
-   * sign_in or start, directly or through a named location that redirects there), false = the 401 itself (no
-   * error_page for 401, or `=401`): an API route; undefined = something else, refused.
-   */
-  const loginErrorPage = (pages: Directive[], named: Map<string, Directive>): boolean | undefined => {
-    let login: boolean | undefined = false;
-    for (const d of pages) {
-      const codes = d.args.filter((a) => /^\d{3}$/.test(a));
-      if (!codes.includes('401')) {
-        refuseOnce(d, 'error pages are Gatehouse’s own (HTML, or JSON when asked)');
-        continue;
-      }
-      const change = d.args.find((a) => a.startsWith('='));
-      const target = d.args.at(-1) ?? '';
-      const redirectsToLogin = (url: string) => /\/oauth2\/(sign_in|start)\b/.test(url);
-      if (change === '=401') login = false;
-      else if (redirectsToLogin(target)) login = true;
-      else if (target.startsWith('@')) {
-        const ret = named.get(target)?.block?.find((x) => x.name === 'return');
-        login = ret && /^30[1278]$/.test(ret.args[0] ?? '') && redirectsToLogin(ret.args[1] ?? '') ? true : undefined;
-      } else login = undefined;
-      if (codes.length > 1) refuseOnce(d, 'error pages other than 401 are Gatehouse’s own');
-    }
-    return login;
-  };
   const { global, httpsListen, httpListen, upstreamBlocks, limitZones, sites, secretFiles, usedCfgs } = ctx;
   const note = (list: Entry[], d: Directive, why: string) => noteIn(ctx, list, d, why);
 
@@ -422,54 +403,21 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
 
   function translateLocations(server: Directive, s: Scope, locations: Directive[], site: SiteOut): void {
     const tree = readLocationTree(ctx, s, locations);
-    const { matchers, named, scopes, parentOf } = tree;
+    const { matchers, scopes, parentOf } = tree;
     const oauth2Locations = tree.oauth2;
-    let proxyAddress = tree.proxyAddress;
     locations = tree.all;
     const authed = (l: Directive) => isAuthed(tree, l);
-    // The auth_request target and every /oauth2/ location are oauth2-proxy's: Gatehouse answers /oauth2/* itself.
-    const authTargets = new Set(
-      [...scopes.values()]
-        .map((x) => x.auth)
-        .filter((a) => a && a.args[0] !== 'off')
-        .map((a) => a!.args[0]!),
-    );
-    for (const target of authTargets) {
-      const l = locations.find((x) => matchers.get(x)?.kind !== 'regex' && matchers.get(x)?.path === target);
-      const pass = l?.block?.find((d) => d.name === 'proxy_pass');
-      const isOAuth2 = target.startsWith('/oauth2/') || (pass && /\/oauth2\/auth$/.test(pass.args[0] ?? ''));
-      if (!l || !isOAuth2) {
-        for (const xs of scopes.values())
-          if (xs.auth?.args[0] === target)
-            refuse(
-              xs.auth,
-              `auth_request to ${target}: only oauth2-proxy's /oauth2/auth is translated; the site is left out (it would be open)`,
-            );
-        site.routes = [];
-        site.leftOut = true;
-        return;
-      }
-      oauth2Locations.add(l);
-      if (pass) proxyAddress ??= pass.args[0];
-    }
-    for (const l of oauth2Locations)
-      (site.notes.push({
-        kind: 'comment',
-        text: `${formatSource(src(l))}: location ${l.args.join(' ')}: oauth2-proxy's endpoint; Gatehouse answers /oauth2/* itself ([auth])`,
-      }),
-        imply(l, 'oauth2-proxy endpoint: answered by Gatehouse ([auth])'));
-
+    if (!claimAuthTargets(ctx, tree, site)) return;
     const routeLocations = locations.filter(
       (l) => !oauth2Locations.has(l) && matchers.get(l) && matchers.get(l)!.kind !== 'named',
     );
     const siteHasAuth = routeLocations.some(authed);
-    const skipRoutes: { value: string; from: Source }[] = [];
-    const apiRoutes: { value: string; from: Source }[] = [];
-    const denyPaths: { value: string; from: Source }[] = [];
-    const flags = {
-      pass_authorization_header: undefined as Source | undefined,
-      pass_access_token: undefined as Source | undefined,
+    const rules: AuthRules = {
+      skipRoutes: [],
+      apiRoutes: [],
+      flags: { pass_authorization_header: undefined, pass_access_token: undefined },
     };
+    const denyPaths: { value: string; from: Source }[] = [];
     const routeBodies = new Map<Directive, Entry[]>();
 
     // Server-level add_header / proxy_set_header / allow+deny / limit_req → site settings.
@@ -502,7 +450,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         );
         continue;
       }
-      const entries = routeEntries(ctx, l, ls, site, m.kind === 'exact' ? m.path : prefix!, flags);
+      const entries = routeEntries(ctx, l, ls, site, m.kind === 'exact' ? m.path : prefix!, rules.flags);
       if (!entries) continue;
       if (m.kind === 'exact') {
         // Routes are prefixes: an exact location is kept only where the route that would take its path does the same.
@@ -533,39 +481,11 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         routeBodies.set(l, entries);
         site.routes.push(entries);
       }
-      if (siteHasAuth && !authed(l)) skipRoutes.push({ value: skipRegex(m, l), from: src(ls.auth ?? l) });
-      if (authed(l)) {
-        const login = loginErrorPage(ls.errorPages, named);
-        if (login === undefined) {
-          for (const d of ls.errorPages)
-            refuseOnce(d, 'error_page for 401 to something other than oauth2-proxy’s sign-in');
-        } else if (!login) apiRoutes.push({ value: matcherRegex(m), from: src(ls.errorPages[0] ?? ls.auth!) });
-      }
+      if (siteHasAuth && !authed(l))
+        rules.skipRoutes.push({ value: skipRegex(tree, routeLocations, m, l), from: src(ls.auth ?? l) });
+      if (authed(l)) addApiRoute(ctx, tree, l, rules);
     }
-    for (const n of named.values())
-      if (![...scopes.values()].some((x) => x.errorPages.some((e) => e.args.at(-1) === n.args[0])))
-        refuse(n, 'a named location no error_page uses');
-      else if ((n.block ?? []).some((x) => x.name === 'return' && /\/oauth2\/(sign_in|start)\b/.test(x.args[1] ?? '')))
-        note(site.notes, n, 'the login redirect of an error_page: Gatehouse redirects to the login itself');
-
-    function skipRegex(m: Matcher, l: Directive): string {
-      // Fail closed: a longer location inside this one that needs the login, or any regex location that does
-      // (nginx tries regexes after prefixes), is excluded from the skip rule.
-      const inner = routeLocations
-        .filter((x) => x !== l && authed(x) && !denyOnly(x))
-        .map((x) => matchers.get(x)!)
-        .filter((x) => x.kind === 'regex' || (m.kind !== 'regex' && x.path.startsWith(m.path) && x.path !== m.path))
-        .map((x) =>
-          x.kind === 'regex'
-            ? x.path.startsWith('^')
-              ? matcherRegex(x)
-              : `[^]*?${matcherRegex(x)}`
-            : matcherRegex(x).slice(1),
-        );
-      const base = matcherRegex(m);
-      if (inner.length === 0) return base;
-      return `^(?!${inner.join('|')})${base.startsWith('^') ? base.slice(1) : `[^]*?${base}`}`;
-    }
+    checkNamedLocations(ctx, tree, site);
 
     if (denyPaths.length > 0)
       site.top.push({
@@ -585,57 +505,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
         site.notes.push({ kind: 'comment', text: 'no location asks for auth_request: the site is public' });
       return;
     }
-    // [auth] from the oauth2-proxy configuration this server sends auth_request to.
-    const port = proxyAddress && /:(\d+)/.exec(proxyAddress)?.[1];
-    const cfg =
-      cfgs.find((c) => redirectHost(c) !== undefined && site.names.includes(redirectHost(c)!)) ??
-      (port ? cfgs.find((c) => proxyPort(c) === port) : undefined) ??
-      (cfgs.length === 1 ? cfgs[0] : undefined);
-    if (!cfg) {
-      refuse(
-        server,
-        `auth_request to oauth2-proxy${proxyAddress ? ` at ${proxyAddress}` : ''} but no oauth2-proxy .cfg (or OAUTH2_PROXY_* variables) for it: the site is left out (it would be open)`,
-        'server',
-      );
-      site.routes = [];
-      site.leftOut = true;
-      return;
-    }
-    usedCfgs.add(cfg);
-    const t = translateAuthOptions(cfg);
-    refused.push(...t.refused);
-    implied.push(...t.implied);
-    for (const f of t.implied)
-      site.notes.push({ kind: 'comment', text: `${formatSource(f.from)}: ${f.name}: ${f.why}` });
-    for (const g of t.global) {
-      const [table, key] = g.key.split('.') as [keyof typeof global, string];
-      if (!global[table].some((e) => e.kind === 'key' && e.key === key))
-        global[table].push({ kind: 'key', key, value: g.value, from: [g.from] });
-    }
-    const lines = new Map(t.lines.map((l) => [l.key, l] as const));
-    for (const [key, secret] of t.secrets) {
-      const file = `secrets/${site.fileName}.${key}`;
-      secretFiles.push({ name: file, text: `${secret.value}\n`, mode: 0o600 });
-      lines.set(key, { key, value: `\${file:${file}}`, from: secret.from, note: 'the value is in that file (0600)' });
-    }
-    for (const [flag, from] of Object.entries(flags))
-      if (from && !lines.has(flag))
-        lines.set(flag, { key: flag, value: true, from, note: 'the nginx config passed it on (auth_request_set)' });
-    const merged = (key: string, extra: { value: string; from: Source }[]) => {
-      const had = lines.get(key);
-      const values = [...((had?.value as string[] | undefined) ?? []), ...extra.map((e) => e.value)];
-      const nginxLines = (had ? extra : extra.slice(1)).map((e) => formatSource(e.from));
-      const note = nginxLines.length > 0 ? `and ${nginxLines.join(', ')}` : had?.note;
-      if (values.length > 0) lines.set(key, { key, value: values, from: had ? had.from : extra[0]!.from, note });
-    };
-    merged('skip_auth_routes', skipRoutes);
-    merged('api_routes', apiRoutes);
-    const order = ['provider', 'oidc_issuer_url', 'client_id', 'client_secret', 'redirect_url', 'cookie_secret'];
-    const keys = [...order.filter((k) => lines.has(k)), ...[...lines.keys()].filter((k) => !order.includes(k))];
-    for (const k of keys) {
-      const l = lines.get(k)!;
-      site.auth.push({ kind: 'key', key: l.key, value: l.value, from: [l.from], note: l.note });
-    }
+    translateSiteAuth(ctx, server, site, tree.proxyAddress, rules);
   }
 
   // Unused oauth2-proxy configurations are reported: their protection would otherwise silently vanish.
