@@ -3,8 +3,6 @@
 // refusals (`file:line: directive: why`). Nothing is dropped without a word. The tables of what each directive
 // becomes are in nginx-directives.ts.
 import path from 'node:path';
-import { escapeRegex, literalPrefix, matcherRegex } from './location-match.ts';
-import { authed as isAuthed, denyOnly, readLocationTree } from './location-tree.ts';
 import {
   dedupe,
   imply as implyIn,
@@ -17,19 +15,10 @@ import {
   type SiteOut,
   type TranslateOptions,
 } from './context.ts';
+import { translateLocations } from './locations.ts';
 import { IMPLIED, REFUSED } from './nginx-directives.ts';
 import type { Directive, NginxConfig } from './nginx-parse.ts';
-import {
-  addApiRoute,
-  checkNamedLocations,
-  claimAuthTargets,
-  skipRegex,
-  translateSiteAuth,
-  type AuthRules,
-} from './oauth2-pattern.ts';
 import type { OAuth2ProxyConfig } from './oauth2-proxy.ts';
-import { routeEntries } from './route-entries.ts';
-import { accessKnobs, hstsOf } from './route-knobs.ts';
 import {
   applyCommon as applyCommonIn,
   childScope,
@@ -391,7 +380,7 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     while (sites.some((x) => x.fileName === fileName)) fileName += '_';
     site.fileName = fileName;
     const secretsBefore = secretFiles.length;
-    translateLocations(server, s, locations, site);
+    translateLocations(ctx, server, s, locations, site);
     if (site.routes.length === 0) {
       if (!site.leftOut) refuse(server, 'no location Gatehouse can serve: a site needs at least one route');
       for (const n of serverNames) siteNames.delete(n);
@@ -399,113 +388,6 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
       return;
     }
     sites.push(site);
-  }
-
-  function translateLocations(server: Directive, s: Scope, locations: Directive[], site: SiteOut): void {
-    const tree = readLocationTree(ctx, s, locations);
-    const { matchers, scopes, parentOf } = tree;
-    const oauth2Locations = tree.oauth2;
-    locations = tree.all;
-    const authed = (l: Directive) => isAuthed(tree, l);
-    if (!claimAuthTargets(ctx, tree, site)) return;
-    const routeLocations = locations.filter(
-      (l) => !oauth2Locations.has(l) && matchers.get(l) && matchers.get(l)!.kind !== 'named',
-    );
-    const siteHasAuth = routeLocations.some(authed);
-    const rules: AuthRules = {
-      skipRoutes: [],
-      apiRoutes: [],
-      flags: { pass_authorization_header: undefined, pass_access_token: undefined },
-    };
-    const denyPaths: { value: string; from: Source }[] = [];
-    const routeBodies = new Map<Directive, Entry[]>();
-
-    // Server-level add_header / proxy_set_header / allow+deny / limit_req → site settings.
-    site.top.push(...accessKnobs(ctx, s.addHeaders, s.access, s.limitReq));
-
-    for (const l of routeLocations) {
-      const m = matchers.get(l)!;
-      const ls = scopes.get(l)!;
-      const body = l.block ?? [];
-      // A location that only denies is a deny_paths rule (403 before routing).
-      if (denyOnly(l)) {
-        // Nested in a prefix location, a regex applies only under that prefix.
-        const outer = parentOf.get(l) && matchers.get(parentOf.get(l)!);
-        const regex = matcherRegex(m);
-        const value =
-          m.kind === 'regex' && outer?.kind === 'prefix'
-            ? `^(?=${escapeRegex(outer.path)})${regex.startsWith('^') ? `(?:${regex})` : `[^]*?(?:${regex})`}`
-            : regex;
-        if (validRegex(value)) denyPaths.push({ value, from: src(l) });
-        else
-          refuse(l, `"${m.path}" is a PCRE expression JavaScript's RegExp does not read: write it as one`, 'location');
-        continue;
-      }
-      const prefix = m.kind === 'prefix' ? m.path : literalPrefix(m);
-      if (m.kind === 'regex' && prefix === undefined) {
-        refuse(
-          l,
-          'routes match path prefixes: a regular-expression location translates only when it denies (deny_paths)',
-          'location',
-        );
-        continue;
-      }
-      const entries = routeEntries(ctx, l, ls, site, m.kind === 'exact' ? m.path : prefix!, rules.flags);
-      if (!entries) continue;
-      if (m.kind === 'exact') {
-        // Routes are prefixes: an exact location is kept only where the route that would take its path does the same.
-        const cover = routeLocations
-          .filter((x) => matchers.get(x)!.kind === 'prefix' && m.path.startsWith(matchers.get(x)!.path))
-          .sort((a, b) => matchers.get(b)!.path.length - matchers.get(a)!.path.length)[0];
-        const coverBody = cover && routeBodies.get(cover);
-        const same = (a: Entry[], b: Entry[]) =>
-          JSON.stringify(
-            a
-              .filter((e) => e.kind === 'key' && e.key !== 'path')
-              .map((e) => [(e as { key: string }).key, (e as { value: unknown }).value]),
-          ) ===
-          JSON.stringify(
-            b
-              .filter((e) => e.kind === 'key' && e.key !== 'path')
-              .map((e) => [(e as { key: string }).key, (e as { value: unknown }).value]),
-          );
-        if (!cover || !coverBody || !same(entries, coverBody)) {
-          refuse(
-            l,
-            `routes are prefixes: "= ${m.path}" would also take ${m.path}…; it translates only when the prefix location around it does the same`,
-            'location',
-          );
-          continue;
-        }
-      } else {
-        routeBodies.set(l, entries);
-        site.routes.push(entries);
-      }
-      if (siteHasAuth && !authed(l))
-        rules.skipRoutes.push({ value: skipRegex(tree, routeLocations, m, l), from: src(ls.auth ?? l) });
-      if (authed(l)) addApiRoute(ctx, tree, l, rules);
-    }
-    checkNamedLocations(ctx, tree, site);
-
-    if (denyPaths.length > 0)
-      site.top.push({
-        kind: 'key',
-        key: 'deny_paths',
-        value: denyPaths.map((d) => d.value),
-        from: denyPaths.map((d) => d.from),
-      });
-    const hsts = hstsOf(ctx, [
-      ...s.addHeaders,
-      ...routeLocations.flatMap((l) => (l.block ?? []).filter((d) => d.name === 'add_header')),
-    ]);
-    if (hsts) site.top.push(hsts);
-
-    if (!siteHasAuth) {
-      if (oauth2Locations.size > 0)
-        site.notes.push({ kind: 'comment', text: 'no location asks for auth_request: the site is public' });
-      return;
-    }
-    translateSiteAuth(ctx, server, site, tree.proxyAddress, rules);
   }
 
   // Unused oauth2-proxy configurations are reported: their protection would otherwise silently vanish.
@@ -600,13 +482,4 @@ export function translate(nginx: NginxConfig, cfgs: OAuth2ProxyConfig[], options
     return !seen.has(key) && !!seen.add(key);
   });
   return { files, refused, implied: unique };
-}
-
-function validRegex(source: string): boolean {
-  try {
-    new RegExp(source);
-    return true;
-  } catch {
-    return false;
-  }
 }
