@@ -143,26 +143,12 @@ function translateMap(ctx: TranslateContext, m: Directive): void {
 /** The [https] and [http] listeners the servers gathered, PROXY protocol and the ACME account. */
 export function finishGlobalTables(ctx: TranslateContext): void {
   const global = ctx.global;
-  const https = byAddress(ctx.httpsListen);
-  if (https.size > 0)
-    global.https.unshift({
-      kind: 'key',
-      key: 'listen',
-      value: [...https.keys()],
-      from: [...https.values()].flat(),
-      note: 'HTTP/1.1 and HTTP/2 on each (ALPN)',
-    });
+  const https = listenLine(ctx.httpsListen, 'HTTP/1.1 and HTTP/2 on each (ALPN)');
+  if (https) global.https.unshift(https);
   if (ctx.proxyProtocol)
     global.https.push({ kind: 'key', key: 'proxy_protocol', value: true, from: [src(ctx.proxyProtocol)] });
-  const plain = byAddress(ctx.httpListen);
-  if (plain.size > 0)
-    global.http.push({
-      kind: 'key',
-      key: 'listen',
-      value: [...plain.keys()],
-      from: [...plain.values()].flat(),
-      note: 'answers ACME challenges, then redirects to HTTPS (308)',
-    });
+  const plain = listenLine(ctx.httpListen, 'answers ACME challenges, then redirects to HTTPS (308)');
+  if (plain) global.http.push(plain);
   if (ctx.usesAcme)
     global.acme.push(
       {
@@ -173,8 +159,10 @@ export function finishGlobalTables(ctx: TranslateContext): void {
     );
 }
 
-function byAddress(list: Listen[]): Map<string, Source[]> {
+/** `listen = [...]`, each address once (with every line that named it); undefined when there is none. */
+function listenLine(list: Listen[], note: string): Entry | undefined {
   const seen = new Map<string, Source[]>();
   for (const l of list) seen.set(l.value, [...(seen.get(l.value) ?? []), l.from]);
-  return seen;
+  if (seen.size === 0) return undefined;
+  return { kind: 'key', key: 'listen', value: [...seen.keys()], from: [...seen.values()].flat(), note };
 }

@@ -19,7 +19,7 @@ export interface Scope {
   index?: Directive;
 }
 
-export const LIST_DIRECTIVES = {
+const LIST_DIRECTIVES = {
   proxy_set_header: 'headers',
   add_header: 'addHeaders',
   error_page: 'errorPages',
