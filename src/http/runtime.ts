@@ -1,12 +1,12 @@
 // Everything a running Gatehouse needs to answer requests, built from a validated Config:
 // sites by name, certificates by SNI, upstream pools, trust rules and the logger.
 // Building has no side effects beyond creating objects; runtime/gatehouse.ts provisions, starts, reloads and closes it.
-import { SiteAuth } from '../auth/site-auth.ts';
+import type { SiteAuth } from '../auth/site-auth.ts';
 import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config, Site } from '../config/model.ts';
 import { openSessionStore, type SessionStore } from '../session/store.ts';
 import type { Logger } from '../observability/logger.ts';
-import { Metrics } from '../observability/metrics.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { TrustedProxies } from '../proxy/trusted-proxies.ts';
 import { UpstreamGroupPool } from '../proxy/upstream-pools.ts';
 import { WebSocketTunnels } from '../proxy/websocket-tunnels.ts';
@@ -57,17 +57,24 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export function buildRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Runtime {
+export async function buildRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
+  // What only some configurations use is loaded when one does: the login code (openid-client, jose, the session
+  // cache) for a site with [auth], prom-client for [metrics]. V8 never unloads a module, so a process that loaded
+  // them keeps their memory for good.
+  const hasAuth = config.sites.some((site) => site.auth);
+  const SiteAuth = hasAuth ? (await import('../auth/site-auth.ts')).SiteAuth : undefined;
+  const Metrics =
+    config.metrics.listen && !options.metrics ? (await import('../observability/metrics.ts')).Metrics : undefined;
   // A store handed in is the caller's to close; one opened here is closed by close().
   const ownStore = !options.sessionStore;
-  const sessionStore = config.sites.some((site) => site.auth)
+  const sessionStore = hasAuth
     ? (options.sessionStore ?? openSessionStore(config.session.store, config.session.file))
     : undefined;
   const siteList = config.sites.map((site): SiteRuntime => ({
     config: site,
     groups: new Map(Object.values(site.upstreams).map((group) => [group.name, new UpstreamGroupPool(group)])),
     auth:
-      site.auth && sessionStore
+      site.auth && sessionStore && SiteAuth
         ? new SiteAuth(
             site.name,
             site.serverNames,
@@ -105,7 +112,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     sessionStore,
     tunnels,
     ...(config.metrics.listen
-      ? { metrics: reuseMetrics(options.metrics, certificates) ?? new Metrics(certificates) }
+      ? { metrics: reuseMetrics(options.metrics, certificates) ?? new Metrics!(certificates) }
       : {}),
     start() {
       for (const auth of auths) auth.oidc.start();

@@ -6,13 +6,14 @@ import http from 'node:http';
 import type { ListenAddress } from '../config/model.ts';
 import { createHealthServer, type Readiness } from '../observability/health.ts';
 import type { Logger } from '../observability/logger.ts';
-import { clusterMetrics, shareWithPrimary } from '../observability/metrics.ts';
 import { runtimeReadiness, type Runtime } from '../http/runtime.ts';
 import { listenOn, probeListen } from '../http/listen.ts';
 import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
 import { withV8Flags } from './v8-flags.ts';
 
 const ACME_SCHEDULER_ENV = 'GATEHOUSE_ACME_SCHEDULER';
+/** Set for the workers of a primary that serves [metrics]: they load prom-client and answer its collection. */
+const METRICS_ENV = 'GATEHOUSE_CLUSTER_METRICS';
 const STOP_MESSAGE = 'gatehouse:stop';
 /** The primary's order to reload the configuration in place (SIGHUP with an unchanged worker count). */
 const RELOAD_MESSAGE = 'gatehouse:reload';
@@ -55,7 +56,7 @@ export interface ServingWorker {
 export function reportListening(gatehouse: ServingWorker): void {
   if (!cluster.isWorker) return;
   const share = (runtime: Runtime) => {
-    if (runtime.metrics) shareWithPrimary(runtime.metrics);
+    runtime.metrics?.shareWithPrimary();
     for (const site of runtime.siteList)
       site.auth?.sessions.onEnded((key) => process.send?.({ type: SESSION_ENDED, key }));
   };
@@ -105,6 +106,9 @@ if (cluster.isWorker) {
   process.on('message', (message) => {
     if (message === STOP_MESSAGE) requestStop('primary');
   });
+  // prom-client answers the primary's collection from the moment it is loaded (observability/metrics.ts): loaded as
+  // the worker starts when the primary serves [metrics], and never by the workers of one that does not.
+  if (process.env[METRICS_ENV] === '1') void import('../observability/metrics.ts');
 }
 
 /** The exit code of a start that no restart can fix: a configuration error, or a listener address that cannot be bound. */
@@ -195,7 +199,10 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
   });
   let scheduler: Worker | undefined;
   const fork = (runsScheduler: boolean): Worker => {
-    const worker = cluster.fork({ [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
+    const worker = cluster.fork({
+      [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0',
+      [METRICS_ENV]: options.metricsListen ? '1' : '0',
+    });
     const state: Supervised = {
       timedOut: false,
       startTimer: setTimeout(() => {
@@ -392,6 +399,7 @@ function allListening(workers: Worker[]): Promise<boolean> {
 
 /** The [metrics] listener of a cluster: /ready asks every serving worker, /metrics sums theirs. */
 async function serveClusterHealth(address: ListenAddress, serving: () => Worker[]): Promise<http.Server> {
+  const { clusterMetrics } = await import('../observability/metrics.ts');
   const metrics = clusterMetrics();
   let queries = 0;
   const server = createHealthServer({

@@ -183,7 +183,7 @@ export class Gatehouse implements Listening {
         : openSessionStore(config.session.store, config.session.file)
       : undefined;
     if (sessionStore) this.#storeUsers.set(sessionStore, (this.#storeUsers.get(sessionStore) ?? 0) + 1);
-    const runtime = buildRuntime(config, this.log, {
+    const runtime = await buildRuntime(config, this.log, {
       fetch: this.#options.fetch,
       sessionStore,
       metrics: prior?.metrics,
