@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { ListenAddress } from '../config/model.ts';
 import { createHealthServer, type Readiness } from '../observability/health.ts';
 import type { Logger } from '../observability/logger.ts';
-import { runtimeReadiness, type Runtime } from '../http/runtime.ts';
+import type { Runtime } from '../http/runtime.ts';
 import { listenOn, probeListen } from '../http/listen.ts';
 import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
 import { withV8Flags } from './v8-flags.ts';
@@ -63,8 +63,12 @@ export function reportListening(gatehouse: ServingWorker): void {
   share(gatehouse.runtime);
   gatehouse.onRuntime(share);
   process.on('message', (message: { type?: string; id?: number; key?: string }) => {
+    // Imported where used, not at the top: the primary never serves and stays without the request path's modules
+    // (undici, the proxy, TLS); in a worker it is loaded already.
     if (message?.type === READINESS_QUERY)
-      process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(gatehouse.runtime) });
+      void import('../http/runtime.ts').then(({ runtimeReadiness }) =>
+        process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(gatehouse.runtime) }),
+      );
     if (message?.type === SESSION_ENDED && typeof message.key === 'string') gatehouse.endTunnels(message.key);
   });
   process.send?.(LISTENING_MESSAGE);

@@ -52,11 +52,17 @@ async function configFolder(t: { after(fn: () => void): void }, extra: { global?
   return dir;
 }
 
-/** Runs `gatehouse serve` until it listens, stops it with SIGTERM, and returns the packages it loaded. */
-async function packagesLoadedBy(dir: string): Promise<Set<string>> {
-  const report = path.join(dir, 'loaded.json');
+interface Loaded {
+  worker: boolean;
+  packages: Set<string>;
+}
+
+/** Runs `gatehouse serve` until `listening` processes listen, stops it with SIGTERM, and returns what each process
+ *  loaded (a single process, or the primary and its workers). */
+async function packagesLoadedBy(dir: string, listening = 1): Promise<Loaded[]> {
+  const reports = fs.mkdtempSync(path.join(dir, 'loaded-'));
   const child = spawn(process.execPath, [`--import=${RECORDER}`, MAIN, 'serve', '--config', dir], {
-    env: { ...process.env, LOADED_PACKAGES: report },
+    env: { ...process.env, LOADED_PACKAGES: reports },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -64,19 +70,27 @@ async function packagesLoadedBy(dir: string): Promise<Set<string>> {
     createInterface({ input: stream }).on('line', (line) => lines.push(line));
   try {
     await until(
-      () => lines.some((line) => /listening/.test(line)) || child.exitCode !== null,
-      () => `a "listening" line\n${lines.join('\n')}`,
+      () => lines.filter((line) => /listening/.test(line)).length >= listening || child.exitCode !== null,
+      () => `${listening} "listening" line(s)\n${lines.join('\n')}`,
     );
     assert.equal(child.exitCode, null, lines.join('\n'));
   } finally {
     if (child.exitCode === null) child.kill('SIGTERM');
     if (child.exitCode === null) await once(child, 'exit');
   }
-  return new Set(JSON.parse(fs.readFileSync(report, 'utf8')) as string[]);
+  const files = fs.readdirSync(reports);
+  assert.equal(files.length, listening === 1 ? 1 : listening + 1, `one report per process: ${files.join(', ')}`);
+  return files.map((file) => {
+    const { worker, packages } = JSON.parse(fs.readFileSync(path.join(reports, file), 'utf8')) as {
+      worker: boolean;
+      packages: string[];
+    };
+    return { worker, packages: new Set(packages) };
+  });
 }
 
 test('serve with public sites only loads none of the login, ACME, demo, metrics, pretty-log, static-file or WebSocket libraries', async (t) => {
-  const loaded = await packagesLoadedBy(await configFolder(t));
+  const loaded = (await packagesLoadedBy(await configFolder(t)))[0]!.packages;
   assert.ok(loaded.has('pino'), `the recorder sees what serve loads: ${[...loaded].join(', ')}`);
   assert.deepEqual(
     ON_DEMAND.filter((name) => loaded.has(name)),
@@ -100,7 +114,35 @@ test('serve loads the login, the Prometheus client and the pretty-printer when t
       '',
     ].join('\n'),
   });
-  const loaded = await packagesLoadedBy(dir);
+  const loaded = (await packagesLoadedBy(dir))[0]!.packages;
   for (const name of ['openid-client', 'jose', 'prom-client', 'pino-pretty'])
     assert.ok(loaded.has(name), `${name} is loaded: ${[...loaded].join(', ')}`);
+});
+
+test('workers = 2: the cluster primary loads none of the request path, its workers none of what the config does not use', async (t) => {
+  const dir = await configFolder(t);
+  const toml = path.join(dir, 'gatehouse.toml');
+  fs.writeFileSync(toml, fs.readFileSync(toml, 'utf8').replace('workers = 1', 'workers = 2'));
+  const processes = await packagesLoadedBy(dir, 2);
+  const primary = processes.find((p) => !p.worker)!;
+  // It forks, restarts, reloads and answers [metrics]: the request path and the upstream client are the workers'.
+  const requestPath = (name: string) => /^src\/(proxy|auth|http\/pipeline)/.test(name) || name === 'undici';
+  assert.deepEqual(
+    [...primary.packages].filter((name) => requestPath(name) || ON_DEMAND.includes(name)),
+    [],
+    `the primary loaded: ${[...primary.packages].join(', ')}`,
+  );
+  const workers = processes.filter((p) => p.worker);
+  assert.equal(workers.length, 2);
+  for (const { packages } of workers) {
+    assert.ok(
+      packages.has('src/http/pipeline.ts'),
+      `the recorder sees what a worker loads: ${[...packages].join(', ')}`,
+    );
+    assert.deepEqual(
+      ON_DEMAND.filter((name) => packages.has(name)),
+      [],
+      `a worker loaded: ${[...packages].join(', ')}`,
+    );
+  }
 });
