@@ -3,6 +3,7 @@
 // establish (tokens → identity → tenant/overage checks), used by the callback and by refresh alike.
 import type { AuthSettings } from '../config/model.ts';
 import { TrustedProxies } from '../proxy/trusted-proxies.ts';
+import { PROVIDER_UNAVAILABLE, type Authenticated } from './authenticated.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AuthEvent } from '../observability/metrics.ts';
 import { readCookie } from '../session/cookies.ts';
@@ -50,11 +51,6 @@ const FATAL_REFRESH_ERRORS = new Set([
   'invalid_client',
 ]);
 const WAIT_OVER = Symbol('wait over');
-
-/** What authenticate() answers when the access token the site sends upstream has expired and no refresh completed in
- *  time: the request gets 503 with Retry-After, never the expired token. */
-export const PROVIDER_UNAVAILABLE = 'provider-unavailable';
-export type Authenticated = Session | undefined | typeof PROVIDER_UNAVAILABLE;
 
 export class SiteAuth {
   readonly settings: AuthSettings;

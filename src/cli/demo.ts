@@ -10,7 +10,7 @@ import path from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import { startEchoBackend } from '../demo/echo-backend.ts';
 import { startDemoIdentityProvider } from '../demo/identity-provider.ts';
-import { createLogger } from '../observability/logger.ts';
+import { openLogger } from '../observability/logger.ts';
 import { writeFileAtomic } from '../base/atomic-write.ts';
 import { createGatehouse, type Gatehouse } from '../runtime/gatehouse.ts';
 import { catchStopSignals } from '../runtime/process-signals.ts';
@@ -174,7 +174,7 @@ skip_auth_routes = ["^/public/"]`
     await helpers();
     throw error;
   }
-  const gatehouse = await createGatehouse(config, { log: createLogger(config.log) }).start();
+  const gatehouse = await createGatehouse(config, { log: await openLogger(config.log) }).start();
   return { gatehouse, url: `https://localhost:${gatehouse.https[0]!.port}`, issuer: idp.issuer, stop: helpers };
 }
 

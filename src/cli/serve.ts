@@ -4,7 +4,7 @@
 import { loadConfig } from '../config/load.ts';
 import { ConfigError, formatProblem } from '../config/problems.ts';
 import type { Config, ListenAddress } from '../config/model.ts';
-import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
+import { flushLogger, openLogger, type Logger } from '../observability/logger.ts';
 import {
   isClusterWorker,
   leaveCluster,
@@ -28,7 +28,7 @@ export async function serve(configDir: string): Promise<number> {
   } catch (error) {
     return reportConfigError(error);
   }
-  const log = createLogger(config.log);
+  const log = await openLogger(config.log);
   try {
     return await serveConfig(config, configDir, log);
   } catch (error) {

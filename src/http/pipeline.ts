@@ -9,11 +9,10 @@
 import type { IncomingMessage } from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
-import { sendChallenge } from '../auth/challenge.ts';
+import { PROVIDER_UNAVAILABLE } from '../auth/authenticated.ts';
 import { upstreamHeaders } from '../auth/identity-headers.ts';
 import { requestOrigin } from '../auth/redirect.ts';
-import { handleOAuth2 } from '../auth/routes.ts';
-import { PROVIDER_UNAVAILABLE, type SiteAuth } from '../auth/site-auth.ts';
+import type { SiteAuth } from '../auth/site-auth.ts';
 import { sendOwn } from '../base/own-answer.ts';
 import { logUpgradeWhenDone, logWhenDone } from './access-log.ts';
 import { forwardHttp } from '../proxy/forward-http.ts';
@@ -50,6 +49,21 @@ type Routed = Extract<Target, { route: unknown }>;
 
 /** Retry-After on a 503 for a provider that cannot be reached right now. */
 const RETRY_SOON = { 'retry-after': '5' };
+
+let loginCode:
+  | Promise<
+      Pick<typeof import('../auth/challenge.ts'), 'sendChallenge'> &
+        Pick<typeof import('../auth/routes.ts'), 'handleOAuth2'>
+    >
+  | undefined;
+/** The login's challenge and /oauth2/* endpoints, loaded by the first request that needs them: only a site with
+ *  [auth] has one, and a process serving only public sites never loads openid-client (see http/runtime.ts). */
+function login() {
+  loginCode ??= Promise.all([import('../auth/challenge.ts'), import('../auth/routes.ts')]).then(
+    ([{ sendChallenge }, { handleOAuth2 }]) => ({ sendChallenge, handleOAuth2 }),
+  );
+  return loginCode;
+}
 
 export function createRequestHandler(runtime: Runtime): (req: AnyRequest, res: AnyResponse) => void {
   return (req, res) => {
@@ -251,6 +265,7 @@ async function oauth2Endpoint(
 ): Promise<void> {
   ctx.pathname = target.pathname;
   if (out instanceof RawAnswer) return refuse(ctx, req, out, 'ERR_ROUTE_NOT_FOUND');
+  const { handleOAuth2 } = await login();
   Object.assign(
     ctx,
     await handleOAuth2(target.site.auth!, req, out, ctx.id, target.pathname, target.host, runtime.log),
@@ -266,6 +281,7 @@ async function challenge(
   target: Routed,
 ): Promise<void> {
   if (out instanceof RawAnswer) return refuse(ctx, req, out, 'ERR_AUTH_REQUIRED');
+  const { sendChallenge } = await login();
   ctx.error = await sendChallenge(auth, req, out, ctx.id, target.pathname, requestOrigin(req.headers, target.host));
 }
 

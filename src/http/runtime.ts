@@ -1,13 +1,13 @@
 // Everything a running Gatehouse needs to answer requests, built from a validated Config:
 // sites by name, certificates by SNI, upstream pools, trust rules and the logger.
 // Building has no side effects beyond creating objects; runtime/gatehouse.ts provisions, starts, reloads and closes it.
-import { SiteAuth } from '../auth/site-auth.ts';
+import type { SiteAuth } from '../auth/site-auth.ts';
 import type { FetchLike } from '../auth/oidc/client.ts';
 import type { Config, Site } from '../config/model.ts';
 import { openConfiguredStore } from '../session/open-store.ts';
 import type { SessionStore } from '../session/store.ts';
 import type { Logger } from '../observability/logger.ts';
-import { Metrics, type UpstreamState } from '../observability/metrics.ts';
+import type { Metrics, UpstreamState } from '../observability/metrics.ts';
 import { TrustedProxies } from '../proxy/trusted-proxies.ts';
 import { GroupHealth } from '../proxy/health-checks.ts';
 import { UpstreamGroupPool } from '../proxy/upstream-pools.ts';
@@ -67,12 +67,17 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export function buildRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Runtime {
+export async function buildRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
+  // What only some configurations use is loaded when one does: the login code (openid-client, jose, the session
+  // cache) for a site with [auth], prom-client for [metrics]. V8 never unloads a module, so a process that loaded
+  // them keeps their memory for good.
+  const hasAuth = config.sites.some((site) => site.auth);
+  const SiteAuth = hasAuth ? (await import('../auth/site-auth.ts')).SiteAuth : undefined;
+  const Metrics =
+    config.metrics.listen && !options.metrics ? (await import('../observability/metrics.ts')).Metrics : undefined;
   // A store handed in is the caller's to close; one opened here is closed by close().
   const ownStore = !options.sessionStore;
-  const sessionStore = config.sites.some((site) => site.auth)
-    ? (options.sessionStore ?? openConfiguredStore(config))
-    : undefined;
+  const sessionStore = hasAuth ? (options.sessionStore ?? openConfiguredStore(config)) : undefined;
   // Made once the certificates are (below); the sites' auth counts into it from their first request on.
   let metrics: Metrics | undefined;
   const siteList = config.sites.map((site): SiteRuntime => {
@@ -87,7 +92,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
     return { config: site, groups, health, auth: siteAuth(site) };
   });
   function siteAuth(site: Site): SiteAuth | undefined {
-    return site.auth && sessionStore
+    return site.auth && sessionStore && SiteAuth
       ? new SiteAuth(
           site.name,
           site.serverNames,
@@ -117,7 +122,7 @@ export function buildRuntime(config: Config, log: Logger, options: RuntimeOption
   for (const site of siteList)
     if (site.config.tls.source === 'files')
       certificates.setSite(site.config.name, site.config.serverNames, site.config.tls);
-  if (config.metrics.listen) metrics = options.metrics ?? new Metrics(certificates);
+  if (config.metrics.listen) metrics = options.metrics ?? new Metrics!(certificates);
 
   return {
     config,

@@ -213,11 +213,11 @@ export class Metrics {
   renewalFailed(site: string): void {
     this.#renewalFailures.inc({ site });
   }
-}
 
-/** In a cluster worker: the registry the primary's /metrics collects from this process. */
-export function shareWithPrimary(metrics: Metrics): void {
-  client.AggregatorRegistry.setRegistries([metrics.registry]);
+  /** In a cluster worker: makes this the registry the primary's /metrics collects from this process. */
+  shareWithPrimary(): void {
+    client.AggregatorRegistry.setRegistries([this.registry]);
+  }
 }
 
 /** prom-client's cluster messages; its worker side (the AggregatorRegistry made above) answers them. */

@@ -1,7 +1,6 @@
 // A route that serves files, as nginx's `root` does: the full request path is appended to the root folder.
 // `send` does the careful parts: no escape from the root (.. and encoded variants), dotfiles refused,
 // index files, ETag / Last-Modified with conditional requests, ranges.
-import send from 'send';
 import type { Route } from '../config/model.ts';
 import type { ErrorCode } from '../base/errors.ts';
 import type { AnyRequest, AnyResponse } from '../base/types.ts';
@@ -11,13 +10,17 @@ export interface StaticResult {
   bytes: number;
 }
 
-export function serveStatic(
+let sendModule: Promise<{ default: typeof import('send') }> | undefined;
+
+export async function serveStatic(
   req: AnyRequest,
   res: AnyResponse,
   action: Extract<Route['action'], { kind: 'static' }>,
   pathname: string,
 ): Promise<StaticResult> {
-  if (req.method !== 'GET' && req.method !== 'HEAD') return Promise.resolve({ error: 'ERR_HTTP_METHOD', bytes: 0 });
+  if (req.method !== 'GET' && req.method !== 'HEAD') return { error: 'ERR_HTTP_METHOD', bytes: 0 };
+  // Loaded by the first file served: a configuration without a `root` route never carries it.
+  const { default: send } = await (sendModule ??= import('send'));
   return new Promise((resolve) => {
     let bytes = 0;
     const stream = send(req as never, pathname, {

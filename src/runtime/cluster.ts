@@ -6,14 +6,16 @@ import http from 'node:http';
 import type { ListenAddress } from '../config/model.ts';
 import { createHealthServer, type Readiness } from '../observability/health.ts';
 import type { Logger } from '../observability/logger.ts';
-import { clusterMetrics, shareWithPrimary, type ReloadOutcome } from '../observability/metrics.ts';
-import { runtimeReadiness, type Runtime } from '../http/runtime.ts';
+import type { clusterMetrics, ReloadOutcome } from '../observability/metrics.ts';
+import type { Runtime } from '../http/runtime.ts';
 import { listenOn, probeListen } from '../http/listen.ts';
 import { requestStop, whenReloadRequested, whenStopRequested } from './process-signals.ts';
 import { notifySystemd, reloadingMessage } from './systemd-notify.ts';
 import { withV8Flags } from './v8-flags.ts';
 
 const ACME_SCHEDULER_ENV = 'GATEHOUSE_ACME_SCHEDULER';
+/** Set for the workers of a primary that serves [metrics]: they load prom-client and answer its collection. */
+const METRICS_ENV = 'GATEHOUSE_CLUSTER_METRICS';
 const STOP_MESSAGE = 'gatehouse:stop';
 /** The primary's order to reload the configuration in place (SIGHUP with an unchanged worker count). */
 const RELOAD_MESSAGE = 'gatehouse:reload';
@@ -58,15 +60,19 @@ export interface ServingWorker {
 export function reportListening(gatehouse: ServingWorker): void {
   if (!cluster.isWorker) return;
   const share = (runtime: Runtime) => {
-    if (runtime.metrics) shareWithPrimary(runtime.metrics);
+    runtime.metrics?.shareWithPrimary();
     for (const site of runtime.siteList)
       site.auth?.sessions.onEnded((key) => process.send?.({ type: SESSION_ENDED, key }));
   };
   share(gatehouse.runtime);
   gatehouse.onRuntime(share);
   process.on('message', (message: { type?: string; id?: number; key?: string }) => {
+    // Imported where used, not at the top: the primary never serves and stays without the request path's modules
+    // (undici, the proxy, TLS); in a worker it is loaded already.
     if (message?.type === READINESS_QUERY)
-      process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(gatehouse.runtime) });
+      void import('../http/runtime.ts').then(({ runtimeReadiness }) =>
+        process.send?.({ type: READINESS_ANSWER, id: message.id, ...runtimeReadiness(gatehouse.runtime) }),
+      );
     if (message?.type === SESSION_ENDED && typeof message.key === 'string') gatehouse.endTunnels(message.key);
   });
   process.send?.(LISTENING_MESSAGE);
@@ -108,6 +114,9 @@ if (cluster.isWorker) {
   process.on('message', (message) => {
     if (message === STOP_MESSAGE) requestStop('primary');
   });
+  // prom-client answers the primary's collection from the moment it is loaded (observability/metrics.ts): loaded as
+  // the worker starts when the primary serves [metrics], and never by the workers of one that does not.
+  if (process.env[METRICS_ENV] === '1') void import('../observability/metrics.ts');
 }
 
 /** The exit code of a start that no restart can fix: a configuration error, or a listener address that cannot be bound. */
@@ -187,7 +196,9 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
     [...live]
       .filter(([w, state]) => state.listeningAt !== undefined && !retiring.has(w) && !starting.has(w))
       .map(([w]) => w);
-  const metrics = options.metricsListen ? clusterMetrics(serving) : undefined;
+  const metrics = options.metricsListen
+    ? (await import('../observability/metrics.ts')).clusterMetrics(serving)
+    : undefined;
   const health = options.metricsListen ? await serveClusterHealth(options.metricsListen, metrics!, serving) : undefined;
   /** systemd has been told READY=1 (once every first worker listens). */
   let ready = false;
@@ -204,7 +215,10 @@ export async function runPrimary(options: PrimaryOptions, log: Logger): Promise<
   });
   let scheduler: Worker | undefined;
   const fork = (runsScheduler: boolean): Worker => {
-    const worker = cluster.fork({ [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0' });
+    const worker = cluster.fork({
+      [ACME_SCHEDULER_ENV]: runsScheduler ? '1' : '0',
+      [METRICS_ENV]: options.metricsListen ? '1' : '0',
+    });
     const state: Supervised = {
       timedOut: false,
       startTimer: setTimeout(() => {

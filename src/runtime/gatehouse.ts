@@ -177,7 +177,7 @@ export class Gatehouse implements Listening {
     const keep = prior?.sessionStore && sameStore(prior.config, config);
     const sessionStore = needsStore ? (keep ? prior.sessionStore : this.#openStore(config)) : undefined;
     if (sessionStore) this.#storeUsers.set(sessionStore, (this.#storeUsers.get(sessionStore) ?? 0) + 1);
-    const runtime = buildRuntime(config, this.log, {
+    const runtime = await buildRuntime(config, this.log, {
       fetch: this.#options.fetch,
       sessionStore,
       metrics: prior?.metrics,

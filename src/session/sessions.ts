@@ -156,7 +156,7 @@ export class SiteSessions {
     if (!this.#verified.has(value)) {
       if (!macEquals(this.#cookieKey, `${this.cookieName}=${value.slice(0, dot)}`, value.slice(dot + 1)))
         return undefined;
-      this.#verified.set(value, true);
+      this.#verified.set(ownCopy(value), true);
     }
     const id = value.slice(0, dot);
     const key = this.#storeKey(id);
@@ -393,7 +393,9 @@ export class SiteSessions {
     return cached;
   }
 
-  async #load(id: string): Promise<Session | undefined> {
+  async #load(cookieId: string): Promise<Session | undefined> {
+    // The id kept as a cache key (here and in #keys) must not be the slice of the request's Cookie header it came as.
+    const id = ownCopy(cookieId);
     const stored = await this.#read(id);
     if (!stored) return undefined;
     const session = this.#inMemoryPart(stored);
@@ -413,9 +415,13 @@ export class SiteSessions {
     return stored;
   }
 
-  /** What the cache keeps of a stored session: no token that no request sends. */
+  /** What the cache keeps of a stored session: no token that no request sends, no string twice. */
   #inMemoryPart(stored: StoredSession): Session {
     const { idToken, accessToken, refreshToken, ...fields } = stored;
+    // JSON.parse makes a string per field: user, email and preferred_username are often the same address.
+    const identity = fields.identity;
+    if (identity.email === identity.user) identity.email = identity.user;
+    if (identity.preferredUsername === identity.user) identity.preferredUsername = identity.user;
     return {
       ...fields,
       refreshable: refreshToken !== undefined,
@@ -429,6 +435,15 @@ export class SiteSessions {
     if (key === undefined) this.#keys.set(id, (key = crypto.createHash('sha256').update(id).digest('base64url')));
     return key;
   }
+}
+
+/**
+ * A copy of an ASCII string that holds only its own characters. A cookie value read from the Cookie header is a slice
+ * of it, and V8 keeps the whole string a slice was cut from alive as long as the slice lives: as a cache key it would
+ * hold the request's Cookie header (every cookie of the site, often kilobytes) for as long as the session is cached.
+ */
+function ownCopy(text: string): string {
+  return Buffer.from(text, 'latin1').toString('latin1');
 }
 
 /** The sealed JSON of a store row: the session with all its tokens. */

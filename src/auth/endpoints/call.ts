@@ -6,7 +6,8 @@ import type { Logger } from '../../observability/logger.ts';
 import type { Session } from '../../session/sessions.ts';
 import { sendProviderUnavailable } from '../challenge.ts';
 import { validateReturnUrl } from '../redirect.ts';
-import { PROVIDER_UNAVAILABLE, type SiteAuth } from '../site-auth.ts';
+import { PROVIDER_UNAVAILABLE } from '../authenticated.ts';
+import type { SiteAuth } from '../site-auth.ts';
 
 /** One request to an endpoint. origin: scheme://host[:port] as the client addressed us; url: the request's URL on it. */
 export interface EndpointCall {
