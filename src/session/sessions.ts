@@ -432,7 +432,9 @@ export class SiteSessions {
 
   #storeKey(id: string): string {
     let key = this.#keys.get(id);
-    if (key === undefined) this.#keys.set(id, (key = crypto.createHash('sha256').update(id).digest('base64url')));
+    // Copied on a miss only: the id a request brings is a slice of its Cookie header (see ownCopy).
+    if (key === undefined)
+      this.#keys.set(ownCopy(id), (key = crypto.createHash('sha256').update(id).digest('base64url')));
     return key;
   }
 }

@@ -16,12 +16,13 @@ import { until } from '../harness/wait.ts';
 
 const RECORDER = path.resolve(import.meta.dirname, '../fixtures/record-packages.ts');
 
-/** Loaded only by a configuration (or a request) that needs them. */
+/** Loaded only by a configuration (or a request) that needs them. (lru-cache is not among them: it is small, and
+ *  rate limiting keeps its buckets in one.) */
 const ON_DEMAND = [
   'openid-client',
   'oauth4webapi',
   'jose',
-  'lru-cache',
+  'ioredis',
   'acme-client',
   '@peculiar/x509',
   'oidc-provider',
