@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { loadConfig } from '../../src/config/load.ts';
+import { runtimeReadiness } from '../../src/http/runtime.ts';
 import { SECRET, toml, writeAuthConfig } from '../harness/gatehouse-auth.ts';
 import { serveFolder } from '../harness/gatehouse.ts';
 import { startOP } from '../harness/op.ts';
@@ -103,6 +104,11 @@ test('in-process: a reload that changes [store] connects anew and closes the old
   const name = `gatehouse:${process.pid}`;
   await until(async () => (await gatehouseClients(redis)).length >= 2, 'Gatehouse connects to Redis');
   assert.deepEqual(await gatehouseClients(redis), [`${name}:cmd`, `${name}:sub`]);
+  // /ready: the sessions' store and the ACME storage are the one pair, so they report the same health.
+  await until(() => runtimeReadiness(served.runtime).store?.state === 'up', 'the store is up');
+  const ready = runtimeReadiness(served.runtime);
+  assert.ok(ready.acme_storage, '/ready reports the ACME storage');
+  assert.deepEqual(ready.acme_storage, ready.store);
   const before = await redis.command('CLIENT', 'LIST');
   const ids = (list: string) => [...list.matchAll(/id=(\d+) .* name=gatehouse/g)].map((m) => m[1]).sort();
 
