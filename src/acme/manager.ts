@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Config, Site } from '../config/model.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { RedisConnections } from '../store/redis.ts';
 import type { CertificateStore, KeyPair } from '../tls/certificate-store.ts';
 import { createSelfSigned } from '../tls/self-signed.ts';
 import {
@@ -33,6 +34,8 @@ export interface AcmeOptions {
   challengeWaitMs?: number;
   /** The store to use instead of the one [store] backend names. */
   store?: AcmeStore;
+  /** The process's Redis connections, lent to the Redis store [store] names (else it opens its own). */
+  redis?: RedisConnections;
 }
 
 /** Time for the process holding [acme] http_port (another one sharing the storage) to come up and answer. */
@@ -92,7 +95,7 @@ export class AcmeManager {
     this.now = options.now ?? Date.now;
     this.challengeWaitMs = options.challengeWaitMs ?? CHALLENGE_WAIT_MS;
     if (config.acme.caRootPem) trustForAcme(config.acme.caRootPem);
-    this.store = options.store ?? openAcmeStore(config);
+    this.store = options.store ?? openAcmeStore(config, options.redis);
     for (const site of config.sites)
       if (site.tls.source === 'acme') this.states.set(site.name, { site, failures: 0, nextAttemptAt: 0 });
   }

@@ -61,9 +61,10 @@ export class RedisAcmeStore implements AcmeStore {
   readonly #lockTtlMs: number;
   readonly #watchers = new Map<string, Set<() => void>>();
 
-  constructor(config: RedisStoreConfig, options: { lockTtlMs?: number } = {}) {
+  /** `redis`: the process's connections, lent (close() then leaves them open); without it the store opens its own. */
+  constructor(config: RedisStoreConfig, options: { lockTtlMs?: number; redis?: RedisConnections } = {}) {
     if (!config.encryptionKey) throw new Error('[store] encryption_key is needed to keep ACME private keys in Redis');
-    this.#redis = connectRedis(config, 'gatehouse-acme');
+    this.#redis = options.redis ?? connectRedis(config, 'gatehouse-acme');
     this.#prefix = `${config.prefix}acme:`;
     this.where = `Redis (keys ${this.#prefix}*)`;
     this.#key = derivedKey(config.encryptionKey, 'acme private keys');

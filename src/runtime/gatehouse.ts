@@ -14,6 +14,7 @@ import { createRequestHandler, createUpgradeHandler } from '../http/pipeline.ts'
 import type { Logger } from '../observability/logger.ts';
 import { openConfiguredStore, sameStore } from '../session/open-store.ts';
 import type { SessionStore } from '../session/store.ts';
+import { connectRedis, type RedisPair } from '../store/redis.ts';
 import { formatAddress, Listeners, type Handlers, type Listening } from '../http/listeners.ts';
 import { buildRuntime, type Runtime } from '../http/runtime.ts';
 
@@ -29,9 +30,19 @@ export interface GatehouseOptions {
 /** How often a reload looks whether the new configuration's identity providers are ready before it swaps. */
 const READY_POLL_MS = 50;
 
+/** The Redis connections of [store] backend = "redis": one pair per process and [store] settings, lent to both the
+ *  session store and the ACME store of every configuration that uses them. */
+interface SharedRedis {
+  key: string;
+  pair: RedisPair;
+  /** Configurations (generations) using it: closed when the last one closes. */
+  users: number;
+}
+
 /** One provisioned configuration: its runtime, ACME manager, handlers, and what is still running on it. */
 interface Generation extends Handlers {
   acme?: AcmeManager;
+  redis?: SharedRedis;
   /** Requests and WebSockets that began on it and have not ended. */
   active: number;
   retired: boolean;
@@ -50,6 +61,8 @@ export class Gatehouse implements Listening {
   readonly #onRuntime: Array<(runtime: Runtime) => void> = [];
   /** How many configurations use each session store: a reload may keep the running one. */
   readonly #storeUsers = new Map<SessionStore, number>();
+  /** The open Redis connections by [store] settings: a reload with the same [store] keeps them. */
+  readonly #redis = new Map<string, SharedRedis>();
 
   constructor(config: Config, options: GatehouseOptions) {
     this.#config = config;
@@ -175,13 +188,21 @@ export class Gatehouse implements Listening {
     // Sessions outlive a reload: the running store is kept when its settings are unchanged (a memory store would
     // otherwise sign everybody out).
     const keep = prior?.sessionStore && sameStore(prior.config, config);
-    const sessionStore = needsStore ? (keep ? prior.sessionStore : this.#openStore(config)) : undefined;
+    const redis = this.#acquireRedis(config);
+    const sessionStore = needsStore ? (keep ? prior.sessionStore : this.#openStore(config, redis)) : undefined;
     if (sessionStore) this.#storeUsers.set(sessionStore, (this.#storeUsers.get(sessionStore) ?? 0) + 1);
-    const runtime = await buildRuntime(config, this.log, {
-      fetch: this.#options.fetch,
-      sessionStore,
-      metrics: prior?.metrics,
-    });
+    let runtime;
+    try {
+      runtime = await buildRuntime(config, this.log, {
+        fetch: this.#options.fetch,
+        sessionStore,
+        metrics: prior?.metrics,
+      });
+    } catch (error) {
+      this.#releaseStore(sessionStore);
+      void this.#releaseRedis(redis);
+      throw error;
+    }
     // A session that ends on the new configuration also closes the WebSockets still open on an old one.
     for (const site of runtime.siteList)
       site.auth?.sessions.onEnded((key) => {
@@ -189,10 +210,11 @@ export class Gatehouse implements Listening {
       });
     let acme;
     try {
-      acme = await prepareAcme(runtime, this.#options.acme);
+      acme = await prepareAcme(runtime, { ...this.#options.acme, ...(redis ? { redis: redis.pair.borrow() } : {}) });
     } catch (error) {
       await runtime.close();
       this.#releaseStore(sessionStore);
+      void this.#releaseRedis(redis);
       throw error;
     }
     const onRequest = createRequestHandler(runtime);
@@ -201,6 +223,7 @@ export class Gatehouse implements Listening {
     const generation: Generation = {
       runtime,
       acme,
+      ...(redis ? { redis } : {}),
       active: 0,
       retired: false,
       request: (req, res) => {
@@ -253,14 +276,40 @@ export class Gatehouse implements Listening {
       await generation.acme?.stop();
       await generation.runtime.close();
       this.#releaseStore(generation.runtime.sessionStore);
+      await this.#releaseRedis(generation.redis);
       this.#retired.delete(generation);
     })();
     return generation.closed;
   }
 
+  /**
+   * The process's Redis connections for config's [store] (backend = "redis" and a site with [auth] or ACME), opened
+   * once and kept by a reload that leaves [store] as it is. A reload that changes [store] (another URL, a rotated
+   * password) connects anew for the new configuration; the old connections close with the last configuration using
+   * them.
+   */
+  #acquireRedis(config: Config): SharedRedis | undefined {
+    if (config.store.backend !== 'redis') return undefined;
+    if (!config.sites.some((site) => site.auth || site.tls.source === 'acme')) return undefined;
+    const key = JSON.stringify(config.store);
+    let shared = this.#redis.get(key);
+    if (!shared) {
+      shared = { key, pair: connectRedis(config.store, `gatehouse:${process.pid}`), users: 0 };
+      this.#redis.set(key, shared);
+    }
+    shared.users++;
+    return shared;
+  }
+
+  async #releaseRedis(shared: SharedRedis | undefined): Promise<void> {
+    if (!shared || --shared.users > 0) return;
+    this.#redis.delete(shared.key);
+    await shared.pair.close();
+  }
+
   /** Opens the configured store; a shared one's changes of health are logged (what /ready reports). */
-  #openStore(config: Config): SessionStore {
-    const store = openConfiguredStore(config);
+  #openStore(config: Config, redis: SharedRedis | undefined): SessionStore {
+    const store = openConfiguredStore(config, redis?.pair.borrow());
     store.onHealth?.((health) => {
       if (health.state === 'up') this.log.info({ store: 'redis' }, 'session store reachable');
       else

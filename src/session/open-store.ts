@@ -1,12 +1,13 @@
 // The session store [store] and [session] name: the local SQLite file (or memory), or Redis shared by every instance.
 import type { Config } from '../config/model.ts';
-import { connectRedis } from '../store/redis.ts';
+import { connectRedis, type RedisConnections } from '../store/redis.ts';
 import { RedisSessionStore } from './redis-store.ts';
 import { openSessionStore, type SessionStore } from './store.ts';
 
-export function openConfiguredStore(config: Pick<Config, 'store' | 'session'>): SessionStore {
+/** `redis`: the process's Redis connections to use (lent: the store leaves them open); else it opens its own. */
+export function openConfiguredStore(config: Pick<Config, 'store' | 'session'>, redis?: RedisConnections): SessionStore {
   return config.store.backend === 'redis'
-    ? new RedisSessionStore(connectRedis(config.store))
+    ? new RedisSessionStore(redis ?? connectRedis(config.store))
     : openSessionStore(config.session.store, config.session.file);
 }
 

@@ -2,7 +2,9 @@
 // (a subscribed connection can issue nothing else). Nothing a request waits for may block: commands fail after
 // command_timeout, and none is queued while the connection is down (enableOfflineQueue off, as oauth2-proxy's users
 // learned the hard way: a queued command holds its request until Redis returns). The connections reconnect by
-// themselves with a capped backoff; health says since when they are up or degraded (/ready).
+// themselves with a capped backoff; health says since when they are up or degraded (/ready). A process opens one
+// pair (runtime/gatehouse.ts) and lends it to the session store and the ACME store: each borrower's close() drops
+// only its own subscriptions and listeners.
 import { Redis, type RedisOptions } from 'ioredis';
 import type { StoreConfig } from '../config/model.ts';
 
@@ -26,7 +28,21 @@ export interface StoreHealth {
 
 export type MessageHandler = (message: string) => void;
 
-export class RedisConnections {
+/** What a store uses of the connections: its close() ends what it registered (and the connections when it owns them). */
+export interface RedisConnections {
+  readonly command: Redis;
+  readonly subscriber: Redis;
+  readonly prefix: string;
+  readonly commandTimeoutMs: number;
+  readonly graceMs: number;
+  readonly health: StoreHealth;
+  onHealth(listener: (health: StoreHealth) => void): () => void;
+  subscribe(channel: string, handler: MessageHandler): () => void;
+  publish(channel: string, message: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export class RedisPair implements RedisConnections {
   /** Commands. Fails fast while disconnected. */
   readonly command: Redis;
   /** Pub/sub only; resubscribes after a reconnect. */
@@ -45,9 +61,10 @@ export class RedisConnections {
     this.prefix = config.prefix;
     this.commandTimeoutMs = config.commandTimeoutMs;
     this.graceMs = config.graceMs;
-    this.command = new Redis({ ...redisOptions(config, name), enableOfflineQueue: false });
+    // Named (CLIENT LIST shows `<name>:cmd` and `<name>:sub`) so an operator can count them per process.
+    this.command = new Redis({ ...redisOptions(config, `${name}:cmd`), enableOfflineQueue: false });
     // The subscriber may queue its SUBSCRIBEs until it first connects: no request waits on them.
-    this.subscriber = new Redis({ ...redisOptions(config, `${name}-sub`), enableOfflineQueue: true });
+    this.subscriber = new Redis({ ...redisOptions(config, `${name}:sub`), enableOfflineQueue: true });
     for (const connection of [this.command, this.subscriber]) {
       connection.on('ready', () => this.#update());
       connection.on('close', () => {
@@ -99,6 +116,12 @@ export class RedisConnections {
     }
   }
 
+  /** A view on these connections for one store: its close() drops its subscriptions and listeners, never the
+   *  connections (their owner closes them). */
+  borrow(): RedisConnections {
+    return new Borrowed(this);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -134,6 +157,49 @@ export class RedisConnections {
     }
     this.#health = { state, since: Date.now(), ...(up ? {} : { reason: reason ?? 'connection closed' }) };
     for (const listener of this.#healthListeners) listener(this.#health);
+  }
+}
+
+class Borrowed implements RedisConnections {
+  readonly #pair: RedisPair;
+  readonly #registered: (() => void)[] = [];
+  constructor(pair: RedisPair) {
+    this.#pair = pair;
+  }
+  get command() {
+    return this.#pair.command;
+  }
+  get subscriber() {
+    return this.#pair.subscriber;
+  }
+  get prefix() {
+    return this.#pair.prefix;
+  }
+  get commandTimeoutMs() {
+    return this.#pair.commandTimeoutMs;
+  }
+  get graceMs() {
+    return this.#pair.graceMs;
+  }
+  get health() {
+    return this.#pair.health;
+  }
+  onHealth(listener: (health: StoreHealth) => void): () => void {
+    return this.#track(this.#pair.onHealth(listener));
+  }
+  subscribe(channel: string, handler: MessageHandler): () => void {
+    return this.#track(this.#pair.subscribe(channel, handler));
+  }
+  publish(channel: string, message: string): Promise<boolean> {
+    return this.#pair.publish(channel, message);
+  }
+  close(): Promise<void> {
+    for (const end of this.#registered.splice(0)) end();
+    return Promise.resolve();
+  }
+  #track(end: () => void): () => void {
+    this.#registered.push(end);
+    return end;
   }
 }
 
@@ -173,6 +239,6 @@ function backoff(attempt: number): number {
   return Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** Math.min(attempt, 10));
 }
 
-export function connectRedis(config: RedisStoreConfig, name?: string): RedisConnections {
-  return new RedisConnections(config, name);
+export function connectRedis(config: RedisStoreConfig, name?: string): RedisPair {
+  return new RedisPair(config, name);
 }

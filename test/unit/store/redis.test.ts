@@ -66,3 +66,35 @@ test('commands, pub/sub and health: up, degraded while Redis is frozen or gone (
   );
   assert.match(refused, /enableOfflineQueue|writeable|Connection is closed/i);
 });
+
+test('borrow(): a borrower uses the same connections; its close() ends its own subscriptions and health listeners, never the connections', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const owner = connectRedis(config(redis.port));
+  t.after(() => owner.close());
+  const first = owner.borrow();
+  const second = owner.borrow();
+  assert.equal(first.command, owner.command);
+  assert.equal(second.subscriber, owner.subscriber);
+  await until(() => first.health.state === 'up', 'connected');
+
+  const got: Record<string, string[]> = { first: [], second: [] };
+  first.subscribe('events', (message) => got.first!.push(message));
+  second.subscribe('events', (message) => got.second!.push(message));
+  const healthSeen: string[] = [];
+  first.onHealth((health) => healthSeen.push(health.state));
+  await until(async () => (await owner.publish('events', 'a')) && got.second!.includes('a'), 'a message to both');
+  assert.ok(got.first!.includes('a'));
+
+  await first.close();
+  await until(async () => (await second.publish('events', 'b')) && got.second!.includes('b'), 'after one closed');
+  assert.ok(!got.first!.includes('b'), 'a closed borrower hears nothing more');
+  assert.equal(owner.command.status, 'ready', 'the connections stay open');
+  assert.equal(await second.command.ping(), 'PONG');
+  // The closed borrower's health listener is gone too: a change of health reaches nobody through it.
+  await redis.down();
+  await until(() => owner.health.state === 'degraded', 'degraded');
+  assert.deepEqual(healthSeen, []);
+  await redis.up();
+  await until(() => owner.health.state === 'up', 'up again');
+});
