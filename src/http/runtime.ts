@@ -77,7 +77,7 @@ export async function buildRuntime(config: Config, log: Logger, options: Runtime
     config.metrics.listen && !options.metrics ? (await import('../observability/metrics.ts')).Metrics : undefined;
   // A store handed in is the caller's to close; one opened here is closed by close().
   const ownStore = !options.sessionStore;
-  const sessionStore = hasAuth ? (options.sessionStore ?? openConfiguredStore(config)) : undefined;
+  const sessionStore = hasAuth ? (options.sessionStore ?? (await openConfiguredStore(config))) : undefined;
   // Made once the certificates are (below); the sites' auth counts into it from their first request on.
   let metrics: Metrics | undefined;
   const siteList = config.sites.map((site): SiteRuntime => {

@@ -14,7 +14,7 @@ import { createRequestHandler, createUpgradeHandler } from '../http/pipeline.ts'
 import type { Logger } from '../observability/logger.ts';
 import { openConfiguredStore, sameStore } from '../session/open-store.ts';
 import type { SessionStore } from '../session/store.ts';
-import { connectRedis, type RedisPair } from '../store/redis.ts';
+import type { RedisPair } from '../store/redis.ts';
 import { formatAddress, Listeners, type Handlers, type Listening } from '../http/listeners.ts';
 import { buildRuntime, type Runtime } from '../http/runtime.ts';
 
@@ -188,8 +188,8 @@ export class Gatehouse implements Listening {
     // Sessions outlive a reload: the running store is kept when its settings are unchanged (a memory store would
     // otherwise sign everybody out).
     const keep = prior?.sessionStore && sameStore(prior.config, config);
-    const redis = this.#acquireRedis(config);
-    const sessionStore = needsStore ? (keep ? prior.sessionStore : this.#openStore(config, redis)) : undefined;
+    const redis = await this.#acquireRedis(config);
+    const sessionStore = needsStore ? (keep ? prior.sessionStore : await this.#openStore(config, redis)) : undefined;
     if (sessionStore) this.#storeUsers.set(sessionStore, (this.#storeUsers.get(sessionStore) ?? 0) + 1);
     let runtime;
     try {
@@ -288,9 +288,11 @@ export class Gatehouse implements Listening {
    * password) connects anew for the new configuration; the old connections close with the last configuration using
    * them.
    */
-  #acquireRedis(config: Config): SharedRedis | undefined {
+  async #acquireRedis(config: Config): Promise<SharedRedis | undefined> {
     if (config.store.backend !== 'redis') return undefined;
     if (!config.sites.some((site) => site.auth || site.tls.source === 'acme')) return undefined;
+    // Loaded first (only a configuration that uses Redis loads its client): no await between looking up and adding.
+    const { connectRedis } = await import('../store/redis.ts');
     const key = JSON.stringify(config.store);
     let shared = this.#redis.get(key);
     if (!shared) {
@@ -308,8 +310,8 @@ export class Gatehouse implements Listening {
   }
 
   /** Opens the configured store; a shared one's changes of health are logged (what /ready reports). */
-  #openStore(config: Config, redis: SharedRedis | undefined): SessionStore {
-    const store = openConfiguredStore(config, redis?.pair.borrow());
+  async #openStore(config: Config, redis: SharedRedis | undefined): Promise<SessionStore> {
+    const store = await openConfiguredStore(config, redis?.pair.borrow());
     store.onHealth?.((health) => {
       if (health.state === 'up') this.log.info({ store: 'redis' }, 'session store reachable');
       else
