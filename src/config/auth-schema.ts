@@ -116,6 +116,8 @@ const LOGGING =
   'logging is gatehouse.toml [log] (level, format, access_log): JSON lines on stdout, rotated by journald or the container runtime';
 const SESSION_STORE =
   'sessions are always server-side, in gatehouse.toml [session] (store = "sqlite" or "memory"; [store] backend = "redis" to share them across instances)';
+const REDIS_CLUSTER =
+  'Redis Cluster is not supported: gatehouse.toml [store] takes one Redis (url) or Redis Sentinel (sentinels + master_name)';
 const TLS =
   "TLS is terminated by Gatehouse with the site's [tls] certificate on gatehouse.toml [https] listeners (Mozilla intermediate profile)";
 const DISCOVERY = "endpoints and keys come from the issuer's discovery document (oidc_issuer_url)";
@@ -179,17 +181,20 @@ export const UNSUPPORTED_AUTH_OPTIONS: Record<string, string> = {
   session_store_type: SESSION_STORE,
   session_cookie_minimal: 'the session cookie never holds tokens',
   redis_connection_url: SESSION_STORE,
-  redis_cluster_connection_urls: SESSION_STORE,
+  redis_cluster_connection_urls: REDIS_CLUSTER,
   redis_sentinel_connection_urls: SESSION_STORE,
   redis_sentinel_master_name: SESSION_STORE,
-  redis_sentinel_password: SESSION_STORE,
+  redis_sentinel_password:
+    'Sentinels that ask for a password are not supported: gatehouse.toml [store] password is the Redis server’s',
   redis_password: SESSION_STORE,
   redis_username: SESSION_STORE,
-  redis_use_cluster: SESSION_STORE,
+  redis_use_cluster: REDIS_CLUSTER,
   redis_use_sentinel: SESSION_STORE,
-  redis_insecure_skip_tls_verify: SESSION_STORE,
+  redis_insecure_skip_tls_verify:
+    'TLS to Redis is always verified: give its CA as gatehouse.toml [store] ca (oauth2-proxy redis_ca_path)',
   redis_ca_path: SESSION_STORE,
-  redis_connection_idle_timeout: SESSION_STORE,
+  redis_connection_idle_timeout:
+    'Gatehouse keeps no pool of idle Redis connections: one command connection, PINGed every second, and one pub/sub connection, each reopened by itself if Redis closes it',
   // Provider and OpenID Connect
   code_challenge_method: 'PKCE S256 is always used',
   insecure_oidc_skip_nonce: 'the nonce is always checked',

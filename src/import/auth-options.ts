@@ -24,6 +24,10 @@ export interface AuthTranslation {
   secrets: Map<string, { value: string; from: Source }>;
   /** Settings for gatehouse.toml: [metrics] listen, [log] access_log. */
   global: { key: string; value: TomlValue; from: Source }[];
+  /** gatehouse.toml [store] from the Redis session options (empty unless session_store_type = "redis"). */
+  store: { key: string; value: TomlValue; from: Source[]; note?: string }[];
+  /** The Redis password, moved out of the TOML into a file like the client secret. */
+  storePassword?: { value: string; from: Source };
   implied: Finding[];
   refused: Finding[];
 }
@@ -48,8 +52,10 @@ export const IMPLIED_VALUES: Record<string, { value: unknown; why: string }> = {
   oidc_email_claim: { value: 'email', why: 'the email claim is read as "email"' },
   oidc_groups_claim: { value: 'groups', why: 'groups come from the "groups" claim' },
   user_id_claim: { value: 'email', why: 'the user is the email when there is one' },
-  session_store_type: { value: 'cookie', why: 'sessions are server-side (gatehouse.toml [session]); nothing to set' },
   cookie_csrf_per_request: { value: true, why: 'login state is always kept per state value' },
+  redis_use_cluster: { value: false, why: 'off in Gatehouse too' },
+  redis_insecure_skip_tls_verify: { value: false, why: 'TLS to Redis is always verified' },
+  redis_connection_idle_timeout: { value: 0, why: 'no idle timeout in Gatehouse either' },
 };
 
 /** Options translated to something else than the [auth] key of the same name (README lists them). */
@@ -70,7 +76,29 @@ export const TRANSLATED_OPTIONS: Record<string, string> = {
   cookie_domain: '`cookie_domain` (one per site)',
   cookie_domains: '`cookie_domain` (the first; more are refused)',
   trusted_ips: '`trusted_ips`',
+  session_store_type:
+    '`"redis"` → gatehouse.toml `[store] backend = "redis"`; `"cookie"` needs nothing (sessions are server-side, gatehouse.toml `[session]`)',
+  redis_connection_url:
+    'gatehouse.toml `[store] url` (a password in it goes to `secrets/store.password`); with `session_store_type = "redis"`',
+  redis_password: 'written to `secrets/store.password` (0600), `[store] password = "${file:…}"`',
+  redis_username: 'the user of `[store] url` (`redis://USER@host:6379`); refused with Sentinel',
+  redis_ca_path: 'gatehouse.toml `[store] ca`',
+  redis_use_sentinel: '`true`: `[store] sentinels` + `master_name` instead of `url`',
+  redis_sentinel_connection_urls: 'gatehouse.toml `[store] sentinels` (`"host:port"`)',
+  redis_sentinel_master_name: 'gatehouse.toml `[store] master_name`',
 };
+
+/** The Redis session options translateRedis() reads; the others (cluster, TLS skip, …) are implied or refused. */
+const REDIS_OPTIONS = new Set([
+  'session_store_type',
+  'redis_connection_url',
+  'redis_password',
+  'redis_username',
+  'redis_ca_path',
+  'redis_use_sentinel',
+  'redis_sentinel_connection_urls',
+  'redis_sentinel_master_name',
+]);
 
 /** Options that do nothing once Gatehouse stands where nginx and oauth2-proxy stood. */
 export const ABSORBED: Record<string, string> = {
@@ -93,7 +121,7 @@ function isTomlValue(value: unknown): value is TomlValue {
 }
 
 export function translateAuthOptions(cfg: OAuth2ProxyConfig): AuthTranslation {
-  const t: AuthTranslation = { lines: [], secrets: new Map(), global: [], implied: [], refused: [] };
+  const t: AuthTranslation = { lines: [], secrets: new Map(), global: [], store: [], implied: [], refused: [] };
   const add = (key: string, value: TomlValue, o: ProxyOption, note?: string) =>
     t.lines.push({ key, value, from: o.from, note });
   const refuse = (o: ProxyOption, why: string) => t.refused.push({ from: o.from, name: o.key, why });
@@ -106,8 +134,10 @@ export function translateAuthOptions(cfg: OAuth2ProxyConfig): AuthTranslation {
       why: 'not set: oauth2-proxy then uses Google; set provider = "oidc" with oidc_issuer_url',
     });
 
+  translateRedis(cfg, t);
   for (const o of cfg.options.values()) {
     const { key, value } = o;
+    if (REDIS_OPTIONS.has(key)) continue;
     switch (key) {
       case 'provider': {
         const p = String(value);
@@ -178,6 +208,95 @@ export function translateAuthOptions(cfg: OAuth2ProxyConfig): AuthTranslation {
     refuse(o, UNSUPPORTED_AUTH_OPTIONS[key] ?? 'not an oauth2-proxy option Gatehouse knows');
   }
   return t;
+}
+
+/** oauth2-proxy's Redis session store → gatehouse.toml [store] (https://oauth2-proxy.github.io/oauth2-proxy/configuration/session_storage#redis-storage).
+ *  oauth2-proxy reads the redis_* options only with session_store_type = "redis"; Gatehouse's sessions are always
+ *  server-side, so "cookie" needs nothing. */
+function translateRedis(cfg: OAuth2ProxyConfig, t: AuthTranslation): void {
+  const option = (key: string) => cfg.options.get(key);
+  const refuse = (o: ProxyOption, why: string) => t.refused.push({ from: o.from, name: o.key, why });
+  const imply = (o: ProxyOption, why: string) => t.implied.push({ from: o.from, name: o.key, why });
+  const type = option('session_store_type');
+  const redisOptions = [...cfg.options.values()].filter((o) => REDIS_OPTIONS.has(o.key) && o !== type);
+  if (type?.value !== 'redis') {
+    if (type && type.value !== 'cookie')
+      refuse(type, `"${String(type.value)}" is not a session store: "redis" or "cookie"`);
+    else if (type) imply(type, 'sessions are server-side (gatehouse.toml [session]); nothing to set');
+    for (const o of redisOptions) imply(o, 'oauth2-proxy reads it only with session_store_type = "redis"');
+    return;
+  }
+  const store = (key: string, value: TomlValue, from: ProxyOption[], note?: string) =>
+    t.store.push({ key, value, from: from.map((o) => o.from), note });
+  store('backend', 'redis', [type], 'sessions shared by every instance, as oauth2-proxy’s were');
+  const sentinel = option('redis_use_sentinel');
+  const useSentinel = sentinel?.value === true;
+  const url = option('redis_connection_url');
+  const username = option('redis_username');
+  const password = option('redis_password');
+  let urlPassword: string | undefined;
+  if (useSentinel) {
+    if (url) imply(url, 'oauth2-proxy ignores it with redis_use_sentinel = true');
+    const list = option('redis_sentinel_connection_urls');
+    const sentinels = asList(list?.value ?? []).map((u) => hostPort(String(u)));
+    const master = option('redis_sentinel_master_name');
+    if (!list || sentinels.length === 0 || sentinels.includes(undefined))
+      refuse(list ?? sentinel, 'redis_sentinel_connection_urls must list the Sentinels as redis://host:port');
+    else store('sentinels', sentinels as string[], [sentinel, list]);
+    if (typeof master?.value !== 'string' || master.value === '')
+      refuse(master ?? sentinel, 'redis_use_sentinel needs redis_sentinel_master_name');
+    else store('master_name', master.value, [master]);
+    if (username) refuse(username, 'with Sentinel, gatehouse.toml [store] has no Redis user (ACL users go in url)');
+  } else {
+    for (const key of ['redis_sentinel_connection_urls', 'redis_sentinel_master_name', 'redis_use_sentinel'] as const) {
+      const o = option(key);
+      if (o)
+        imply(
+          o,
+          key === 'redis_use_sentinel'
+            ? 'off in Gatehouse too'
+            : 'oauth2-proxy reads it only with redis_use_sentinel = true',
+        );
+    }
+    let parsed: URL | undefined;
+    try {
+      parsed = url && typeof url.value === 'string' ? new URL(url.value) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!url) refuse(type, 'session_store_type = "redis" needs redis_connection_url (or redis_use_sentinel)');
+    else if (!parsed || !['redis:', 'rediss:'].includes(parsed.protocol) || parsed.hostname === '')
+      refuse(url, 'Gatehouse connects to redis://host:port or rediss://host:port (no unix sockets)');
+    else {
+      // A password in the URL would sit in gatehouse.toml: it goes to a 0600 file like redis_password.
+      if (parsed.password) urlPassword = decodeURIComponent(parsed.password);
+      parsed.password = '';
+      if (username && typeof username.value === 'string') parsed.username = encodeURIComponent(username.value);
+      store(
+        'url',
+        parsed.toString(),
+        username ? [url, username] : [url],
+        username ? 'redis_username is its user' : undefined,
+      );
+    }
+  }
+  const ca = option('redis_ca_path');
+  const plain = !useSentinel && t.store.some((e) => e.key === 'url' && String(e.value).startsWith('redis:'));
+  if (ca && plain) imply(ca, 'the url is redis:// (no TLS): there is nothing for a CA to verify');
+  else if (ca) store('ca', String(ca.value), [ca], 'extra CA for TLS to Redis');
+  if (password && typeof password.value === 'string') t.storePassword = { value: password.value, from: password.from };
+  else if (password) refuse(password, 'not a string');
+  else if (urlPassword !== undefined && url) t.storePassword = { value: urlPassword, from: url.from };
+}
+
+/** "redis://host:26379" (oauth2-proxy's Sentinel address form) or "host:26379" → "host:26379". */
+function hostPort(text: string): string | undefined {
+  try {
+    const url = new URL(text.includes('://') ? text : `redis://${text}`);
+    return url.hostname && url.port ? `${url.hostname}:${url.port}` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The address an oauth2-proxy configuration listens on (its default is 127.0.0.1:4180). */

@@ -48,6 +48,7 @@ export interface GlobalTables {
   proxy: Entry[];
   acme: Entry[];
   metrics: Entry[];
+  store: Entry[];
   notes: Entry[];
 }
 
@@ -74,6 +75,9 @@ export interface TranslateContext {
   secretFiles: ImportResult['files'];
   usedCfgs: Set<OAuth2ProxyConfig>;
   usesAcme?: Directive;
+  /** The .cfg whose Redis settings are [store] (the store is process-wide: one set for all sites). */
+  storeCfg?: OAuth2ProxyConfig;
+  storePassword?: { value: string; from: Source };
   proxyProtocol?: Directive;
 }
 
@@ -84,7 +88,7 @@ export function newContext(cfgs: OAuth2ProxyConfig[], options: TranslateOptions)
     refused: [],
     implied: [],
     refusedOnce: new Set(),
-    global: { top: [], https: [], http: [], log: [], proxy: [], acme: [], metrics: [], notes: [] },
+    global: { top: [], https: [], http: [], log: [], proxy: [], acme: [], metrics: [], store: [], notes: [] },
     httpsListen: [],
     httpListen: [],
     upstreamBlocks: new Map(),

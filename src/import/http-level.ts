@@ -1,5 +1,6 @@
 // The main and http levels of nginx.conf → gatehouse.toml: workers, logs, trusted proxies, the proxy defaults every
 // route inherits, listeners, ACME; upstream {} blocks and limit_req_zone are kept for the server blocks to use.
+import crypto from 'node:crypto';
 import { note, refuse, refuseOnce, src, type Listen, type TranslateContext } from './context.ts';
 import { IMPLIED, REFUSED } from './nginx-directives.ts';
 import type { Directive, NginxConfig } from './nginx-parse.ts';
@@ -149,6 +150,7 @@ export function finishGlobalTables(ctx: TranslateContext): void {
     global.https.push({ kind: 'key', key: 'proxy_protocol', value: true, from: [src(ctx.proxyProtocol)] });
   const plain = listenLine(ctx.httpListen, 'answers ACME challenges, then redirects to HTTPS (308)');
   if (plain) global.http.push(plain);
+  finishStore(ctx);
   if (ctx.usesAcme)
     global.acme.push(
       {
@@ -157,6 +159,35 @@ export function finishGlobalTables(ctx: TranslateContext): void {
       },
       { kind: 'key', key: 'terms_of_service_agreed', value: true, from: [src(ctx.usesAcme)] },
     );
+}
+
+/** The Redis password into its 0600 file; with ACME, the key that seals certificate keys in Redis (check requires it). */
+function finishStore(ctx: TranslateContext): void {
+  const store = ctx.global.store;
+  if (store.length === 0) return;
+  if (ctx.storePassword) {
+    const file = 'secrets/store.password';
+    ctx.secretFiles.push({ name: file, text: `${ctx.storePassword.value}\n`, mode: 0o600 });
+    const at = store.findIndex((e) => e.kind === 'key' && e.key === 'url') + 1 || store.length;
+    store.splice(at, 0, {
+      kind: 'key',
+      key: 'password',
+      value: `\${file:${file}}`,
+      from: [ctx.storePassword.from],
+      note: 'the value is in that file (0600)',
+    });
+  }
+  if (ctx.usesAcme) {
+    const file = 'secrets/store.encryption_key';
+    ctx.secretFiles.push({ name: file, text: `${crypto.randomBytes(32).toString('base64')}\n`, mode: 0o600 });
+    store.push(
+      {
+        kind: 'comment',
+        text: 'ACME keys kept in Redis are sealed with this key (generated: 32 random bytes); copy it to every instance',
+      },
+      { kind: 'key', key: 'encryption_key', value: `\${file:${file}}`, from: [src(ctx.usesAcme)] },
+    );
+  }
 }
 
 /** `listen = [...]`, each address once (with every line that named it); undefined when there is none. */

@@ -1,7 +1,7 @@
 // nginx's auth_request to oauth2-proxy (+ its /oauth2/ locations + error_page 401 to the sign-in) → the site's
 // [auth]: routes without auth_request become skip_auth_routes, routes whose 401 stays a 401 become api_routes. What
 // cannot be translated leaves the site out rather than open.
-import { translateAuthOptions, proxyPort, redirectHost, type AuthLine } from './auth-options.ts';
+import { translateAuthOptions, proxyPort, redirectHost, type AuthLine, type AuthTranslation } from './auth-options.ts';
 import { imply, note, refuse, refuseOnce, src, type SiteOut, type TranslateContext } from './context.ts';
 import { matcherRegex, type Matcher } from './location-match.ts';
 import { authed, denyOnly, type LocationTree } from './location-tree.ts';
@@ -190,6 +190,7 @@ function authLines(ctx: TranslateContext, site: SiteOut, cfg: OAuth2ProxyConfig)
     if (!ctx.global[table].some((e) => e.kind === 'key' && e.key === key))
       ctx.global[table].push({ kind: 'key', key, value: g.value, from: [g.from] });
   }
+  mergeStore(ctx, cfg, t);
   const lines = new Map(t.lines.map((l) => [l.key, l] as const));
   for (const [key, secret] of t.secrets) {
     const file = `secrets/${site.fileName}.${key}`;
@@ -197,6 +198,28 @@ function authLines(ctx: TranslateContext, site: SiteOut, cfg: OAuth2ProxyConfig)
     lines.set(key, { key, value: `\${file:${file}}`, from: secret.from, note: 'the value is in that file (0600)' });
   }
   return lines;
+}
+
+/** The first .cfg with Redis settings makes [store]; another with different ones is refused: the store is
+ *  process-wide, every site's sessions are in the same one. */
+function mergeStore(ctx: TranslateContext, cfg: OAuth2ProxyConfig, t: AuthTranslation): void {
+  if (t.store.length === 0) return;
+  const settings = (entries: { key: string; value: unknown }[], password?: { value: string }) =>
+    JSON.stringify([entries.map((e) => [e.key, e.value]), password?.value]);
+  if (!ctx.storeCfg) {
+    ctx.storeCfg = cfg;
+    ctx.global.store.push(...t.store.map((e) => ({ kind: 'key' as const, ...e })));
+    ctx.storePassword = t.storePassword;
+    return;
+  }
+  if (ctx.storeCfg === cfg) return;
+  const had = ctx.global.store.filter((e) => e.kind === 'key');
+  if (settings(had, ctx.storePassword) !== settings(t.store, t.storePassword))
+    ctx.refused.push({
+      from: t.store[0]!.from[0]!,
+      name: 'session_store_type',
+      why: `the store is process-wide and ${formatSource((had[0] as { from: Source[] }).from[0]!)} set other Redis settings: one [store] serves every site`,
+    });
 }
 
 /** The .cfg's skip_auth_routes / api_routes, then the nginx config's, in one line. */

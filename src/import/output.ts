@@ -28,6 +28,7 @@ function gatehouseToml(ctx: TranslateContext, header: string[]): string {
     ...(global.http.length ? [{ name: 'http', heading: [], entries: global.http }] : []),
     ...(global.log.length ? [{ name: 'log', heading: [], entries: global.log }] : []),
     ...(global.proxy.length ? [{ name: 'proxy', heading: [], entries: global.proxy }] : []),
+    ...(global.store.length ? [{ name: 'store', heading: [], entries: global.store }] : []),
     ...(global.acme.length ? [{ name: 'acme', heading: [], entries: global.acme }] : []),
     ...(global.metrics.length ? [{ name: 'metrics', heading: [], entries: global.metrics }] : []),
     ...(global.notes.length ? [{ heading: ['Needs no setting:'], entries: global.notes } as Table] : []),

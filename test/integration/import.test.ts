@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseTomlSource } from '../../src/config/toml-source.ts';
@@ -245,6 +246,42 @@ test('several server blocks through include globs, two oauth2-proxy instances, a
     );
 });
 
+test('oauth2-proxy sessions in Redis → [store] backend = "redis"; gatehouse check accepts it without connecting to Redis', async (t) => {
+  // A listener where the Redis URL points: neither import (which checks) nor check may connect to it.
+  const connections: net.Socket[] = [];
+  const redis = net.createServer((socket) => connections.push(socket.destroy()));
+  await new Promise<void>((resolve) => redis.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => redis.close(() => resolve())));
+  const port = (redis.address() as net.AddressInfo).port;
+  const dir = fixtureCopy('redis');
+  const cfg = `${dir}/in/oauth2-proxy.cfg`;
+  fs.writeFileSync(cfg, fs.readFileSync(cfg, 'utf8').replace('127.0.0.1:6379', `127.0.0.1:${port}`));
+  const out = path.join(dir, 'out');
+  const r = gatehouse(['import', `${dir}/in/nginx.conf`, cfg, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  assert.match(r.stdout, /gatehouse check: configuration is valid/);
+  const check = gatehouse(['check', '--config', out]);
+  assert.equal(check.code, 0, check.stderr);
+  assertEveryLineHasItsSource(out);
+  const main = parseTomlSource(fs.readFileSync(path.join(out, 'gatehouse.toml'), 'utf8')).value as Record<string, any>;
+  assert.deepEqual(main.store, {
+    backend: 'redis',
+    url: `redis://127.0.0.1:${port}/0`,
+    password: '${file:secrets/store.password}',
+    encryption_key: '${file:secrets/store.encryption_key}',
+  });
+  assert.equal(fs.readFileSync(path.join(out, 'secrets/store.password'), 'utf8'), 'redis-password\n');
+  const key = path.join(out, 'secrets/store.encryption_key');
+  assert.equal(Buffer.from(fs.readFileSync(key, 'utf8').trim(), 'base64').length, 32);
+  for (const file of ['secrets/store.password', 'secrets/store.encryption_key'])
+    assert.equal(fs.statSync(path.join(out, file)).mode & 0o777, 0o600, file);
+  assert.deepEqual(siteFile(out, 'app.example.test').tls, { acme: true });
+  // A connection the children made would be in the accept queue by now: let the loop take it.
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(connections.length, 0, 'import and check did not connect to Redis');
+});
+
 test('exit codes: refusals exit 1 and write nothing unless --allow-partial; malformed input exits 2; --out is never half-written', () => {
   const dir = fixtureCopy('reference');
   const nginx = `${dir}/in/nginx.conf`;
@@ -258,7 +295,7 @@ test('exit codes: refusals exit 1 and write nothing unless --allow-partial; malf
     r.stderr,
     [
       `${nginx}:4: gzip: Gatehouse does not compress responses; an upstream’s compressed answer passes through`,
-      `${cfg}:19: banner: not supported`,
+      `${cfg}:19: banner: Gatehouse's own pages are not customizable`,
       '2 directives or options without an equivalent: nothing written (--allow-partial writes the rest)',
       '',
     ].join('\n'),

@@ -132,7 +132,7 @@ test('refusals name file, line, directive and why; the rest is still translated'
 });
 
 test('oauth2-proxy options: translated, implied, or refused with the reason the loader gives', () => {
-  const { site, refused, result } = run(
+  const { site, refused, result, text } = run(
     server(
       'auth_request /oauth2/auth;\nlocation = /oauth2/auth { proxy_pass http://127.0.0.1:4180; }\nlocation / { proxy_pass http://127.0.0.1:8080; }',
     ),
@@ -141,12 +141,12 @@ test('oauth2-proxy options: translated, implied, or refused with the reason the 
   assert.deepEqual(
     refused.map((r) => r.replace(/^.*oauth2-proxy\.cfg/, 'cfg')),
     [
-      'cfg:9: redis_connection_url: the session store is gatehouse.toml [session] (embedded SQLite)',
-      'cfg:10: htpasswd_file: not supported',
-      'cfg:11: session_store_type: sessions are always server-side; the store is gatehouse.toml [session]',
-      'cfg:12: flush_interval: not an oauth2-proxy option Gatehouse knows',
+      'cfg:10: htpasswd_file: password logins are not supported; only OpenID Connect',
+      'cfg:12: flush_interval: responses are streamed as they come (no buffering)',
     ],
   );
+  const global = parseTomlSource(text('gatehouse.toml')!).value as Record<string, any>;
+  assert.deepEqual(global.store, { backend: 'redis', url: 'redis://x' }, 'the Redis session store → [store]');
   assert.deepEqual(site().auth.skip_auth_routes, ['^/health']);
   assert.deepEqual(site().auth.email_domains, ['example.test'], 'a lone string where oauth2-proxy takes a list');
   assert.ok(result.implied.some((f) => f.name === 'code_challenge_method'));
