@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Pool } from 'undici';
-import { Browser, SECRET, toml, writeAuthConfig } from '../test/harness/gatehouse-auth.ts';
+import { Browser, opAuth, toml, writeAuthConfig } from '../test/harness/gatehouse-auth.ts';
 import { startOP } from '../test/harness/op.ts';
 import { startRedis } from '../test/harness/redis.ts';
 import { spawnGatehouse } from '../test/harness/spawn-gatehouse.ts';
@@ -36,10 +36,7 @@ const systems = await Promise.all(
           names: ['app.test'],
           upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
           auth: {
-            oidc_issuer_url: op.issuer,
-            client_id: 'gatehouse',
-            client_secret: 'gatehouse-secret',
-            cookie_secret: SECRET,
+            ...opAuth(op.issuer),
             email_domains: ['*'],
             pass_access_token: true,
             redirect_url: `https://app.test:${port}/oauth2/callback`,

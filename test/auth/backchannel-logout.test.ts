@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import { test } from 'node:test';
 import { startEchoUpstream } from '../harness/echo-upstream.ts';
-import { Browser, freePort, SECRET, startGatehouse, type TestGatehouse } from '../harness/gatehouse-auth.ts';
+import { Browser, freePort, opAuth, startGatehouse, type TestGatehouse } from '../harness/gatehouse-auth.ts';
 import { startOP } from '../harness/op.ts';
 import { startRedis } from '../harness/redis.ts';
 import { until } from '../harness/wait.ts';
@@ -63,10 +63,7 @@ for (const backend of ['redis', 'local'] as const) {
         names: ['app.test'],
         upstream: echo.url,
         auth: {
-          oidc_issuer_url: op.issuer,
-          client_id: 'gatehouse',
-          client_secret: 'gatehouse-secret',
-          cookie_secret: SECRET,
+          ...opAuth(op.issuer),
           email_domains: ['*'],
           redirect_url: `https://app.test:${portA}/oauth2/callback`,
         },

@@ -11,7 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Browser, freePort, SECRET, toml, writeAuthConfig } from '../harness/gatehouse-auth.ts';
+import { Browser, freePort, opAuth, toml, writeAuthConfig } from '../harness/gatehouse-auth.ts';
 import { startOP } from '../harness/op.ts';
 import { startRedis } from '../harness/redis.ts';
 import { spawnGatehouse } from '../harness/spawn-gatehouse.ts';
@@ -53,10 +53,7 @@ test(
       names: ['app.test'],
       upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
       auth: {
-        oidc_issuer_url: op.issuer,
-        client_id: 'gatehouse',
-        client_secret: 'gatehouse-secret',
-        cookie_secret: SECRET,
+        ...opAuth(op.issuer),
         email_domains: ['*'],
         pass_access_token: true,
         redirect_url: `${origin}/oauth2/callback`,

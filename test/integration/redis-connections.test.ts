@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { loadConfig } from '../../src/config/load.ts';
 import { runtimeReadiness } from '../../src/http/runtime.ts';
-import { SECRET, toml, writeAuthConfig } from '../harness/gatehouse-auth.ts';
+import { opAuth, SECRET, toml, writeAuthConfig } from '../harness/gatehouse-auth.ts';
 import { serveFolder } from '../harness/gatehouse.ts';
 import { startOP } from '../harness/op.ts';
 import { startRedis, type RedisServer } from '../harness/redis.ts';
@@ -31,10 +31,7 @@ async function configFolder(t: TestContext, redis: RedisServer, prefix = 'gateho
       {
         names: ['app.test'],
         auth: {
-          oidc_issuer_url: op.issuer,
-          client_id: 'gatehouse',
-          client_secret: 'gatehouse-secret',
-          cookie_secret: SECRET,
+          ...opAuth(op.issuer),
           email_domains: ['*'],
         },
       },

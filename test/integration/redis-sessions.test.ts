@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { startEchoUpstream } from '../harness/echo-upstream.ts';
 import { runtimeReadiness } from '../../src/http/runtime.ts';
-import { Browser, freePort, SECRET, startGatehouse, type TestGatehouse } from '../harness/gatehouse-auth.ts';
+import { Browser, freePort, opAuth, startGatehouse, type TestGatehouse } from '../harness/gatehouse-auth.ts';
 import { startOP, type OP } from '../harness/op.ts';
 import { startRedis, type RedisServer } from '../harness/redis.ts';
 import { until } from '../harness/wait.ts';
@@ -46,10 +46,7 @@ async function twoInstances(
       names: ['app.test'],
       upstream: backend.url,
       auth: {
-        oidc_issuer_url: op.issuer,
-        client_id: 'gatehouse',
-        client_secret: 'gatehouse-secret',
-        cookie_secret: SECRET,
+        ...opAuth(op.issuer),
         email_domains: ['*'],
         pass_access_token: true,
         redirect_url: `https://app.test:${portA}/oauth2/callback`,
