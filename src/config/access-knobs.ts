@@ -2,23 +2,13 @@
 // checked and turned into the model's plain data. A route's setting replaces the site's for ip_rules and rate_limit
 // (nginx: a location with its own allow/deny or limit_req inherits none); headers merge name by name.
 import net from 'node:net';
+import { HOP_BY_HOP } from '../base/hop-by-hop.ts';
 import type { IpRule, RateLimit, RequestHeaderRule, ResponseHeaders, RouteAction } from './model.ts';
 import type { KeyPath, Report } from './problems.ts';
 import { parseTemplate, REDIRECT_VARIABLES, renderTemplate, REQUEST_HEADER_VARIABLES } from './templates.ts';
 
 /** Names that describe one connection or the message framing: Gatehouse sets them per connection. */
-const FRAMING = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'http2-settings',
-  'expect',
-  'content-length',
-]);
+const FRAMING: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length']);
 
 /** Identity headers: set only from a verified session (oauth2-proxy's names, in every "_"/"." spelling). */
 const IDENTITY = /^x-(auth-request-[\w-]+|forwarded-(user|email|preferred-username|groups|access-token))$/;

@@ -1,26 +1,9 @@
 // The headers an upstream receives: the client's, minus hop-by-hop headers (RFC 9110 §7.6.1), minus anything a
 // client could use to impersonate a proxy or a user, plus X-Real-IP / X-Forwarded-* that we vouch for.
 import type { IncomingHttpHeaders } from 'node:http';
+import { HOP_BY_HOP } from '../base/hop-by-hop.ts';
 import type { RequestHeaderRule, ResponseHeaders } from '../config/model.ts';
 import { renderTemplate, type TemplateValues } from '../config/templates.ts';
-
-/** Hop-by-hop headers: they describe one connection and are never forwarded (RFC 9110 §7.6.1, RFC 9113 §8.2.2).
- *  Expect is answered by Node itself (100 Continue), so the upstream must not answer it again. TE goes too,
- *  `trailers` included (as nginx does): Gatehouse does not pass response trailers on, so it must not promise the
- *  upstream it accepts them. */
-const HOP_BY_HOP = new Set([
-  'expect',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'http2-settings',
-]);
 
 /**
  * Headers only Gatehouse may set. An incoming header whose name, lower-cased with "_" and "." read as "-",
