@@ -238,6 +238,6 @@ function exitReason(state: Supervised, code: number, signal: string, served: num
   return `${signal ? `killed by ${signal}` : `exited with code ${code}`}${served === undefined ? ' before it listened' : ''}`;
 }
 
-export function send(worker: Worker, message: string): void {
+function send(worker: Worker, message: string): void {
   if (worker.isConnected()) worker.send(message);
 }
