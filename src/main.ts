@@ -88,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
 /**
  * The command-line arguments. The single executable has no script path, so Node repeats argv[0] as argv[1]
  * (https://nodejs.org/docs/latest-v24.x/api/single-executable-applications.html): `./gatehouse serve` gives
- * [execPath, './gatehouse', 'serve']. node:cluster forks a worker as `execPath <exec> ...args` (runtime/cluster.ts sets
+ * [execPath, './gatehouse', 'serve']. node:cluster forks a worker as `execPath <exec> ...args` (runtime/worker-supervision.ts sets
  * exec), which the executable sees as [execPath, execPath, exec, ...args]: a worker skips three entries, whatever
  * path, PATH lookup or symlink started the primary.
  */

@@ -1,6 +1,6 @@
 // `gatehouse serve`: load, provision, listen (runtime/gatehouse.ts); stop gracefully on SIGTERM / SIGINT; SIGHUP
 // reloads the configuration in place. With workers > 1 this process is the cluster primary and every worker runs this
-// same function (runtime/cluster.ts); the primary passes a reload on to each worker.
+// same function (runtime/cluster.ts, runtime/cluster-primary.ts); the primary passes a reload on to each worker.
 import { loadConfig } from '../config/load.ts';
 import { ConfigError, formatProblem } from '../config/problems.ts';
 import type { Config, ListenAddress } from '../config/model.ts';
@@ -9,10 +9,10 @@ import {
   isClusterWorker,
   leaveCluster,
   reportListening,
-  runPrimary,
   runsAcmeScheduler,
   whenReloadOrdered,
 } from '../runtime/cluster.ts';
+import { runPrimary } from '../runtime/cluster-primary.ts';
 import type { Gatehouse } from '../runtime/gatehouse.ts';
 import { ListenError } from '../http/listen.ts';
 import { catchStopSignals, whenReloadRequested, whenStopRequested } from '../runtime/process-signals.ts';

@@ -109,7 +109,7 @@ export class Listeners {
     try {
       https = await bind(this.#https, 'https', config.https.listen, () => this.#httpsServer());
       plain = await bind(this.#http, 'http', config.http.listen, () => this.#httpServer());
-      // In a cluster the primary serves [metrics] for all workers (runtime/cluster.ts).
+      // In a cluster the primary serves [metrics] for all workers (runtime/cluster-health.ts).
       const metrics = cluster.isWorker ? undefined : config.metrics.listen;
       health =
         metrics && this.#health?.key !== key(metrics)

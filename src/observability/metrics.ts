@@ -164,7 +164,7 @@ export class Metrics {
       labelNames: ['site', 'code', 'error'],
       registers,
     });
-    // A cluster's primary receives SIGHUP and counts the reloads of all its workers (runtime/cluster.ts).
+    // A cluster's primary receives SIGHUP and counts the reloads of all its workers (runtime/cluster-primary.ts).
     if (!cluster.isWorker) this.#reloads = reloadCounter(registers);
     client.collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });
   }

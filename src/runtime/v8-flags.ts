@@ -1,6 +1,6 @@
 // The V8 flags Gatehouse runs with. V8 reads heap sizes once, when the process starts (v8.setFlagsFromString later
 // changes nothing), so they travel on the command line: the single executable carries them (SEA "execArgv",
-// src/cli/build-binary.ts), cluster workers get them from the primary (runtime/cluster.ts), and `node src/main.ts`
+// src/cli/build-binary.ts), cluster workers get them from the primary (runtime/worker-supervision.ts), and `node src/main.ts`
 // wants them written out (README). https://nodejs.org/api/cli.html#--max-semi-space-sizesize-in-mib
 //
 // --max-semi-space-size=8: the young generation stays at 2 × 8 MB instead of growing to 2 × 32 MB on a large machine

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RestartBackoff } from '../../../src/runtime/cluster.ts';
+import { RestartBackoff } from '../../../src/runtime/worker-supervision.ts';
 
 test('restart back-off: doubles from 0.5 s up to 30 s while workers die young; a worker that served a minute starts it over', () => {
   const backoff = new RestartBackoff();
