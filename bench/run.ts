@@ -210,21 +210,8 @@ async function measure(
   load: LoadSpec = scenario.load,
   rate?: number,
 ): Promise<Sample> {
-  const running = await startSystem(system, {
-    dir: path.join(c.runDir, `${scenario.name}-${rep}`),
-    certDir: c.certDir,
-    names: c.names,
-    upstreamPort: c.backend.port,
-    scenario,
-    gatehouseBinary: o.gatehouseBinary,
-    baselineRoot: c.baseline?.root,
-    gatehouseNodeOptions: o.nodeOptions,
-  });
+  const { running, target, prepared, headers } = await startAnswering(o, scenario, system, rep, c);
   try {
-    const target = { system, port: running.port, names: c.names, dir: c.runDir, systemDir: running.dir };
-    const prepared = (await scenario.prepare?.(target)) ?? {};
-    const headers = { cookie: SESSION_COOKIE, ...prepared.headers };
-    await checkSample(scenario, target, prepared.cookies ? { ...headers, cookie: prepared.cookies[0]! } : headers);
     if (o.warmup > 0) await runLoad(load, target, o.warmup, headers, prepared.cookies, rate);
     const pids = running.pids();
     const connsBefore = await c.backend.acceptedConnections();
@@ -271,6 +258,40 @@ async function measure(
     return sample;
   } finally {
     await running.stop();
+  }
+}
+
+/** A connection-level failure: the port found free was taken by another process (a test beside the smoke) first. */
+const PORT_TAKEN = new Set(['EPROTO', 'ECONNRESET', 'ECONNREFUSED']);
+
+/**
+ * Starts the system and checks one sample answer (after the scenario's preparation, e.g. a login). The port is found
+ * free and then handed to the system, so another process can take it in between and answer in its place: such a start
+ * is stopped and made again on another port (at most twice, logged); any other failure is the system's.
+ */
+async function startAnswering(o: BenchOptions, scenario: Scenario, system: SystemName, rep: number, c: Context) {
+  for (let attempt = 1; ; attempt++) {
+    const running = await startSystem(system, {
+      dir: path.join(c.runDir, `${scenario.name}-${rep}${attempt > 1 ? `-${attempt}` : ''}`),
+      certDir: c.certDir,
+      names: c.names,
+      upstreamPort: c.backend.port,
+      scenario,
+      gatehouseBinary: o.gatehouseBinary,
+      baselineRoot: c.baseline?.root,
+      gatehouseNodeOptions: o.nodeOptions,
+    });
+    try {
+      const target = { system, port: running.port, names: c.names, dir: c.runDir, systemDir: running.dir };
+      const prepared = (await scenario.prepare?.(target)) ?? {};
+      const headers = { cookie: SESSION_COOKIE, ...prepared.headers };
+      await checkSample(scenario, target, prepared.cookies ? { ...headers, cookie: prepared.cookies[0]! } : headers);
+      return { running, target, prepared, headers };
+    } catch (error) {
+      await running.stop();
+      if (attempt > 2 || !PORT_TAKEN.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+      o.log(`${scenario.name} #${rep + 1} ${system}: port ${running.port} answered wrong (${String(error)}); again`);
+    }
   }
 }
 

@@ -2,7 +2,7 @@
 // (npm install && npm start, then the README's curl line, then Ctrl-C); its second line is what CI runs (.ci/run).
 // The single executable's lines run in test/binary/sea.test.ts (./dist/gatehouse from the checkout, env -i).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -42,23 +42,7 @@ test(
     const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-readme-'));
     t.after(() => fs.rmSync(copy, { recursive: true, force: true }));
     execFileSync('git', ['clone', '--quiet', '--no-hardlinks', ROOT, copy]);
-    const demo = spawn('sh', ['-c', QUICK_START[0]!], { cwd: copy, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    t.after(() => {
-      try {
-        process.kill(-demo.pid!, 'SIGKILL');
-      } catch {
-        /* the group has ended */
-      }
-    });
-    const lines: string[] = [];
-    for (const stream of [demo.stdout!, demo.stderr!])
-      createInterface({ input: stream }).on('line', (line) => lines.push(line));
-    await until(
-      () => lines.some((line) => line.includes('demo ready: open https://localhost:8443/')) || demo.exitCode !== null,
-      () => `the demo to be ready:\n${lines.join('\n')}`,
-      300_000,
-    );
-    assert.equal(demo.exitCode, null, lines.join('\n'));
+    const { demo, lines } = await startDemo(t, QUICK_START[0]!, copy, 300_000);
 
     const curlLine = /`(curl -k https:\/\/localhost:8443\/public\/)`/.exec(README)?.[1];
     assert.ok(curlLine, 'the README shows the curl line for /public/');
@@ -129,23 +113,7 @@ test(
       server.close();
     });
 
-    const demo = spawn('sh', ['-c', demoLine], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    t.after(() => {
-      try {
-        process.kill(-demo.pid!, 'SIGKILL');
-      } catch {
-        /* the group has ended */
-      }
-    });
-    const lines: string[] = [];
-    for (const stream of [demo.stdout!, demo.stderr!])
-      createInterface({ input: stream }).on('line', (line) => lines.push(line));
-    await until(
-      () => lines.some((line) => line.includes('demo ready: open https://localhost:8443/')) || demo.exitCode !== null,
-      () => `the demo to be ready:\n${lines.join('\n')}`,
-      120_000,
-    );
-    assert.equal(demo.exitCode, null, lines.join('\n'));
+    const { demo, lines } = await startDemo(t, demoLine, ROOT, 120_000);
     assert.ok(lines.some((line) => line.includes(`your application ${upstream.origin} gets the identity headers`)));
 
     const browser = new Browser(fs.readFileSync(path.join(ROOT, 'certs/demo/localhost.crt'), 'utf8'));
@@ -191,3 +159,30 @@ test(
     await once(demo, 'close');
   },
 );
+
+/** Runs a README demo command in its own process group (ended with the test) until it says it is ready. */
+async function startDemo(
+  t: { after(fn: () => void): void },
+  command: string,
+  cwd: string,
+  waitMs: number,
+): Promise<{ demo: ChildProcess; lines: string[] }> {
+  const demo = spawn('sh', ['-c', command], { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  t.after(() => {
+    try {
+      process.kill(-demo.pid!, 'SIGKILL');
+    } catch {
+      /* the group has ended */
+    }
+  });
+  const lines: string[] = [];
+  for (const stream of [demo.stdout!, demo.stderr!])
+    createInterface({ input: stream }).on('line', (line) => lines.push(line));
+  await until(
+    () => lines.some((line) => line.includes('demo ready: open https://localhost:8443/')) || demo.exitCode !== null,
+    () => `the demo to be ready:\n${lines.join('\n')}`,
+    waitMs,
+  );
+  assert.equal(demo.exitCode, null, lines.join('\n'));
+  return { demo, lines };
+}
