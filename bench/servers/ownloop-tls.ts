@@ -207,5 +207,8 @@ const server = tls.createServer(
   { cert: fs.readFileSync(o.cert), key: fs.readFileSync(o.key), ALPNProtocols: ['http/1.1'], noDelay: true },
   (socket) => new Connection(socket),
 );
-server.listen(o.port, '127.0.0.1');
+// Port 0 (tests): the port the system chose is printed, so nothing can take it between choosing and listening.
+server.listen(o.port, '127.0.0.1', () =>
+  process.stdout.write(`listening on ${(server.address() as { port: number }).port}\n`),
+);
 process.on('SIGTERM', () => process.exit(0));

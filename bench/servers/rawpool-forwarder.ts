@@ -63,5 +63,8 @@ const server = https.createServer(
     req.on('end', () => forward(req, res, Buffer.concat(chunks)));
   },
 );
-server.listen(o.port, '127.0.0.1');
+// Port 0 (tests): the port the system chose is printed, so nothing can take it between choosing and listening.
+server.listen(o.port, '127.0.0.1', () =>
+  process.stdout.write(`listening on ${(server.address() as { port: number }).port}\n`),
+);
 process.on('SIGTERM', () => process.exit(0));

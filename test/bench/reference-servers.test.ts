@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { writeCertificates } from '../../bench/lib/configs.ts';
-import { freePort, start, stop, waitForPort } from '../../bench/lib/procs.ts';
+import { start, stop } from '../../bench/lib/procs.ts';
+import { until } from '../harness/wait.ts';
 
 const SERVERS = path.resolve(import.meta.dirname, '../../bench/servers');
 
@@ -62,17 +63,22 @@ for (const file of ['rawpool-forwarder.ts', 'ownloop-tls.ts']) {
       ['node', upstreamPort],
       ['raw', rawPort],
     ] as const) {
-      const listenPort = await freePort();
+      // Port 0, read back from the server: a port found free first could be taken by a test running beside this one.
       const options = {
-        port: listenPort,
+        port: 0,
         upstreamPort: port,
         cert: path.join(dir, 'localhost.crt'),
         key: path.join(dir, 'localhost.key'),
       };
       const proc = start(file, 'client', process.execPath, [path.join(SERVERS, file), JSON.stringify(options)]);
       t.after(() => stop(proc));
-      await waitForPort(proc, listenPort);
-      forwarders[name] = listenPort;
+      await until(
+        () => proc.log.some((line) => /^listening on \d+$/.test(line)) || proc.child.exitCode !== null,
+        () => `${file} to listen:\n${proc.log.join('\n')}`,
+      );
+      const listening = proc.log.find((line) => /^listening on \d+$/.test(line));
+      assert.ok(listening, proc.log.join('\n'));
+      forwarders[name] = Number(listening.split(' ').pop());
     }
     const get = async (to: string, urlPath: string, options: { method?: string; body?: string } = {}) => {
       const response = await request(`https://localhost:${forwarders[to]}${urlPath}`, {
