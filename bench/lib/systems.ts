@@ -144,18 +144,7 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
         path.join(dir, 'nginx.conf'),
         nginxProxyConf({ dir, port, upstreamPort: o.upstreamPort, names: o.names, certDir: o.certDir, authPort }),
       );
-      procs.push(
-        start(system, 'proxy', NGINX, [
-          '-p',
-          dir,
-          '-c',
-          path.join(dir, 'nginx.conf'),
-          '-e',
-          path.join(dir, 'error.log'),
-          '-g',
-          'daemon off;',
-        ]),
-      );
+      procs.push(start(system, 'proxy', NGINX, nginxArgs(dir)));
     } else {
       fs.writeFileSync(
         path.join(dir, 'Caddyfile'),
@@ -199,16 +188,7 @@ export async function startBackend(kind: Scenario['backend'], runDir: string): P
     const big = path.join(dir, '1mb.bin');
     if (!fs.existsSync(big)) fs.writeFileSync(big, Buffer.alloc(1024 * 1024, 'x'));
     fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxBackendConf(dir, port, big));
-    proc = start('backend nginx', 'client', NGINX, [
-      '-p',
-      dir,
-      '-c',
-      path.join(dir, 'nginx.conf'),
-      '-e',
-      path.join(dir, 'error.log'),
-      '-g',
-      'daemon off;',
-    ]);
+    proc = start('backend nginx', 'client', NGINX, nginxArgs(dir));
   } else {
     proc = start('backend ws-echo', 'client', process.execPath, [
       path.join(BENCH, 'servers', 'ws-echo.ts'),
@@ -239,4 +219,9 @@ export async function startBackend(kind: Scenario['backend'], runDir: string): P
     },
     stop: () => stop(proc),
   };
+}
+
+/** nginx in the foreground with its prefix, config and error log in one run folder. */
+function nginxArgs(dir: string): string[] {
+  return ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'];
 }
