@@ -77,7 +77,19 @@ export function upstreamHeaders(
   if (!auth) return upstreamRequestHeaders(incoming, facts);
   const headers = upstreamRequestHeaders(incoming, { ...facts, owned: auth.ownedHeaders });
   removeGatehouseCookies(headers, auth.settings);
-  if (session) Object.assign(headers, identityHeaders(auth.settings, session));
+  if (session) Object.assign(headers, sessionHeaders(auth.settings, session));
+  return headers;
+}
+
+/** A session's identity headers, built once: a cached session is one object until a save (refresh, another
+ *  instance's change) replaces it, so its headers cannot change under it. Keyed by settings too (a reload's new
+ *  configuration may name other headers for the same session object). */
+const built = new WeakMap<Session, { settings: AuthSettings; headers: Record<string, string> }>();
+function sessionHeaders(settings: AuthSettings, session: Session): Record<string, string> {
+  const hit = built.get(session);
+  if (hit?.settings === settings) return hit.headers;
+  const headers = identityHeaders(settings, session);
+  built.set(session, { settings, headers });
   return headers;
 }
 
