@@ -15,7 +15,7 @@ import {
   type Session,
   type SessionTokens,
 } from '../session/sessions.ts';
-import { StoreUnavailableError, type SessionStore } from '../session/store.ts';
+import { StoreUnavailableError, type Answer, type SessionStore } from '../session/store.ts';
 import { verifyBearer } from './bearer.ts';
 import { checkEntraTenant, hasGroupOverage } from './entra/issuer.ts';
 import { graphGroups, GraphGroupsError } from './entra/graph-groups.ts';
@@ -121,9 +121,19 @@ export class SiteAuth {
   }
 
   /** The session of this request (refreshed when due), a bearer identity, undefined when anonymous, or
-   *  PROVIDER_UNAVAILABLE when its expired access token could not be renewed in time. */
-  async authenticate(headers: Record<string, string | string[] | undefined>): Promise<Authenticated> {
-    const session = await this.sessions.fromCookie(readCookie(headers.cookie, this.sessions.cookieName));
+   *  PROVIDER_UNAVAILABLE when its expired access token could not be renewed in time. At once (no promise) when the
+   *  cached session answers and no refresh is due: most requests. */
+  authenticate(headers: Record<string, string | string[] | undefined>): Answer<Authenticated> {
+    const found = this.sessions.fromCookie(readCookie(headers.cookie, this.sessions.cookieName));
+    return found instanceof Promise
+      ? found.then((session) => this.#authenticated(session, headers))
+      : this.#authenticated(found, headers);
+  }
+
+  #authenticated(
+    session: Session | undefined,
+    headers: Record<string, string | string[] | undefined>,
+  ): Answer<Authenticated> {
     if (session) return this.#refreshDue(session) ? this.#refreshed(session) : session;
     if (this.settings.skipJwtBearerTokens && typeof headers.authorization === 'string')
       return verifyBearer(this, headers.authorization);

@@ -8,7 +8,7 @@
 import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { derivedKey, mac, macEquals, randomId, seal, unseal } from './crypto.ts';
-import { StoreUnavailableError, type SessionStore } from './store.ts';
+import { StoreUnavailableError, type Answer, type SessionStore } from './store.ts';
 
 export interface Identity {
   /** What X-Auth-Request-User carries: email, else preferred_username / upn, else the subject (see identity.ts). */
@@ -147,9 +147,10 @@ export class SiteSessions {
     return `${session.id}.${mac(this.#cookieKey, `${this.cookieName}=${session.id}`).toString('base64url')}`;
   }
 
-  /** The session a cookie value names, if the signature holds and the session lives. Rejects with
-   *  StoreUnavailableError when the store must be read and cannot be (never: "no session"). */
-  async fromCookie(value: string | undefined, now = Date.now()): Promise<Session | undefined> {
+  /** The session a cookie value names, if the signature holds and the session lives: at once (no promise) when the
+   *  cached copy answers, a promise when the store must be read. Rejects with StoreUnavailableError when the store
+   *  must be read and cannot be (never: "no session"). */
+  fromCookie(value: string | undefined, now = Date.now()): Answer<Session | undefined> {
     if (!value) return undefined;
     const dot = value.indexOf('.');
     if (dot !== 43) return undefined;
@@ -160,29 +161,39 @@ export class SiteSessions {
     }
     const id = value.slice(0, dot);
     const key = this.#storeKey(id);
-    let entry = this.#cache.get(key);
+    const entry = this.#cache.get(key);
+    // The hot path: nobody else writes the store, or a shared store's copy was checked recently enough.
+    if (
+      entry &&
+      (this.#mode === 'private' ||
+        (this.#mode === 'shared' && now - entry.checkedAt < REVALIDATE_MS && entry.checkedAt >= this.#resyncAt))
+    )
+      return entry.session.expiresAt > now ? entry.session : this.#endExpired(entry.session);
+    return this.#fromStore(id, key, entry, now);
+  }
+
+  /** fromCookie's answer when the store has a say: a cached copy checked against it, or the session read from it. */
+  async #fromStore(id: string, key: string, entry: Cached | undefined, now: number): Promise<Session | undefined> {
     if (entry && this.#mode === 'workers' && (await this.#store.version(key)) !== entry.session.version) {
       this.#cache.delete(key);
       entry = undefined;
-    } else if (
-      entry &&
-      this.#mode === 'shared' &&
-      (now - entry.checkedAt >= REVALIDATE_MS || entry.checkedAt < this.#resyncAt)
-    ) {
+    } else if (entry && this.#mode === 'shared') {
       const checked = await this.#revalidate(key, entry, now);
       if (checked === 'gone') return undefined;
       entry = checked;
     }
     const session = entry?.session ?? (await this.#load(id));
     if (!session) return undefined;
-    if (session.expiresAt <= now) {
-      // Redis drops it by itself at its end (PEXPIREAT); a local store is told.
-      await Promise.resolve(this.delete(session)).catch((error: unknown) => {
-        if (!(error instanceof StoreUnavailableError)) throw error;
-      });
-      return undefined;
-    }
+    if (session.expiresAt <= now) return this.#endExpired(session);
     return session;
+  }
+
+  /** A session found past its end is no session; Redis drops it by itself at its end (PEXPIREAT), a local store is told. */
+  async #endExpired(session: Session): Promise<undefined> {
+    await Promise.resolve(this.delete(session)).catch((error: unknown) => {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+    });
+    return undefined;
   }
 
   async create(

@@ -20,7 +20,8 @@ export interface StoredSession {
   data: Buffer;
 }
 
-type Answer<T> = T | Promise<T>;
+/** A local store's answer comes at once, Redis's as a promise: callers on the request path await only the latter. */
+export type Answer<T> = T | Promise<T>;
 
 /** The store could not be reached or did not answer in time (Redis down or slow): the request gets a 503, its
  *  session is neither ended nor its cookie cleared. */

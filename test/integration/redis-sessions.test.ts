@@ -149,7 +149,9 @@ test('redis frozen, down or restarted: cached sessions keep working for grace, t
     // Cached: served, also once its revalidation is due, for as long as the grace lasts (5 min here).
     assert.equal((await at(b)).status, 200, `cached session serves (${phase})`);
     assert.ok(await alice.fromCookie(value, Date.now() + 60_000), `past the revalidation interval (${phase})`);
-    await assert.rejects(alice.fromCookie(value, Date.now() + 6 * 60_000), { name: 'StoreUnavailableError' });
+    await assert.rejects(async () => alice.fromCookie(value, Date.now() + 6 * 60_000), {
+      name: 'StoreUnavailableError',
+    });
 
     // Uncached: a clear 503 with an error id that is in the log, Retry-After, and no cleared cookie.
     const refused = await bobAt(b);

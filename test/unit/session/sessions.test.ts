@@ -51,3 +51,36 @@ test('the cache holds only the tokens sent upstream; the store keeps all of them
   for (const value of Object.values(tokens))
     assert.equal(raw.includes(value), false, `${value} is not stored in clear`);
 });
+
+test('a cached session answers at once; the store is asked (a promise) only when it has a say', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-sessions-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const store = openSessionStore('sqlite', path.join(dir, 'sessions.sqlite'));
+  const secret = crypto.randomBytes(32);
+  const sessions = new SiteSessions('app', secret, '__Host-s', store, 100);
+  const created = await sessions.create({ identity, ...tokens }, 60_000);
+  const cookie = sessions.cookieValue(created);
+
+  const hot = sessions.fromCookie(cookie);
+  assert.ok(!(hot instanceof Promise), 'a cached session of a store nobody else writes: no promise');
+  assert.equal(hot, created);
+  assert.equal(sessions.fromCookie(`${cookie.slice(0, 44)}${'A'.repeat(43)}`), undefined, 'a forged signature');
+
+  sessions.dropCache();
+  const cold = sessions.fromCookie(cookie);
+  assert.ok(cold instanceof Promise, 'not cached: read from the store');
+  assert.equal((await cold)?.id, created.id);
+  assert.ok(!(sessions.fromCookie(cookie) instanceof Promise), 'cached again');
+
+  // Past its end it is no session, and the store is told.
+  const late = sessions.fromCookie(cookie, created.expiresAt + 1);
+  assert.equal(await late, undefined);
+  assert.equal(store.version(sessions.key(created)), undefined, 'the expired session is deleted');
+
+  // Workers sharing the file: every use checks the stored version (another worker may have changed it).
+  const shared = new SiteSessions('app', secret, '__Host-s', store, 100, { shared: true });
+  const other = await shared.create({ identity, ...tokens }, 60_000);
+  const checked = shared.fromCookie(shared.cookieValue(other));
+  assert.ok(checked instanceof Promise);
+  assert.equal((await checked)?.id, other.id);
+});
