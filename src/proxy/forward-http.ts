@@ -235,7 +235,7 @@ class Exchange implements ExchangeHandler, Cancellable {
 
   onEnd(): void {
     this.#res.end();
-    this.#finish({});
+    this.#finish();
   }
 
   onFail(error: Error, retry: Retry): void {
@@ -258,10 +258,12 @@ class Exchange implements ExchangeHandler, Cancellable {
     this.#connection.abort(new ClientClosedError('the client closed the request'));
   }
 
-  #finish(result: Omit<ForwardResult, 'bytes'>, retry: Retry = 'no'): void {
+  #finish(outcome?: Omit<ForwardResult, 'bytes'>, retry: Retry = 'no'): void {
     this.#client.cancels = undefined;
     if (this.#waitsForDrain) this.#res.off('drain', this.#onDrain!);
-    this.#resolve({ result: { upstream: this.#server.origin, bytes: this.#bytes, ...result }, retry });
+    const result: ForwardResult = { upstream: this.#server.origin, bytes: this.#bytes };
+    if (outcome !== undefined) Object.assign(result, outcome);
+    this.#resolve({ result, retry });
   }
 }
 

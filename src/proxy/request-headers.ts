@@ -50,7 +50,9 @@ const FORWARDING = new Set([
 ]);
 
 export function normalizedHeaderName(name: string): string {
-  return name.toLowerCase().replace(/[_.]/g, '-');
+  const lower = name.toLowerCase();
+  // Most names have neither: no regular expression run for them (this runs for every header of every request).
+  return lower.includes('_') || lower.includes('.') ? lower.replace(/[_.]/g, '-') : lower;
 }
 
 export interface ForwardingFacts {
@@ -71,7 +73,8 @@ export function upstreamRequestHeaders(
 ): Record<string, string | string[]> {
   const named = connectionNamedHeaders(incoming.connection);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(incoming)) {
+  for (const name in incoming) {
+    const value = incoming[name];
     if (value === undefined || name.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(name) || named.has(name)) continue;
     const normalized = normalizedHeaderName(name);
     if (named.has(normalized)) continue;
@@ -150,14 +153,17 @@ export function clientResponseHeaderList(raw: string[], http2 = false, configure
   let named: Set<string> = EMPTY;
   for (let i = 0; i < raw.length; i += 2)
     if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
+      const listed = connectionNamedHeaders(raw[i + 1]);
+      if (listed === EMPTY) continue;
       if (named === EMPTY) named = new Set();
-      for (const name of connectionNamedHeaders(raw[i + 1])) named.add(name);
+      for (const name of listed) named.add(name);
     }
+  const replaced = configuredNames(configured);
   const single = http2 ? new Set<string>() : undefined;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || named.has(name) || name in configured) continue;
+    if (HOP_BY_HOP.has(name) || named.has(name) || replaced.has(name)) continue;
     if (single !== undefined && SINGLE_VALUE.has(name)) {
       if (single.has(name)) continue;
       single.add(name);
@@ -168,9 +174,19 @@ export function clientResponseHeaderList(raw: string[], http2 = false, configure
   return out;
 }
 
+/** The names of a route's response_headers, as a set made once per configuration (a lookup per response header). */
+const namesOf = new WeakMap<ResponseHeaders, ReadonlySet<string>>();
+function configuredNames(configured: ResponseHeaders): ReadonlySet<string> {
+  let names = namesOf.get(configured);
+  if (names === undefined) namesOf.set(configured, (names = new Set(Object.keys(configured))));
+  return names;
+}
+
 /** Lower-cased names listed in a Connection header ("Connection: close, X-Foo" makes X-Foo hop-by-hop). */
-function connectionNamedHeaders(connection: string | string[] | undefined): Set<string> {
+function connectionNamedHeaders(connection: string | string[] | undefined): ReadonlySet<string> {
   if (!connection) return EMPTY;
+  // What almost every upstream sends names nothing beyond the hop-by-hop headers: no set per response.
+  if (connection === 'keep-alive' || connection === 'Keep-Alive') return EMPTY;
   const names = new Set<string>();
   for (const part of (Array.isArray(connection) ? connection.join(',') : connection).split(',')) {
     const name = part.trim().toLowerCase();
