@@ -15,7 +15,8 @@ import {
   type Session,
   type SessionTokens,
 } from '../session/sessions.ts';
-import { StoreUnavailableError, type Answer, type SessionStore } from '../session/store.ts';
+import type { Answer } from '../base/types.ts';
+import { StoreUnavailableError, type SessionStore } from '../session/store.ts';
 import { verifyBearer } from './bearer.ts';
 import { checkEntraTenant, hasGroupOverage } from './entra/issuer.ts';
 import { graphGroups, GraphGroupsError } from './entra/graph-groups.ts';

@@ -5,6 +5,10 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 export type AnyResponse = ServerResponse | Http2ServerResponse;
 
+/** An answer that comes at once when it can, else as a promise: the request path awaits only the latter (each await
+ *  is a turn of the microtask queue). */
+export type Answer<T> = T | Promise<T>;
+
 /** The two response kinds share writeHead/write/end with the same meaning; TypeScript cannot call through the union. */
 export function common(res: AnyResponse): ServerResponse {
   return res as ServerResponse;

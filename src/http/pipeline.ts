@@ -113,7 +113,9 @@ async function run(runtime: Runtime, ctx: RequestContext, req: AnyRequest, out: 
   const auth = target.site.auth;
   let session: Session | undefined;
   if (auth && !auth.skips(req.method, target.pathname) && !auth.trusts(facts.clientAddress)) {
-    const found = await auth.authenticate(req.headers);
+    const answer = auth.authenticate(req.headers);
+    // A cached session answers at once: most requests wait for nothing here.
+    const found = answer instanceof Promise ? await answer : answer;
     if (found === PROVIDER_UNAVAILABLE)
       return refuse(ctx, req, out, 'ERR_AUTH_PROVIDER_UNAVAILABLE', undefined, undefined, RETRY_SOON);
     if (!found) return await challenge(auth, ctx, req, out, target);

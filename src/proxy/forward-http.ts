@@ -81,7 +81,8 @@ export async function forwardHttp(
 
     let last: ForwardResult = { error: 'ERR_UPSTREAM_UNREACHABLE', bytes: 0 };
     for (const server of group.attemptOrder()) {
-      const slot = await group.acquire(server, client, route.connectTimeoutMs);
+      const acquired = group.acquire(server, client, route.connectTimeoutMs);
+      const slot = acquired instanceof Promise ? await acquired : acquired;
       if (slot === 'busy')
         return {
           error: 'ERR_UPSTREAM_BUSY',

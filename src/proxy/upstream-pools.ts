@@ -3,6 +3,7 @@
 // Requests take one of a server's `keepalive` connection slots for their exchange; the others wait in line, at most
 // `max_pending` per group (Envoy's max_pending_requests, nginx Plus's upstream `queue`), so a saturated group answers 503
 // instead of piling up work, and a request whose client went away leaves the line at once.
+import type { Answer } from '../base/types.ts';
 import type { UpstreamGroup } from '../config/model.ts';
 import type { ClientWatch } from './client-abort.ts';
 import { UpstreamPool } from './upstream-pool.ts';
@@ -19,9 +20,19 @@ export interface UpstreamServer {
   waiting: (() => void)[];
 }
 
-/** A connection slot taken for one exchange; release it when the exchange is over. */
-export interface Slot {
-  release(): void;
+/** A connection slot taken for one exchange; release it when the exchange is over (once; a second call does nothing). */
+export class Slot {
+  readonly #server: UpstreamServer;
+  #released = false;
+  constructor(server: UpstreamServer) {
+    this.#server = server;
+  }
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#server.active--;
+    this.#server.waiting[0]?.();
+  }
 }
 
 export class UpstreamGroupPool {
@@ -52,13 +63,14 @@ export class UpstreamGroupPool {
    * max_pending requests already wait in this group or no slot came free within waitMs; 'cancelled' when the client
    * goes away first: the request leaves the line and never reaches the upstream.
    */
-  acquire(server: UpstreamServer, client: ClientWatch, waitMs: number): Promise<Slot | 'busy' | 'cancelled'> {
-    if (client.gone) return Promise.resolve('cancelled');
+  acquire(server: UpstreamServer, client: ClientWatch, waitMs: number): Answer<Slot | 'busy' | 'cancelled'> {
+    if (client.gone) return 'cancelled';
+    // Most requests find a free slot: the answer comes at once, no promise.
     if (server.active < server.keepalive) {
       server.active++;
-      return Promise.resolve(this.slot(server));
+      return new Slot(server);
     }
-    if (this.pending >= this.maxPending) return Promise.resolve('busy');
+    if (this.pending >= this.maxPending) return 'busy';
     this.pending++;
     return new Promise((resolve) => {
       const leave = (outcome: Slot | 'busy' | 'cancelled') => {
@@ -71,24 +83,12 @@ export class UpstreamGroupPool {
       };
       const grant = () => {
         server.active++;
-        leave(this.slot(server));
+        leave(new Slot(server));
       };
       const timer = setTimeout(() => leave('busy'), waitMs);
       client.cancels = { cancel: () => leave('cancelled') };
       server.waiting.push(grant);
     });
-  }
-
-  private slot(server: UpstreamServer): Slot {
-    let released = false;
-    return {
-      release: () => {
-        if (released) return;
-        released = true;
-        server.active--;
-        server.waiting[0]?.();
-      },
-    };
   }
 
   /** Servers in the order to try them: round-robin start, healthy ones first, ones marked down last. */

@@ -8,7 +8,8 @@
 import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { derivedKey, mac, macEquals, randomId, seal, unseal } from './crypto.ts';
-import { StoreUnavailableError, type Answer, type SessionStore } from './store.ts';
+import type { Answer } from '../base/types.ts';
+import { StoreUnavailableError, type SessionStore } from './store.ts';
 
 export interface Identity {
   /** What X-Auth-Request-User carries: email, else preferred_username / upn, else the subject (see identity.ts). */

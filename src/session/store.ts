@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { Answer } from '../base/types.ts';
 import type { StoreHealth } from '../store/redis.ts';
 
 export interface StoredSession {
@@ -19,9 +20,6 @@ export interface StoredSession {
   version: number;
   data: Buffer;
 }
-
-/** A local store's answer comes at once, Redis's as a promise: callers on the request path await only the latter. */
-export type Answer<T> = T | Promise<T>;
 
 /** The store could not be reached or did not answer in time (Redis down or slow): the request gets a 503, its
  *  session is neither ended nor its cookie cleared. */

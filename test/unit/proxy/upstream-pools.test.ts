@@ -50,3 +50,29 @@ test('close() ends even when an upstream request never finishes', async (t) => {
   assert.equal(pool.size, 0, 'the connection was destroyed after the grace period');
   assert.ok(failed, 'the exchange was told it failed');
 });
+
+test('a free connection slot is taken at once (no promise); a full server queues, busy past max_pending', async () => {
+  const group = new UpstreamGroupPool({
+    name: 'backend',
+    servers: ['http://127.0.0.1:9'],
+    failTimeoutMs: 10_000,
+    keepalive: 1,
+    maxPending: 1,
+  });
+  const server = group.servers[0]!;
+  const client = { gone: false, cancels: undefined, settle() {} };
+  const first = group.acquire(server, client, 60_000);
+  assert.ok(!(first instanceof Promise) && typeof first === 'object', 'a free slot: the answer comes at once');
+  const queued = group.acquire(server, client, 60_000);
+  assert.ok(queued instanceof Promise, 'no free slot: wait in line');
+  assert.equal(group.acquire(server, client, 60_000), 'busy', 'max_pending requests already wait');
+  first.release();
+  first.release(); // a second release frees nothing more
+  const second = await queued;
+  assert.ok(typeof second === 'object');
+  assert.equal(server.active, 1, 'the slot passed to the request that waited');
+  second.release();
+  assert.equal(server.active, 0);
+  assert.equal(group.acquire(server, { ...client, gone: true }, 60_000), 'cancelled');
+  group.destroy();
+});
