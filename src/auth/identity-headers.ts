@@ -1,22 +1,13 @@
 // What the upstream learns about the user: oauth2-proxy's header names, set from the verified session only.
 // Client-sent copies of every name (in any case/_/. variant) are already gone (OWNED_HEADERS in request-headers.ts);
-// Gatehouse's own cookies are removed here, so no upstream ever sees a session or login cookie.
+// Gatehouse's own cookies are left out as they are built (SiteOwned), so no upstream ever sees a session or login cookie.
 import type { AuthSettings } from '../config/model.ts';
 import { upstreamRequestHeaders, type ForwardingFacts } from '../proxy/request-headers.ts';
-import { withoutCookies } from '../session/cookies.ts';
 import type { Identity, Session } from '../session/sessions.ts';
 
 /** Names only Gatehouse sets on an [auth] site besides OWNED_HEADERS: the client's Authorization when we set our own. */
 export function ownedAuthHeaders(settings: AuthSettings): ReadonlySet<string> {
   return settings.passAuthorizationHeader ? new Set(['authorization']) : new Set();
-}
-
-export function removeGatehouseCookies(headers: Record<string, string | string[]>, settings: AuthSettings): void {
-  const cookie = headers.cookie;
-  if (cookie === undefined) return;
-  const kept = withoutCookies(cookie, settings.cookieName);
-  if (kept === undefined) delete headers.cookie;
-  else headers.cookie = kept;
 }
 
 /** The identity headers of a session, by name; with tokens = false without the access/ID token headers (for an
@@ -75,8 +66,10 @@ export function upstreamHeaders(
   session?: Session,
 ): Record<string, string | string[]> {
   if (!auth) return upstreamRequestHeaders(incoming, facts);
-  const headers = upstreamRequestHeaders(incoming, { ...facts, owned: auth.ownedHeaders });
-  removeGatehouseCookies(headers, auth.settings);
+  const headers = upstreamRequestHeaders(incoming, facts, {
+    headers: auth.ownedHeaders,
+    cookiePrefix: auth.settings.cookieName,
+  });
   if (session) Object.assign(headers, sessionHeaders(auth.settings, session));
   return headers;
 }

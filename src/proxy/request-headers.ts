@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { HOP_BY_HOP } from '../base/hop-by-hop.ts';
 import type { RequestHeaderRule, ResponseHeaders } from '../config/model.ts';
 import { renderTemplate, type TemplateValues } from '../config/templates.ts';
+import { withoutCookies } from '../session/cookies.ts';
 
 /**
  * Headers only Gatehouse may set. An incoming header whose name, lower-cased with "_" and "." read as "-",
@@ -62,14 +63,25 @@ export interface ForwardingFacts {
   proto: 'https' | 'http';
   host: string;
   requestId: string;
-  /** Extra names (already normalized) that only Gatehouse may set, such as identity headers. */
-  owned?: ReadonlySet<string>;
 }
 
-/** Builds the upstream request's headers. Names arrive lower-cased from Node; HTTP/2 pseudo-headers are dropped. */
+/** What a site with [auth] keeps from its upstreams besides OWNED_HEADERS. */
+export interface SiteOwned {
+  /** Extra names (already normalized) that only Gatehouse may set, such as Authorization when it sets its own. */
+  headers: ReadonlySet<string>;
+  /** Gatehouse's cookies: every cookie whose name starts with this is left out of the Cookie header. */
+  cookiePrefix: string;
+}
+
+/**
+ * Builds the upstream request's headers. Names arrive lower-cased from Node; HTTP/2 pseudo-headers are dropped. Each
+ * header the upstream must not get is left out as the object is built: a `delete` would turn it into a slow
+ * dictionary for every later step (identity headers, request_headers, the serialized head).
+ */
 export function upstreamRequestHeaders(
   incoming: IncomingHttpHeaders,
   facts: ForwardingFacts,
+  site?: SiteOwned,
 ): Record<string, string | string[]> {
   const named = connectionNamedHeaders(incoming.connection);
   const out: Record<string, string | string[]> = {};
@@ -78,8 +90,13 @@ export function upstreamRequestHeaders(
     if (value === undefined || name.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(name) || named.has(name)) continue;
     const normalized = normalizedHeaderName(name);
     if (named.has(normalized)) continue;
-    if (OWNED_HEADERS.has(normalized) || facts.owned?.has(normalized)) {
+    if (OWNED_HEADERS.has(normalized) || site?.headers.has(normalized)) {
       if (facts.peerIsTrusted && FORWARDING.has(name)) out[name] = value;
+      continue;
+    }
+    if (name === 'cookie' && site) {
+      const kept = withoutCookies(value, site.cookiePrefix);
+      if (kept !== undefined) out.cookie = kept;
       continue;
     }
     out[name] = value;

@@ -77,6 +77,16 @@ test('identity headers come from the session, never the client; a refreshed sess
   assert.equal(other['x-forwarded-access-token'], undefined);
   assert.equal(other['x-forwarded-user'], 'alice@example.com');
 
+  // Only Gatehouse's cookies (the session's and a login's): no Cookie header at all.
+  const name = site.settings.cookieName;
+  const onlyOurs = upstreamHeaders(
+    { host: 'app.example.com', cookie: `${name}=s; ${name}_csrf=x` },
+    facts,
+    site,
+    alice,
+  );
+  assert.equal('cookie' in onlyOurs, false);
+
   // No session (trusted_ips, skip_auth_routes): no identity header at all, client copies still dropped.
   const anonymous = upstreamHeaders(incoming, facts, site);
   assert.equal(anonymous['x-auth-request-user'], undefined);
