@@ -116,9 +116,9 @@ export class SiteAuth {
 
   /** skip_auth_routes, matched on the normalized path only: a query string or "%23" cannot widen them. */
   skips(method: string | undefined, pathname: string): boolean {
-    return this.settings.skipAuthRoutes.some(
-      (r) => (r.method === undefined || r.method === method) && r.pattern.test(pathname) !== r.negate,
-    );
+    for (const r of this.settings.skipAuthRoutes)
+      if ((r.method === undefined || r.method === method) && r.pattern.test(pathname) !== r.negate) return true;
+    return false;
   }
 
   /** The session of this request (refreshed when due), a bearer identity, undefined when anonymous, or

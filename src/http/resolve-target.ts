@@ -32,16 +32,20 @@ export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
   if ('refused' in path) return { error: 'ERR_PATH_REFUSED', site, cause: new Error(path.refused) };
   const pathname = path.match;
   const oauth2 = site.auth !== undefined && pathname.startsWith('/oauth2/');
-  const route = oauth2
-    ? undefined
-    : site.config.routes.find((r) => pathname.startsWith(r.path) || `${pathname}/` === r.path);
+  const route = oauth2 ? undefined : routeFor(site.config.routes, pathname);
   // %2F, %5C and ";" only where the route allows them (never on /oauth2/*), before any other rule.
   const refusal = refusalOnRoute(path, route);
   if (refusal) return { error: 'ERR_PATH_REFUSED', site, cause: new Error(refusal) };
   if (oauth2) return { site, oauth2: true, pathname, host };
-  if (site.config.denyPaths.some((rule) => rule.test(pathname))) return { error: 'ERR_ROUTE_DENIED', site };
+  for (const rule of site.config.denyPaths) if (rule.test(pathname)) return { error: 'ERR_ROUTE_DENIED', site };
   if (!route) return { error: 'ERR_ROUTE_NOT_FOUND', site };
   return { site, route, pathname, path, host };
+}
+
+/** The first route whose path prefixes the request's ("/app" is the route "/app/" too); no closure per request. */
+function routeFor(routes: readonly Route[], pathname: string): Route | undefined {
+  for (const route of routes) if (pathname.startsWith(route.path) || `${pathname}/` === route.path) return route;
+  return undefined;
 }
 
 /**
@@ -51,7 +55,10 @@ export function resolveTarget(runtime: Runtime, req: AnyRequest): Target {
  */
 function requestHost(req: AnyRequest): string | undefined {
   let hostLines = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hostLines++;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') hostLines++;
+  }
   if (hostLines > 1) return undefined;
   const host = normalizeHost(req.headers.host);
   const authority = req.headers[':authority'];
