@@ -51,6 +51,16 @@ test(
       assert.equal(tables.length, 1, tables.join('\n'));
     });
 
+    await t.test('the bundle is ASCII, so V8 holds its source as one byte per character', () => {
+      const text = fs.readFileSync(bundle);
+      const wide = text.findIndex((byte) => byte > 0x7f);
+      assert.equal(
+        wide,
+        -1,
+        `non-ASCII at byte ${wide}: ${text.subarray(Math.max(0, wide - 60), wide + 20).toString()}`,
+      );
+    });
+
     await t.test("the demo's provider and ACME are in the bundle (the binary runs every verb)", () => {
       for (const name of [...DEMO_ONLY, ...ACME_ONLY, ...ON_DEMAND]) assert.ok(carried.has(name), `${name} is bundled`);
     });
