@@ -82,6 +82,10 @@ export async function bench(o: BenchOptions): Promise<{ samples: Sample[]; dir: 
   const maxForeignLoad = o.maxForeignLoad ?? 10;
   const baseline = o.baseline !== undefined ? exportBaseline(o.baseline) : undefined;
   if (baseline) o.log(`gatehouse-baseline: ${baseline.label} (${baseline.root})`);
+  // Measure what ships on both sides: the current checkout's and the baseline's own single executable, each built
+  // from its sources now (a dist/gatehouse left from an older build would measure other code).
+  if (o.gatehouseBinary) buildBinary(ROOT, o.log);
+  if (o.gatehouseBinary && baseline) baseline.binary = buildBinary(baseline.root, o.log);
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
   fs.chmodSync(runDir, 0o755); // nginx workers run as an unprivileged user and read the 1 MB file from here
   const certDir = path.join(runDir, 'certs');
@@ -279,6 +283,7 @@ async function startAnswering(o: BenchOptions, scenario: Scenario, system: Syste
       scenario,
       gatehouseBinary: o.gatehouseBinary,
       baselineRoot: c.baseline?.root,
+      baselineBinary: c.baseline?.binary,
       gatehouseNodeOptions: o.nodeOptions,
     });
     try {
@@ -337,7 +342,16 @@ async function measureWindow(
 interface Baseline {
   root: string;
   label: string;
+  /** Its single executable, with --gatehouse-binary. */
+  binary?: string;
   cleanup(): void;
+}
+
+/** `npm run build:binary` in a checkout; returns its dist/gatehouse. */
+function buildBinary(root: string, log: (line: string) => void): string {
+  log(`building the single executable of ${root}`);
+  execFileSync(process.execPath, [path.join(root, 'src', 'cli', 'build-binary.ts')], { cwd: root, stdio: 'ignore' });
+  return path.join(root, 'dist', 'gatehouse');
 }
 
 /** --baseline: a checkout folder as it is, or a git ref of this repository exported into a temporary folder. */
@@ -393,6 +407,9 @@ if (import.meta.main) {
     ? ['nginx', 'gatehouse']
     : ['nginx', 'gatehouse', 'nginx-auth', 'caddy', ...(values.baseline ? ['gatehouse-baseline' as const] : [])];
   const systems = (values.systems?.split(',') ?? defaults) as SystemName[];
+  // --baseline compares with gatehouse: it joins a --systems list that names gatehouse.
+  if (values.baseline && systems.includes('gatehouse') && !systems.includes('gatehouse-baseline'))
+    systems.push('gatehouse-baseline');
   for (const [flag, value] of [
     ['--rate', values.rate],
     ['--max-foreign-load', values['max-foreign-load']],

@@ -44,6 +44,8 @@ export interface StartOptions {
   nodeArgs?: string[];
   /** Checkout whose src/ runs as gatehouse-baseline. */
   baselineRoot?: string;
+  /** With gatehouseBinary: the baseline's own single executable, built from its checkout. */
+  baselineBinary?: string;
   /** Node flags for `gatehouse` only (not the baseline), e.g. heap settings: they win over src/runtime/v8-flags.ts. */
   gatehouseNodeOptions?: string;
 }
@@ -93,9 +95,10 @@ export async function startSystem(system: SystemName, o: StartOptions): Promise<
       const extraFlags = system === 'gatehouse' ? (o.gatehouseNodeOptions?.split(/\s+/).filter(Boolean) ?? []) : [];
       const env = { ...process.env, ...o.scenario.gatehouse?.env };
       // From source, Gatehouse runs with the V8 flags the single executable carries (as the README says to run it).
+      const binary = system === 'gatehouse' ? o.gatehouseBinary : o.baselineBinary;
       procs.push(
-        o.gatehouseBinary && system === 'gatehouse'
-          ? start(system, 'proxy', o.gatehouseBinary, ['serve', '--config', dir], {
+        binary
+          ? start(system, 'proxy', binary, ['serve', '--config', dir], {
               env: { ...env, ...(extraFlags.length > 0 ? { NODE_OPTIONS: extraFlags.join(' ') } : {}) },
             })
           : start(
