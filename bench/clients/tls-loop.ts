@@ -1,6 +1,6 @@
 // Load generator for handshake costs: `connections` loops, each opening a new TLS connection per request
 // (HTTP/1.1, Connection: close), rotating through the SNI names, and, with `resume`, offering the last session
-// ticket it got for that name (TLS 1.3 resumption; wrk never resumes). Latency includes the handshake.
+// ticket it got for that name (TLS 1.3 resumption); without it, never a session. Latency includes the handshake.
 // Usage: node tls-loop.ts '<json options>'; prints one JSON line: requests, seconds, errors, p50Ms, p99Ms, resumed.
 import tls from 'node:tls';
 import { percentile } from '../lib/stats.ts';
@@ -15,6 +15,12 @@ interface Options {
   headers: Record<string, string>;
 }
 const o = JSON.parse(process.argv[2]!) as Options;
+/**
+ * The key-exchange groups wrk's OpenSSL 3.0 offers (X25519 first), which every system in the bench supports. Node 24's
+ * own default puts the post-quantum hybrid X25519MLKEM768 first: Gatehouse and the Node references would take it and
+ * nginx 1.22 / Caddy 2.6 cannot, so the systems would not do the same work (bench/README.md, "Method").
+ */
+const GROUPS = 'X25519:P-256:X448:P-521:P-384';
 const extra = Object.entries(o.headers)
   .map(([name, value]) => `${name}: ${value}\r\n`)
   .join('');
@@ -36,6 +42,7 @@ function request(name: string, session: Buffer | undefined): Promise<Buffer | un
       session,
       rejectUnauthorized: false,
       ALPNProtocols: ['http/1.1'],
+      ecdhCurve: GROUPS,
     });
     socket.on('session', (s: Buffer) => {
       ticket = s;
