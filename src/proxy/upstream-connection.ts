@@ -455,6 +455,9 @@ export class UpstreamConnection {
     if (handler === undefined) return;
     this.#handler = undefined;
     this.#reused = true;
+    // A last piece the client could not take at once paused reading; the response is whole now, so the connection reads
+    // on (its next answer, or stray bytes and the close while idle) without waiting for that client's drain.
+    this.resume();
     // Reused only when both sides say keep-alive and the whole request went out (an early answer leaves the upstream
     // reading a body we stop sending).
     if (this.#keepAlive && this.#requestDone) this.#owner.release(this);

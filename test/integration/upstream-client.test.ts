@@ -1,6 +1,7 @@
 // Gatehouse's own HTTP/1.1 upstream client (upstream-pool.ts, upstream-connection.ts) against real upstreams: Express 5
 // and Hono for what frameworks send, raw `net` servers for what only a broken or hostile upstream sends.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import http from 'node:http';
@@ -472,4 +473,51 @@ test('connect_timeout covers the TLS handshake of an https:// upstream that acce
   assert.equal(reply.status, 504);
   assert.equal(JSON.parse(reply.body).error, 'ERR_UPSTREAM_TIMEOUT');
   await gh.logLine((line) => line.error === 'ERR_UPSTREAM_TIMEOUT', 'the access log names the timeout');
+});
+
+/** The SHA-256 and length of what a response stream carries; `slow` yields to the event loop after every chunk. */
+async function digest(stream: NodeJS.ReadableStream & { pause(): void; resume(): void }, slow = false) {
+  const hash = createHash('sha256');
+  let length = 0;
+  stream.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    length += chunk.length;
+    if (slow) {
+      stream.pause();
+      setImmediate(() => stream.resume());
+    }
+  });
+  await once(stream, 'end');
+  return { sha256: hash.digest('hex'), length };
+}
+
+function h1Get(port: number, path: string): Promise<http.IncomingMessage> {
+  const req = https.get({
+    host: '127.0.0.1',
+    port,
+    ca: ca.caPem,
+    servername: 'app.test',
+    path,
+    headers: { host: 'app.test' },
+    agent: false,
+  });
+  return once(req, 'response').then(([res]) => res as http.IncomingMessage);
+}
+
+test('bodies at the edge of a read (64 KiB - 1, 64 KiB, 64 KiB + 1, 1 MB) from Express, each followed by the next on the same connection', async (t) => {
+  const sizes = [65_535, 65_536, 65_537, 1_000_000, 10];
+  const app = express();
+  app.get('/size/:n', (req, res) => {
+    res.send(Buffer.alloc(Number(req.params.n), Number(req.params.n) % 251));
+  });
+  const backend = await listen(t, http.createServer(app));
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  for (const size of sizes) {
+    const res = await h1Get(gh.port, `/size/${size}`);
+    const expected = createHash('sha256')
+      .update(Buffer.alloc(size, size % 251))
+      .digest('hex');
+    assert.deepEqual(await digest(res), { sha256: expected, length: size }, `${size} bytes`);
+  }
+  assert.equal(backend.connections(), 1);
 });
