@@ -4,9 +4,13 @@
 // external memory with full mark-compact collections: most of the CPU of a large download went there.
 // https://nodejs.org/api/net.html#socketconnectoptions-connectlistener (onread)
 
-/** One read: 64 KiB, as Node's own socket reads. */
-export const READ_SIZE = 64 * 1024;
-/** Free buffers kept for reuse (2 MiB); beyond that a returned buffer is left to the garbage collector. */
+/**
+ * One read: up to 256 KiB. Node's own sockets read 64 KiB at a time; an upstream streaming a large body fills that
+ * every time, and each read costs a relay and a TLS write to the client. Measured on the 1 MB download (same run):
+ * 64 KiB 1,689 µs/MB, 256 KiB 1,330 µs/MB, for ≈ 9 MB more peak RSS.
+ */
+export const READ_SIZE = 256 * 1024;
+/** Free buffers kept for reuse (8 MiB); beyond that a returned buffer is left to the garbage collector. */
 const MAX_FREE = 32;
 
 export class ReadBuffer {

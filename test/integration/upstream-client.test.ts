@@ -17,6 +17,7 @@ import { streamText } from 'hono/streaming';
 import { readAll } from '../harness/backend.ts';
 import { request } from '../harness/clients.ts';
 import { groupSiteToml, siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { READ_SIZE } from '../../src/proxy/read-buffers.ts';
 import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
@@ -475,7 +476,7 @@ test('connect_timeout covers the TLS handshake of an https:// upstream that acce
   await gh.logLine((line) => line.error === 'ERR_UPSTREAM_TIMEOUT', 'the access log names the timeout');
 });
 
-// Bodies with a Content-Length of a read (64 KiB) or more are relayed by the connection itself, from its read buffers,
+// Bodies with a Content-Length of a read (READ_SIZE) or more are relayed by the connection itself, from its read buffers,
 // without llhttp's copy per read (upstream-connection.ts); the tests below hold that path to the same rules.
 
 /** The SHA-256 and length of what a response stream carries; `slow` yields to the event loop after every chunk. */
@@ -569,8 +570,8 @@ test('a 50 MB Content-Length body arrives byte-exact (SHA-256) over HTTP/1.1 and
   assert.equal(backend.connections(), 2, 'the first exchange left its connection to one of the two concurrent ones');
 });
 
-test('bodies at the edge of a read (64 KiB - 1, 64 KiB, 64 KiB + 1, 1 MB) from Express, each followed by the next on the same connection', async (t) => {
-  const sizes = [65_535, 65_536, 65_537, 1_000_000, 10];
+test('bodies at the edge of a read (64 KiB and READ_SIZE, each ± 1; 1 MB) from Express, each followed by the next on the same connection', async (t) => {
+  const sizes = [65_535, 65_536, 65_537, READ_SIZE - 1, READ_SIZE, READ_SIZE + 1, 1_000_000, 10];
   const app = express();
   app.get('/size/:n', (req, res) => {
     res.send(Buffer.alloc(Number(req.params.n), Number(req.params.n) % 251));
@@ -588,7 +589,7 @@ test('bodies at the edge of a read (64 KiB - 1, 64 KiB, 64 KiB + 1, 1 MB) from E
 });
 
 test('response smuggling past a large Content-Length body: the client gets the announced bytes only, the connection is dropped', async (t) => {
-  const big = 200_000;
+  const big = READ_SIZE + 100_000;
   const payload = Buffer.alloc(big, 'b');
   let strayClosed: Promise<unknown> = Promise.resolve();
   const smuggled = 'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled';
