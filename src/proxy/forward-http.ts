@@ -208,10 +208,10 @@ class Exchange implements ExchangeHandler, Cancellable {
     this.#headPending = true;
   }
 
-  onData(chunk: Buffer): boolean {
+  onData(chunk: Buffer, written?: () => void): boolean {
     this.#bytes += chunk.length;
     this.#headPending = false;
-    if (common(this.#res).write(chunk)) return true;
+    if (common(this.#res).write(chunk, written)) return true;
     // The client reads slower than the upstream sends: the connection pauses until the response drains (send_timeout).
     if (!this.#waitsForDrain) {
       this.#waitsForDrain = true;

@@ -4,16 +4,27 @@
 // of its own here. Framing follows RFC 9112 §6.3 as llhttp applies it: Content-Length, chunked, or delimited by the
 // close (the connection is then not reused); HEAD, 204 and 304 without a body; 1xx skipped; two Content-Lengths,
 // or Content-Length with Transfer-Encoding, are a parse error: 502 and the socket is discarded (response smuggling).
+//
+// The socket reads into buffers of read-buffers.ts (net's `onread`), never a fresh Buffer per read. llhttp parses
+// every head and every chunked or close-delimited body; a body with a Content-Length of at least a read's size is
+// counted through by the connection itself and its bytes go to the client straight from the read buffer (llhttp
+// would copy each piece into a new Buffer). Bytes past the announced length are then parsed as what they are: a
+// response nobody asked for, which drops the connection.
 import type { Readable } from 'node:stream';
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
+import { READ_SIZE, takeReadBuffer, type ReadBuffer } from './read-buffers.ts';
 import { UpstreamError } from './upstream-errors.ts';
 
 /** What an exchange hears from its connection. The connection calls exactly one of onEnd/onFail, once. */
 export interface ExchangeHandler {
   /** The final response's head; rawHeaders is Node's flat [name, value, ...] list. */
   onHead(status: number, rawHeaders: string[]): void;
-  /** A piece of the response body; false = the client is not reading, the connection pauses until resumed. */
-  onData(chunk: Buffer): boolean;
+  /**
+   * A piece of the response body; false = the client is not reading, the connection pauses until resumed. With
+   * `written`, the chunk lies in a read buffer: it goes to the client's write as its callback, and gives the buffer
+   * back (the chunk must not be kept beyond that write).
+   */
+  onData(chunk: Buffer, written?: () => void): boolean;
   /** Called once per socket read that carried response bytes, after they were relayed. */
   onReadDone(): void;
   /** The response is complete. */
@@ -41,8 +52,6 @@ export interface ConnectionOwner {
 interface NativeParser {
   initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
   execute(data: Buffer): number | Error;
-  consume(handle: object): void;
-  unconsume(): void;
   finish(): number | Error | undefined;
   remove(): void;
   free(): void;
@@ -57,7 +66,6 @@ interface NativeParserClass {
   kOnHeadersComplete: number;
   kOnBody: number;
   kOnMessageComplete: number;
-  kOnExecute: number;
   kLenientNone: number;
 }
 // process.getBuiltinModule reaches node:http's parser from ESM and from the single executable alike.
@@ -69,6 +77,8 @@ const PARSER_RESOURCE = {};
 const MAX_HEADER_SIZE = 16 * 1024;
 const CRLF = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
+/** llhttp's HPE_PAUSED: returned from on_headers_complete, it stops the parser right after the head. */
+const HPE_PAUSED = 21;
 
 export class UpstreamConnection {
   readonly socket: Socket;
@@ -93,8 +103,11 @@ export class UpstreamConnection {
   #skipBody = false;
   #keepAlive = true;
   #partialHeaders: string[] = [];
-  /** The socket's reads go straight into the parser (parser.consume, as node:http's server does): no 'data' events. */
-  #handle: StreamHandle | undefined;
+  /** The buffer the socket reads into now; `lent` once the client's write holds part of it (see read-buffers.ts). */
+  #buffer: ReadBuffer | undefined;
+  #lent = false;
+  /** Bytes of a Content-Length body still to come that the connection relays itself (not llhttp). */
+  #bodyLeft = 0;
   /** Timestamps (ms) read by the pool's sweep: no timer per request or connection. */
   connectDeadline = 0;
   lastIo = 0;
@@ -103,7 +116,9 @@ export class UpstreamConnection {
   readTimeoutMs = 0;
   sendTimeoutMs = 0;
 
-  constructor(socket: Socket, owner: ConnectionOwner, connectTimeoutMs: number, secure: boolean) {
+  /** `open` makes the socket with the given `onread` (net.connect / tls.connect options). */
+  constructor(open: (onread: OnReadOpts) => Socket, owner: ConnectionOwner, connectTimeoutMs: number, secure: boolean) {
+    const socket = open({ buffer: this.#nextBuffer, callback: this.#onRead });
     this.socket = socket;
     this.#owner = owner;
     this.connectDeadline = Date.now() + connectTimeoutMs;
@@ -114,11 +129,9 @@ export class UpstreamConnection {
     parser[HTTPParser.kOnBody] = this.#onBody;
     parser[HTTPParser.kOnMessageComplete] = this.#onMessageComplete;
     parser[HTTPParser.kOnMessageBegin] = this.#onMessageBegin;
-    parser[HTTPParser.kOnExecute] = this.#onExecute;
     this.#parser = parser;
     socket.setNoDelay(true);
     socket.on(secure ? 'secureConnect' : 'connect', this.#onConnect);
-    socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
@@ -228,11 +241,8 @@ export class UpstreamConnection {
     if (this.pausedAt === 0) return;
     this.pausedAt = 0;
     this.lastIo = Date.now();
-    if (this.#handle === undefined) this.socket.resume();
-    else if (!this.#handle.reading) {
-      this.#handle.reading = true;
-      this.#handle.readStart();
-    }
+    // With `onread`, this only starts the handle reading again.
+    this.socket.resume();
   };
 
   /** Checks the exchange's deadlines and the idle time; the pool calls it about once a second. */
@@ -258,14 +268,6 @@ export class UpstreamConnection {
 
   readonly #onConnect = (): void => {
     this.#connecting = false;
-    // Reads then go from the socket's handle into llhttp in C++, without a JS Buffer and a 'data' event per read
-    // (what node:http's server does with its sockets); the parser copies out only the body bytes.
-    const handle = (this.socket as unknown as { _handle?: StreamHandle | null })._handle;
-    if (handle?.isStreamBase && !handle._consumed) {
-      handle._consumed = true;
-      this.#parser.consume(handle);
-      this.#handle = handle;
-    }
     this.write();
   };
 
@@ -313,36 +315,75 @@ export class UpstreamConnection {
     this.#body = null;
   }
 
-  /** Only while the socket is not consumed by the parser (before it connected). */
-  readonly #onData = (chunk: Buffer): void => {
-    this.#onExecute(this.#parser.execute(chunk));
+  /** net calls it after each read for the buffer of the next one: the same, unless the client's write holds it. */
+  readonly #nextBuffer = (): Buffer => {
+    if (this.#buffer === undefined || this.#lent) {
+      this.#buffer = takeReadBuffer();
+      this.#lent = false;
+    }
+    return this.#buffer.bytes;
   };
 
-  /** After each read the parser went through. */
-  readonly #onExecute = (result: number | Error): void => {
-    const handler = this.#handler;
-    if (result instanceof Error) {
-      if (handler === undefined) this.socket.destroy();
+  /** One read of `nread` bytes into `bytes`; false stops reading until resume(). */
+  readonly #onRead = (nread: number, bytes: Buffer): boolean => {
+    let at = 0;
+    while (at < nread && !this.socket.destroyed) {
+      if (this.#bodyLeft > 0) {
+        at = this.#relayBody(bytes, at, nread);
+        continue;
+      }
+      const result = this.#parser.execute(at === 0 && nread === bytes.length ? bytes : bytes.subarray(at, nread));
+      if (!(result instanceof Error)) break;
+      const error = result as NodeJS.ErrnoException & { bytesParsed: number };
+      if (error.code === 'HPE_PAUSED' && this.#bodyLeft > 0) {
+        // The head ended here; the body that follows is the connection's to relay.
+        at += error.bytesParsed;
+        continue;
+      }
+      if (this.#handler === undefined) this.socket.destroy();
       else
         this.#fail(
-          new UpstreamError(
-            (result as NodeJS.ErrnoException).code ?? 'HPE_INVALID',
-            `invalid response from the upstream: ${result.message}`,
-          ),
+          new UpstreamError(error.code ?? 'HPE_INVALID', `invalid response from the upstream: ${error.message}`),
           'no',
         );
-      return;
+      return false;
     }
-    if (handler === undefined) return;
-    this.lastIo = Date.now();
-    handler.onReadDone();
+    const handler = this.#handler;
+    if (handler !== undefined) {
+      this.lastIo = Date.now();
+      handler.onReadDone();
+    }
+    return this.pausedAt === 0;
   };
+
+  /** Relays the body bytes of this read from `at` on, up to the announced length; returns where they end. */
+  #relayBody(bytes: Buffer, at: number, nread: number): number {
+    const handler = this.#handler;
+    const end = Math.min(nread, at + this.#bodyLeft);
+    this.#bodyLeft -= end - at;
+    if (handler !== undefined) {
+      this.#lent = true;
+      const chunk = at === 0 && end === bytes.length ? bytes : bytes.subarray(at, end);
+      if (!handler.onData(chunk, this.#buffer!.release)) this.#pause();
+    }
+    if (this.#bodyLeft === 0) {
+      // llhttp stopped after the head: it starts afresh for the next response (or for stray bytes after this one).
+      this.#parser.initialize(HTTPParser.RESPONSE, PARSER_RESOURCE, MAX_HEADER_SIZE, HTTPParser.kLenientNone);
+      this.#messageComplete();
+    }
+    return end;
+  }
+
+  /** The client reads slower than the upstream sends: reading stops after this read (the send_timeout runs). */
+  #pause(): void {
+    if (this.pausedAt === 0) this.pausedAt = Date.now();
+  }
 
   readonly #onEnd = (): void => {
     // A close-delimited body ends here (finish() completes it); any other message cut short is an error.
     if (this.#handler !== undefined && this.#written) {
-      const result = this.#parser.finish();
-      if (result instanceof Error) this.#fail(closedError('the upstream closed the connection mid-response'), 'no');
+      if (this.#bodyLeft > 0 || this.#parser.finish() instanceof Error)
+        this.#fail(closedError('the upstream closed the connection mid-response'), 'no');
     }
     this.#fail(closedError('the upstream closed the connection before answering'), this.#closedRetry());
     this.socket.destroy();
@@ -356,9 +397,11 @@ export class UpstreamConnection {
     this.#fail(closedError('the upstream connection closed'), this.#closedRetry());
     this.#detachBody();
     // As node:http does (freeParser): the native parser is released once its stack has unwound.
-    if (this.#handle !== undefined) this.#parser.unconsume();
     this.#parser.remove();
     this.#parser.close();
+    // No read comes after the close: the buffer goes back unless a client's write still holds it.
+    if (!this.#lent) this.#buffer?.release();
+    this.#buffer = undefined;
     this.#owner.forget(this);
   };
 
@@ -429,19 +472,16 @@ export class UpstreamConnection {
     }
     this.#keepAlive = shouldKeepAlive;
     handler.onHead(status, raw ?? []);
-    return this.#skipBody ? 1 : 0;
+    if (this.#skipBody) return 1;
+    const length = status === 204 || status === 304 ? 0 : announcedLength(raw);
+    if (length < READ_SIZE || this.#handler !== handler) return 0;
+    this.#bodyLeft = length;
+    return HPE_PAUSED;
   };
 
   readonly #onBody = (chunk: Buffer): void => {
     const handler = this.#handler;
-    if (handler === undefined || handler.onData(chunk) || this.pausedAt !== 0) return;
-    // The client reads slower than the upstream sends: stop reading the upstream until it drains (send_timeout).
-    this.pausedAt = Date.now();
-    if (this.#handle === undefined) this.socket.pause();
-    else if (this.#handle.reading) {
-      this.#handle.reading = false;
-      this.#handle.readStop();
-    }
+    if (handler !== undefined && !handler.onData(chunk)) this.#pause();
   };
 
   readonly #onMessageComplete = (): void => {
@@ -449,12 +489,19 @@ export class UpstreamConnection {
       this.#informational = false;
       return;
     }
+    this.#messageComplete();
+  };
+
+  #messageComplete(): void {
     const handler = this.#handler;
     // Trailers (RFC 9112 §7.1.2) came in as headers: they are dropped, and never join the next response's head.
     if (this.#partialHeaders.length > 0) this.#partialHeaders = [];
     if (handler === undefined) return;
     this.#handler = undefined;
     this.#reused = true;
+    // A last piece the client could not take at once paused reading; the response is whole now, so the connection reads
+    // on (its next answer, or stray bytes and the close while idle) without waiting for that client's drain.
+    this.pausedAt = 0;
     // Reused only when both sides say keep-alive and the whole request went out (an early answer leaves the upstream
     // reading a body we stop sending).
     if (this.#keepAlive && this.#requestDone) this.#owner.release(this);
@@ -463,16 +510,22 @@ export class UpstreamConnection {
       this.socket.destroy();
     }
     handler.onEnd();
-  };
+  }
 }
 
-/** The native stream handle of a socket (TCPWrap, TLSWrap), as node:http's server drives it when consumed. */
-interface StreamHandle {
-  isStreamBase?: boolean;
-  _consumed?: boolean;
-  reading: boolean;
-  readStart(): number;
-  readStop(): number;
+/**
+ * The Content-Length of a head llhttp accepted, when it frames the body (no Transfer-Encoding); else 0. llhttp has
+ * already refused a malformed value, two of them, and one beside Transfer-Encoding.
+ */
+function announcedLength(raw: string[] | undefined): number {
+  if (raw === undefined) return 0;
+  let length = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return 0;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') length = Number(raw[i + 1]);
+  }
+  return Number.isSafeInteger(length) ? length : 0;
 }
 
 function closedError(message: string): Error {

@@ -95,19 +95,23 @@ export class UpstreamPool implements ConnectionOwner {
   }
 
   #connect(connectTimeoutMs: number): UpstreamConnection {
-    const socket = this.#secure
-      ? tls.connect({
-          host: this.#host,
-          port: this.#port,
-          // SNI carries a host name, never an IP address (RFC 6066 §3).
-          servername: net.isIP(this.#host) === 0 ? this.#host : '',
-          ca: this.#ca,
-          ALPNProtocols: ['http/1.1'],
-          session: this.#session,
-        })
-      : net.connect({ host: this.#host, port: this.#port });
-    if (this.#secure) (socket as tls.TLSSocket).on('session', this.#onSession);
-    const connection = new UpstreamConnection(socket, this, connectTimeoutMs, this.#secure);
+    const open = (onread: net.OnReadOpts): net.Socket => {
+      if (!this.#secure) return net.connect({ host: this.#host, port: this.#port, onread });
+      const socket = tls.connect({
+        host: this.#host,
+        port: this.#port,
+        // SNI carries a host name, never an IP address (RFC 6066 §3).
+        servername: net.isIP(this.#host) === 0 ? this.#host : '',
+        ca: this.#ca,
+        ALPNProtocols: ['http/1.1'],
+        session: this.#session,
+        // tls.connect takes `onread` like net.connect (Node's TLSSocket passes it on); @types/node omits it.
+        onread,
+      } as tls.ConnectionOptions);
+      socket.on('session', this.#onSession);
+      return socket;
+    };
+    const connection = new UpstreamConnection(open, this, connectTimeoutMs, this.#secure);
     this.#all.add(connection);
     if (sweeping.size === 0) startSweeping();
     sweeping.add(this);

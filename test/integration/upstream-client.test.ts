@@ -1,6 +1,7 @@
 // Gatehouse's own HTTP/1.1 upstream client (upstream-pool.ts, upstream-connection.ts) against real upstreams: Express 5
 // and Hono for what frameworks send, raw `net` servers for what only a broken or hostile upstream sends.
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import http from 'node:http';
@@ -16,6 +17,7 @@ import { streamText } from 'hono/streaming';
 import { readAll } from '../harness/backend.ts';
 import { request } from '../harness/clients.ts';
 import { groupSiteToml, siteToml, startGatehouse } from '../harness/gatehouse.ts';
+import { READ_SIZE } from '../../src/proxy/read-buffers.ts';
 import { createTestCa } from '../harness/pki.ts';
 
 const ca = createTestCa();
@@ -472,4 +474,212 @@ test('connect_timeout covers the TLS handshake of an https:// upstream that acce
   assert.equal(reply.status, 504);
   assert.equal(JSON.parse(reply.body).error, 'ERR_UPSTREAM_TIMEOUT');
   await gh.logLine((line) => line.error === 'ERR_UPSTREAM_TIMEOUT', 'the access log names the timeout');
+});
+
+// Bodies with a Content-Length of a read (READ_SIZE) or more are relayed by the connection itself, from its read buffers,
+// without llhttp's copy per read (upstream-connection.ts); the tests below hold that path to the same rules.
+
+/** The SHA-256 and length of what a response stream carries; `slow` yields to the event loop after every chunk. */
+async function digest(stream: NodeJS.ReadableStream & { pause(): void; resume(): void }, slow = false) {
+  const hash = createHash('sha256');
+  let length = 0;
+  stream.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    length += chunk.length;
+    if (slow) {
+      stream.pause();
+      setImmediate(() => stream.resume());
+    }
+  });
+  await once(stream, 'end');
+  return { sha256: hash.digest('hex'), length };
+}
+
+function h1Get(port: number, path: string): Promise<http.IncomingMessage> {
+  const req = https.get({
+    host: '127.0.0.1',
+    port,
+    ca: ca.caPem,
+    servername: 'app.test',
+    path,
+    headers: { host: 'app.test' },
+    agent: false,
+  });
+  return once(req, 'response').then(([res]) => res as http.IncomingMessage);
+}
+
+test('a 50 MB Content-Length body arrives byte-exact (SHA-256) over HTTP/1.1 and HTTP/2, a slow reader too; from Express, Hono and an https:// upstream', async (t) => {
+  const body = randomBytes(50 * 1024 * 1024);
+  const expected = { sha256: createHash('sha256').update(body).digest('hex'), length: body.length };
+  const file = path.join(ca.dir, 'fifty.bin');
+  fs.writeFileSync(file, body);
+  const app = express();
+  app.get('/file', (_req, res) => res.sendFile(file));
+  const backend = await listen(t, http.createServer(app));
+  const hono = new Hono();
+  hono.get('/buffer', (c) =>
+    c.body(body.subarray(0, 8 * 1024 * 1024), 200, { 'content-type': 'application/octet-stream' }),
+  );
+  const upstreamCa = createTestCa(undefined, 'Upstream Test CA');
+  const upstreamCert = upstreamCa.issue(['localhost']);
+  const tlsServer = serve({
+    fetch: hono.fetch,
+    port: 0,
+    hostname: '127.0.0.1',
+    createServer: https.createServer,
+    serverOptions: { cert: upstreamCert.certPem, key: fs.readFileSync(upstreamCert.keyFile) },
+  }) as https.Server;
+  await once(tlsServer, 'listening');
+  t.after(() => new Promise<void>((resolve) => tlsServer.close(() => resolve())));
+  const caFile = path.join(upstreamCa.dir, 'upstream-ca.pem');
+  fs.writeFileSync(caFile, upstreamCa.caPem);
+  const gh = await startGatehouse(t, {
+    sites: {
+      app: groupSiteToml(
+        cert,
+        backend.url,
+        '',
+        `[upstreams.tls]\nservers = ["https://localhost:${(tlsServer.address() as AddressInfo).port}"]\nca = ${JSON.stringify(caFile)}\n[[routes]]\npath = "/buffer"\nupstream = "tls"`,
+      ),
+    },
+  });
+
+  const h1 = await h1Get(gh.port, '/file');
+  assert.equal(h1.headers['content-length'], String(body.length));
+  assert.deepEqual(await digest(h1), expected, 'HTTP/1.1');
+
+  const session = http2.connect(`https://127.0.0.1:${gh.port}`, { ca: ca.caPem, servername: 'app.test' });
+  t.after(() => session.close());
+  const fast = session.request({ ':path': '/file', ':authority': 'app.test' });
+  const slow = session.request({ ':path': '/file', ':authority': 'app.test' });
+  const [fastDigest, slowDigest] = await Promise.all([digest(fast), digest(slow, true)]);
+  assert.deepEqual(fastDigest, expected, 'HTTP/2');
+  assert.deepEqual(slowDigest, expected, 'HTTP/2, a reader that lets the writes queue up');
+
+  const overTls = await h1Get(gh.port, '/buffer');
+  assert.deepEqual(
+    await digest(overTls, true),
+    {
+      sha256: createHash('sha256')
+        .update(body.subarray(0, 8 * 1024 * 1024))
+        .digest('hex'),
+      length: 8 * 1024 * 1024,
+    },
+    'from an https:// upstream (TLS reads of 16 KiB records)',
+  );
+  assert.equal(backend.connections(), 2, 'the first exchange left its connection to one of the two concurrent ones');
+});
+
+test('bodies at the edge of a read (64 KiB and READ_SIZE, each ± 1; 1 MB) from Express, each followed by the next on the same connection', async (t) => {
+  const sizes = [65_535, 65_536, 65_537, READ_SIZE - 1, READ_SIZE, READ_SIZE + 1, 1_000_000, 10];
+  const app = express();
+  app.get('/size/:n', (req, res) => {
+    res.send(Buffer.alloc(Number(req.params.n), Number(req.params.n) % 251));
+  });
+  const backend = await listen(t, http.createServer(app));
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, backend.url) } });
+  for (const size of sizes) {
+    const res = await h1Get(gh.port, `/size/${size}`);
+    const expected = createHash('sha256')
+      .update(Buffer.alloc(size, size % 251))
+      .digest('hex');
+    assert.deepEqual(await digest(res), { sha256: expected, length: size }, `${size} bytes`);
+  }
+  assert.equal(backend.connections(), 1);
+});
+
+test('response smuggling past a large Content-Length body: the client gets the announced bytes only, the connection is dropped', async (t) => {
+  const big = READ_SIZE + 100_000;
+  const payload = Buffer.alloc(big, 'b');
+  let strayClosed: Promise<unknown> = Promise.resolve();
+  const smuggled = 'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled';
+  const upstream = await rawUpstream(t, (head, socket, index) => {
+    const answer = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${big}\r\n\r\n`), payload]);
+    if (head.startsWith('GET /same-write')) socket.write(Buffer.concat([answer, Buffer.from(smuggled)]));
+    else if (head.startsWith('GET /later')) {
+      strayClosed = once(socket, 'close');
+      socket.write(answer);
+      setImmediate(() => socket.write(smuggled));
+    } else socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nreal-${index % 10}`);
+  });
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, upstream.url) } });
+
+  const sameWrite = await get(gh.port, '/same-write');
+  assert.equal(sameWrite.body, payload.toString(), 'exactly the announced bytes');
+  assert.match((await get(gh.port, '/next')).body, /^real-\d$/);
+  assert.equal(upstream.connections(), 2, 'the connection that carried the stray bytes was dropped');
+  assert.equal((await get(gh.port, '/later')).body, payload.toString());
+  await strayClosed;
+  for (let i = 0; i < 3; i++) assert.match((await get(gh.port, '/next')).body, /^real-\d$/);
+  assert.equal(upstream.connections(), 3);
+});
+
+test('an upstream that closes in the middle of a large Content-Length body: a broken response over HTTP/1.1 and HTTP/2', async (t) => {
+  const upstream = await rawUpstream(t, (_head, socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n');
+    // Several reads' worth of the body, then the close.
+    socket.end(Buffer.alloc(300_000, 'x'));
+  });
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, upstream.url) } });
+  const outcome = await get(gh.port, '/').then(
+    (reply) => `complete: ${reply.body.length} bytes`,
+    (error: NodeJS.ErrnoException) => `broken: ${error.code}`,
+  );
+  assert.match(outcome, /^broken: /, outcome);
+  const session = http2.connect(`https://127.0.0.1:${gh.port}`, { ca: ca.caPem, servername: 'app.test' });
+  t.after(() => session.close());
+  const stream = session.request({ ':path': '/', ':authority': 'app.test' });
+  stream.resume();
+  stream.on('error', () => {});
+  await new Promise((resolve) => stream.on('close', resolve));
+  assert.notEqual(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'the HTTP/2 stream is reset, not ended');
+});
+
+test('HEAD and 304 announce a large Content-Length and carry no body: the connection serves the next request', async (t) => {
+  const upstream = await rawUpstream(t, (head, socket) => {
+    if (head.startsWith('HEAD ')) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\n');
+    else if (head.startsWith('GET /etag')) socket.write('HTTP/1.1 304 Not Modified\r\nContent-Length: 5000000\r\n\r\n');
+    else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext');
+  });
+  const gh = await startGatehouse(t, { sites: { app: siteToml(['app.test'], cert, upstream.url) } });
+  const head = await get(gh.port, '/big', { ca: ca.caPem, method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(head.headers['content-length'], '5000000');
+  assert.equal(head.body, '');
+  assert.equal((await get(gh.port, '/next')).body, 'next');
+  const notModified = await get(gh.port, '/etag');
+  assert.equal(notModified.status, 304);
+  assert.equal(notModified.body, '');
+  assert.equal((await get(gh.port, '/next')).body, 'next');
+  assert.equal(upstream.connections(), 1);
+});
+
+test('a client that leaves in the middle of a large body frees its upstream connection at once (keepalive = 1)', async (t) => {
+  let upstreamClosed: () => void;
+  const closed = new Promise<void>((resolve) => (upstreamClosed = resolve));
+  const app = express();
+  app.get('/big', (req, res) => {
+    req.socket.once('close', () => upstreamClosed());
+    res.set('content-length', String(100 * 1024 * 1024));
+    const piece = Buffer.alloc(64 * 1024, 'y');
+    const pump = () => {
+      while (res.write(piece));
+      res.once('drain', pump);
+    };
+    pump();
+  });
+  app.get('/fast', (_req, res) => {
+    res.send('fast');
+  });
+  const backend = await listen(t, http.createServer(app));
+  const gh = await startGatehouse(t, {
+    sites: { app: groupSiteToml(cert, backend.url, 'keepalive = 1\nmax_pending = 4') },
+  });
+  const res = await h1Get(gh.port, '/big');
+  await once(res, 'data');
+  res.destroy();
+  await closed;
+  const fast = await get(gh.port, '/fast');
+  assert.equal(fast.body, 'fast');
+  assert.equal(backend.connections(), 2, 'the connection of the abandoned body was cut and replaced');
 });
